@@ -1,0 +1,111 @@
+//! Connecting, and creating the streams and consumers runledger needs when they are missing.
+
+use crate::names::BusNames;
+use async_nats::jetstream::{self, consumer, stream};
+use std::time::Duration;
+
+/// NATS failures, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Could not connect.
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        /// The server.
+        url: String,
+        /// Why.
+        source: async_nats::ConnectError,
+    },
+    /// A JetStream call failed.
+    #[error("JetStream {what} failed: {message}")]
+    JetStream {
+        /// The operation.
+        what: &'static str,
+        /// The server's or client's message.
+        message: String,
+    },
+}
+
+fn js_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> BusError {
+    move |err| BusError::JetStream {
+        what,
+        message: err.to_string(),
+    }
+}
+
+/// Connects to NATS, naming the connection after the component.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|source| BusError::Connect {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// A JetStream context that waits (rather than fails) when many publish acks are in flight.
+pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .max_ack_inflight(20_000)
+        .backpressure_on_inflight(true)
+        .build(client)
+}
+
+/// Creates `RUNLEDGER_COMMANDS` and `RUNLEDGER_EVENTS` when they are missing.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    names: &BusNames,
+) -> Result<(stream::Stream, stream::Stream), BusError> {
+    let commands = js
+        .get_or_create_stream(stream::Config {
+            name: names.commands_stream(),
+            subjects: vec![names.commands_filter()],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| js_error("create commands stream")(err.into()))?;
+    let events = js
+        .get_or_create_stream(stream::Config {
+            name: names.events_stream(),
+            subjects: vec![names.events_filter()],
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(120),
+            storage: stream::StorageType::File,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| js_error("create events stream")(err.into()))?;
+    Ok((commands, events))
+}
+
+/// The handler's durable pull consumer: explicit acks, every command from the start. A message
+/// not acked within `ack_wait` (its handler crashed) is delivered again.
+pub async fn handler_consumer(
+    commands: &stream::Stream,
+    names: &BusNames,
+    ack_wait: Duration,
+) -> Result<consumer::PullConsumer, BusError> {
+    let durable = names.handler_consumer();
+    commands
+        .get_or_create_consumer(
+            durable,
+            consumer::pull::Config {
+                durable_name: Some(durable.to_owned()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait,
+                max_ack_pending: 20_000,
+                filter_subject: names.commands_filter(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|err| js_error("create handler consumer")(err.into()))
+}

@@ -1,0 +1,106 @@
+//! Decide: a pure function from the lab's state and one command to the events to append, or to
+//! the [`Rejection`] that explains why nothing changes. One module per command family.
+
+mod machines;
+mod reports;
+mod runs;
+mod test_cases;
+mod users;
+mod venvs;
+
+use crate::authz;
+use crate::state::{Lab, MachineState, RunState, VenvState};
+use runledger_types::{
+    Actor, Command, Event, MachineId, Rejection, RejectionCode, RunId, TestCaseId, VenvId,
+};
+
+/// Decides what `command`, asked by `actor`, does to `lab`: `Ok(events)` to append in order (may
+/// be empty: accepted, nothing changes), or a [`Rejection`] (a domain value, not an error).
+pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>, Rejection> {
+    let executor = authz::check_command(lab, actor, command.command_type())?;
+    let executor = executor.as_deref().unwrap_or_default();
+    match command {
+        Command::RegisterUser(c) => users::register_user(lab, c),
+        Command::DefineTestCase(c) => test_cases::define_test_case(lab, c),
+        Command::RegisterMachine(c) => machines::register_machine(lab, actor, c),
+        Command::UpdateMachine(c) => machines::update_machine(lab, actor, c),
+        Command::RetireMachine(c) => machines::retire_machine(lab, actor, c),
+        Command::AddVenv(c) => venvs::add_venv(lab, actor, c),
+        Command::RemoveVenv(c) => venvs::remove_venv(lab, actor, c),
+        Command::StartRun(c) => runs::start_run(lab, actor, c),
+        Command::CancelRun(c) => runs::cancel_run(lab, actor, c),
+        Command::ReportRunStarted(c) => reports::run_started(lab, executor, c),
+        Command::ReportRunOutput(c) => reports::run_output(lab, executor, c),
+        Command::ReportRunFinished(c) => reports::run_finished(lab, executor, c),
+        Command::ReportVenvProvisioned(c) => venvs::provisioned(lab, c),
+        Command::ReportVenvProvisioningFailed(c) => venvs::provisioning_failed(lab, c),
+        Command::ReportHostKey(c) => machines::report_host_key(lab, c),
+        Command::ExecutorHeartbeat(c) => Ok(vec![Event::ExecutorHeartbeat(
+            runledger_types::event::ExecutorHeartbeat {
+                executor: executor.to_owned(),
+                run_ids: c.run_ids.clone(),
+            },
+        )]),
+    }
+}
+
+/// A rejection with `code` and `message`.
+fn reject<T>(code: RejectionCode, message: String) -> Result<T, Rejection> {
+    Err(Rejection::new(code, message))
+}
+
+/// The machine `machine_id`, or `unknown_machine`.
+fn machine(lab: &Lab, machine_id: MachineId) -> Result<&MachineState, Rejection> {
+    match lab.machine(&machine_id) {
+        Some(machine) => Ok(machine),
+        None => reject(
+            RejectionCode::UnknownMachine,
+            format!("machine {machine_id} is not registered"),
+        ),
+    }
+}
+
+/// The machine `machine_id` if it is not retired; else `unknown_machine` or `machine_retired`.
+fn live_machine(lab: &Lab, machine_id: MachineId) -> Result<&MachineState, Rejection> {
+    let found = machine(lab, machine_id)?;
+    if found.retired {
+        return reject(
+            RejectionCode::MachineRetired,
+            format!("machine {machine_id} is retired"),
+        );
+    }
+    Ok(found)
+}
+
+/// The venv `venv_id`, or `unknown_venv`.
+fn venv(lab: &Lab, venv_id: VenvId) -> Result<&VenvState, Rejection> {
+    match lab.venv(&venv_id) {
+        Some(venv) => Ok(venv),
+        None => reject(
+            RejectionCode::UnknownVenv,
+            format!("venv {venv_id} does not exist"),
+        ),
+    }
+}
+
+/// The run `run_id`, or `unknown_run`.
+fn run(lab: &Lab, run_id: RunId) -> Result<&RunState, Rejection> {
+    match lab.run(&run_id) {
+        Some(run) => Ok(run),
+        None => reject(
+            RejectionCode::UnknownRun,
+            format!("run {run_id} does not exist"),
+        ),
+    }
+}
+
+/// `unknown_test_case` unless `test_case_id` is defined.
+fn require_test_case(lab: &Lab, test_case_id: TestCaseId) -> Result<(), Rejection> {
+    match lab.test_case(&test_case_id) {
+        Some(_) => Ok(()),
+        None => reject(
+            RejectionCode::UnknownTestCase,
+            format!("test case {test_case_id} is not defined"),
+        ),
+    }
+}

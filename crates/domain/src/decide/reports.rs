@@ -1,0 +1,123 @@
+//! The executor's run reports: `report_run_started`, `report_run_output`,
+//! `report_run_finished`. Each is checked against the run's phase and against the executor that
+//! holds the run; a repeated report changes nothing.
+
+use super::{reject, run};
+use crate::scheduling::then_fill;
+use crate::state::{Lab, RunPhase, RunState};
+use runledger_types::command::{ReportRunFinished, ReportRunOutput, ReportRunStarted};
+use runledger_types::event::{RunFinished, RunOutput, RunStarted, VenvReleased};
+use runledger_types::{Event, Rejection, RejectionCode, RunId};
+
+/// `run_started` for an assigned run. Repeated by the executor that started it: no events.
+pub(super) fn run_started(
+    lab: &Lab,
+    executor: &str,
+    command: &ReportRunStarted,
+) -> Result<Vec<Event>, Rejection> {
+    let run_id = command.run_id;
+    let found = run(lab, run_id)?;
+    match found.phase {
+        RunPhase::Assigned => Ok(vec![Event::RunStarted(RunStarted {
+            run_id,
+            executor: executor.to_owned(),
+        })]),
+        RunPhase::Running => same_executor(run_id, found, executor).map(|()| Vec::new()),
+        RunPhase::Finished(_) => finished(run_id),
+        RunPhase::Requested | RunPhase::Queued => not_assigned(run_id),
+    }
+}
+
+/// `run_output` for a running run, from the executor that started it; a chunk whose `seq` is
+/// not above the highest recorded one changes nothing.
+pub(super) fn run_output(
+    lab: &Lab,
+    executor: &str,
+    command: &ReportRunOutput,
+) -> Result<Vec<Event>, Rejection> {
+    let run_id = command.run_id;
+    let found = run(lab, run_id)?;
+    match found.phase {
+        RunPhase::Running => same_executor(run_id, found, executor)?,
+        RunPhase::Finished(_) => return finished(run_id),
+        _ => {
+            return reject(
+                RejectionCode::RunNotRunning,
+                format!("run {run_id} is not running"),
+            );
+        }
+    }
+    if command.seq <= found.last_seq {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::RunOutput(RunOutput {
+        run_id,
+        seq: command.seq,
+        stream: command.stream,
+        text: command.text.clone(),
+    })])
+}
+
+/// `run_finished` + `venv_released` + the freed venv's next run. Allowed while running (from the
+/// executor that started it) or assigned (any executor: it failed before starting).
+///
+/// Extension point for retries (a later issue): an infrastructure `error` with attempts left
+/// will decide here, in [`finish`], a new assignment instead of the final `run_finished`.
+pub(super) fn run_finished(
+    lab: &Lab,
+    executor: &str,
+    command: &ReportRunFinished,
+) -> Result<Vec<Event>, Rejection> {
+    let run_id = command.run_id;
+    let found = run(lab, run_id)?;
+    match found.phase {
+        RunPhase::Running => same_executor(run_id, found, executor)?,
+        RunPhase::Assigned => {}
+        RunPhase::Finished(_) => return finished(run_id),
+        RunPhase::Requested | RunPhase::Queued => return not_assigned(run_id),
+    }
+    Ok(finish(lab, found, command))
+}
+
+/// The events that end a run holding a venv: the final status, the release, the next run.
+fn finish(lab: &Lab, found: &RunState, command: &ReportRunFinished) -> Vec<Event> {
+    let run_id = command.run_id;
+    let mut decided = vec![Event::RunFinished(RunFinished {
+        run_id,
+        status: command.status,
+        exit_code: command.exit_code,
+        summary: command.summary,
+        reason: command.reason.clone(),
+        error_code: command.error_code.clone(),
+        tests: command.tests.clone(),
+    })];
+    let Some(venv_id) = found.venv_id else {
+        return decided;
+    };
+    decided.push(Event::VenvReleased(VenvReleased { venv_id, run_id }));
+    then_fill(lab, decided, [venv_id])
+}
+
+fn same_executor(run_id: RunId, found: &RunState, executor: &str) -> Result<(), Rejection> {
+    match found.executor.as_deref() {
+        Some(holder) if holder != executor => reject(
+            RejectionCode::ExecutorMismatch,
+            format!("run {run_id} is held by executor {holder}, not by {executor}"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn finished<T>(run_id: RunId) -> Result<T, Rejection> {
+    reject(
+        RejectionCode::RunFinished,
+        format!("run {run_id} has already finished"),
+    )
+}
+
+fn not_assigned<T>(run_id: RunId) -> Result<T, Rejection> {
+    reject(
+        RejectionCode::RunNotAssigned,
+        format!("run {run_id} is queued: no venv is assigned to it yet"),
+    )
+}

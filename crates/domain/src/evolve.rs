@@ -1,0 +1,181 @@
+//! Evolve: folds one event into the lab. It never fails: an event in the log is a fact, so an
+//! event naming something unknown (impossible when every event came from `decide`) only bumps
+//! its stream's version.
+
+use crate::state::{Lab, MachineState, RunPhase, RunSelector, RunState, VenvState, VenvStatus};
+use runledger_types::event::{
+    MachineRegistered, MachineUpdated, RunAssigned, RunFinished, RunRequested, VenvAdded,
+};
+use runledger_types::{Event, RunId, VenvId};
+
+/// Applies one event to the state, and bumps the version of the event's stream
+/// (`event.stream_id()`) by one.
+pub fn evolve(lab: &mut Lab, event: &Event) {
+    let stream = event.stream_id();
+    let version = lab.stream_version(&stream);
+    lab.versions.insert(stream, version + 1);
+    match event {
+        Event::UserRegistered(e) => {
+            let user = crate::state::UserState { role: e.role };
+            lab.users.insert(e.username.clone(), user);
+        }
+        Event::MachineRegistered(e) => machine_registered(lab, e),
+        Event::MachineUpdated(e) => machine_updated(lab, e),
+        Event::HostKeyPinned(e) => {
+            if let Some(machine) = lab.machines.get_mut(&e.machine_id) {
+                machine.host_key = Some(e.fingerprint.clone());
+            }
+        }
+        Event::MachineRetired(e) => {
+            if let Some(machine) = lab.machines.get_mut(&e.machine_id) {
+                machine.retired = true;
+            }
+        }
+        Event::TestCaseDefined(e) => {
+            let test_case = crate::state::TestCaseState { retries: e.retries };
+            lab.test_cases.insert(e.test_case_id, test_case);
+        }
+        Event::ExecutorHeartbeat(_) | Event::CommandRejected(_) => {}
+        other => {
+            evolve_venv(lab, other);
+            evolve_run(lab, other);
+        }
+    }
+}
+
+fn machine_registered(lab: &mut Lab, e: &MachineRegistered) {
+    let machine = MachineState {
+        owner: e.owner.clone(),
+        os: e.os,
+        labels: e.labels.clone(),
+        host_key: e.host_key.clone(),
+        retired: false,
+    };
+    lab.machines.insert(e.machine_id, machine);
+}
+
+fn machine_updated(lab: &mut Lab, e: &MachineUpdated) {
+    let Some(machine) = lab.machines.get_mut(&e.machine_id) else {
+        return;
+    };
+    if let Some(os) = e.os {
+        machine.os = os;
+    }
+    if let Some(labels) = &e.labels {
+        machine.labels = labels.clone();
+    }
+    if let Some(host_key) = &e.host_key {
+        machine.host_key = Some(host_key.clone());
+    }
+}
+
+fn evolve_venv(lab: &mut Lab, event: &Event) {
+    match event {
+        Event::VenvAdded(e) => venv_added(lab, e),
+        Event::VenvProvisioned(e) => set_venv(lab, e.venv_id, VenvStatus::Free),
+        Event::VenvProvisioningFailed(e) => set_venv(lab, e.venv_id, VenvStatus::Broken),
+        Event::VenvLeased(e) => set_venv(lab, e.venv_id, VenvStatus::Leased(e.run_id)),
+        Event::VenvReleased(e) => set_venv(lab, e.venv_id, VenvStatus::Free),
+        Event::VenvRemoved(e) => set_venv(lab, e.venv_id, VenvStatus::Removed),
+        _ => {}
+    }
+}
+
+fn venv_added(lab: &mut Lab, e: &VenvAdded) {
+    let venv = VenvState {
+        machine_id: e.machine_id,
+        name: e.name.clone(),
+        status: VenvStatus::Provisioning,
+    };
+    lab.venvs.insert(e.venv_id, venv);
+}
+
+fn set_venv(lab: &mut Lab, venv_id: VenvId, status: VenvStatus) {
+    if let Some(venv) = lab.venvs.get_mut(&venv_id) {
+        venv.status = status;
+    }
+}
+
+fn evolve_run(lab: &mut Lab, event: &Event) {
+    match event {
+        Event::RunRequested(e) => run_requested(lab, e),
+        Event::RunQueued(e) => run_queued(lab, e.run_id),
+        Event::RunAssigned(e) => run_assigned(lab, e),
+        Event::RunStarted(e) => with_run(lab, e.run_id, |run| {
+            run.phase = RunPhase::Running;
+            run.executor = Some(e.executor.clone());
+        }),
+        Event::RunOutput(e) => with_run(lab, e.run_id, |run| {
+            run.last_seq = run.last_seq.max(e.seq);
+        }),
+        Event::RunCancelRequested(e) => with_run(lab, e.run_id, |run| {
+            run.cancel_requested = true;
+        }),
+        Event::RunFinished(e) => run_finished(lab, e),
+        _ => {}
+    }
+}
+
+fn run_requested(lab: &mut Lab, e: &RunRequested) {
+    let run = RunState {
+        test_case_id: e.test_case_id,
+        user: e.user.clone(),
+        selector: RunSelector {
+            machine_id: e.machine_id,
+            labels: e.labels.clone(),
+            venv_id: e.venv_id,
+        },
+        phase: RunPhase::Requested,
+        venv_id: None,
+        machine_id: None,
+        attempt: 0,
+        executor: None,
+        cancel_requested: false,
+        last_seq: 0,
+        ticket: None,
+    };
+    lab.runs.insert(e.run_id, run);
+}
+
+fn run_queued(lab: &mut Lab, run_id: RunId) {
+    let ticket = lab.next_ticket;
+    let Some(run) = lab.runs.get_mut(&run_id) else {
+        return;
+    };
+    run.phase = RunPhase::Queued;
+    run.ticket = Some(ticket);
+    lab.next_ticket += 1;
+    lab.queue.insert(ticket, run_id);
+}
+
+fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
+    leave_queue(lab, e.run_id);
+    with_run(lab, e.run_id, |run| {
+        run.phase = RunPhase::Assigned;
+        run.venv_id = Some(e.venv_id);
+        run.machine_id = Some(e.machine_id);
+        run.attempt = e.attempt;
+        run.executor = None;
+        run.cancel_requested = false;
+    });
+}
+
+fn run_finished(lab: &mut Lab, e: &RunFinished) {
+    leave_queue(lab, e.run_id);
+    with_run(lab, e.run_id, |run| {
+        run.phase = RunPhase::Finished(e.status)
+    });
+}
+
+fn leave_queue(lab: &mut Lab, run_id: RunId) {
+    let ticket = lab.runs.get_mut(&run_id).and_then(|run| run.ticket.take());
+    if let Some(ticket) = ticket {
+        lab.queue.remove(&ticket);
+    }
+}
+
+fn with_run(lab: &mut Lab, run_id: RunId, change: impl FnOnce(&mut RunState)) {
+    if let Some(run) = lab.runs.get_mut(&run_id) {
+        change(run);
+    }
+}

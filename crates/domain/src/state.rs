@@ -1,0 +1,202 @@
+//! The lab's state folded from the log: what [`crate::decide`] needs to know, nothing more.
+//!
+//! Every collection is an `imbl` persistent map, so cloning a [`Lab`] is O(1): the handler
+//! clones it before a batch and restores the clone if the transaction fails.
+
+use imbl::OrdMap;
+use runledger_types::{
+    Actor, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId, TestCaseId,
+    Username, VenvId, VenvName,
+};
+use std::collections::BTreeSet;
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserState {
+    /// `admin` or `member`.
+    pub role: Role,
+}
+
+/// A registered machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineState {
+    /// Who registered it and may manage it.
+    pub owner: Actor,
+    /// Decides the default venv path.
+    pub os: Os,
+    /// Labels runs may select it by.
+    pub labels: BTreeSet<Label>,
+    /// The pinned host key, once known.
+    pub host_key: Option<HostKeyFingerprint>,
+    /// True once retired: no new runs go to it.
+    pub retired: bool,
+}
+
+/// Where a venv is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VenvStatus {
+    /// Added; the executor is creating it.
+    Provisioning,
+    /// Ready and not leased.
+    Free,
+    /// Leased by this run alone.
+    Leased(RunId),
+    /// Provisioning failed.
+    Broken,
+    /// Removed; never used again.
+    Removed,
+}
+
+/// A virtualenv on a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenvState {
+    /// The machine it lives on.
+    pub machine_id: MachineId,
+    /// Its name, unique among the machine's venvs that are not removed.
+    pub name: VenvName,
+    /// Where it is in its life.
+    pub status: VenvStatus,
+}
+
+/// A defined test case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCaseState {
+    /// How often an infrastructure error may be retried (used by a later issue).
+    pub retries: u32,
+}
+
+/// What a run asked for: every given part must hold for a venv to serve it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunSelector {
+    /// Only venvs on this machine.
+    pub machine_id: Option<MachineId>,
+    /// Only machines carrying all of these labels.
+    pub labels: BTreeSet<Label>,
+    /// Exactly this venv.
+    pub venv_id: Option<VenvId>,
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPhase {
+    /// Requested; queued or assigned by the next event of the same command.
+    Requested,
+    /// Waiting for a free venv.
+    Queued,
+    /// Holds a venv; waiting for an executor.
+    Assigned,
+    /// An executor runs it.
+    Running,
+    /// Ended with this final status.
+    Finished(RunStatus),
+}
+
+/// A run of a test case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    /// What it runs.
+    pub test_case_id: TestCaseId,
+    /// Who asked for it.
+    pub user: Actor,
+    /// Which venvs may serve it.
+    pub selector: RunSelector,
+    /// Where it is in its life.
+    pub phase: RunPhase,
+    /// The venv it holds or held, once assigned.
+    pub venv_id: Option<VenvId>,
+    /// The machine of that venv.
+    pub machine_id: Option<MachineId>,
+    /// The attempt number of the latest assignment (0 before the first).
+    pub attempt: u32,
+    /// The executor that started it.
+    pub executor: Option<String>,
+    /// True once cancellation was requested while running.
+    pub cancel_requested: bool,
+    /// The highest output `seq` recorded (0 for none).
+    pub last_seq: u64,
+    /// Its place in the queue while queued.
+    pub(crate) ticket: Option<u64>,
+}
+
+/// The whole lab's state folded from the log: users, machines, venvs, test cases, runs, queue,
+/// stream versions.
+#[derive(Debug, Clone, Default)]
+pub struct Lab {
+    pub(crate) users: OrdMap<Username, UserState>,
+    pub(crate) machines: OrdMap<MachineId, MachineState>,
+    pub(crate) venvs: OrdMap<VenvId, VenvState>,
+    pub(crate) test_cases: OrdMap<TestCaseId, TestCaseState>,
+    pub(crate) runs: OrdMap<RunId, RunState>,
+    /// Queued runs by ticket: ascending tickets are the order of their `run_queued` events.
+    pub(crate) queue: OrdMap<u64, RunId>,
+    pub(crate) next_ticket: u64,
+    pub(crate) versions: OrdMap<StreamId, i64>,
+    pub(crate) position: i64,
+}
+
+impl Lab {
+    /// An empty lab: the state before the first event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Current version of a stream (0 when it has no events yet).
+    pub fn stream_version(&self, stream: &StreamId) -> i64 {
+        self.versions.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Global log position this state includes (set by the caller after folding/committing).
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// Records the global log position this state now includes.
+    pub fn set_position(&mut self, position: i64) {
+        self.position = position;
+    }
+
+    /// The user registered under `username`.
+    pub fn user(&self, username: &Username) -> Option<&UserState> {
+        self.users.get(username)
+    }
+
+    /// A machine by id.
+    pub fn machine(&self, machine_id: &MachineId) -> Option<&MachineState> {
+        self.machines.get(machine_id)
+    }
+
+    /// A venv by id.
+    pub fn venv(&self, venv_id: &VenvId) -> Option<&VenvState> {
+        self.venvs.get(venv_id)
+    }
+
+    /// Every venv, by ascending id.
+    pub fn venvs(&self) -> impl Iterator<Item = (&VenvId, &VenvState)> {
+        self.venvs.iter()
+    }
+
+    /// A test case by id.
+    pub fn test_case(&self, test_case_id: &TestCaseId) -> Option<&TestCaseState> {
+        self.test_cases.get(test_case_id)
+    }
+
+    /// A run by id.
+    pub fn run(&self, run_id: &RunId) -> Option<&RunState> {
+        self.runs.get(run_id)
+    }
+
+    /// Every run, by ascending id.
+    pub fn runs(&self) -> impl Iterator<Item = (&RunId, &RunState)> {
+        self.runs.iter()
+    }
+
+    /// How many runs wait in the queue.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The queued runs, oldest first.
+    pub fn queued_runs(&self) -> impl Iterator<Item = RunId> + '_ {
+        self.queue.values().copied()
+    }
+}

@@ -1,0 +1,153 @@
+//! Who may do what: roles, ownership, trusted systems and executors.
+
+use crate::testing::*;
+use runledger_types::command::{
+    AddVenv, CancelRun, ExecutorHeartbeat, RemoveVenv, ReportRunStarted, RetireMachine,
+    UpdateMachine,
+};
+use runledger_types::{Command, Line, MachineName, RejectionCode, VenvName};
+
+fn rename(machine_id: runledger_types::MachineId) -> Command {
+    Command::UpdateMachine(UpdateMachine {
+        machine_id,
+        name: Some(MachineName::parse("renamed").expect("name")),
+        host: None,
+        port: None,
+        os: None,
+        username: None,
+        password: None,
+        private_key: None,
+        host_key: None,
+        labels: None,
+    })
+}
+
+fn add_venv(n: u128) -> Command {
+    Command::AddVenv(AddVenv {
+        venv_id: v(n),
+        machine_id: m(1),
+        name: VenvName::parse(format!("extra{n}")).expect("name"),
+        path: None,
+        python: Line::parse("python3").expect("line"),
+        requirements: Vec::new(),
+    })
+}
+
+#[test]
+fn members_manage_only_machines_they_own() {
+    given(&world()).when(MEMBER, rename(m(1))).events();
+    given(&world())
+        .when(OTHER, rename(m(1)))
+        .then_reject(RejectionCode::Forbidden);
+    let retire = Command::RetireMachine(RetireMachine { machine_id: m(1) });
+    let rejection = given(&world())
+        .when(OTHER, retire.clone())
+        .then_reject(RejectionCode::Forbidden);
+    assert!(rejection.message.contains(&m(1).to_string()));
+    given(&world()).when(MEMBER, retire).events();
+}
+
+#[test]
+fn admins_and_trusted_systems_manage_every_machine() {
+    given(&world()).when(ADMIN, rename(m(1))).events();
+    given(&world()).when(SYSTEM, rename(m(1))).events();
+}
+
+#[test]
+fn members_manage_venvs_of_their_own_machines_only() {
+    given(&world()).when(MEMBER, add_venv(5)).events();
+    given(&world())
+        .when(OTHER, add_venv(5))
+        .then_reject(RejectionCode::Forbidden);
+    given(&world()).when(ADMIN, add_venv(5)).events();
+    let remove = Command::RemoveVenv(RemoveVenv { venv_id: v(1) });
+    given(&world())
+        .when(OTHER, remove.clone())
+        .then_reject(RejectionCode::Forbidden);
+    given(&world()).when(MEMBER, remove).events();
+}
+
+#[test]
+fn members_may_not_register_users_or_define_test_cases() {
+    let rejection = given(&users())
+        .when(MEMBER, Command::DefineTestCase(define_smoke()))
+        .then_reject(RejectionCode::Forbidden);
+    assert!(rejection.message.contains("define_test_case"));
+    let register = Command::RegisterUser(runledger_types::command::RegisterUser {
+        username: runledger_types::Username::parse("eve").expect("username"),
+        role: runledger_types::Role::Admin,
+        password: runledger_types::PasswordHash("$argon2id$x".into()),
+    });
+    given(&users())
+        .when(MEMBER, register)
+        .then_reject(RejectionCode::Forbidden);
+}
+
+fn define_smoke() -> runledger_types::command::DefineTestCase {
+    runledger_types::command::DefineTestCase {
+        test_case_id: tc(5),
+        name: MachineName::parse("smoke").expect("name"),
+        description: String::new(),
+        command: runledger_types::Text::parse("true").expect("text"),
+        files: Vec::new(),
+        env: Default::default(),
+        timeout_s: 10,
+        junit_xml: None,
+        retries: 0,
+    }
+}
+
+#[test]
+fn any_user_may_start_a_run_on_any_machine() {
+    let mut command = start(r(1));
+    command.machine_id = Some(m(1));
+    given(&world())
+        .when(OTHER, Command::StartRun(command))
+        .events();
+}
+
+#[test]
+fn members_cancel_only_their_own_runs() {
+    let history = all([
+        world(),
+        vec![requested(r(1), MEMBER), queued(r(1), "no_free_venv")],
+    ]);
+    let cancel = Command::CancelRun(CancelRun {
+        run_id: r(1),
+        reason: None,
+    });
+    let rejection = given(&history)
+        .when(OTHER, cancel.clone())
+        .then_reject(RejectionCode::Forbidden);
+    assert!(rejection.message.contains(&r(1).to_string()));
+    given(&history).when(MEMBER, cancel.clone()).events();
+    given(&history).when(ADMIN, cancel.clone()).events();
+    given(&history).when(SYSTEM, cancel).events();
+}
+
+#[test]
+fn executor_reports_come_only_from_executors() {
+    let history = all([
+        world(),
+        vec![requested(r(1), MEMBER)],
+        assigned(r(1), v(1), m(1)).to_vec(),
+    ]);
+    let report = Command::ReportRunStarted(ReportRunStarted { run_id: r(1) });
+    for actor in [ADMIN, MEMBER, SYSTEM, "executor:"] {
+        given(&history)
+            .when(actor, report.clone())
+            .then_reject(RejectionCode::Forbidden);
+    }
+    given(&history).when(EXEC, report).events();
+    let heartbeat = Command::ExecutorHeartbeat(ExecutorHeartbeat { run_ids: vec![] });
+    given(&[])
+        .when(SYSTEM, heartbeat)
+        .then_reject(RejectionCode::Forbidden);
+}
+
+#[test]
+fn executors_are_trusted_systems_for_other_commands() {
+    given(&users())
+        .when(EXEC, Command::DefineTestCase(define_smoke()))
+        .events();
+}

@@ -1,0 +1,10 @@
+//! Given/when/then tests of every rule, one file per command family.
+
+mod authorization;
+mod machines;
+mod property;
+mod reports;
+mod runs;
+mod scheduling;
+mod users;
+mod venvs;

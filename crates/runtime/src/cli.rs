@@ -1,0 +1,83 @@
+//! Command-line interface.
+
+use crate::settings::Settings;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
+
+/// runledger: an event-sourced service that runs test suites on remote machines.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run components (all of them by default).
+    ///
+    /// Example: `runledger serve --components handler`
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    ///
+    /// Example: `DATABASE_URL=postgres://localhost/runledger runledger migrate`
+    Migrate,
+    /// Publish one command over NATS and print its outcome.
+    ///
+    /// Example: `runledger send register_user '{"username":"ada","role":"admin","password":"correct-horse"}'`
+    Send(SendArgs),
+}
+
+/// The components `serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Component {
+    /// Command intake and outbox relay: the only writer of the log.
+    Handler,
+    /// Read models (issue #3).
+    Projector,
+    /// Runs tests over SSH (issue #4).
+    Executor,
+    /// HTTP API and dashboard (issue #5).
+    Gateway,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Components to run, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "handler,projector,executor,gateway"
+    )]
+    pub components: Vec<Component>,
+    /// Development mode: without RUNLEDGER_SECRET_KEY, use a fixed, public, insecure key.
+    #[arg(long)]
+    pub dev: bool,
+    /// Most commands decided and appended in one transaction.
+    #[arg(long, env = "RUNLEDGER_MAX_BATCH", default_value_t = 1000)]
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Command type, e.g. `start_run`.
+    pub command_type: String,
+    /// The payload as JSON.
+    pub payload: String,
+    /// Who asks.
+    #[arg(long, env = "RUNLEDGER_ACTOR", default_value = "cli")]
+    pub actor: String,
+    /// How long to wait for the outcome.
+    #[arg(long, default_value = "10s", value_parser = humantime_secs)]
+    pub timeout: Duration,
+}
+
+fn humantime_secs(raw: &str) -> Result<Duration, String> {
+    let digits = raw.strip_suffix('s').unwrap_or(raw);
+    digits
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("expected seconds such as 10s, got {raw:?}"))
+}

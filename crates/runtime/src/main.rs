@@ -1,0 +1,22 @@
+//! `runledger`: one binary for every component. `serve` runs any subset of handler, projector,
+//! executor and gateway in one process; `migrate` prepares the database; `send` publishes one
+//! command and prints its outcome.
+
+mod cli;
+mod send;
+mod serve;
+mod settings;
+mod telemetry;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    telemetry::init(&cli.settings.log_format)?;
+    match cli.command {
+        cli::Command::Serve(args) => serve::serve(&cli.settings, &args).await,
+        cli::Command::Migrate => serve::migrate(&cli.settings).await,
+        cli::Command::Send(args) => send::send(&cli.settings, &args).await,
+    }
+}

@@ -1,0 +1,132 @@
+//! `runledger serve` and `runledger migrate`.
+
+use crate::cli::{Component, ServeArgs};
+use crate::settings::Settings;
+use anyhow::Context;
+use runledger_events::{Handler, HandlerSettings};
+use runledger_secrets::Keyring;
+use runledger_store::EventStore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Connects to Postgres (creating the database if needed) and applies migrations.
+async fn database(settings: &Settings) -> anyhow::Result<runledger_store::PgPool> {
+    let pool = runledger_store::connect(&settings.database_url, 16)
+        .await
+        .context("connecting to Postgres (DATABASE_URL)")?;
+    runledger_store::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    Ok(pool)
+}
+
+/// `runledger migrate`
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    database(settings).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// `runledger serve`: runs the chosen components until SIGINT or SIGTERM.
+pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let mut tasks: JoinSet<(Component, anyhow::Result<()>)> = JoinSet::new();
+    for component in dedup(&args.components) {
+        match component {
+            Component::Handler => {
+                let handler = handler(settings, args).await?;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let result = runledger_events::run(handler, token).await;
+                    (component, result.map_err(anyhow::Error::from))
+                });
+            }
+            Component::Projector => spawn_idle(
+                &mut tasks,
+                component,
+                runledger_projections::run(shutdown.clone()),
+            ),
+            Component::Executor => spawn_idle(
+                &mut tasks,
+                component,
+                runledger_executor::run(shutdown.clone()),
+            ),
+            Component::Gateway => spawn_idle(
+                &mut tasks,
+                component,
+                runledger_gateway::run(shutdown.clone()),
+            ),
+        }
+        tracing::info!(?component, "component started");
+    }
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (component, result) = joined.context("a component panicked")?;
+        if let Err(err) = result {
+            tracing::error!(?component, error = %format!("{err:#}"), "component failed; stopping");
+            failure.get_or_insert(err);
+        }
+        shutdown.cancel();
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+fn dedup(components: &[Component]) -> Vec<Component> {
+    let mut unique = Vec::new();
+    for component in components {
+        if !unique.contains(component) {
+            unique.push(*component);
+        }
+    }
+    unique
+}
+
+fn spawn_idle(
+    tasks: &mut JoinSet<(Component, anyhow::Result<()>)>,
+    component: Component,
+    run: impl Future<Output = ()> + Send + 'static,
+) {
+    tasks.spawn(async move {
+        run.await;
+        (component, Ok(()))
+    });
+}
+
+async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handler> {
+    let keyring = Keyring::new(settings.secret_key(args.dev)?, Vec::new());
+    let pool = database(settings).await?;
+    let nats = runledger_bus::connect(&settings.nats_url, "runledger-handler")
+        .await
+        .context("connecting to NATS (NATS_URL)")?;
+    Ok(Handler {
+        store: EventStore::new(pool),
+        nats,
+        names: settings.names()?,
+        keyring,
+        settings: HandlerSettings {
+            max_batch: args.max_batch,
+            ..HandlerSettings::default()
+        },
+    })
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

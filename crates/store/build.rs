@@ -1,0 +1,4 @@
+//! Makes `sqlx::migrate!` notice new migration files.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

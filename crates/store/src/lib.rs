@@ -1,0 +1,42 @@
+//! The Postgres event log: append (with optimistic concurrency and command idempotency), read in
+//! gap-safe global order, and the migrations that create it.
+//!
+//! Only this crate (and the read-model crates) know sqlx. It depends on runledger-types for the
+//! shapes it stores.
+//!
+//! ## How order and gap safety work
+//! Every append first takes the row lock of the one-row `log_head` table
+//! (`UPDATE log_head SET position = position + n`) and holds it until commit. Appends therefore
+//! commit one after another, each taking the next contiguous block of positions: the set of
+//! visible positions is always a prefix `1..=head`, so a reader that follows `position > last`
+//! can never miss an event that commits later with a lower number. Throughput comes from group
+//! commit: the handler appends many commands in one transaction.
+#![deny(missing_docs)]
+
+mod append;
+mod connect;
+mod error;
+mod read;
+
+pub use append::{AppendBatch, CommandRecord};
+pub use connect::{connect, migrate};
+pub use error::StoreError;
+pub use sqlx::PgPool;
+
+/// The event log over one Postgres database.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+impl EventStore {
+    /// Wraps a pool whose database has been migrated.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for components that share it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}

@@ -1,0 +1,86 @@
+//! Reading the log and the record of handled commands.
+
+use crate::EventStore;
+use crate::error::StoreError;
+use runledger_types::{CommandId, EventRecord, Outcome};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_version, type, schema_version, \
+     recorded_at, actor, command_id, correlation_id, causation_id, data";
+
+fn record_from_row(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
+    Ok(EventRecord {
+        position: row.try_get("position")?,
+        event_id: row.try_get::<Uuid, _>("event_id")?.into(),
+        stream_id: row.try_get("stream_id")?,
+        stream_version: row.try_get("stream_version")?,
+        event_type: row.try_get("type")?,
+        schema_version: row.try_get("schema_version")?,
+        recorded_at: row.try_get("recorded_at")?,
+        actor: row.try_get("actor")?,
+        command_id: row.try_get::<Uuid, _>("command_id")?.into(),
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: row.try_get("causation_id")?,
+        data: row.try_get("data")?,
+    })
+}
+
+impl EventStore {
+    /// The position of the last committed event (0 for an empty log).
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT position FROM log_head")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Up to `limit` events after `after`, in position order. Gap-safe: see the crate docs.
+    pub async fn read_after(&self, after: i64, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Every event of one stream, in version order.
+    pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The recorded outcomes of those of `ids` that were already handled.
+    pub async fn outcomes(
+        &self,
+        ids: &[CommandId],
+    ) -> Result<HashMap<CommandId, Outcome>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let raw: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows: Vec<(Uuid, serde_json::Value)> =
+            sqlx::query_as("SELECT command_id, outcome FROM commands WHERE command_id = ANY($1)")
+                .bind(&raw)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(id, outcome)| {
+                serde_json::from_value(outcome)
+                    .map(|outcome| (CommandId(id), outcome))
+                    .map_err(|err| StoreError::Corrupt(format!("outcome of {id}: {err}")))
+            })
+            .collect()
+    }
+}

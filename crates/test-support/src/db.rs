@@ -1,0 +1,65 @@
+//! A fresh, migrated database per test.
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// A database of its own for one test; `cleanup` drops it.
+#[derive(Debug)]
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// URL of the test database.
+    pub url: String,
+    /// A pool on it (migrated).
+    pub pool: PgPool,
+    admin_url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("RUNLEDGER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDb {
+    /// Creates and migrates `rl_test_<random>`.
+    pub async fn create() -> Self {
+        let admin_url = admin_url();
+        let name = format!("rl_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .expect("connect to the admin database (is Postgres running?)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let (base, _) = admin_url.rsplit_once('/').expect("URL has a database");
+        let url = format!("{base}/{name}");
+        let pool = runledger_store::connect(&url, 16)
+            .await
+            .expect("connect test db");
+        runledger_store::migrate(&pool).await.expect("migrate");
+        Self {
+            name,
+            url,
+            pool,
+            admin_url,
+        }
+    }
+
+    /// Closes the pool and drops the database.
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        if let Ok(admin) = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.admin_url)
+            .await
+        {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+            admin.close().await;
+        }
+    }
+}

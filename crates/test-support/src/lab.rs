@@ -1,0 +1,110 @@
+//! A whole test lab: database, NATS namespace, and handlers running in-process.
+
+use crate::client::CommandClient;
+use crate::db::TestDb;
+use crate::nats::TestNats;
+use runledger_events::{Handler, HandlerSettings};
+use runledger_secrets::{Keyring, SecretKey};
+use runledger_store::EventStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// One test's private services.
+#[derive(Debug)]
+pub struct TestLab {
+    /// The test's database.
+    pub db: TestDb,
+    /// The test's NATS namespace.
+    pub nats: TestNats,
+    /// The event log.
+    pub store: EventStore,
+    /// The credential keyring handlers use.
+    pub keyring: Keyring,
+}
+
+/// A handler started by [`TestLab::start_handler`].
+#[derive(Debug)]
+pub struct RunningHandler {
+    /// Cancel to stop it.
+    pub shutdown: CancellationToken,
+    /// Its task.
+    pub task: JoinHandle<Result<(), runledger_events::HandlerError>>,
+}
+
+impl RunningHandler {
+    /// Stops it gracefully and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("handler task").expect("handler ran");
+    }
+
+    /// Kills it without any grace: in-flight work is lost, as in a crash.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+impl TestLab {
+    /// Creates a database and a NATS namespace.
+    pub async fn create() -> Self {
+        crate::init_tracing();
+        let db = TestDb::create().await;
+        let nats = TestNats::create().await;
+        runledger_bus::ensure_streams(&nats.jetstream(), &nats.names)
+            .await
+            .expect("create the test's streams");
+        let store = EventStore::new(db.pool.clone());
+        let key = SecretKey::from_bytes(&[42; 32]).expect("key");
+        Self {
+            db,
+            nats,
+            store,
+            keyring: Keyring::new(key, Vec::new()),
+        }
+    }
+
+    /// A handler with its own database pool and NATS connection, as a separate process would have.
+    pub async fn handler(&self, max_batch: usize) -> Handler {
+        let pool = runledger_store::connect(&self.db.url, 8)
+            .await
+            .expect("pool");
+        let nats = runledger_bus::connect(&self.nats.url, "test-handler")
+            .await
+            .expect("nats");
+        Handler {
+            store: EventStore::new(pool),
+            nats,
+            names: self.nats.names.clone(),
+            keyring: self.keyring.clone(),
+            // Short, so a test that kills a handler sees redelivery quickly.
+            settings: HandlerSettings {
+                max_batch,
+                ack_wait: std::time::Duration::from_secs(3),
+            },
+        }
+    }
+
+    /// Starts a handler in the background.
+    pub async fn start_handler(&self) -> RunningHandler {
+        self.start_handler_with(1000).await
+    }
+
+    /// Starts a handler with a given group-commit size.
+    pub async fn start_handler_with(&self, max_batch: usize) -> RunningHandler {
+        let handler = self.handler(max_batch).await;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(runledger_events::run(handler, shutdown.clone()));
+        RunningHandler { shutdown, task }
+    }
+
+    /// A command client in this lab's namespace.
+    pub fn client(&self) -> CommandClient {
+        CommandClient::new(&self.nats)
+    }
+
+    /// Drops the database and the streams.
+    pub async fn cleanup(self) {
+        self.nats.cleanup().await;
+        self.db.cleanup().await;
+    }
+}

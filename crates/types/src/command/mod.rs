@@ -1,0 +1,254 @@
+//! Commands: what callers ask for. Each payload type deserialises only when valid.
+//!
+//! Three commands carry secrets. They arrive as [`Incoming`] with clear-text
+//! [`SecretString`]s; the handler seals or hashes them ([`Incoming::protect`]) before the domain
+//! ever sees the [`Command`], so no decided event can hold a secret in clear.
+
+mod lab;
+mod report;
+mod run;
+
+pub use lab::*;
+pub use report::*;
+pub use run::*;
+
+use crate::secret::{PasswordHash, SealedSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+/// A validated command whose secrets are already sealed or hashed: the domain's input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `register_user`
+    RegisterUser(RegisterUser<PasswordHash>),
+    /// `register_machine`
+    RegisterMachine(RegisterMachine<SealedSecret>),
+    /// `update_machine`
+    UpdateMachine(UpdateMachine<SealedSecret>),
+    /// `retire_machine`
+    RetireMachine(RetireMachine),
+    /// `add_venv`
+    AddVenv(AddVenv),
+    /// `remove_venv`
+    RemoveVenv(RemoveVenv),
+    /// `define_test_case`
+    DefineTestCase(DefineTestCase),
+    /// `start_run`
+    StartRun(StartRun),
+    /// `cancel_run`
+    CancelRun(CancelRun),
+    /// `report_run_started` (executor)
+    ReportRunStarted(ReportRunStarted),
+    /// `report_run_output` (executor)
+    ReportRunOutput(ReportRunOutput),
+    /// `report_run_finished` (executor)
+    ReportRunFinished(ReportRunFinished),
+    /// `report_venv_provisioned` (executor)
+    ReportVenvProvisioned(ReportVenvProvisioned),
+    /// `report_venv_provisioning_failed` (executor)
+    ReportVenvProvisioningFailed(ReportVenvProvisioningFailed),
+    /// `report_host_key` (executor)
+    ReportHostKey(ReportHostKey),
+    /// `executor_heartbeat` (executor)
+    ExecutorHeartbeat(ExecutorHeartbeat),
+}
+
+/// A parsed command before its secrets are protected.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// Carries no secret; ready for the domain.
+    Ready(Command),
+    /// `register_user` with the clear-text password.
+    RegisterUser(RegisterUser<SecretString>),
+    /// `register_machine` with clear-text credentials.
+    RegisterMachine(RegisterMachine<SecretString>),
+    /// `update_machine` with clear-text credentials.
+    UpdateMachine(UpdateMachine<SecretString>),
+}
+
+/// Turns clear-text secrets into storable ones; implemented by the secrets crate.
+pub trait Protector {
+    /// Why protecting failed.
+    type Error;
+    /// Encrypts a machine credential.
+    fn seal(&self, secret: &SecretString) -> Result<SealedSecret, Self::Error>;
+    /// Hashes a user's password.
+    fn hash_password(&self, password: &SecretString) -> Result<PasswordHash, Self::Error>;
+}
+
+impl Incoming {
+    /// Seals or hashes every secret, giving the command the domain decides on.
+    pub fn protect<P: Protector>(self, protector: &P) -> Result<Command, P::Error> {
+        Ok(match self {
+            Self::Ready(command) => command,
+            Self::RegisterUser(c) => Command::RegisterUser(RegisterUser {
+                password: protector.hash_password(&c.password)?,
+                username: c.username,
+                role: c.role,
+            }),
+            Self::RegisterMachine(c) => {
+                Command::RegisterMachine(c.map_secrets(|s| protector.seal(&s))?)
+            }
+            Self::UpdateMachine(c) => {
+                Command::UpdateMachine(c.map_secrets(|s| protector.seal(&s))?)
+            }
+        })
+    }
+
+    /// The wire name of the command type.
+    pub fn command_type(&self) -> CommandType {
+        match self {
+            Self::Ready(command) => command.command_type(),
+            Self::RegisterUser(_) => CommandType::RegisterUser,
+            Self::RegisterMachine(_) => CommandType::RegisterMachine,
+            Self::UpdateMachine(_) => CommandType::UpdateMachine,
+        }
+    }
+}
+
+macro_rules! command_types {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// Every command type the handler knows, with its wire name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum CommandType {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+        }
+
+        impl CommandType {
+            /// All command types, in contract order.
+            pub const ALL: &'static [CommandType] = &[$(CommandType::$variant),*];
+
+            /// The wire name: the `type` field and the last subject token.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            /// Looks a wire name up.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+command_types! {
+    RegisterUser => "register_user",
+    RegisterMachine => "register_machine",
+    UpdateMachine => "update_machine",
+    RetireMachine => "retire_machine",
+    AddVenv => "add_venv",
+    RemoveVenv => "remove_venv",
+    DefineTestCase => "define_test_case",
+    StartRun => "start_run",
+    CancelRun => "cancel_run",
+    ReportRunStarted => "report_run_started",
+    ReportRunOutput => "report_run_output",
+    ReportRunFinished => "report_run_finished",
+    ReportVenvProvisioned => "report_venv_provisioned",
+    ReportVenvProvisioningFailed => "report_venv_provisioning_failed",
+    ReportHostKey => "report_host_key",
+    ExecutorHeartbeat => "executor_heartbeat",
+}
+
+impl CommandType {
+    /// True for the reports only executors (`executor:<name>` actors) may send.
+    pub fn is_executor_report(self) -> bool {
+        matches!(
+            self,
+            Self::ReportRunStarted
+                | Self::ReportRunOutput
+                | Self::ReportRunFinished
+                | Self::ReportVenvProvisioned
+                | Self::ReportVenvProvisioningFailed
+                | Self::ReportHostKey
+                | Self::ExecutorHeartbeat
+        )
+    }
+}
+
+impl Command {
+    /// The command's type.
+    pub fn command_type(&self) -> CommandType {
+        match self {
+            Self::RegisterUser(_) => CommandType::RegisterUser,
+            Self::RegisterMachine(_) => CommandType::RegisterMachine,
+            Self::UpdateMachine(_) => CommandType::UpdateMachine,
+            Self::RetireMachine(_) => CommandType::RetireMachine,
+            Self::AddVenv(_) => CommandType::AddVenv,
+            Self::RemoveVenv(_) => CommandType::RemoveVenv,
+            Self::DefineTestCase(_) => CommandType::DefineTestCase,
+            Self::StartRun(_) => CommandType::StartRun,
+            Self::CancelRun(_) => CommandType::CancelRun,
+            Self::ReportRunStarted(_) => CommandType::ReportRunStarted,
+            Self::ReportRunOutput(_) => CommandType::ReportRunOutput,
+            Self::ReportRunFinished(_) => CommandType::ReportRunFinished,
+            Self::ReportVenvProvisioned(_) => CommandType::ReportVenvProvisioned,
+            Self::ReportVenvProvisioningFailed(_) => CommandType::ReportVenvProvisioningFailed,
+            Self::ReportHostKey(_) => CommandType::ReportHostKey,
+            Self::ExecutorHeartbeat(_) => CommandType::ExecutorHeartbeat,
+        }
+    }
+}
+
+/// Why a payload was refused: the JSON path of the offending field and the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidPayload(pub String);
+
+fn decode<T: DeserializeOwned>(payload: serde_json::Value) -> Result<T, InvalidPayload> {
+    serde_path_to_error::deserialize(payload).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." {
+            InvalidPayload(format!("payload: {inner}"))
+        } else {
+            InvalidPayload(format!("payload.{path}: {inner}"))
+        }
+    })
+}
+
+/// Decodes and validates the payload of a command of type `kind`.
+pub fn parse_payload(
+    kind: CommandType,
+    payload: serde_json::Value,
+) -> Result<Incoming, InvalidPayload> {
+    use CommandType as T;
+    let ready = Incoming::Ready;
+    Ok(match kind {
+        T::RegisterUser => {
+            Incoming::RegisterUser(decode::<RegisterUser<SecretString>>(payload)?.checked()?)
+        }
+        T::RegisterMachine => {
+            Incoming::RegisterMachine(decode::<RegisterMachine<SecretString>>(payload)?.checked()?)
+        }
+        T::UpdateMachine => Incoming::UpdateMachine(decode(payload)?),
+        T::RetireMachine => ready(Command::RetireMachine(decode(payload)?)),
+        T::AddVenv => ready(Command::AddVenv(decode(payload)?)),
+        T::RemoveVenv => ready(Command::RemoveVenv(decode(payload)?)),
+        T::DefineTestCase => ready(Command::DefineTestCase(
+            decode::<DefineTestCase>(payload)?.checked()?,
+        )),
+        T::StartRun => ready(Command::StartRun(decode(payload)?)),
+        T::CancelRun => ready(Command::CancelRun(decode(payload)?)),
+        T::ReportRunStarted => ready(Command::ReportRunStarted(decode(payload)?)),
+        T::ReportRunOutput => ready(Command::ReportRunOutput(
+            decode::<ReportRunOutput>(payload)?.checked(),
+        )),
+        T::ReportRunFinished => ready(Command::ReportRunFinished(
+            decode::<ReportRunFinished>(payload)?.checked()?,
+        )),
+        T::ReportVenvProvisioned => ready(Command::ReportVenvProvisioned(decode(payload)?)),
+        T::ReportVenvProvisioningFailed => {
+            ready(Command::ReportVenvProvisioningFailed(decode(payload)?))
+        }
+        T::ReportHostKey => ready(Command::ReportHostKey(decode(payload)?)),
+        T::ExecutorHeartbeat => ready(Command::ExecutorHeartbeat(decode(payload)?)),
+    })
+}

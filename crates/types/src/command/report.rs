@@ -1,0 +1,161 @@
+//! Reports executors send back: they are commands too, checked against the state of the run or
+//! venv they name, with actor `executor:<name>`.
+
+use super::InvalidPayload;
+use crate::ids::{MachineId, RunId, VenvId};
+use crate::values::{HostKeyFingerprint, RunStatus, TestSummary};
+use serde::{Deserialize, Serialize};
+
+/// `report_run_started`: the executor has started the run's process.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRunStarted {
+    /// The run.
+    pub run_id: RunId,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// `report_run_output`: one chunk of output, numbered by `seq` (from 1, increasing).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRunOutput {
+    /// The run.
+    pub run_id: RunId,
+    /// Chunk number; a chunk whose `seq` was already recorded changes nothing.
+    pub seq: u64,
+    /// stdout or stderr.
+    pub stream: OutputStream,
+    /// The text (NUL characters become U+FFFD: Postgres's jsonb cannot hold them).
+    pub text: String,
+}
+
+impl ReportRunOutput {
+    pub(super) fn checked(mut self) -> Self {
+        if self.text.contains('\0') {
+            self.text = self.text.replace('\0', "\u{FFFD}");
+        }
+        self
+    }
+}
+
+/// One test's result from a JUnit report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestResult {
+    /// Test name.
+    pub name: String,
+    /// Class or module.
+    #[serde(default)]
+    pub classname: String,
+    /// `passed`, `failed`, `skipped` or `error`.
+    pub status: TestOutcome,
+    /// Duration in milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Failure or error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The outcome of one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    /// Passed.
+    Passed,
+    /// An assertion failed.
+    Failed,
+    /// Skipped.
+    Skipped,
+    /// An unexpected error.
+    Error,
+}
+
+/// `report_run_finished`: the run ended with a final status.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRunFinished {
+    /// The run.
+    pub run_id: RunId,
+    /// A final status.
+    pub status: RunStatus,
+    /// The process's exit code, when it ran.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// JUnit counts.
+    #[serde(default)]
+    pub summary: Option<TestSummary>,
+    /// Human-readable reason for a non-passing status.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Machine-readable cause of an `error` (e.g. `ssh_connect`, `auth_failed`, `executor_lost`).
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// Per-test results.
+    #[serde(default)]
+    pub tests: Vec<TestResult>,
+}
+
+impl ReportRunFinished {
+    pub(super) fn checked(self) -> Result<Self, InvalidPayload> {
+        if !self.status.is_final() {
+            return Err(InvalidPayload(format!(
+                "payload.status: {} is not a final status",
+                self.status.as_str()
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// `report_venv_provisioned`: the venv exists and its requirements are installed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportVenvProvisioned {
+    /// The venv.
+    pub venv_id: VenvId,
+    /// `python --version` inside the venv.
+    #[serde(default)]
+    pub python_version: Option<String>,
+}
+
+/// `report_venv_provisioning_failed`: the venv could not be created; it becomes `broken`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportVenvProvisioningFailed {
+    /// The venv.
+    pub venv_id: VenvId,
+    /// Why.
+    pub reason: String,
+    /// The last lines of the provisioning output.
+    #[serde(default)]
+    pub output_tail: String,
+}
+
+/// `report_host_key`: the key a machine presented on first contact, to pin (trust on first use).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportHostKey {
+    /// The machine.
+    pub machine_id: MachineId,
+    /// `SHA256:...`
+    pub fingerprint: HostKeyFingerprint,
+}
+
+/// `executor_heartbeat`: the executor is alive and holds these runs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorHeartbeat {
+    /// Runs the executor is working on.
+    #[serde(default)]
+    pub run_ids: Vec<RunId>,
+}

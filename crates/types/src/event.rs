@@ -1,0 +1,383 @@
+//! Events: the facts appended to the log. Their `type` names and `data` shapes are part of the
+//! wire contract (§3); changing one means a new `schema_version` and an upcaster.
+
+use crate::command::{OutputStream, TestFile, TestResult};
+use crate::ids::{CommandId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId};
+use crate::rejection::Rejection;
+use crate::secret::{PasswordHash, SealedSecret};
+use crate::values::{
+    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, RelativePath,
+    RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The schema version every event is written with today.
+pub const CURRENT_SCHEMA_VERSION: i32 = 1;
+
+/// Every event type, with its data. Serialises as `{"type": "...", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Event {
+    UserRegistered(UserRegistered),
+    MachineRegistered(MachineRegistered),
+    MachineUpdated(MachineUpdated),
+    HostKeyPinned(HostKeyPinned),
+    MachineRetired(MachineRetired),
+    VenvAdded(VenvAdded),
+    VenvProvisioned(VenvProvisioned),
+    VenvProvisioningFailed(VenvProvisioningFailed),
+    VenvLeased(VenvLeased),
+    VenvReleased(VenvReleased),
+    VenvRemoved(VenvRemoved),
+    TestCaseDefined(TestCaseDefined),
+    RunRequested(RunRequested),
+    RunQueued(RunQueued),
+    RunAssigned(RunAssigned),
+    RunStarted(RunStarted),
+    RunOutput(RunOutput),
+    RunCancelRequested(RunCancelRequested),
+    RunFinished(RunFinished),
+    ExecutorHeartbeat(ExecutorHeartbeat),
+    CommandRejected(CommandRejected),
+}
+
+impl Event {
+    /// The stream the event belongs to.
+    pub fn stream_id(&self) -> StreamId {
+        use StreamType as S;
+        match self {
+            Self::UserRegistered(e) => StreamId::new(S::User, &e.username),
+            Self::MachineRegistered(e) => StreamId::new(S::Machine, e.machine_id),
+            Self::MachineUpdated(e) => StreamId::new(S::Machine, e.machine_id),
+            Self::HostKeyPinned(e) => StreamId::new(S::Machine, e.machine_id),
+            Self::MachineRetired(e) => StreamId::new(S::Machine, e.machine_id),
+            Self::VenvAdded(e) => StreamId::new(S::Venv, e.venv_id),
+            Self::VenvProvisioned(e) => StreamId::new(S::Venv, e.venv_id),
+            Self::VenvProvisioningFailed(e) => StreamId::new(S::Venv, e.venv_id),
+            Self::VenvLeased(e) => StreamId::new(S::Venv, e.venv_id),
+            Self::VenvReleased(e) => StreamId::new(S::Venv, e.venv_id),
+            Self::VenvRemoved(e) => StreamId::new(S::Venv, e.venv_id),
+            Self::TestCaseDefined(e) => StreamId::new(S::TestCase, e.test_case_id),
+            Self::RunRequested(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunQueued(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunAssigned(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunStarted(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunOutput(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunCancelRequested(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunFinished(e) => StreamId::new(S::Run, e.run_id),
+            Self::ExecutorHeartbeat(e) => StreamId::new(S::Executor, &e.executor),
+            Self::CommandRejected(e) => StreamId::new(S::Command, e.command_id),
+        }
+    }
+
+    /// The wire name of the event type.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::UserRegistered(_) => "user_registered",
+            Self::MachineRegistered(_) => "machine_registered",
+            Self::MachineUpdated(_) => "machine_updated",
+            Self::HostKeyPinned(_) => "host_key_pinned",
+            Self::MachineRetired(_) => "machine_retired",
+            Self::VenvAdded(_) => "venv_added",
+            Self::VenvProvisioned(_) => "venv_provisioned",
+            Self::VenvProvisioningFailed(_) => "venv_provisioning_failed",
+            Self::VenvLeased(_) => "venv_leased",
+            Self::VenvReleased(_) => "venv_released",
+            Self::VenvRemoved(_) => "venv_removed",
+            Self::TestCaseDefined(_) => "test_case_defined",
+            Self::RunRequested(_) => "run_requested",
+            Self::RunQueued(_) => "run_queued",
+            Self::RunAssigned(_) => "run_assigned",
+            Self::RunStarted(_) => "run_started",
+            Self::RunOutput(_) => "run_output",
+            Self::RunCancelRequested(_) => "run_cancel_requested",
+            Self::RunFinished(_) => "run_finished",
+            Self::ExecutorHeartbeat(_) => "executor_heartbeat",
+            Self::CommandRejected(_) => "command_rejected",
+        }
+    }
+
+    /// Splits the event into its type name and its `data` JSON, as stored in the log.
+    pub fn to_parts(&self) -> Result<(&'static str, serde_json::Value), serde_json::Error> {
+        let mut tagged = serde_json::to_value(self)?;
+        let data = tagged
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Null);
+        Ok((self.event_type(), data))
+    }
+
+    /// Rebuilds an event from its stored type name and `data`.
+    pub fn from_parts(
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+    }
+}
+
+/// `user_registered`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct UserRegistered {
+    pub username: Username,
+    pub role: Role,
+    /// argon2 PHC string; never the password.
+    pub password_hash: PasswordHash,
+}
+
+/// `machine_registered`: credentials are sealed, never in clear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct MachineRegistered {
+    pub machine_id: MachineId,
+    pub name: MachineName,
+    pub host: Host,
+    pub port: Port,
+    pub os: Os,
+    pub username: RemoteUser,
+    /// Who registered it and may manage it.
+    pub owner: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SealedSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SealedSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<HostKeyFingerprint>,
+    pub labels: BTreeSet<Label>,
+}
+
+/// `machine_updated`: only the fields that changed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct MachineUpdated {
+    pub machine_id: MachineId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<MachineName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<Port>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<Os>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<RemoteUser>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SealedSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SealedSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<HostKeyFingerprint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeSet<Label>>,
+}
+
+/// `host_key_pinned`: the key seen on first contact is trusted from now on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct HostKeyPinned {
+    pub machine_id: MachineId,
+    pub fingerprint: HostKeyFingerprint,
+}
+
+/// `machine_retired`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct MachineRetired {
+    pub machine_id: MachineId,
+}
+
+/// `venv_added`: the venv is now `provisioning`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VenvAdded {
+    pub venv_id: VenvId,
+    pub machine_id: MachineId,
+    pub name: VenvName,
+    /// Resolved path on the machine.
+    pub path: RemotePath,
+    pub python: Line,
+    pub requirements: Vec<Line>,
+}
+
+/// `venv_provisioned`: the venv is now `free`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VenvProvisioned {
+    pub venv_id: VenvId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
+}
+
+/// `venv_provisioning_failed`: the venv is now `broken`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VenvProvisioningFailed {
+    pub venv_id: VenvId,
+    pub reason: String,
+    pub output_tail: String,
+}
+
+/// `venv_leased`: the venv now belongs to `run_id` alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VenvLeased {
+    pub venv_id: VenvId,
+    pub run_id: RunId,
+}
+
+/// `venv_released`: the run gave the venv back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VenvReleased {
+    pub venv_id: VenvId,
+    pub run_id: RunId,
+}
+
+/// `venv_removed`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VenvRemoved {
+    pub venv_id: VenvId,
+}
+
+/// `test_case_defined`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TestCaseDefined {
+    pub test_case_id: TestCaseId,
+    pub name: MachineName,
+    pub description: String,
+    pub command: Text,
+    pub files: Vec<TestFile>,
+    pub env: BTreeMap<EnvName, String>,
+    pub timeout_s: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junit_xml: Option<RelativePath>,
+    pub retries: u32,
+}
+
+/// `run_requested`: someone asked for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunRequested {
+    pub run_id: RunId,
+    pub test_case_id: TestCaseId,
+    /// Who asked (the command's actor).
+    pub user: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<MachineId>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub labels: BTreeSet<Label>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv_id: Option<VenvId>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<EnvName, String>,
+}
+
+/// `run_queued`: no usable venv is free; `reason` says why (`no_free_venv`, `no_matching_machine`,
+/// `machine_retired`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunQueued {
+    pub run_id: RunId,
+    pub reason: String,
+}
+
+/// `run_assigned`: the run holds a venv and waits for an executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunAssigned {
+    pub run_id: RunId,
+    pub venv_id: VenvId,
+    pub machine_id: MachineId,
+    /// 1 for the first attempt; retries count up.
+    pub attempt: u32,
+}
+
+/// `run_started`: an executor started the process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunStarted {
+    pub run_id: RunId,
+    pub executor: String,
+}
+
+/// `run_output`: a chunk of output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunOutput {
+    pub run_id: RunId,
+    pub seq: u64,
+    pub stream: OutputStream,
+    pub text: String,
+}
+
+/// `run_cancel_requested`: the executor should stop the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunCancelRequested {
+    pub run_id: RunId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `run_finished`: the run ended with a final status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunFinished {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub summary: Option<TestSummary>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestResult>,
+}
+
+/// `executor_heartbeat`: the executor is alive and holds `run_ids`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ExecutorHeartbeat {
+    pub executor: String,
+    pub run_ids: Vec<RunId>,
+}
+
+/// `command_rejected`: who asked what, and why it was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct CommandRejected {
+    pub command_id: CommandId,
+    /// The type as sent (may be unknown or missing: then `""`).
+    #[serde(rename = "type")]
+    pub command_type: String,
+    pub error: Rejection,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rejection::RejectionCode;
+
+    #[test]
+    fn events_round_trip_through_their_stored_parts() {
+        let event = Event::CommandRejected(CommandRejected {
+            command_id: CommandId::new(),
+            command_type: "start_run".into(),
+            error: Rejection::new(RejectionCode::UnknownTestCase, "nope"),
+        });
+        let (kind, data) = event.to_parts().expect("serialises");
+        assert_eq!(kind, "command_rejected");
+        assert_eq!(data["type"], "start_run");
+        assert_eq!(data["error"]["code"], "unknown_test_case");
+        assert_eq!(Event::from_parts(kind, data).expect("parses"), event);
+        assert!(event.stream_id().as_str().starts_with("command-"));
+    }
+}

@@ -1,0 +1,30 @@
+//! The shared vocabulary of runledger: identifiers, validated values, commands, events, envelopes
+//! and outcomes, exactly as the wire contract (`shared/spec/contract.md`) names them.
+//!
+//! This crate does no I/O. It depends on serde, uuid and chrono only, so every other crate (the
+//! pure domain, the store, the bus, the services) can share it.
+#![deny(missing_docs)]
+
+pub mod command;
+pub mod envelope;
+pub mod event;
+pub mod ids;
+pub mod outcome;
+pub mod rejection;
+pub mod secret;
+pub mod values;
+
+pub use command::{Command, Incoming};
+pub use envelope::{
+    CommandEnvelope, CommandMeta, EventRecord, MessageOrigin, NewEvent, ParsedCommand,
+    RefusedInput, parse_command,
+};
+pub use event::Event;
+pub use ids::{CommandId, EventId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId};
+pub use outcome::{EventRef, Outcome};
+pub use rejection::{Rejection, RejectionCode};
+pub use secret::{PasswordHash, SealedSecret, SecretString};
+pub use values::{
+    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, RelativePath,
+    RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,
+};

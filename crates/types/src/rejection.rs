@@ -1,0 +1,81 @@
+//! Why a command was refused: a stable machine-readable code and a human message.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! codes {
+    ($($variant:ident => $name:literal: $doc:literal),* $(,)?) => {
+        /// Stable rejection codes; callers may match on them. Documented in `docs/commands.md`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum RejectionCode {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl RejectionCode {
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    MalformedJson => "malformed_json": "The body is not valid JSON.",
+    InvalidEnvelope => "invalid_envelope": "A required envelope field is missing or malformed.",
+    TypeMismatch => "type_mismatch": "The body's `type` differs from the subject's last token.",
+    UnknownCommandType => "unknown_command_type": "No such command type.",
+    InvalidPayload => "invalid_payload": "The payload broke a field rule; the message names the field.",
+    Forbidden => "forbidden": "The actor may not do this.",
+    UserExists => "user_exists": "The username is taken.",
+    MachineExists => "machine_exists": "The machine id is taken.",
+    UnknownMachine => "unknown_machine": "No machine with that id.",
+    MachineRetired => "machine_retired": "The machine is retired.",
+    VenvExists => "venv_exists": "The venv id is taken.",
+    VenvNameTaken => "venv_name_taken": "Another venv on the machine has that name.",
+    UnknownVenv => "unknown_venv": "No venv with that id.",
+    VenvRemoved => "venv_removed": "The venv was removed.",
+    VenvBroken => "venv_broken": "The venv failed to provision.",
+    VenvInUse => "venv_in_use": "The venv is leased by a run.",
+    VenvMachineMismatch => "venv_machine_mismatch": "The venv is not on the given machine.",
+    VenvNotProvisioning => "venv_not_provisioning": "The venv is not waiting for provisioning.",
+    TestCaseExists => "test_case_exists": "The test case id is taken.",
+    UnknownTestCase => "unknown_test_case": "No test case with that id.",
+    RunExists => "run_exists": "The run id is taken.",
+    UnknownRun => "unknown_run": "No run with that id.",
+    RunFinished => "run_finished": "The run has already finished.",
+    RunNotAssigned => "run_not_assigned": "The run is not waiting for an executor to start it.",
+    RunNotRunning => "run_not_running": "The run is not running.",
+    CancelAlreadyRequested => "cancel_already_requested": "Cancellation was already requested.",
+    ExecutorMismatch => "executor_mismatch": "Another executor holds the run.",
+    HostKeyMismatch => "host_key_mismatch": "The reported host key differs from the pinned one.",
+    StorageError => "storage_error": "The command's events could not be stored.",
+}
+
+impl fmt::Display for RejectionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused command's reason, as published in its outcome and recorded in `command_rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Stable code.
+    pub code: RejectionCode,
+    /// What was wrong, for people.
+    pub message: String,
+}
+
+impl Rejection {
+    /// Builds a rejection.
+    pub fn new(code: RejectionCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}

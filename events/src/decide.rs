@@ -1,0 +1,85 @@
+//! One decision round: every command of a group decided in order against the lab, each seeing the
+//! effects of the ones before it, collected into one append batch.
+
+use crate::inbound::Inbound;
+use chrono::{DateTime, Utc};
+use runledger_domain::{Lab, decide, evolve};
+use runledger_store::{AppendBatch, CommandRecord};
+use runledger_types::envelope::CommandMeta;
+use runledger_types::event::CommandRejected;
+use runledger_types::{Event, EventId, NewEvent, Rejection};
+
+/// Decides `items` against `lab` (which is evolved as it goes) into one batch.
+pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>) -> AppendBatch {
+    let mut batch = AppendBatch {
+        expected_head: Some(lab.position()),
+        ..AppendBatch::default()
+    };
+    for item in items {
+        match &item.command {
+            Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command) {
+                Ok(events) => record(lab, &mut batch, &prepared.meta, events, None, now),
+                Err(rejection) => reject(lab, &mut batch, &prepared.meta, rejection, now),
+            },
+            Err(refused) => reject(
+                lab,
+                &mut batch,
+                &refused.meta,
+                refused.rejection.clone(),
+                now,
+            ),
+        }
+    }
+    batch
+}
+
+/// Records a refusal: a `command_rejected` event in the command's own stream.
+pub(crate) fn reject(
+    lab: &mut Lab,
+    batch: &mut AppendBatch,
+    meta: &CommandMeta,
+    rejection: Rejection,
+    now: DateTime<Utc>,
+) {
+    tracing::debug!(command_id = %meta.command_id, code = %rejection.code, "command rejected");
+    let event = Event::CommandRejected(CommandRejected {
+        command_id: meta.command_id,
+        command_type: meta.command_type.clone(),
+        error: rejection.clone(),
+    });
+    record(lab, batch, meta, vec![event], Some(rejection), now);
+}
+
+fn record(
+    lab: &mut Lab,
+    batch: &mut AppendBatch,
+    meta: &CommandMeta,
+    events: Vec<Event>,
+    rejection: Option<Rejection>,
+    now: DateTime<Utc>,
+) {
+    let start = batch.events.len();
+    for event in events {
+        let stream_id = event.stream_id();
+        let stream_version = lab.stream_version(&stream_id) + 1;
+        evolve(lab, &event);
+        batch.events.push(NewEvent {
+            event_id: EventId::new(),
+            stream_id,
+            stream_version,
+            event,
+            recorded_at: now,
+            actor: meta.actor.clone(),
+            command_id: meta.command_id,
+            correlation_id: meta.correlation_id,
+            causation_id: Some(meta.causation_id.unwrap_or(meta.command_id.0)),
+        });
+    }
+    batch.commands.push(CommandRecord {
+        command_id: meta.command_id,
+        command_type: meta.command_type.clone(),
+        actor: meta.actor.as_str().to_owned(),
+        events: start..batch.events.len(),
+        rejection,
+    });
+}

@@ -1,0 +1,19 @@
+//! The command handler: the only writer of the event log.
+//!
+//! It takes commands from the JetStream stream `RUNLEDGER_COMMANDS` (durable pull consumer),
+//! decides them with the pure domain against the lab's state, appends the events of a whole group
+//! of commands in one transaction (group commit), answers each command on
+//! `<prefix>.outcomes.<command_id>` and only then acks its message. The outbox relay (one leader
+//! among all handler processes) publishes committed events to `RUNLEDGER_EVENTS` in log order.
+//!
+//! Depends on the domain, the store, the bus and the secrets crates.
+#![deny(missing_docs)]
+
+mod decide;
+mod inbound;
+mod intake;
+mod lab_sync;
+mod relay;
+
+pub use intake::{Handler, HandlerError, HandlerSettings, run};
+pub use relay::{RelayError, run_relay};

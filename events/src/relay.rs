@@ -1,0 +1,195 @@
+//! The outbox relay: publishes committed events to `RUNLEDGER_EVENTS` exactly in log order.
+//!
+//! One relay leads (a session advisory lock on a dedicated connection); the others wait to take
+//! over. The events stream itself is the relay's checkpoint: every event is published with
+//! `Nats-Expected-Last-Sequence: position - 1`, so the stream sequence equals the log position, a
+//! restarted relay resumes after the stream's last sequence, and a second relay that slipped in
+//! can neither duplicate nor skip an event (the server refuses the publish).
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use runledger_bus::BusNames;
+use runledger_store::{EventStore, StoreError};
+use runledger_types::EventRecord;
+use sqlx::{Connection, PgConnection};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Events read and published per round.
+const PAGE: i64 = 1000;
+/// How often an idle relay looks at the log even without a wake-up (other handler processes).
+const POLL: Duration = Duration::from_millis(100);
+
+/// Why a relay lost its leadership or stopped publishing for a moment.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The leader connection failed.
+    #[error("leader connection: {0}")]
+    Leader(#[from] sqlx::Error),
+    /// NATS refused or failed.
+    #[error("events stream: {0}")]
+    Nats(String),
+    /// The events stream holds more than the log: it is not this log's stream.
+    #[error(
+        "events stream is at sequence {stream}, ahead of the log head {head}: it belongs to another log"
+    )]
+    StreamAhead {
+        /// Stream's last sequence.
+        stream: i64,
+        /// Log head.
+        head: i64,
+    },
+}
+
+fn nats_error(err: impl std::fmt::Display) -> RelayError {
+    RelayError::Nats(err.to_string())
+}
+
+/// Runs until `shutdown`: waits for leadership, then publishes; `wake` signals new commits.
+pub async fn run_relay(
+    store: EventStore,
+    js: jetstream::Context,
+    names: BusNames,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let relay = Relay {
+        store,
+        js,
+        names,
+        wake,
+        shutdown,
+    };
+    while !relay.shutdown.is_cancelled() {
+        match relay.lead().await {
+            Ok(()) => {}
+            Err(err) => tracing::warn!(error = %err, "outbox relay interrupted; retrying"),
+        }
+        tokio::select! {
+            () = relay.shutdown.cancelled() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+struct Relay {
+    store: EventStore,
+    js: jetstream::Context,
+    names: BusNames,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+/// A stable advisory-lock key per events stream.
+fn lock_key(stream: &str) -> i64 {
+    let hash = stream
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+impl Relay {
+    /// Becomes leader (or returns when another process leads), then publishes until an error.
+    async fn lead(&self) -> Result<(), RelayError> {
+        let mut leader = self.store.pool().acquire().await?.detach();
+        let key = lock_key(&self.names.events_stream());
+        let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut leader)
+            .await?;
+        if !won {
+            return Ok(());
+        }
+        tracing::info!(stream = %self.names.events_stream(), "outbox relay leads");
+        let result = self.publish_loop(&mut leader).await;
+        if let Err(err) = leader.close().await {
+            tracing::debug!(error = %err, "closing the leader connection");
+        }
+        result
+    }
+
+    async fn publish_loop(&self, leader: &mut PgConnection) -> Result<(), RelayError> {
+        let mut published = self.stream_last_sequence().await?;
+        let mut checked = Instant::now();
+        while !self.shutdown.is_cancelled() {
+            let head = self.store.head().await?;
+            if head < published {
+                return Err(RelayError::StreamAhead {
+                    stream: published,
+                    head,
+                });
+            }
+            if head > published {
+                published = self.publish_after(published).await?;
+                continue;
+            }
+            if checked.elapsed() > Duration::from_secs(5) {
+                leader.ping().await?;
+                checked = Instant::now();
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn stream_last_sequence(&self) -> Result<i64, RelayError> {
+        let mut stream = self
+            .js
+            .get_stream(self.names.events_stream())
+            .await
+            .map_err(nats_error)?;
+        let info = stream.info().await.map_err(nats_error)?;
+        i64::try_from(info.state.last_sequence).map_err(nats_error)
+    }
+
+    /// Publishes the next page after `published`; returns the new last published position.
+    async fn publish_after(&self, published: i64) -> Result<i64, RelayError> {
+        let records = self.store.read_after(published, PAGE).await?;
+        let mut acks = Vec::with_capacity(records.len());
+        for record in &records {
+            acks.push(self.publish(record).await?);
+        }
+        let mut last = published;
+        for (ack, record) in acks.into_iter().zip(&records) {
+            match ack.await {
+                Ok(_) => last = record.position,
+                Err(err) => {
+                    tracing::warn!(position = record.position, error = %err, "publish refused; resynchronising with the stream");
+                    return self.stream_last_sequence().await;
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    async fn publish(
+        &self,
+        record: &EventRecord,
+    ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
+        let body = serde_json::to_vec(record).map_err(nats_error)?;
+        let stream_type = record
+            .stream_id
+            .split_once('-')
+            .map_or(record.stream_id.as_str(), |(kind, _)| kind);
+        let subject = self.names.event_subject(stream_type, &record.event_type);
+        let expected = u64::try_from(record.position - 1).map_err(nats_error)?;
+        let message = PublishMessage::build()
+            .payload(body.into())
+            .message_id(record.event_id.to_string())
+            .expected_last_sequence(expected);
+        self.js
+            .send_publish(subject, message)
+            .await
+            .map_err(nats_error)
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Makes sure Postgres and NATS (with JetStream) answer on their default loopback ports, starting
+# them (and on Debian/Ubuntu, installing them) when they do not. Sourced by demo.sh and test.sh.
+set -euo pipefail
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+  return 1
+}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_postgres() {
+  port_open 5432 && return 0
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    say "installing PostgreSQL from the distribution's packages"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  say "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  wait_port 5432 || { say "PostgreSQL does not answer on 127.0.0.1:5432"; exit 1; }
+}
+
+ensure_nats() {
+  port_open 4222 && return 0
+  if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+    say "installing nats-server from the distribution's packages"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+  fi
+  say "starting nats-server with JetStream"
+  as_root mkdir -p /var/lib/nats-server
+  as_root start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server || echo /usr/sbin/nats-server)" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  wait_port 4222 || { say "NATS does not answer on 127.0.0.1:4222"; exit 1; }
+}
+
+ensure_services() {
+  ensure_postgres
+  ensure_nats
+}

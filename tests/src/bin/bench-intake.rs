@@ -1,0 +1,290 @@
+//! `intake` benchmark (issue #2): 100,000 `start_run` commands from 4 concurrent JetStream
+//! publishers into a handler running as its own process (`runledger serve --components handler`),
+//! timed from the first publish to the last outcome; in the same run, the baseline: raw batched
+//! INSERTs of as many event-shaped rows (100 per statement, 4 connections) into a scratch table.
+//!
+//! Run: `cargo build --release --bin runledger && cargo run --release -p runledger-tests --bin bench-intake`
+//! Prints a final JSON line `{"bench":"intake",...}`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anyhow::Context;
+use async_nats::jetstream::message::PublishMessage;
+use clap::Parser;
+use futures::StreamExt;
+use runledger_test_support::{CommandClient, TestDb, TestNats};
+use serde_json::json;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Args {
+    /// start_run commands to publish.
+    #[arg(long, default_value_t = 100_000)]
+    commands: usize,
+    /// Concurrent publishers.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Machines (each gets `venvs` venvs).
+    #[arg(long, default_value_t = 100)]
+    machines: usize,
+    /// Venvs per machine.
+    #[arg(long, default_value_t = 5)]
+    venvs: usize,
+    /// The runledger binary.
+    #[arg(long, default_value = "target/release/runledger")]
+    runledger: String,
+}
+
+struct Lab {
+    machines: Vec<Uuid>,
+    test_cases: Vec<Uuid>,
+}
+
+async fn send_all(
+    client: &CommandClient,
+    commands: Vec<(&'static str, &'static str, serde_json::Value)>,
+) {
+    let futures = commands
+        .into_iter()
+        .map(|(kind, actor, payload)| async move { client.send(kind, actor, payload).await });
+    let outcomes: Vec<_> = futures::stream::iter(futures)
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    for outcome in outcomes {
+        assert!(outcome.accepted, "setup command rejected: {outcome:?}");
+    }
+}
+
+async fn register_lab(client: &CommandClient, args: &Args) -> Lab {
+    send_all(
+        client,
+        vec![(
+            "register_user",
+            "bench",
+            json!({"username": "admin", "role": "admin", "password": "bench-password"}),
+        )],
+    )
+    .await;
+    let machines: Vec<Uuid> = (0..args.machines).map(|_| Uuid::now_v7()).collect();
+    let mut commands = Vec::new();
+    for (index, machine) in machines.iter().enumerate() {
+        commands.push(("register_machine", "admin", json!({"machine_id": machine, "name": format!("lab-{index:03}"),
+            "host": format!("10.0.{}.{}", index / 250, index % 250 + 1), "os": if index % 10 == 0 { "windows" } else { "linux" },
+            "username": "tester", "password": "machine-password", "labels": [format!("rack{}", index % 10), "pool"]})));
+    }
+    send_all(client, commands).await;
+    let mut venvs = Vec::new();
+    for machine in &machines {
+        for index in 0..args.venvs {
+            let venv = Uuid::now_v7();
+            venvs.push(venv);
+            let payload = json!({"venv_id": venv, "machine_id": machine, "name": format!("py{index}"), "requirements": ["pytest>=8", "requests"]});
+            send_all(client, vec![("add_venv", "admin", payload)]).await;
+        }
+    }
+    let provisioned = venvs
+        .iter()
+        .map(|v| {
+            (
+                "report_venv_provisioned",
+                "executor:bench",
+                json!({"venv_id": v}),
+            )
+        })
+        .collect();
+    send_all(client, provisioned).await;
+    let test_cases: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    let defined = test_cases.iter().enumerate().map(|(i, id)| ("define_test_case", "admin", json!({"test_case_id": id,
+        "name": format!("suite-{i}"), "command": "pytest -q --junitxml=report.xml tests/", "junit_xml": "report.xml",
+        "env": {"PYTHONHASHSEED": "0"}, "timeout_s": 900}))).collect();
+    send_all(client, defined).await;
+    Lab {
+        machines,
+        test_cases,
+    }
+}
+
+fn start_run_body(lab: &Lab, index: usize) -> Vec<u8> {
+    let machine = lab.machines[index % lab.machines.len()];
+    let payload = if index.is_multiple_of(2) {
+        json!({"run_id": Uuid::now_v7(), "test_case_id": lab.test_cases[index % lab.test_cases.len()],
+               "machine_id": machine, "env": {"BUILD_NUMBER": index.to_string()}})
+    } else {
+        json!({"run_id": Uuid::now_v7(), "test_case_id": lab.test_cases[index % lab.test_cases.len()],
+               "labels": [format!("rack{}", index % 10)], "env": {"BUILD_NUMBER": index.to_string()}})
+    };
+    let id = Uuid::now_v7();
+    serde_json::to_vec(
+        &json!({"command_id": id, "type": "start_run", "actor": "jenkins", "payload": payload}),
+    )
+    .unwrap()
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f64, f64, u64)> {
+    let mut handler = tokio::process::Command::new(&args.runledger)
+        .args(["serve", "--components", "handler"])
+        .env("DATABASE_URL", &db.url)
+        .env("NATS_URL", &nats.url)
+        .env("RUNLEDGER_NATS_PREFIX", nats.names.prefix())
+        .env(
+            "RUNLEDGER_SECRET_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release --bin runledger)",
+                args.runledger
+            )
+        })?;
+    let client = CommandClient::new(nats);
+    let lab = register_lab(&client, args).await;
+    eprintln!(
+        "lab registered: {} machines, {} venvs",
+        args.machines,
+        args.machines * args.venvs
+    );
+
+    let store = runledger_store::EventStore::new(db.pool.clone());
+    let head_before = store.head().await?;
+    let mut outcomes = nats
+        .client
+        .subscribe(format!("{}.outcomes.>", nats.names.prefix()))
+        .await?;
+    nats.client.flush().await?;
+    let started = Instant::now();
+    let per_publisher = args.commands / args.publishers;
+    let mut publishers = Vec::new();
+    for publisher in 0..args.publishers {
+        let js = nats.jetstream();
+        let subject = nats.names.command_subject("start_run");
+        let bodies: Vec<Vec<u8>> = (0..per_publisher)
+            .map(|i| start_run_body(&lab, publisher * per_publisher + i))
+            .collect();
+        publishers.push(tokio::spawn(async move {
+            let mut acks = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                let message = PublishMessage::build()
+                    .payload(body.into())
+                    .message_id(Uuid::now_v7().to_string());
+                acks.push(
+                    js.send_publish(subject.clone(), message)
+                        .await
+                        .expect("publish"),
+                );
+            }
+            for ack in acks {
+                ack.await.expect("stored");
+            }
+        }));
+    }
+    let total = per_publisher * args.publishers;
+    let mut received = 0;
+    let mut rejected = 0;
+    while received < total {
+        let message = tokio::time::timeout(Duration::from_secs(60), outcomes.next())
+            .await
+            .context("outcomes stopped arriving")?
+            .context("subscription closed")?;
+        let outcome: runledger_types::Outcome = serde_json::from_slice(&message.payload)?;
+        rejected += usize::from(!outcome.accepted);
+        received += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    for publisher in publishers {
+        publisher.await?;
+    }
+    anyhow::ensure!(rejected == 0, "{rejected} start_runs were rejected");
+    let appended = store.head().await? - head_before;
+    let rss = peak_rss_kib(handler.id().context("handler pid")?).unwrap_or(0);
+    handler.start_kill()?;
+    handler.wait().await?;
+    Ok((total as f64 / elapsed, appended as f64 / elapsed, rss))
+}
+
+const SCRATCH: &str = "CREATE TABLE scratch_events (position bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, \
+    stream_id text NOT NULL, stream_version bigint NOT NULL, type text NOT NULL, schema_version integer NOT NULL, \
+    recorded_at timestamptz NOT NULL, actor text NOT NULL, command_id uuid NOT NULL, correlation_id uuid, \
+    causation_id uuid, data jsonb NOT NULL, UNIQUE (stream_id, stream_version))";
+
+/// Raw batched INSERT of `rows` event-shaped rows, 100 per statement, over 4 connections.
+async fn baseline(db: &TestDb, rows: usize) -> anyhow::Result<f64> {
+    sqlx::query(SCRATCH).execute(&db.pool).await?;
+    let data = json!({"run_id": Uuid::now_v7(), "test_case_id": Uuid::now_v7(), "user": "jenkins",
+        "machine_id": Uuid::now_v7(), "env": {"BUILD_NUMBER": "12345"}})
+    .to_string();
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..4_i64 {
+        let pool = db.pool.clone();
+        let data = data.clone();
+        let share = (rows / 4) as i64;
+        workers.push(tokio::spawn(async move {
+            let mut next = worker * share;
+            let end = next + share;
+            while next < end {
+                let mut builder = sqlx::QueryBuilder::new("INSERT INTO scratch_events VALUES ");
+                let mut separated = builder.separated(", ");
+                for position in next..(next + 100).min(end) {
+                    separated.push("(");
+                    separated.push_bind_unseparated(position + 1);
+                    separated.push_unseparated(", ");
+                    separated.push_bind_unseparated(Uuid::now_v7());
+                    separated.push_unseparated(", ");
+                    separated.push_bind_unseparated(format!("run-{}", Uuid::now_v7()));
+                    separated.push_unseparated(", 1, 'run_requested', 1, now(), 'jenkins', ");
+                    separated.push_bind_unseparated(Uuid::now_v7());
+                    separated.push_unseparated(", NULL, NULL, ");
+                    separated.push_bind_unseparated(data.clone());
+                    separated.push_unseparated("::jsonb)");
+                }
+                builder
+                    .build()
+                    .execute(&pool)
+                    .await
+                    .expect("baseline insert");
+                next += 100;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let db = TestDb::create().await;
+    let nats = TestNats::create().await;
+    runledger_bus::ensure_streams(&nats.jetstream(), &nats.names).await?;
+    let (commands_per_s, events_per_s, rss_kib) = intake(&args, &db, &nats).await?;
+    let baseline_rows_per_s = baseline(&db, args.commands).await?;
+    let result = json!({
+        "bench": "intake",
+        "commands": args.commands,
+        "commands_per_s": commands_per_s.round(),
+        "events_per_s": events_per_s.round(),
+        "baseline_rows_per_s": baseline_rows_per_s.round(),
+        "ratio": ((commands_per_s / baseline_rows_per_s) * 1000.0).round() / 1000.0,
+        "handler_peak_rss_mib": rss_kib / 1024,
+    });
+    nats.cleanup().await;
+    db.cleanup().await;
+    println!("{result}");
+    Ok(())
+}
