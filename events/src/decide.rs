@@ -16,6 +16,9 @@ pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>
         ..AppendBatch::default()
     };
     for item in items {
+        let meta = item.meta();
+        let span = tracing::debug_span!("command", command_id = %meta.command_id, command_type = %meta.command_type, actor = %meta.actor);
+        let _entered = span.enter();
         match &item.command {
             Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command) {
                 Ok(events) => record(lab, &mut batch, &prepared.meta, events, None, now),

@@ -3,11 +3,11 @@
 //! crash at any point means redelivery, and redelivery is harmless (the command id is recorded).
 
 use crate::decide::{decide_round, reject};
+use crate::gather::next_group;
 use crate::inbound::{Inbound, prepare};
 use crate::lab_sync::catch_up;
 use crate::relay::run_relay;
 use async_nats::jetstream::Message;
-use futures::StreamExt;
 use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstream};
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
@@ -19,6 +19,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
+
+/// How long a group waits for commands the server says are already pending.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// Conflicts in a row after which a group is treated as poisoned and split up.
 const MAX_CONFLICTS: u32 = 50;
@@ -101,8 +104,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         .expires(Duration::from_secs(30))
         .messages()
         .await
-        .map_err(|err| HandlerError::Consumer(err.to_string()))?
-        .ready_chunks(max_batch);
+        .map_err(|err| HandlerError::Consumer(err.to_string()))?;
     let mut intake = Intake {
         handler,
         lab,
@@ -110,24 +112,15 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         shutdown: shutdown.clone(),
     };
     loop {
-        let chunk = tokio::select! {
+        let group = tokio::select! {
             () = shutdown.cancelled() => break,
-            chunk = messages.next() => chunk,
+            group = next_group(&mut messages, max_batch, LINGER) => group,
         };
-        let Some(chunk) = chunk else {
+        let Some(group) = group else {
             tracing::error!("the commands consumer stream ended");
             break;
         };
-        let mut batch = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            match item {
-                Ok(msg) => batch.push(msg),
-                Err(err) => tracing::warn!(error = %err, "commands consumer hiccup"),
-            }
-        }
-        if !batch.is_empty() {
-            intake.process(batch).await;
-        }
+        intake.process(group).await;
     }
     shutdown.cancel();
     if let Err(err) = relay.await {
@@ -155,7 +148,9 @@ impl Intake {
     /// redelivery).
     async fn process(&mut self, messages: Vec<Message>) {
         let count = messages.len();
+        let started = std::time::Instant::now();
         let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
+        let t_prepared = started.elapsed().as_micros() as u64;
         let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
         let Some(known) = self.known_outcomes(&ids).await else {
             return;
@@ -169,12 +164,14 @@ impl Intake {
             })
             .collect();
         let mut outcomes = known;
+        let t_known = started.elapsed().as_micros() as u64;
         if !fresh.is_empty() {
             let Some(decided) = self.commit(&fresh).await else {
                 return;
             };
             outcomes.extend(decided.into_iter().map(|o| (o.command_id, o)));
         }
+        let t_committed = started.elapsed().as_micros() as u64;
         for item in &inbound {
             let id = item.meta().command_id;
             if let Some(outcome) = outcomes.get(&id) {
@@ -184,7 +181,15 @@ impl Intake {
                 }
             }
         }
-        tracing::debug!(count, fresh = fresh.len(), "command group handled");
+        tracing::debug!(
+            count,
+            fresh = fresh.len(),
+            t_prepared,
+            t_known,
+            t_committed,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "command group handled"
+        );
     }
 
     async fn known_outcomes(&self, ids: &[CommandId]) -> Option<HashMap<CommandId, Outcome>> {

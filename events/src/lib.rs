@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod decide;
+mod gather;
 mod inbound;
 mod intake;
 mod lab_sync;

@@ -93,6 +93,11 @@ fn venv_added(lab: &mut Lab, e: &VenvAdded) {
 fn set_venv(lab: &mut Lab, venv_id: VenvId, status: VenvStatus) {
     if let Some(venv) = lab.venvs.get_mut(&venv_id) {
         venv.status = status;
+        if status == VenvStatus::Free {
+            lab.free_venvs.insert(venv_id);
+        } else {
+            lab.free_venvs.remove(&venv_id);
+        }
     }
 }
 

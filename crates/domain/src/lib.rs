@@ -3,9 +3,8 @@
 //! folds one event into the state.
 //!
 //! This crate does no I/O: no async runtime, no database, no message bus. It depends only on
-//! `runledger-types` (the shared vocabulary), `imbl` (persistent maps, so a [`Lab`] clones in
-//! O(1)), and the small value crates `uuid`, `chrono` and `serde_json`. The command handler owns
-//! the loop: load, `decide`, append, `evolve`.
+//! `runledger-types` (the shared vocabulary) and `imbl` (persistent maps, so a [`Lab`] clones in
+//! O(1)). The command handler owns the loop: load, `decide`, append, `evolve`.
 //!
 //! Rules the decisions enforce:
 //! - **Authorization.** An actor that names a registered user follows that user's role; any other

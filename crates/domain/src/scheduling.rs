@@ -49,7 +49,7 @@ pub fn can_serve(lab: &Lab, selector: &RunSelector, venv_id: VenvId, venv: &Venv
 
 /// The free venv with the smallest id that can serve `selector`.
 pub fn free_venv_for(lab: &Lab, selector: &RunSelector) -> Option<(VenvId, MachineId)> {
-    lab.venvs()
+    lab.free_venvs()
         .find(|(id, venv)| can_serve(lab, selector, **id, venv))
         .map(|(id, venv)| (*id, venv.machine_id))
 }

@@ -3,7 +3,7 @@
 //! Every collection is an `imbl` persistent map, so cloning a [`Lab`] is O(1): the handler
 //! clones it before a batch and restores the clone if the transaction fails.
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use runledger_types::{
     Actor, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId, TestCaseId,
     Username, VenvId, VenvName,
@@ -125,6 +125,8 @@ pub struct Lab {
     pub(crate) users: OrdMap<Username, UserState>,
     pub(crate) machines: OrdMap<MachineId, MachineState>,
     pub(crate) venvs: OrdMap<VenvId, VenvState>,
+    /// Index of the venvs whose status is `Free`, so scheduling never scans busy venvs.
+    pub(crate) free_venvs: OrdSet<VenvId>,
     pub(crate) test_cases: OrdMap<TestCaseId, TestCaseState>,
     pub(crate) runs: OrdMap<RunId, RunState>,
     /// Queued runs by ticket: ascending tickets are the order of their `run_queued` events.
@@ -173,6 +175,13 @@ impl Lab {
     /// Every venv, by ascending id.
     pub fn venvs(&self) -> impl Iterator<Item = (&VenvId, &VenvState)> {
         self.venvs.iter()
+    }
+
+    /// The free venvs, ascending id.
+    pub fn free_venvs(&self) -> impl Iterator<Item = (&VenvId, &VenvState)> {
+        self.free_venvs
+            .iter()
+            .filter_map(|id| self.venvs.get(id).map(|venv| (id, venv)))
     }
 
     /// A test case by id.

@@ -8,8 +8,13 @@ use sqlx::postgres::PgRow;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_version, type, schema_version, \
-     recorded_at, actor, command_id, correlation_id, causation_id, data";
+/// The columns of an [`EventRecord`], for `concat!` into static SQL.
+macro_rules! event_columns {
+    () => {
+        "position, event_id, stream_id, stream_version, type, schema_version, recorded_at, actor, \
+         command_id, correlation_id, causation_id, data"
+    };
+}
 
 fn record_from_row(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
     Ok(EventRecord {
@@ -38,10 +43,12 @@ impl EventStore {
 
     /// Up to `limit` events after `after`, in position order. Gap-safe: see the crate docs.
     pub async fn read_after(&self, after: i64, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(SQL)
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -51,10 +58,12 @@ impl EventStore {
 
     /// Every event of one stream, in version order.
     pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<EventRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE stream_id = $1 ORDER BY stream_version"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(SQL)
             .bind(stream_id)
             .fetch_all(&self.pool)
             .await?;

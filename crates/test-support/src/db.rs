@@ -30,7 +30,7 @@ impl TestDb {
             .connect(&admin_url)
             .await
             .expect("connect to the admin database (is Postgres running?)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
             .expect("create test database");
@@ -58,7 +58,7 @@ impl TestDb {
             .await
         {
             let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+            let _ = sqlx::query(&sql).execute(&admin).await;
             admin.close().await;
         }
     }

@@ -284,3 +284,75 @@ fn upcast(_event_type: &str, version: i32, data: serde_json::Value) -> serde_jso
     debug_assert!(version <= CURRENT_SCHEMA_VERSION);
     data
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::VenvRemoved;
+    use crate::ids::VenvId;
+
+    fn record(schema_version: i32, data: serde_json::Value) -> EventRecord {
+        EventRecord {
+            event_id: EventId::new(),
+            position: 7,
+            stream_id: "venv-x".into(),
+            stream_version: 1,
+            event_type: "venv_removed".into(),
+            schema_version,
+            recorded_at: Utc::now(),
+            actor: "admin".into(),
+            command_id: CommandId::new(),
+            correlation_id: None,
+            causation_id: None,
+            data,
+        }
+    }
+
+    #[test]
+    fn stored_events_decode_and_future_versions_are_refused() {
+        let venv_id = VenvId::new();
+        let data = serde_json::json!({ "venv_id": venv_id });
+        let event = record(CURRENT_SCHEMA_VERSION, data.clone())
+            .decode()
+            .expect("decodes");
+        assert_eq!(event, Event::VenvRemoved(VenvRemoved { venv_id }));
+        let future = record(CURRENT_SCHEMA_VERSION + 1, data).decode();
+        assert!(matches!(
+            future,
+            Err(UpcastError::FromTheFuture { position: 7, .. })
+        ));
+        let broken = record(CURRENT_SCHEMA_VERSION, serde_json::json!({ "nope": 1 })).decode();
+        assert!(matches!(broken, Err(UpcastError::Decode { .. })));
+    }
+
+    fn origin(msg_id: Option<&str>) -> MessageOrigin<'_> {
+        MessageOrigin {
+            subject_type: "cancel_run",
+            msg_id,
+            fallback_key: "STREAM:1",
+        }
+    }
+
+    #[test]
+    fn refused_messages_are_answered_under_a_stable_id() {
+        let by_header = parse_command(b"{", origin(Some("not-a-uuid"))).expect_err("refused");
+        let again = parse_command(b"{", origin(Some("not-a-uuid"))).expect_err("refused");
+        assert_eq!(by_header.meta.command_id, again.meta.command_id);
+        assert_eq!(by_header.rejection.code, RejectionCode::MalformedJson);
+        let by_sequence = parse_command(b"{", origin(None)).expect_err("refused");
+        assert_ne!(by_sequence.meta.command_id, by_header.meta.command_id);
+    }
+
+    #[test]
+    fn a_valid_command_parses() {
+        let run_id = uuid::Uuid::now_v7();
+        let body = serde_json::json!({"command_id": uuid::Uuid::now_v7(), "type": "cancel_run",
+            "actor": "jenkins", "payload": {"run_id": run_id}});
+        let parsed = parse_command(body.to_string().as_bytes(), origin(None)).expect("parses");
+        assert_eq!(parsed.meta.actor.as_str(), "jenkins");
+        assert!(matches!(
+            parsed.incoming,
+            Incoming::Ready(crate::Command::CancelRun(_))
+        ));
+    }
+}

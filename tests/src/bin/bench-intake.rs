@@ -36,6 +36,9 @@ struct Args {
     runledger: String,
 }
 
+/// Publish acks a publisher leaves unawaited at most.
+const ACK_WINDOW: usize = 4096;
+
 struct Lab {
     machines: Vec<Uuid>,
     test_cases: Vec<Uuid>,
@@ -141,8 +144,16 @@ async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f6
             "RUNLEDGER_SECRET_KEY",
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         )
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_HANDLER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .kill_on_drop(true)
         .stdout(Stdio::null())
+        .stderr(match std::env::var_os("BENCH_HANDLER_LOG") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        })
         .spawn()
         .with_context(|| {
             format!(
@@ -175,20 +186,26 @@ async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f6
             .map(|i| start_run_body(&lab, publisher * per_publisher + i))
             .collect();
         publishers.push(tokio::spawn(async move {
-            let mut acks = Vec::with_capacity(bodies.len());
+            // A bounded window of unawaited acks: the context's in-flight permits come back
+            // only as acks are awaited, so awaiting none would deadlock at the limit.
+            let mut acks = std::collections::VecDeque::with_capacity(ACK_WINDOW);
             for body in bodies {
                 let message = PublishMessage::build()
                     .payload(body.into())
                     .message_id(Uuid::now_v7().to_string());
-                acks.push(
-                    js.send_publish(subject.clone(), message)
-                        .await
-                        .expect("publish"),
-                );
+                let ack = js
+                    .send_publish(subject.clone(), message)
+                    .await
+                    .expect("publish");
+                acks.push_back(ack);
+                if acks.len() >= ACK_WINDOW {
+                    acks.pop_front().expect("non-empty").await.expect("stored");
+                }
             }
             for ack in acks {
                 ack.await.expect("stored");
             }
+            eprintln!("publisher {publisher} done after {:?}", started.elapsed());
         }));
     }
     let total = per_publisher * args.publishers;

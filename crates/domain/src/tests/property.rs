@@ -156,6 +156,16 @@ fn report(rng: &mut Rng, runs: u128, venvs: u128) -> Command {
 }
 
 fn check_invariants(lab: &Lab) {
+    let free: Vec<_> = lab
+        .venvs()
+        .filter(|(_, v)| v.status == VenvStatus::Free)
+        .map(|(id, _)| *id)
+        .collect();
+    let indexed: Vec<_> = lab.free_venvs().map(|(id, _)| *id).collect();
+    assert_eq!(
+        free, indexed,
+        "the free-venv index matches the venvs' statuses"
+    );
     for (venv_id, venv) in lab.venvs() {
         if let VenvStatus::Leased(run_id) = venv.status {
             let run = lab.run(&run_id).expect("leasing run exists");
