@@ -4,7 +4,8 @@
 use async_nats::jetstream::Message;
 use runledger_bus::{BusNames, MSG_ID_HEADER};
 use runledger_secrets::Keyring;
-use runledger_types::envelope::{CommandMeta, MessageOrigin, RefusedInput, parse_command};
+use runledger_types::envelope::{CommandMeta, RefusedInput};
+use runledger_types::parse::{MessageOrigin, parse_command};
 use runledger_types::{Command, Incoming, Rejection, RejectionCode};
 
 /// A command ready to decide, with its envelope.

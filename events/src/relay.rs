@@ -9,7 +9,7 @@
 use async_nats::jetstream::{self, message::PublishMessage};
 use runledger_bus::BusNames;
 use runledger_store::{EventStore, StoreError};
-use runledger_types::EventRecord;
+use runledger_types::RawEventRecord;
 use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,7 +154,7 @@ impl Relay {
 
     /// Publishes the next page after `published`; returns the new last published position.
     async fn publish_after(&self, published: i64) -> Result<i64, RelayError> {
-        let records = self.store.read_after(published, PAGE).await?;
+        let records = self.store.read_after_raw(published, PAGE).await?;
         let mut acks = Vec::with_capacity(records.len());
         for record in &records {
             acks.push(self.publish(record).await?);
@@ -174,7 +174,7 @@ impl Relay {
 
     async fn publish(
         &self,
-        record: &EventRecord,
+        record: &RawEventRecord,
     ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
         let body = serde_json::to_vec(record).map_err(nats_error)?;
         let stream_type = record

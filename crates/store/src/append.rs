@@ -54,21 +54,21 @@ impl EventColumns {
     fn build(events: &[NewEvent], base: i64) -> Result<Self, StoreError> {
         let mut cols = Self::default();
         for (offset, event) in (1_i64..).zip(events) {
-            let (kind, data) = event
+            let data = event
                 .event
-                .to_parts()
+                .data_json()
                 .map_err(|err| StoreError::Corrupt(format!("event does not serialise: {err}")))?;
             cols.positions.push(base + offset);
             cols.event_ids.push(event.event_id.0);
             cols.stream_ids.push(event.stream_id.as_str().to_owned());
             cols.versions.push(event.stream_version);
-            cols.types.push(kind);
+            cols.types.push(event.event.event_type());
             cols.recorded_at.push(event.recorded_at);
             cols.actors.push(event.actor.as_str().to_owned());
             cols.command_ids.push(event.command_id.0);
             cols.correlation_ids.push(event.correlation_id);
             cols.causation_ids.push(event.causation_id);
-            cols.data.push(data.to_string());
+            cols.data.push(data);
         }
         Ok(cols)
     }

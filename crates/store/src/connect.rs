@@ -17,6 +17,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreErr
     }
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        // A ping before every acquire costs a round trip per query; broken connections surface
+        // as errors the callers already retry.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await?;

@@ -2,21 +2,22 @@
 
 use crate::EventStore;
 use crate::error::StoreError;
-use runledger_types::{CommandId, EventRecord, Outcome};
+use runledger_types::{CommandId, EventRecord, Outcome, RawEventRecord};
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// The columns of an [`EventRecord`], for `concat!` into static SQL.
+/// The columns of an [`EventRecord`] but `data`, for `concat!` into static SQL.
 macro_rules! event_columns {
     () => {
         "position, event_id, stream_id, stream_version, type, schema_version, recorded_at, actor, \
-         command_id, correlation_id, causation_id, data"
+         command_id, correlation_id, causation_id"
     };
 }
 
-fn record_from_row(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
+fn record_from_row<D>(row: &PgRow, data: D) -> Result<EventRecord<D>, sqlx::Error> {
     Ok(EventRecord {
         position: row.try_get("position")?,
         event_id: row.try_get::<Uuid, _>("event_id")?.into(),
@@ -29,8 +30,19 @@ fn record_from_row(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
         command_id: row.try_get::<Uuid, _>("command_id")?.into(),
         correlation_id: row.try_get("correlation_id")?,
         causation_id: row.try_get("causation_id")?,
-        data: row.try_get("data")?,
+        data,
     })
+}
+
+fn parsed_record(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
+    record_from_row(row, row.try_get("data")?)
+}
+
+fn raw_record(row: &PgRow) -> Result<RawEventRecord, StoreError> {
+    let text: String = row.try_get("data")?;
+    let data = RawValue::from_string(text)
+        .map_err(|err| StoreError::Corrupt(format!("event data is not JSON: {err}")))?;
+    Ok(record_from_row(row, data)?)
 }
 
 impl EventStore {
@@ -46,14 +58,33 @@ impl EventStore {
         const SQL: &str = concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            ", data FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         );
         let rows = sqlx::query(SQL)
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
+    }
+
+    /// Like [`EventStore::read_after`], with `data` left as JSON text: for passing events on.
+    pub async fn read_after_raw(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<RawEventRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            ", data::text AS data FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        );
+        let rows = sqlx::query(SQL)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(raw_record).collect()
     }
 
     /// Every event of one stream, in version order.
@@ -61,13 +92,13 @@ impl EventStore {
         const SQL: &str = concat!(
             "SELECT ",
             event_columns!(),
-            " FROM events WHERE stream_id = $1 ORDER BY stream_version"
+            ", data FROM events WHERE stream_id = $1 ORDER BY stream_version"
         );
         let rows = sqlx::query(SQL)
             .bind(stream_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
     }
 
     /// The recorded outcomes of those of `ids` that were already handled.

@@ -35,8 +35,12 @@ impl TestDb {
             .await
             .expect("create test database");
         admin.close().await;
-        let (base, _) = admin_url.rsplit_once('/').expect("URL has a database");
-        let url = format!("{base}/{name}");
+        let (address, query) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
+        let (base, _) = address.rsplit_once('/').expect("URL has a database");
+        let url = match query {
+            "" => format!("{base}/{name}"),
+            query => format!("{base}/{name}?{query}"),
+        };
         let pool = runledger_store::connect(&url, 16)
             .await
             .expect("connect test db");

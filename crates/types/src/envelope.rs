@@ -1,9 +1,9 @@
 //! Envelopes: a command as it arrives on NATS, and an event as it is appended and read back.
 
-use crate::command::{CommandType, Incoming, parse_payload};
+use crate::command::Incoming;
 use crate::event::{CURRENT_SCHEMA_VERSION, Event};
 use crate::ids::{CommandId, EventId, StreamId};
-use crate::rejection::{Rejection, RejectionCode};
+use crate::rejection::Rejection;
 use crate::values::Actor;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -63,123 +63,6 @@ pub struct RefusedInput {
     pub rejection: Rejection,
 }
 
-/// Where a raw message came from, for ids when the body has none.
-#[derive(Debug, Clone, Copy)]
-pub struct MessageOrigin<'a> {
-    /// Last subject token (the type the publisher meant).
-    pub subject_type: &'a str,
-    /// The `Nats-Msg-Id` header.
-    pub msg_id: Option<&'a str>,
-    /// Unique, stable key of this message (e.g. stream name and sequence).
-    pub fallback_key: &'a str,
-}
-
-/// Namespace for command ids derived from message ids or stream sequences.
-const COMMAND_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5d1c_9d7e_3a4b_4c7f_9e2a_7b1f_0c3d_8e6a);
-
-fn unknown_actor() -> Actor {
-    Actor::parse("unknown").unwrap_or_else(|_| unreachable!("'unknown' is a valid actor"))
-}
-
-fn text_field(body: &serde_json::Value, key: &str) -> Option<String> {
-    body.get(key)
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-}
-
-fn uuid_field(body: &serde_json::Value, key: &str) -> Option<Uuid> {
-    body.get(key)
-        .and_then(serde_json::Value::as_str)
-        .and_then(|raw| Uuid::parse_str(raw).ok())
-}
-
-/// Reads a raw command message: every refusal carries a stable code and says what was wrong.
-pub fn parse_command(
-    body: &[u8],
-    origin: MessageOrigin<'_>,
-) -> Result<ParsedCommand, Box<RefusedInput>> {
-    let header_id = origin.msg_id.map(|raw| {
-        Uuid::parse_str(raw).unwrap_or_else(|_| Uuid::new_v5(&COMMAND_ID_NAMESPACE, raw.as_bytes()))
-    });
-    let fallback_id = header_id
-        .unwrap_or_else(|| Uuid::new_v5(&COMMAND_ID_NAMESPACE, origin.fallback_key.as_bytes()));
-    let mut meta = CommandMeta {
-        command_id: CommandId(fallback_id),
-        command_type: origin.subject_type.to_owned(),
-        actor: unknown_actor(),
-        correlation_id: None,
-        causation_id: None,
-    };
-    let refuse = |meta: &CommandMeta, code, message: String| {
-        Box::new(RefusedInput {
-            meta: meta.clone(),
-            rejection: Rejection::new(code, message),
-        })
-    };
-
-    let body: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(err) => {
-            return Err(refuse(
-                &meta,
-                RejectionCode::MalformedJson,
-                format!("body is not valid JSON: {err}"),
-            ));
-        }
-    };
-    if !body.is_object() {
-        return Err(refuse(
-            &meta,
-            RejectionCode::InvalidEnvelope,
-            "body must be a JSON object".into(),
-        ));
-    }
-    if let Some(kind) = text_field(&body, "type") {
-        meta.command_type = kind;
-    }
-    if let Some(actor) = text_field(&body, "actor").and_then(|raw| Actor::parse(raw).ok()) {
-        meta.actor = actor;
-    }
-    meta.correlation_id = uuid_field(&body, "correlation_id");
-    meta.causation_id = uuid_field(&body, "causation_id");
-    match uuid_field(&body, "command_id") {
-        Some(id) => meta.command_id = CommandId(id),
-        None => {
-            let message = "command_id is required and must be a uuid".to_owned();
-            return Err(refuse(&meta, RejectionCode::InvalidEnvelope, message));
-        }
-    }
-    let envelope: CommandEnvelope = serde_json::from_value(body).map_err(|err| {
-        refuse(
-            &meta,
-            RejectionCode::InvalidEnvelope,
-            format!("envelope: {err}"),
-        )
-    })?;
-    if let Err(err) = Actor::parse(envelope.actor.as_str()) {
-        return Err(refuse(
-            &meta,
-            RejectionCode::InvalidEnvelope,
-            format!("actor: {err}"),
-        ));
-    }
-    if envelope.command_type != origin.subject_type {
-        let message = format!(
-            "type {:?} does not match the subject's last token {:?}",
-            envelope.command_type, origin.subject_type
-        );
-        return Err(refuse(&meta, RejectionCode::TypeMismatch, message));
-    }
-    let Some(kind) = CommandType::from_name(&envelope.command_type) else {
-        let message = format!("unknown command type {:?}", envelope.command_type);
-        return Err(refuse(&meta, RejectionCode::UnknownCommandType, message));
-    };
-    match parse_payload(kind, envelope.payload) {
-        Ok(incoming) => Ok(ParsedCommand { meta, incoming }),
-        Err(err) => Err(refuse(&meta, RejectionCode::InvalidPayload, err.0)),
-    }
-}
-
 /// An event ready to append; the store assigns its `position`.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -203,9 +86,10 @@ pub struct NewEvent {
     pub causation_id: Option<Uuid>,
 }
 
-/// An event as stored in the log and published on NATS (contract §3).
+/// An event as stored in the log and published on NATS (contract §3). `D` is the type `data` is
+/// held as: a parsed [`serde_json::Value`], or raw JSON text where it is only passed on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventRecord {
+pub struct EventRecord<D = serde_json::Value> {
     /// Unique id; also the `Nats-Msg-Id` on the events stream.
     pub event_id: EventId,
     /// Global, strictly increasing in commit order.
@@ -230,7 +114,7 @@ pub struct EventRecord {
     /// The message that caused it.
     pub causation_id: Option<Uuid>,
     /// Type-specific data.
-    pub data: serde_json::Value,
+    pub data: D,
 }
 
 /// Why a stored event could not be read as a current [`Event`].
@@ -257,6 +141,9 @@ pub enum UpcastError {
         source: serde_json::Error,
     },
 }
+
+/// An event whose `data` is kept as the JSON text the log returned (for relaying it unchanged).
+pub type RawEventRecord = EventRecord<Box<serde_json::value::RawValue>>;
 
 impl EventRecord {
     /// Decodes the event, first upcasting data written with an older schema version.
@@ -323,36 +210,5 @@ mod tests {
         ));
         let broken = record(CURRENT_SCHEMA_VERSION, serde_json::json!({ "nope": 1 })).decode();
         assert!(matches!(broken, Err(UpcastError::Decode { .. })));
-    }
-
-    fn origin(msg_id: Option<&str>) -> MessageOrigin<'_> {
-        MessageOrigin {
-            subject_type: "cancel_run",
-            msg_id,
-            fallback_key: "STREAM:1",
-        }
-    }
-
-    #[test]
-    fn refused_messages_are_answered_under_a_stable_id() {
-        let by_header = parse_command(b"{", origin(Some("not-a-uuid"))).expect_err("refused");
-        let again = parse_command(b"{", origin(Some("not-a-uuid"))).expect_err("refused");
-        assert_eq!(by_header.meta.command_id, again.meta.command_id);
-        assert_eq!(by_header.rejection.code, RejectionCode::MalformedJson);
-        let by_sequence = parse_command(b"{", origin(None)).expect_err("refused");
-        assert_ne!(by_sequence.meta.command_id, by_header.meta.command_id);
-    }
-
-    #[test]
-    fn a_valid_command_parses() {
-        let run_id = uuid::Uuid::now_v7();
-        let body = serde_json::json!({"command_id": uuid::Uuid::now_v7(), "type": "cancel_run",
-            "actor": "jenkins", "payload": {"run_id": run_id}});
-        let parsed = parse_command(body.to_string().as_bytes(), origin(None)).expect("parses");
-        assert_eq!(parsed.meta.actor.as_str(), "jenkins");
-        assert!(matches!(
-            parsed.incoming,
-            Incoming::Ready(crate::Command::CancelRun(_))
-        ));
     }
 }

@@ -99,14 +99,31 @@ impl Event {
         }
     }
 
-    /// Splits the event into its type name and its `data` JSON, as stored in the log.
-    pub fn to_parts(&self) -> Result<(&'static str, serde_json::Value), serde_json::Error> {
-        let mut tagged = serde_json::to_value(self)?;
-        let data = tagged
-            .get_mut("data")
-            .map(serde_json::Value::take)
-            .unwrap_or(serde_json::Value::Null);
-        Ok((self.event_type(), data))
+    /// The event's `data` as JSON text, as stored in the log.
+    pub fn data_json(&self) -> Result<String, serde_json::Error> {
+        match self {
+            Self::UserRegistered(data) => serde_json::to_string(data),
+            Self::MachineRegistered(data) => serde_json::to_string(data),
+            Self::MachineUpdated(data) => serde_json::to_string(data),
+            Self::HostKeyPinned(data) => serde_json::to_string(data),
+            Self::MachineRetired(data) => serde_json::to_string(data),
+            Self::VenvAdded(data) => serde_json::to_string(data),
+            Self::VenvProvisioned(data) => serde_json::to_string(data),
+            Self::VenvProvisioningFailed(data) => serde_json::to_string(data),
+            Self::VenvLeased(data) => serde_json::to_string(data),
+            Self::VenvReleased(data) => serde_json::to_string(data),
+            Self::VenvRemoved(data) => serde_json::to_string(data),
+            Self::TestCaseDefined(data) => serde_json::to_string(data),
+            Self::RunRequested(data) => serde_json::to_string(data),
+            Self::RunQueued(data) => serde_json::to_string(data),
+            Self::RunAssigned(data) => serde_json::to_string(data),
+            Self::RunStarted(data) => serde_json::to_string(data),
+            Self::RunOutput(data) => serde_json::to_string(data),
+            Self::RunCancelRequested(data) => serde_json::to_string(data),
+            Self::RunFinished(data) => serde_json::to_string(data),
+            Self::ExecutorHeartbeat(data) => serde_json::to_string(data),
+            Self::CommandRejected(data) => serde_json::to_string(data),
+        }
     }
 
     /// Rebuilds an event from its stored type name and `data`.
@@ -373,7 +390,9 @@ mod tests {
             command_type: "start_run".into(),
             error: Rejection::new(RejectionCode::UnknownTestCase, "nope"),
         });
-        let (kind, data) = event.to_parts().expect("serialises");
+        let kind = event.event_type();
+        let data: serde_json::Value =
+            serde_json::from_str(&event.data_json().expect("serialises")).expect("json");
         assert_eq!(kind, "command_rejected");
         assert_eq!(data["type"], "start_run");
         assert_eq!(data["error"]["code"], "unknown_test_case");

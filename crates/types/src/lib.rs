@@ -10,18 +10,20 @@ pub mod envelope;
 pub mod event;
 pub mod ids;
 pub mod outcome;
+pub mod parse;
 pub mod rejection;
 pub mod secret;
 pub mod values;
 
 pub use command::{Command, Incoming};
 pub use envelope::{
-    CommandEnvelope, CommandMeta, EventRecord, MessageOrigin, NewEvent, ParsedCommand,
-    RefusedInput, parse_command,
+    CommandEnvelope, CommandMeta, EventRecord, NewEvent, ParsedCommand, RawEventRecord,
+    RefusedInput,
 };
 pub use event::Event;
 pub use ids::{CommandId, EventId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId};
 pub use outcome::{EventRef, Outcome};
+pub use parse::{MessageOrigin, parse_command};
 pub use rejection::{Rejection, RejectionCode};
 pub use secret::{PasswordHash, SealedSecret, SecretString};
 pub use values::{

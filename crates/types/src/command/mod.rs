@@ -202,8 +202,9 @@ impl Command {
 #[error("{0}")]
 pub struct InvalidPayload(pub String);
 
-fn decode<T: DeserializeOwned>(payload: serde_json::Value) -> Result<T, InvalidPayload> {
-    serde_path_to_error::deserialize(payload).map_err(|err| {
+fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, InvalidPayload> {
+    let mut deserializer = serde_json::Deserializer::from_str(payload);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if path == "." {
@@ -214,11 +215,8 @@ fn decode<T: DeserializeOwned>(payload: serde_json::Value) -> Result<T, InvalidP
     })
 }
 
-/// Decodes and validates the payload of a command of type `kind`.
-pub fn parse_payload(
-    kind: CommandType,
-    payload: serde_json::Value,
-) -> Result<Incoming, InvalidPayload> {
+/// Decodes and validates the payload (JSON text) of a command of type `kind`.
+pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, InvalidPayload> {
     use CommandType as T;
     let ready = Incoming::Ready;
     Ok(match kind {
