@@ -2,18 +2,14 @@
 //! transaction, answer and ack. A message is acked only after its transaction commits, so a
 //! crash at any point means redelivery, and redelivery is harmless (the command id is recorded).
 
-use crate::decide::{decide_round, reject};
 use crate::gather::next_group;
-use crate::inbound::{Inbound, prepare};
+use crate::group::Intake;
 use crate::lab_sync::catch_up;
 use crate::relay::run_relay;
-use async_nats::jetstream::Message;
 use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstream};
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
-use runledger_store::{AppendBatch, EventStore, StoreError};
-use runledger_types::{CommandId, Outcome, Rejection, RejectionCode};
-use std::collections::{HashMap, HashSet};
+use runledger_store::{EventStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -22,9 +18,6 @@ use tokio_util::task::AbortOnDropHandle;
 
 /// How long a group waits for commands the server says are already pending.
 const LINGER: Duration = Duration::from_millis(5);
-
-/// Conflicts in a row after which a group is treated as poisoned and split up.
-const MAX_CONFLICTS: u32 = 50;
 
 /// Tuning for the handler.
 #[derive(Debug, Clone)]
@@ -111,13 +104,16 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         wake,
         shutdown: shutdown.clone(),
     };
+    let mut ended = Ok(());
     loop {
         let group = tokio::select! {
             () = shutdown.cancelled() => break,
             group = next_group(&mut messages, max_batch, LINGER) => group,
         };
         let Some(group) = group else {
-            tracing::error!("the commands consumer stream ended");
+            ended = Err(HandlerError::Consumer(
+                "the consumer's message stream ended".into(),
+            ));
             break;
         };
         intake.process(group).await;
@@ -126,212 +122,5 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     if let Err(err) = relay.await {
         tracing::error!(error = %err, "outbox relay task failed");
     }
-    Ok(())
-}
-
-struct Intake {
-    handler: Handler,
-    lab: Lab,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-}
-
-enum GroupError {
-    /// Postgres refused the data: split the group.
-    Data(StoreError),
-    /// Shutting down while the database was unavailable: leave the messages for redelivery.
-    Abandoned,
-}
-
-impl Intake {
-    /// Handles one group of messages; never fails (every error is retried, answered or left for
-    /// redelivery).
-    async fn process(&mut self, messages: Vec<Message>) {
-        let count = messages.len();
-        let started = std::time::Instant::now();
-        let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
-        let t_prepared = started.elapsed().as_micros() as u64;
-        let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
-        let Some(known) = self.known_outcomes(&ids).await else {
-            return;
-        };
-        let mut seen = HashSet::new();
-        let fresh: Vec<&Inbound> = inbound
-            .iter()
-            .filter(|item| {
-                let id = item.meta().command_id;
-                !known.contains_key(&id) && seen.insert(id)
-            })
-            .collect();
-        let mut outcomes = known;
-        let t_known = started.elapsed().as_micros() as u64;
-        if !fresh.is_empty() {
-            let Some(decided) = self.commit(&fresh).await else {
-                return;
-            };
-            outcomes.extend(decided.into_iter().map(|o| (o.command_id, o)));
-        }
-        let t_committed = started.elapsed().as_micros() as u64;
-        for item in &inbound {
-            let id = item.meta().command_id;
-            if let Some(outcome) = outcomes.get(&id) {
-                self.answer(outcome).await;
-                if let Err(err) = item.msg.ack().await {
-                    tracing::warn!(command_id = %id, error = %err, "ack failed; the command will be redelivered and answered again");
-                }
-            }
-        }
-        tracing::debug!(
-            count,
-            fresh = fresh.len(),
-            t_prepared,
-            t_known,
-            t_committed,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "command group handled"
-        );
-    }
-
-    async fn known_outcomes(&self, ids: &[CommandId]) -> Option<HashMap<CommandId, Outcome>> {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match self.handler.store.outcomes(ids).await {
-                Ok(known) => return Some(known),
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot look up handled commands; retrying");
-                    if !self.pause(&mut delay).await {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Appends the group; on a data error, each command alone; a command that still cannot be
-    /// stored is rejected with `storage_error`. `None` only when shutting down.
-    async fn commit(&mut self, items: &[&Inbound]) -> Option<Vec<Outcome>> {
-        match self.commit_group(items).await {
-            Ok(outcomes) => return Some(outcomes),
-            Err(GroupError::Abandoned) => return None,
-            Err(GroupError::Data(err)) => {
-                tracing::warn!(error = %err, size = items.len(), "group refused by the database; retrying one by one");
-            }
-        }
-        let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
-            match self.commit_group(&[item]).await {
-                Ok(mut single) => outcomes.append(&mut single),
-                Err(GroupError::Abandoned) => return None,
-                Err(GroupError::Data(err)) => {
-                    let rejection = Rejection::new(
-                        RejectionCode::StorageError,
-                        format!("the command's events could not be stored: {err}"),
-                    );
-                    outcomes.append(&mut self.commit_rejection(item, rejection).await?);
-                }
-            }
-        }
-        Some(outcomes)
-    }
-
-    async fn commit_group(&mut self, items: &[&Inbound]) -> Result<Vec<Outcome>, GroupError> {
-        self.append_with(|lab| decide_round(lab, items, chrono::Utc::now()))
-            .await
-    }
-
-    async fn commit_rejection(
-        &mut self,
-        item: &Inbound,
-        rejection: Rejection,
-    ) -> Option<Vec<Outcome>> {
-        let meta = item.meta().clone();
-        let result = self
-            .append_with(|lab| {
-                let mut batch = AppendBatch {
-                    expected_head: Some(lab.position()),
-                    ..AppendBatch::default()
-                };
-                reject(
-                    lab,
-                    &mut batch,
-                    &meta,
-                    rejection.clone(),
-                    chrono::Utc::now(),
-                );
-                batch
-            })
-            .await;
-        match result {
-            Ok(outcomes) => Some(outcomes),
-            Err(GroupError::Data(err)) => {
-                tracing::error!(command_id = %meta.command_id, error = %err, "cannot even record the rejection; leaving the message for redelivery");
-                None
-            }
-            Err(GroupError::Abandoned) => None,
-        }
-    }
-
-    /// Catches up, decides with `build`, appends; retries conflicts and outages.
-    async fn append_with(
-        &mut self,
-        mut build: impl FnMut(&mut Lab) -> AppendBatch,
-    ) -> Result<Vec<Outcome>, GroupError> {
-        let mut conflicts = 0;
-        let mut delay = Duration::from_millis(50);
-        loop {
-            if let Err(err) = catch_up(&self.handler.store, &mut self.lab).await {
-                tracing::warn!(error = %err, "cannot read the log; retrying");
-                if !self.pause(&mut delay).await {
-                    return Err(GroupError::Abandoned);
-                }
-                continue;
-            }
-            let snapshot = self.lab.clone();
-            let batch = build(&mut self.lab);
-            match self.handler.store.append(&batch).await {
-                Ok(outcomes) => {
-                    let head = snapshot.position() + batch.events.len() as i64;
-                    self.lab.set_position(head);
-                    self.wake.notify_one();
-                    return Ok(outcomes);
-                }
-                Err(err) => {
-                    self.lab = snapshot;
-                    if err.is_conflict() && conflicts < MAX_CONFLICTS {
-                        conflicts += 1;
-                        tracing::debug!(error = %err, conflicts, "append conflict; reloading and deciding again");
-                    } else if err.is_conflict() || err.is_data_error() {
-                        return Err(GroupError::Data(err));
-                    } else {
-                        tracing::warn!(error = %err, "append failed; retrying");
-                        if !self.pause(&mut delay).await {
-                            return Err(GroupError::Abandoned);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sleeps with exponential backoff; false when shutdown came first.
-    async fn pause(&self, delay: &mut Duration) -> bool {
-        let wait = *delay;
-        *delay = (*delay * 2).min(Duration::from_secs(5));
-        tokio::select! {
-            () = self.shutdown.cancelled() => false,
-            () = tokio::time::sleep(wait) => true,
-        }
-    }
-
-    async fn answer(&self, outcome: &Outcome) {
-        let subject = self.handler.names.outcome_subject(outcome.command_id);
-        match serde_json::to_vec(outcome) {
-            Ok(body) => {
-                if let Err(err) = self.handler.nats.publish(subject, body.into()).await {
-                    tracing::warn!(command_id = %outcome.command_id, error = %err, "cannot publish outcome");
-                }
-            }
-            Err(err) => tracing::error!(error = %err, "outcome does not serialise"),
-        }
-    }
+    ended
 }

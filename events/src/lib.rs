@@ -11,6 +11,7 @@
 
 mod decide;
 mod gather;
+mod group;
 mod inbound;
 mod intake;
 mod lab_sync;

@@ -18,7 +18,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    telemetry::init(&cli.settings.log_format)?;
+    // `send` prints its outcome on stdout; its own logging stays quiet unless asked for.
+    let default_level = match cli.command {
+        cli::Command::Send(_) => "warn",
+        _ => "info",
+    };
+    telemetry::init(&cli.settings.log_format, default_level)?;
     match cli.command {
         cli::Command::Serve(args) => serve::serve(&cli.settings, &args).await,
         cli::Command::Migrate => serve::migrate(&cli.settings).await,

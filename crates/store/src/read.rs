@@ -60,12 +60,8 @@ impl EventStore {
             event_columns!(),
             ", data FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         );
-        let rows = sqlx::query(SQL)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
+        self.page(SQL, after, limit, |row| Ok(parsed_record(row)?))
+            .await
     }
 
     /// Like [`EventStore::read_after`], with `data` left as JSON text: for passing events on.
@@ -79,12 +75,22 @@ impl EventStore {
             event_columns!(),
             ", data::text AS data FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         );
-        let rows = sqlx::query(SQL)
+        self.page(SQL, after, limit, raw_record).await
+    }
+
+    async fn page<T>(
+        &self,
+        sql: &'static str,
+        after: i64,
+        limit: i64,
+        decode: impl Fn(&PgRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = sqlx::query(sql)
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(raw_record).collect()
+        rows.iter().map(decode).collect()
     }
 
     /// Every event of one stream, in version order.

@@ -9,16 +9,8 @@ use runledger_types::{Command, Line, MachineName, RejectionCode, VenvName};
 
 fn rename(machine_id: runledger_types::MachineId) -> Command {
     Command::UpdateMachine(UpdateMachine {
-        machine_id,
         name: Some(MachineName::parse("renamed").expect("name")),
-        host: None,
-        port: None,
-        os: None,
-        username: None,
-        password: None,
-        private_key: None,
-        host_key: None,
-        labels: None,
+        ..UpdateMachine::new(machine_id)
     })
 }
 

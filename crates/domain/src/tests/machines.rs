@@ -36,18 +36,7 @@ fn register(id: MachineId) -> RegisterMachine<SealedSecret> {
 }
 
 fn update(id: MachineId) -> UpdateMachine<SealedSecret> {
-    UpdateMachine {
-        machine_id: id,
-        name: None,
-        host: None,
-        port: None,
-        os: None,
-        username: None,
-        password: None,
-        private_key: None,
-        host_key: None,
-        labels: None,
-    }
+    UpdateMachine::new(id)
 }
 
 fn fingerprint(fill: char) -> HostKeyFingerprint {

@@ -91,16 +91,8 @@ fn lab_command(rng: &mut Rng, venvs: &mut u128) -> Command {
         1 => Command::RemoveVenv(RemoveVenv { venv_id }),
         2 if rng.below(8) == 0 => Command::RetireMachine(RetireMachine { machine_id }),
         _ => Command::UpdateMachine(UpdateMachine {
-            machine_id,
-            name: None,
-            host: None,
-            port: None,
-            os: None,
-            username: None,
-            password: None,
-            private_key: None,
-            host_key: None,
             labels: Some(labels(&rng.pick(&TAGS))),
+            ..UpdateMachine::new(machine_id)
         }),
     }
 }

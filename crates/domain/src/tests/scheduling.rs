@@ -3,7 +3,7 @@
 use crate::testing::*;
 use runledger_types::command::{ReportRunFinished, ReportVenvProvisioned, StartRun, UpdateMachine};
 use runledger_types::event::MachineUpdated;
-use runledger_types::{Command, Event, RejectionCode, RunId, RunStatus, SealedSecret};
+use runledger_types::{Command, Event, RejectionCode, RunId, RunStatus};
 
 fn finish(run_id: RunId) -> Command {
     Command::ReportRunFinished(ReportRunFinished {
@@ -90,17 +90,9 @@ fn a_provisioned_venv_goes_to_the_oldest_run_that_can_use_it() {
 }
 
 fn relabel(tags: &[&str]) -> Command {
-    Command::UpdateMachine(UpdateMachine::<SealedSecret> {
-        machine_id: m(1),
-        name: None,
-        host: None,
-        port: None,
-        os: None,
-        username: None,
-        password: None,
-        private_key: None,
-        host_key: None,
+    Command::UpdateMachine(UpdateMachine {
         labels: Some(labels(tags)),
+        ..UpdateMachine::new(m(1))
     })
 }
 

@@ -156,6 +156,22 @@ pub struct UpdateMachine<S> {
 }
 
 impl<S> UpdateMachine<S> {
+    /// An update of `machine_id` that changes nothing yet; set the fields to change.
+    pub fn new(machine_id: MachineId) -> Self {
+        Self {
+            machine_id,
+            name: None,
+            host: None,
+            port: None,
+            os: None,
+            username: None,
+            password: None,
+            private_key: None,
+            host_key: None,
+            labels: None,
+        }
+    }
+
     /// Replaces each secret with `seal(secret)`.
     pub fn map_secrets<T, E>(
         self,

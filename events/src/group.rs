@@ -1,0 +1,221 @@
+//! Handling one group of commands: look up those already handled, decide the rest together,
+//! append them in one transaction (retrying conflicts and outages), answer each, then ack.
+
+use crate::decide::{decide_round, reject};
+use crate::inbound::{Inbound, prepare};
+use crate::intake::Handler;
+use crate::lab_sync::catch_up;
+use async_nats::jetstream::Message;
+use runledger_domain::Lab;
+use runledger_store::{AppendBatch, StoreError};
+use runledger_types::{CommandId, Outcome, Rejection, RejectionCode};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Conflicts in a row after which a group is treated as poisoned and split up.
+const MAX_CONFLICTS: u32 = 50;
+
+/// The intake's state: the handler's connections and the lab as of the last commit it saw.
+pub(crate) struct Intake {
+    pub handler: Handler,
+    pub lab: Lab,
+    pub wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+enum GroupError {
+    /// Postgres refused the data: split the group.
+    Data(StoreError),
+    /// Shutting down while the database was unavailable: leave the messages for redelivery.
+    Abandoned,
+}
+
+impl Intake {
+    /// Handles one group of messages; never fails (every error is retried, answered or left for
+    /// redelivery).
+    pub async fn process(&mut self, messages: Vec<Message>) {
+        let count = messages.len();
+        let started = std::time::Instant::now();
+        let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
+        let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
+        let Some(known) = self.known_outcomes(&ids).await else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        let fresh: Vec<&Inbound> = inbound
+            .iter()
+            .filter(|item| {
+                let id = item.meta().command_id;
+                !known.contains_key(&id) && seen.insert(id)
+            })
+            .collect();
+        let mut outcomes = known;
+        if !fresh.is_empty() {
+            let Some(decided) = self.commit(&fresh).await else {
+                return;
+            };
+            outcomes.extend(decided.into_iter().map(|o| (o.command_id, o)));
+        }
+        for item in &inbound {
+            let id = item.meta().command_id;
+            if let Some(outcome) = outcomes.get(&id) {
+                self.answer(outcome).await;
+                if let Err(err) = item.msg.ack().await {
+                    tracing::warn!(command_id = %id, error = %err, "ack failed; the command will be redelivered and answered again");
+                }
+            }
+        }
+        tracing::debug!(
+            count,
+            fresh = fresh.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "command group handled"
+        );
+    }
+
+    async fn known_outcomes(&self, ids: &[CommandId]) -> Option<HashMap<CommandId, Outcome>> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.handler.store.outcomes(ids).await {
+                Ok(known) => return Some(known),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot look up handled commands; retrying");
+                    if !self.pause(&mut delay).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends the group; on a data error, each command alone; a command that still cannot be
+    /// stored is rejected with `storage_error`. `None` only when shutting down.
+    async fn commit(&mut self, items: &[&Inbound]) -> Option<Vec<Outcome>> {
+        match self.commit_group(items).await {
+            Ok(outcomes) => return Some(outcomes),
+            Err(GroupError::Abandoned) => return None,
+            Err(GroupError::Data(err)) => {
+                tracing::warn!(error = %err, size = items.len(), "group refused by the database; retrying one by one");
+            }
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            match self.commit_group(&[item]).await {
+                Ok(mut single) => outcomes.append(&mut single),
+                Err(GroupError::Abandoned) => return None,
+                Err(GroupError::Data(err)) => {
+                    let rejection = Rejection::new(
+                        RejectionCode::StorageError,
+                        format!("the command's events could not be stored: {err}"),
+                    );
+                    outcomes.append(&mut self.commit_rejection(item, rejection).await?);
+                }
+            }
+        }
+        Some(outcomes)
+    }
+
+    async fn commit_group(&mut self, items: &[&Inbound]) -> Result<Vec<Outcome>, GroupError> {
+        self.append_with(|lab| decide_round(lab, items, chrono::Utc::now()))
+            .await
+    }
+
+    async fn commit_rejection(
+        &mut self,
+        item: &Inbound,
+        rejection: Rejection,
+    ) -> Option<Vec<Outcome>> {
+        let meta = item.meta().clone();
+        let result = self
+            .append_with(|lab| {
+                let mut batch = AppendBatch {
+                    expected_head: Some(lab.position()),
+                    ..AppendBatch::default()
+                };
+                reject(
+                    lab,
+                    &mut batch,
+                    &meta,
+                    rejection.clone(),
+                    chrono::Utc::now(),
+                );
+                batch
+            })
+            .await;
+        match result {
+            Ok(outcomes) => Some(outcomes),
+            Err(GroupError::Data(err)) => {
+                tracing::error!(command_id = %meta.command_id, error = %err, "cannot even record the rejection; leaving the message for redelivery");
+                None
+            }
+            Err(GroupError::Abandoned) => None,
+        }
+    }
+
+    /// Catches up, decides with `build`, appends; retries conflicts and outages.
+    async fn append_with(
+        &mut self,
+        mut build: impl FnMut(&mut Lab) -> AppendBatch,
+    ) -> Result<Vec<Outcome>, GroupError> {
+        let mut conflicts = 0;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if let Err(err) = catch_up(&self.handler.store, &mut self.lab).await {
+                tracing::warn!(error = %err, "cannot read the log; retrying");
+                if !self.pause(&mut delay).await {
+                    return Err(GroupError::Abandoned);
+                }
+                continue;
+            }
+            let snapshot = self.lab.clone();
+            let batch = build(&mut self.lab);
+            match self.handler.store.append(&batch).await {
+                Ok(outcomes) => {
+                    let head = snapshot.position() + batch.events.len() as i64;
+                    self.lab.set_position(head);
+                    self.wake.notify_one();
+                    return Ok(outcomes);
+                }
+                Err(err) => {
+                    self.lab = snapshot;
+                    if err.is_conflict() && conflicts < MAX_CONFLICTS {
+                        conflicts += 1;
+                        tracing::debug!(error = %err, conflicts, "append conflict; reloading and deciding again");
+                    } else if err.is_conflict() || err.is_data_error() {
+                        return Err(GroupError::Data(err));
+                    } else {
+                        tracing::warn!(error = %err, "append failed; retrying");
+                        if !self.pause(&mut delay).await {
+                            return Err(GroupError::Abandoned);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps with exponential backoff; false when shutdown came first.
+    async fn pause(&self, delay: &mut Duration) -> bool {
+        let wait = *delay;
+        *delay = (*delay * 2).min(Duration::from_secs(5));
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    async fn answer(&self, outcome: &Outcome) {
+        let subject = self.handler.names.outcome_subject(outcome.command_id);
+        match serde_json::to_vec(outcome) {
+            Ok(body) => {
+                if let Err(err) = self.handler.nats.publish(subject, body.into()).await {
+                    tracing::warn!(command_id = %outcome.command_id, error = %err, "cannot publish outcome");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "outcome does not serialise"),
+        }
+    }
+}
