@@ -2,12 +2,18 @@
 //! effects of the ones before it, collected into one append batch.
 
 use crate::inbound::Inbound;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use runledger_domain::{Lab, decide, evolve};
 use runledger_store::{AppendBatch, CommandRecord};
 use runledger_types::envelope::CommandMeta;
 use runledger_types::event::CommandRejected;
 use runledger_types::{Event, EventId, NewEvent, Rejection};
+
+/// The time events are recorded with, at the log's precision (microseconds), so an event handed
+/// on in memory is identical to the same event read back from Postgres.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 /// Decides `items` against `lab` (which is evolved as it goes) into one batch.
 pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>) -> AppendBatch {

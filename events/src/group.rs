@@ -1,7 +1,8 @@
 //! Handling one group of commands: look up those already handled, decide the rest together,
 //! append them in one transaction (retrying conflicts and outages), answer each, then ack.
 
-use crate::decide::{decide_round, reject};
+use crate::decide::{decide_round, now, reject};
+use crate::feed::FeedSender;
 use crate::inbound::{Inbound, prepare};
 use crate::intake::Handler;
 use crate::lab_sync::catch_up;
@@ -10,9 +11,7 @@ use runledger_domain::Lab;
 use runledger_store::{AppendBatch, StoreError};
 use runledger_types::{CommandId, Outcome, Rejection, RejectionCode};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Conflicts in a row after which a group is treated as poisoned and split up.
@@ -22,7 +21,8 @@ const MAX_CONFLICTS: u32 = 50;
 pub(crate) struct Intake {
     pub handler: Handler,
     pub lab: Lab,
-    pub wake: Arc<Notify>,
+    /// Hands committed events to this process's relay.
+    pub feed: FeedSender,
     pub shutdown: CancellationToken,
 }
 
@@ -119,7 +119,7 @@ impl Intake {
     }
 
     async fn commit_group(&mut self, items: &[&Inbound]) -> Result<Vec<Outcome>, GroupError> {
-        self.append_with(|lab| decide_round(lab, items, chrono::Utc::now()))
+        self.append_with(|lab| decide_round(lab, items, now()))
             .await
     }
 
@@ -135,13 +135,7 @@ impl Intake {
                     expected_head: Some(lab.position()),
                     ..AppendBatch::default()
                 };
-                reject(
-                    lab,
-                    &mut batch,
-                    &meta,
-                    rejection.clone(),
-                    chrono::Utc::now(),
-                );
+                reject(lab, &mut batch, &meta, rejection.clone(), now());
                 batch
             })
             .await;
@@ -173,11 +167,12 @@ impl Intake {
             let snapshot = self.lab.clone();
             let batch = build(&mut self.lab);
             match self.handler.store.append(&batch).await {
-                Ok(outcomes) => {
+                Ok(appended) => {
                     let head = snapshot.position() + batch.events.len() as i64;
                     self.lab.set_position(head);
-                    self.wake.notify_one();
-                    return Ok(outcomes);
+                    // The relay may be gone (shutting down); it then reads the log on restart.
+                    let _ = self.feed.send(appended.events);
+                    return Ok(appended.outcomes);
                 }
                 Err(err) => {
                     self.lab = snapshot;

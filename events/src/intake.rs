@@ -2,6 +2,7 @@
 //! transaction, answer and ack. A message is acked only after its transaction commits, so a
 //! crash at any point means redelivery, and redelivery is harmless (the command id is recorded).
 
+use crate::feed::Feed;
 use crate::gather::next_group;
 use crate::group::Intake;
 use crate::lab_sync::catch_up;
@@ -10,9 +11,7 @@ use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstr
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
 use runledger_store::{EventStore, StoreError};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -80,13 +79,13 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         position = lab.position(),
         "lab state loaded from the log"
     );
-    let wake = Arc::new(Notify::new());
+    let (feed, relay_feed) = Feed::channel();
     // Aborting the handler (a crash in tests) aborts its relay too.
     let relay = AbortOnDropHandle::new(tokio::spawn(run_relay(
         handler.store.clone(),
         js.clone(),
         handler.names.clone(),
-        wake.clone(),
+        relay_feed,
         shutdown.clone(),
     )));
     let max_batch = handler.settings.max_batch.max(1);
@@ -101,7 +100,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     let mut intake = Intake {
         handler,
         lab,
-        wake,
+        feed,
         shutdown: shutdown.clone(),
     };
     let mut ended = Ok(());

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod decide;
+mod feed;
 mod gather;
 mod group;
 mod inbound;
@@ -18,4 +19,4 @@ mod lab_sync;
 mod relay;
 
 pub use intake::{Handler, HandlerError, HandlerSettings, run};
-pub use relay::{RelayError, run_relay};
+pub use relay::RelayError;

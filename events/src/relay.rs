@@ -6,14 +6,13 @@
 //! restarted relay resumes after the stream's last sequence, and a second relay that slipped in
 //! can neither duplicate nor skip an event (the server refuses the publish).
 
+use crate::feed::Feed;
 use async_nats::jetstream::{self, message::PublishMessage};
 use runledger_bus::BusNames;
 use runledger_store::{EventStore, StoreError};
 use runledger_types::RawEventRecord;
 use sqlx::{Connection, PgConnection};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Events read and published per round.
@@ -49,26 +48,27 @@ fn nats_error(err: impl std::fmt::Display) -> RelayError {
     RelayError::Nats(err.to_string())
 }
 
-/// Runs until `shutdown`: waits for leadership, then publishes; `wake` signals new commits.
-pub async fn run_relay(
+/// Runs until `shutdown`: waits for leadership, then publishes; `feed` brings this process's
+/// commits.
+pub(crate) async fn run_relay(
     store: EventStore,
     js: jetstream::Context,
     names: BusNames,
-    wake: Arc<Notify>,
+    mut feed: Feed,
     shutdown: CancellationToken,
 ) {
     let relay = Relay {
         store,
         js,
         names,
-        wake,
         shutdown,
     };
     while !relay.shutdown.is_cancelled() {
-        match relay.lead().await {
+        match relay.lead(&mut feed).await {
             Ok(()) => {}
             Err(err) => tracing::warn!(error = %err, "outbox relay interrupted; retrying"),
         }
+        feed.clear();
         tokio::select! {
             () = relay.shutdown.cancelled() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -80,7 +80,6 @@ struct Relay {
     store: EventStore,
     js: jetstream::Context,
     names: BusNames,
-    wake: Arc<Notify>,
     shutdown: CancellationToken,
 }
 
@@ -96,7 +95,7 @@ fn lock_key(stream: &str) -> i64 {
 
 impl Relay {
     /// Becomes leader (or returns when another process leads), then publishes until an error.
-    async fn lead(&self) -> Result<(), RelayError> {
+    async fn lead(&self, feed: &mut Feed) -> Result<(), RelayError> {
         let mut leader = self.store.pool().acquire().await?.detach();
         let key = lock_key(&self.names.events_stream());
         let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -107,17 +106,26 @@ impl Relay {
             return Ok(());
         }
         tracing::info!(stream = %self.names.events_stream(), "outbox relay leads");
-        let result = self.publish_loop(&mut leader).await;
+        let result = self.publish_loop(&mut leader, feed).await;
         if let Err(err) = leader.close().await {
             tracing::debug!(error = %err, "closing the leader connection");
         }
         result
     }
 
-    async fn publish_loop(&self, leader: &mut PgConnection) -> Result<(), RelayError> {
+    async fn publish_loop(
+        &self,
+        leader: &mut PgConnection,
+        feed: &mut Feed,
+    ) -> Result<(), RelayError> {
         let mut published = self.stream_last_sequence().await?;
         let mut checked = Instant::now();
         while !self.shutdown.is_cancelled() {
+            let fed = feed.take_after(published, PAGE as usize);
+            if !fed.is_empty() {
+                published = self.publish_records(published, fed).await?;
+                continue;
+            }
             let head = self.store.head().await?;
             if head < published {
                 return Err(RelayError::StreamAhead {
@@ -126,7 +134,8 @@ impl Relay {
                 });
             }
             if head > published {
-                published = self.publish_after(published).await?;
+                let records = self.store.read_after_raw(published, PAGE).await?;
+                published = self.publish_records(published, records).await?;
                 continue;
             }
             if checked.elapsed() > Duration::from_secs(5) {
@@ -135,7 +144,7 @@ impl Relay {
             }
             tokio::select! {
                 () = self.shutdown.cancelled() => {}
-                () = self.wake.notified() => {}
+                () = feed.wait() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }
@@ -152,9 +161,12 @@ impl Relay {
         i64::try_from(info.state.last_sequence).map_err(nats_error)
     }
 
-    /// Publishes the next page after `published`; returns the new last published position.
-    async fn publish_after(&self, published: i64) -> Result<i64, RelayError> {
-        let records = self.store.read_after_raw(published, PAGE).await?;
+    /// Publishes `records` (which follow `published`); returns the new last published position.
+    async fn publish_records(
+        &self,
+        published: i64,
+        records: Vec<RawEventRecord>,
+    ) -> Result<i64, RelayError> {
         let mut acks = Vec::with_capacity(records.len());
         for record in &records {
             acks.push(self.publish(record).await?);

@@ -69,7 +69,7 @@ async fn stale_heads_taken_versions_and_repeated_commands_conflict() {
     let db = TestDb::create().await;
     let store = runledger_store::EventStore::new(db.pool.clone());
     let first = batch_of(vec![heartbeat("a", 1), heartbeat("a", 2)], Some(0));
-    let outcomes = store.append(&first).await.unwrap();
+    let outcomes = store.append(&first).await.unwrap().outcomes;
     assert_eq!(
         outcomes[0]
             .events

@@ -4,7 +4,7 @@ use crate::EventStore;
 use crate::error::{StoreError, classify};
 use chrono::{DateTime, Utc};
 use runledger_types::event::CURRENT_SCHEMA_VERSION;
-use runledger_types::{CommandId, EventRef, NewEvent, Outcome, Rejection};
+use runledger_types::{CommandId, EventRef, NewEvent, Outcome, RawEventRecord, Rejection};
 use std::ops::Range;
 use uuid::Uuid;
 
@@ -34,44 +34,40 @@ pub struct AppendBatch {
     pub commands: Vec<CommandRecord>,
 }
 
-/// Column arrays for `INSERT … SELECT FROM UNNEST(…)`.
-#[derive(Default)]
-struct EventColumns {
-    positions: Vec<i64>,
-    event_ids: Vec<Uuid>,
-    stream_ids: Vec<String>,
-    versions: Vec<i64>,
-    types: Vec<&'static str>,
-    recorded_at: Vec<DateTime<Utc>>,
-    actors: Vec<String>,
-    command_ids: Vec<Uuid>,
-    correlation_ids: Vec<Option<Uuid>>,
-    causation_ids: Vec<Option<Uuid>>,
-    data: Vec<String>,
+/// What an append wrote: each command's outcome, and the events as stored (for the relay).
+#[derive(Debug)]
+pub struct Appended {
+    /// One per [`AppendBatch::commands`], in order.
+    pub outcomes: Vec<Outcome>,
+    /// The batch's events with their positions, exactly as the log holds them.
+    pub events: Vec<RawEventRecord>,
 }
 
-impl EventColumns {
-    fn build(events: &[NewEvent], base: i64) -> Result<Self, StoreError> {
-        let mut cols = Self::default();
-        for (offset, event) in (1_i64..).zip(events) {
+/// The stored form of each event: positions from `base + 1`, data serialised once.
+fn records(events: &[NewEvent], base: i64) -> Result<Vec<RawEventRecord>, StoreError> {
+    (1_i64..)
+        .zip(events)
+        .map(|(offset, event)| {
             let data = event
                 .event
                 .data_json()
                 .map_err(|err| StoreError::Corrupt(format!("event does not serialise: {err}")))?;
-            cols.positions.push(base + offset);
-            cols.event_ids.push(event.event_id.0);
-            cols.stream_ids.push(event.stream_id.as_str().to_owned());
-            cols.versions.push(event.stream_version);
-            cols.types.push(event.event.event_type());
-            cols.recorded_at.push(event.recorded_at);
-            cols.actors.push(event.actor.as_str().to_owned());
-            cols.command_ids.push(event.command_id.0);
-            cols.correlation_ids.push(event.correlation_id);
-            cols.causation_ids.push(event.causation_id);
-            cols.data.push(data);
-        }
-        Ok(cols)
-    }
+            Ok(RawEventRecord {
+                event_id: event.event_id,
+                position: base + offset,
+                stream_id: event.stream_id.as_str().to_owned(),
+                stream_version: event.stream_version,
+                event_type: event.event.event_type().to_owned(),
+                schema_version: CURRENT_SCHEMA_VERSION,
+                recorded_at: event.recorded_at,
+                actor: event.actor.as_str().to_owned(),
+                command_id: event.command_id,
+                correlation_id: event.correlation_id,
+                causation_id: event.causation_id,
+                data,
+            })
+        })
+        .collect()
 }
 
 fn outcome_of(record: &CommandRecord, events: &[NewEvent], base: i64) -> Outcome {
@@ -107,7 +103,7 @@ impl EventStore {
     ///
     /// Fails with [`StoreError::Conflict`] when the head moved past `expected_head`, a stream
     /// version is taken, or a command id was already recorded; nothing is written then.
-    pub async fn append(&self, batch: &AppendBatch) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn append(&self, batch: &AppendBatch) -> Result<Appended, StoreError> {
         let mut tx = self.pool.begin().await?;
         let count = batch.events.len() as i64;
         let base: i64 = sqlx::query_scalar(
@@ -124,25 +120,8 @@ impl EventStore {
                 "log head is {base}, decisions were made at {expected}"
             )));
         }
-        let cols = EventColumns::build(&batch.events, base)?;
-        if !batch.events.is_empty() {
-            sqlx::query(INSERT_EVENTS)
-                .bind(&cols.positions)
-                .bind(&cols.event_ids)
-                .bind(&cols.stream_ids)
-                .bind(&cols.versions)
-                .bind(&cols.types)
-                .bind(&cols.recorded_at)
-                .bind(&cols.actors)
-                .bind(&cols.command_ids)
-                .bind(&cols.correlation_ids)
-                .bind(&cols.causation_ids)
-                .bind(&cols.data)
-                .bind(CURRENT_SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
+        let records = records(&batch.events, base)?;
+        insert_events(&mut tx, &records).await?;
         let outcomes: Vec<Outcome> = batch
             .commands
             .iter()
@@ -151,7 +130,10 @@ impl EventStore {
         self.insert_commands(&mut tx, &batch.commands, &outcomes)
             .await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(Appended {
+            outcomes,
+            events: records,
+        })
     }
 
     async fn insert_commands(
@@ -183,4 +165,38 @@ impl EventStore {
             .map_err(classify)?;
         Ok(())
     }
+}
+
+async fn insert_events(
+    tx: &mut sqlx::PgTransaction<'_>,
+    records: &[RawEventRecord],
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&RawEventRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+    let positions: Vec<i64> = records.iter().map(|r| r.position).collect();
+    let event_ids: Vec<Uuid> = records.iter().map(|r| r.event_id.0).collect();
+    let versions: Vec<i64> = records.iter().map(|r| r.stream_version).collect();
+    let recorded_at: Vec<DateTime<Utc>> = records.iter().map(|r| r.recorded_at).collect();
+    let command_ids: Vec<Uuid> = records.iter().map(|r| r.command_id.0).collect();
+    let correlation_ids: Vec<Option<Uuid>> = records.iter().map(|r| r.correlation_id).collect();
+    let causation_ids: Vec<Option<Uuid>> = records.iter().map(|r| r.causation_id).collect();
+    sqlx::query(INSERT_EVENTS)
+        .bind(&positions)
+        .bind(&event_ids)
+        .bind(column(|r| &r.stream_id))
+        .bind(&versions)
+        .bind(column(|r| &r.event_type))
+        .bind(&recorded_at)
+        .bind(column(|r| &r.actor))
+        .bind(&command_ids)
+        .bind(&correlation_ids)
+        .bind(&causation_ids)
+        .bind(column(|r| r.data.get()))
+        .bind(CURRENT_SCHEMA_VERSION)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    Ok(())
 }

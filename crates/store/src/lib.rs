@@ -18,7 +18,7 @@ mod connect;
 mod error;
 mod read;
 
-pub use append::{AppendBatch, CommandRecord};
+pub use append::{AppendBatch, Appended, CommandRecord};
 pub use connect::{connect, migrate};
 pub use error::StoreError;
 pub use sqlx::PgPool;

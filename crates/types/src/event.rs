@@ -99,30 +99,30 @@ impl Event {
         }
     }
 
-    /// The event's `data` as JSON text, as stored in the log.
-    pub fn data_json(&self) -> Result<String, serde_json::Error> {
+    /// The event's `data` as JSON text, as stored in the log and published.
+    pub fn data_json(&self) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
         match self {
-            Self::UserRegistered(data) => serde_json::to_string(data),
-            Self::MachineRegistered(data) => serde_json::to_string(data),
-            Self::MachineUpdated(data) => serde_json::to_string(data),
-            Self::HostKeyPinned(data) => serde_json::to_string(data),
-            Self::MachineRetired(data) => serde_json::to_string(data),
-            Self::VenvAdded(data) => serde_json::to_string(data),
-            Self::VenvProvisioned(data) => serde_json::to_string(data),
-            Self::VenvProvisioningFailed(data) => serde_json::to_string(data),
-            Self::VenvLeased(data) => serde_json::to_string(data),
-            Self::VenvReleased(data) => serde_json::to_string(data),
-            Self::VenvRemoved(data) => serde_json::to_string(data),
-            Self::TestCaseDefined(data) => serde_json::to_string(data),
-            Self::RunRequested(data) => serde_json::to_string(data),
-            Self::RunQueued(data) => serde_json::to_string(data),
-            Self::RunAssigned(data) => serde_json::to_string(data),
-            Self::RunStarted(data) => serde_json::to_string(data),
-            Self::RunOutput(data) => serde_json::to_string(data),
-            Self::RunCancelRequested(data) => serde_json::to_string(data),
-            Self::RunFinished(data) => serde_json::to_string(data),
-            Self::ExecutorHeartbeat(data) => serde_json::to_string(data),
-            Self::CommandRejected(data) => serde_json::to_string(data),
+            Self::UserRegistered(data) => serde_json::value::to_raw_value(data),
+            Self::MachineRegistered(data) => serde_json::value::to_raw_value(data),
+            Self::MachineUpdated(data) => serde_json::value::to_raw_value(data),
+            Self::HostKeyPinned(data) => serde_json::value::to_raw_value(data),
+            Self::MachineRetired(data) => serde_json::value::to_raw_value(data),
+            Self::VenvAdded(data) => serde_json::value::to_raw_value(data),
+            Self::VenvProvisioned(data) => serde_json::value::to_raw_value(data),
+            Self::VenvProvisioningFailed(data) => serde_json::value::to_raw_value(data),
+            Self::VenvLeased(data) => serde_json::value::to_raw_value(data),
+            Self::VenvReleased(data) => serde_json::value::to_raw_value(data),
+            Self::VenvRemoved(data) => serde_json::value::to_raw_value(data),
+            Self::TestCaseDefined(data) => serde_json::value::to_raw_value(data),
+            Self::RunRequested(data) => serde_json::value::to_raw_value(data),
+            Self::RunQueued(data) => serde_json::value::to_raw_value(data),
+            Self::RunAssigned(data) => serde_json::value::to_raw_value(data),
+            Self::RunStarted(data) => serde_json::value::to_raw_value(data),
+            Self::RunOutput(data) => serde_json::value::to_raw_value(data),
+            Self::RunCancelRequested(data) => serde_json::value::to_raw_value(data),
+            Self::RunFinished(data) => serde_json::value::to_raw_value(data),
+            Self::ExecutorHeartbeat(data) => serde_json::value::to_raw_value(data),
+            Self::CommandRejected(data) => serde_json::value::to_raw_value(data),
         }
     }
 
@@ -392,7 +392,7 @@ mod tests {
         });
         let kind = event.event_type();
         let data: serde_json::Value =
-            serde_json::from_str(&event.data_json().expect("serialises")).expect("json");
+            serde_json::from_str(event.data_json().expect("serialises").get()).expect("json");
         assert_eq!(kind, "command_rejected");
         assert_eq!(data["type"], "start_run");
         assert_eq!(data["error"]["code"], "unknown_test_case");
