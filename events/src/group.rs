@@ -172,12 +172,14 @@ impl Intake {
                     self.lab.set_position(head);
                     // The relay may be gone (shutting down); it then reads the log on restart.
                     let _ = self.feed.send(appended.events);
+                    self.handler.stats.committed(appended.outcomes.len());
                     return Ok(appended.outcomes);
                 }
                 Err(err) => {
                     self.lab = snapshot;
                     if err.is_conflict() && conflicts < MAX_CONFLICTS {
                         conflicts += 1;
+                        self.handler.stats.conflicted();
                         tracing::debug!(error = %err, conflicts, "append conflict; reloading and deciding again");
                     } else if err.is_conflict() || err.is_data_error() {
                         return Err(GroupError::Data(err));

@@ -7,10 +7,12 @@ use crate::gather::next_group;
 use crate::group::Intake;
 use crate::lab_sync::catch_up;
 use crate::relay::run_relay;
+use crate::stats::HandlerStats;
 use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstream};
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
 use runledger_store::{EventStore, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -50,6 +52,8 @@ pub struct Handler {
     pub keyring: Keyring,
     /// Tuning.
     pub settings: HandlerSettings,
+    /// Counters, shared with whoever wants to read them.
+    pub stats: Arc<HandlerStats>,
 }
 
 /// Why the handler stopped.

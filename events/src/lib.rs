@@ -17,6 +17,8 @@ mod inbound;
 mod intake;
 mod lab_sync;
 mod relay;
+mod stats;
 
 pub use intake::{Handler, HandlerError, HandlerSettings, run};
 pub use relay::RelayError;
+pub use stats::HandlerStats;

@@ -68,6 +68,13 @@ async fn two_handlers_never_lease_a_venv_twice() {
     }
     assert_eq!(leases, RUNS);
     assert_eq!(assigned.len(), RUNS);
+    // Both handlers took work, and they did collide: the conflict-and-retry path ran.
+    assert!(first.stats.groups() > 0 && second.stats.groups() > 0);
+    let conflicts = first.stats.conflicts() + second.stats.conflicts();
+    assert!(
+        conflicts > 0,
+        "the handlers never raced; the test proves nothing"
+    );
     first.stop().await;
     second.stop().await;
     lab.cleanup().await;

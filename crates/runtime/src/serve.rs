@@ -108,6 +108,7 @@ async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handle
             max_batch: args.max_batch,
             ..HandlerSettings::default()
         },
+        stats: Default::default(),
     })
 }
 

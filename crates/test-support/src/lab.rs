@@ -3,9 +3,10 @@
 use crate::client::CommandClient;
 use crate::db::TestDb;
 use crate::nats::TestNats;
-use runledger_events::{Handler, HandlerSettings};
+use runledger_events::{Handler, HandlerSettings, HandlerStats};
 use runledger_secrets::{Keyring, SecretKey};
 use runledger_store::EventStore;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,8 @@ pub struct RunningHandler {
     pub shutdown: CancellationToken,
     /// Its task.
     pub task: JoinHandle<Result<(), runledger_events::HandlerError>>,
+    /// Its counters.
+    pub stats: Arc<HandlerStats>,
 }
 
 impl RunningHandler {
@@ -81,6 +84,7 @@ impl TestLab {
                 max_batch,
                 ack_wait: std::time::Duration::from_secs(3),
             },
+            stats: Default::default(),
         }
     }
 
@@ -92,9 +96,14 @@ impl TestLab {
     /// Starts a handler with a given group-commit size.
     pub async fn start_handler_with(&self, max_batch: usize) -> RunningHandler {
         let handler = self.handler(max_batch).await;
+        let stats = handler.stats.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(runledger_events::run(handler, shutdown.clone()));
-        RunningHandler { shutdown, task }
+        RunningHandler {
+            shutdown,
+            task,
+            stats,
+        }
     }
 
     /// A command client in this lab's namespace.
