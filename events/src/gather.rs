@@ -1,4 +1,4 @@
-//! Group commit's intake side: wait for one command, then take every command that is already
+//! Group commit's intake side: after the first command, take every command that is already
 //! waiting, up to a limit, so the busier the handler, the larger (and cheaper per command) its
 //! transactions.
 
@@ -8,23 +8,18 @@ use std::fmt::Display;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The next group of messages: one (waiting as long as needed), then up to `max` in all while
-/// the server reports more pending and `linger` has not passed. `None` when the stream ended.
-pub(crate) async fn next_group<S, E>(
+/// The rest of a group that starts with `first`: up to `max` messages in all, while the server
+/// reports more pending and `linger` has not passed.
+pub(crate) async fn gather_rest<S, E>(
+    first: Message,
     messages: &mut S,
     max: usize,
     linger: Duration,
-) -> Option<Vec<Message>>
+) -> Vec<Message>
 where
     S: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
 {
-    let first = loop {
-        match messages.next().await? {
-            Ok(message) => break message,
-            Err(err) => tracing::warn!(error = %err, "commands consumer hiccup"),
-        }
-    };
     let mut pending = pending_after(&first);
     let mut group = vec![first];
     let deadline = Instant::now() + linger;
@@ -38,7 +33,7 @@ where
             Ok(None) | Err(_) => break,
         }
     }
-    Some(group)
+    group
 }
 
 /// How many messages the server still holds for the consumer after this one.

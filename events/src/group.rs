@@ -3,16 +3,30 @@
 
 use crate::decide::{decide_round, now, reject};
 use crate::feed::FeedSender;
-use crate::inbound::{Inbound, prepare};
+use crate::inbound::Inbound;
 use crate::intake::Handler;
 use crate::lab_sync::catch_up;
-use async_nats::jetstream::Message;
 use runledger_domain::Lab;
 use runledger_store::{AppendBatch, StoreError};
 use runledger_types::{CommandId, Outcome, Rejection, RejectionCode};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// The commands of `inbound` not handled before (not in `known`), each id once.
+pub(crate) fn fresh<'a>(
+    inbound: &'a [Inbound],
+    known: &HashMap<CommandId, Outcome>,
+) -> Vec<&'a Inbound> {
+    let mut seen = HashSet::new();
+    inbound
+        .iter()
+        .filter(|item| {
+            let id = item.meta().command_id;
+            !known.contains_key(&id) && seen.insert(id)
+        })
+        .collect()
+}
 
 /// Conflicts in a row after which a group is treated as poisoned and split up.
 const MAX_CONFLICTS: u32 = 50;
@@ -34,32 +48,30 @@ enum GroupError {
 }
 
 impl Intake {
-    /// Handles one group of messages; never fails (every error is retried, answered or left for
-    /// redelivery).
-    pub async fn process(&mut self, messages: Vec<Message>) {
-        let count = messages.len();
-        let started = std::time::Instant::now();
-        let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
+    /// Handles one prepared group on its own, without speculation (the careful way); never
+    /// fails: every error is retried, answered or left for redelivery.
+    pub(crate) async fn process_inbound(&mut self, inbound: &[Inbound]) {
         let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
-        let Some(known) = self.known_outcomes(&ids).await else {
+        let Some(mut outcomes) = self.known_outcomes(&ids).await else {
             return;
         };
-        let mut seen = HashSet::new();
-        let fresh: Vec<&Inbound> = inbound
-            .iter()
-            .filter(|item| {
-                let id = item.meta().command_id;
-                !known.contains_key(&id) && seen.insert(id)
-            })
-            .collect();
-        let mut outcomes = known;
+        let fresh = fresh(inbound, &outcomes);
         if !fresh.is_empty() {
             let Some(decided) = self.commit(&fresh).await else {
                 return;
             };
             outcomes.extend(decided.into_iter().map(|o| (o.command_id, o)));
         }
-        for item in &inbound {
+        self.respond(inbound, &outcomes).await;
+    }
+
+    /// Answers and acks every message whose command has an outcome.
+    pub(crate) async fn respond(
+        &self,
+        inbound: &[Inbound],
+        outcomes: &HashMap<CommandId, Outcome>,
+    ) {
+        for item in inbound {
             let id = item.meta().command_id;
             if let Some(outcome) = outcomes.get(&id) {
                 self.answer(outcome).await;
@@ -68,15 +80,13 @@ impl Intake {
                 }
             }
         }
-        tracing::debug!(
-            count,
-            fresh = fresh.len(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "command group handled"
-        );
+        tracing::debug!(count = inbound.len(), "command group answered");
     }
 
-    async fn known_outcomes(&self, ids: &[CommandId]) -> Option<HashMap<CommandId, Outcome>> {
+    pub(crate) async fn known_outcomes(
+        &self,
+        ids: &[CommandId],
+    ) -> Option<HashMap<CommandId, Outcome>> {
         let mut delay = Duration::from_millis(50);
         loop {
             match self.handler.store.outcomes(ids).await {

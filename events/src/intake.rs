@@ -3,11 +3,13 @@
 //! crash at any point means redelivery, and redelivery is harmless (the command id is recorded).
 
 use crate::feed::Feed;
-use crate::gather::next_group;
+use crate::gather::gather_rest;
 use crate::group::Intake;
 use crate::lab_sync::catch_up;
+use crate::pipeline::{AppendResult, InFlight, completion};
 use crate::relay::run_relay;
 use crate::stats::HandlerStats;
+use futures::StreamExt;
 use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstream};
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
@@ -70,6 +72,13 @@ pub enum HandlerError {
     Consumer(String),
 }
 
+/// What woke the intake loop.
+enum Wake<E> {
+    Stop,
+    Committed(AppendResult),
+    Message(Option<Result<Box<async_nats::jetstream::Message>, E>>),
+}
+
 /// Runs the handler (intake and outbox relay) until `shutdown` is cancelled. The group being
 /// processed when shutdown comes is finished first; unacked messages are redelivered later.
 pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), HandlerError> {
@@ -108,18 +117,45 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         shutdown: shutdown.clone(),
     };
     let mut ended = Ok(());
+    let mut in_flight: Option<InFlight> = None;
     loop {
-        let group = tokio::select! {
-            () = shutdown.cancelled() => break,
-            group = next_group(&mut messages, max_batch, LINGER) => group,
+        let event = tokio::select! {
+            () = shutdown.cancelled() => Wake::Stop,
+            result = completion(&mut in_flight) => Wake::Committed(result),
+            message = messages.next() => Wake::Message(message.map(|m| m.map(Box::new))),
         };
-        let Some(group) = group else {
-            ended = Err(HandlerError::Consumer(
-                "the consumer's message stream ended".into(),
-            ));
-            break;
+        let first = match event {
+            Wake::Stop => break,
+            Wake::Committed(result) => {
+                if let Some(done) = in_flight.take() {
+                    in_flight = intake.finish(done.group, result, None).await;
+                }
+                continue;
+            }
+            Wake::Message(None) => {
+                let reason = "the consumer's message stream ended".to_owned();
+                ended = Err(HandlerError::Consumer(reason));
+                break;
+            }
+            Wake::Message(Some(Err(err))) => {
+                tracing::warn!(error = %err, "commands consumer hiccup");
+                continue;
+            }
+            Wake::Message(Some(Ok(message))) => *message,
         };
-        intake.process(group).await;
+        let group = gather_rest(first, &mut messages, max_batch, LINGER).await;
+        let next = intake.start(group, in_flight.is_some()).await;
+        in_flight = match in_flight.take() {
+            Some(previous) => {
+                let result = previous.task.await;
+                intake.finish(previous.group, result, next).await
+            }
+            None => next,
+        };
+    }
+    if let Some(last) = in_flight.take() {
+        let result = last.task.await;
+        intake.finish(last.group, result, None).await;
     }
     shutdown.cancel();
     if let Err(err) = relay.await {

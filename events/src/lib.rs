@@ -16,6 +16,7 @@ mod group;
 mod inbound;
 mod intake;
 mod lab_sync;
+mod pipeline;
 mod relay;
 mod stats;
 

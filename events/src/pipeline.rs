@@ -1,0 +1,126 @@
+//! Pipelined group commit: while one group's transaction is in Postgres, the next group is
+//! decided on top of it, speculatively. The next group's append names the log head the first one
+//! leads to, so it can only commit after it. If a group fails, its decisions and those of the
+//! group started on top of it are void: the lab goes back to what it was before the failed group
+//! and both groups are handled the careful way ([`Intake::process_inbound`]).
+
+use crate::decide::{decide_round, now};
+use crate::group::{Intake, fresh};
+use crate::inbound::{Inbound, prepare};
+use crate::lab_sync::catch_up;
+use async_nats::jetstream::Message;
+use runledger_domain::Lab;
+use runledger_store::{Appended, StoreError};
+use runledger_types::{CommandId, Outcome};
+use std::collections::HashMap;
+use tokio::task::{JoinError, JoinHandle};
+
+/// What an append task ends with.
+pub(crate) type AppendResult = Result<Result<Appended, StoreError>, JoinError>;
+
+/// A decided group whose append is under way.
+pub(crate) struct InFlight {
+    /// The append.
+    pub task: JoinHandle<Result<Appended, StoreError>>,
+    /// What to answer once it commits.
+    pub group: Decided,
+}
+
+/// A group's messages, the outcomes it already knows, and the lab before its decisions.
+pub(crate) struct Decided {
+    inbound: Vec<Inbound>,
+    known: HashMap<CommandId, Outcome>,
+    lab_before: Lab,
+}
+
+impl Intake {
+    /// Prepares and decides a group on top of whatever is in flight, and starts its append.
+    /// `None` when there was nothing to append (the group was answered right away) or the group
+    /// went the careful way.
+    pub(crate) async fn start(&mut self, messages: Vec<Message>, on_top: bool) -> Option<InFlight> {
+        let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
+        let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
+        let known = self.known_outcomes(&ids).await?;
+        if !on_top && catch_up(&self.handler.store, &mut self.lab).await.is_err() {
+            self.process_inbound(&inbound).await;
+            return None;
+        }
+        let lab_before = self.lab.clone();
+        let batch = {
+            let fresh = fresh(&inbound, &known);
+            if fresh.is_empty() {
+                self.respond(&inbound, &known).await;
+                return None;
+            }
+            decide_round(&mut self.lab, &fresh, now())
+        };
+        self.lab
+            .set_position(lab_before.position() + batch.events.len() as i64);
+        let store = self.handler.store.clone();
+        let task = tokio::spawn(async move { store.append(&batch).await });
+        let group = Decided {
+            inbound,
+            known,
+            lab_before,
+        };
+        Some(InFlight { task, group })
+    }
+
+    /// Completes a group whose append ended with `result`. On success it is answered and `next`
+    /// (started on top of it) stays in flight; on failure both are redone the careful way.
+    pub(crate) async fn finish(
+        &mut self,
+        group: Decided,
+        result: AppendResult,
+        next: Option<InFlight>,
+    ) -> Option<InFlight> {
+        match result {
+            Ok(Ok(appended)) => {
+                let Decided {
+                    inbound, mut known, ..
+                } = group;
+                self.handler.stats.committed(appended.outcomes.len());
+                // The relay may be gone (shutting down); it then reads the log on restart.
+                let _ = self.feed.send(appended.events);
+                known.extend(appended.outcomes.into_iter().map(|o| (o.command_id, o)));
+                self.respond(&inbound, &known).await;
+                next
+            }
+            failure => {
+                self.redo(group, failure, next).await;
+                None
+            }
+        }
+    }
+
+    async fn redo(&mut self, group: Decided, failure: AppendResult, next: Option<InFlight>) {
+        match failure {
+            Ok(Err(err)) if err.is_conflict() => self.handler.stats.conflicted(),
+            Ok(Err(err)) => tracing::warn!(error = %err, "pipelined append failed; redoing"),
+            Err(err) => tracing::error!(error = %err, "append task failed; redoing"),
+            Ok(Ok(_)) => {}
+        }
+        // Whatever the next group's append did (it normally fails: the head it expected was
+        // never reached), the careful way looks its commands up before deciding them again.
+        let next = match next {
+            Some(next) => {
+                let _ = next.task.await;
+                Some(next.group)
+            }
+            None => None,
+        };
+        self.lab = group.lab_before;
+        self.process_inbound(&group.inbound).await;
+        if let Some(next) = next {
+            self.process_inbound(&next.inbound).await;
+        }
+    }
+}
+
+/// Waits for the in-flight append, if any (never resolves otherwise).
+pub(crate) async fn completion(in_flight: &mut Option<InFlight>) -> AppendResult {
+    match in_flight {
+        Some(flight) => (&mut flight.task).await,
+        None => std::future::pending().await,
+    }
+}
