@@ -95,7 +95,10 @@ impl Intake {
 
     async fn redo(&mut self, group: Decided, failure: AppendResult, next: Option<InFlight>) {
         match failure {
-            Ok(Err(err)) if err.is_conflict() => self.handler.stats.conflicted(),
+            Ok(Err(err)) if err.is_conflict() => {
+                self.handler.stats.conflicted();
+                tracing::debug!(error = %err, "pipelined group lost a race; redoing it");
+            }
             Ok(Err(err)) => tracing::warn!(error = %err, "pipelined append failed; redoing"),
             Err(err) => tracing::error!(error = %err, "append task failed; redoing"),
             Ok(Ok(_)) => {}
