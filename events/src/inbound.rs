@@ -36,13 +36,15 @@ fn parse(msg: &Message, names: &BusNames) -> Parsed {
         .headers
         .as_ref()
         .and_then(|headers| headers.get(MSG_ID_HEADER))
-        .map(|value| value.as_str().to_owned());
-    let sequence = msg.info().map(|info| info.stream_sequence).unwrap_or(0);
-    let fallback_key = format!("{}:{sequence}", names.commands_stream());
+        .map(|value| value.as_str());
+    let (stream, sequence) = msg
+        .info()
+        .map_or(("", 0), |info| (info.stream, info.stream_sequence));
     let origin = MessageOrigin {
         subject_type: names.command_type_of(msg.subject.as_str()),
-        msg_id: msg_id.as_deref(),
-        fallback_key: &fallback_key,
+        msg_id,
+        stream,
+        sequence,
     };
     parse_command(&msg.payload, origin).map(|parsed| (parsed.meta, parsed.incoming))
 }

@@ -17,8 +17,10 @@ pub struct MessageOrigin<'a> {
     pub subject_type: &'a str,
     /// The `Nats-Msg-Id` header.
     pub msg_id: Option<&'a str>,
-    /// Unique, stable key of this message (e.g. stream name and sequence).
-    pub fallback_key: &'a str,
+    /// The stream the message was read from.
+    pub stream: &'a str,
+    /// Its sequence in that stream: with `stream`, a unique and stable key of the message.
+    pub sequence: u64,
 }
 
 /// Namespace for command ids derived from message ids or stream sequences.
@@ -110,8 +112,10 @@ fn diagnose(body: &[u8], origin: MessageOrigin<'_>) -> Box<RefusedInput> {
     let header_id = origin.msg_id.map(|raw| {
         Uuid::parse_str(raw).unwrap_or_else(|_| Uuid::new_v5(&COMMAND_ID_NAMESPACE, raw.as_bytes()))
     });
-    let fallback_id = header_id
-        .unwrap_or_else(|| Uuid::new_v5(&COMMAND_ID_NAMESPACE, origin.fallback_key.as_bytes()));
+    let fallback_id = header_id.unwrap_or_else(|| {
+        let key = format!("{}:{}", origin.stream, origin.sequence);
+        Uuid::new_v5(&COMMAND_ID_NAMESPACE, key.as_bytes())
+    });
     let mut meta = CommandMeta {
         command_id: CommandId(fallback_id),
         command_type: origin.subject_type.to_owned(),
@@ -159,7 +163,8 @@ mod tests {
         MessageOrigin {
             subject_type: "cancel_run",
             msg_id,
-            fallback_key: "STREAM:1",
+            stream: "STREAM",
+            sequence: 1,
         }
     }
 
