@@ -10,10 +10,16 @@ use runledger_types::{Event, RunId, VenvId};
 
 /// Applies one event to the state, and bumps the version of the event's stream
 /// (`event.stream_id()`) by one.
+///
+/// Rejection streams (`command-<id>`) are the exception: each holds exactly one
+/// `command_rejected` event and nothing decides on them again, so their versions are not kept
+/// (a flood of bad input must not grow the lab without bound); they always read as 0.
 pub fn evolve(lab: &mut Lab, event: &Event) {
-    let stream = event.stream_id();
-    let version = lab.stream_version(&stream);
-    lab.versions.insert(stream, version + 1);
+    if !matches!(event, Event::CommandRejected(_)) {
+        let stream = event.stream_id();
+        let version = lab.stream_version(&stream);
+        lab.versions.insert(stream, version + 1);
+    }
     match event {
         Event::UserRegistered(e) => {
             let user = crate::state::UserState { role: e.role };

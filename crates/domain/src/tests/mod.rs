@@ -3,6 +3,7 @@
 mod authorization;
 mod machines;
 mod property;
+mod rejections;
 mod reports;
 mod runs;
 mod scheduling;
