@@ -323,6 +323,20 @@ async fn every_kind_of_bad_input_is_answered_recorded_and_survived() {
             "{kind}: message names {mentions}"
         );
     }
+    // A mistyped secret is refused without being repeated anywhere.
+    let leaky = json!({"machine_id": Uuid::now_v7(), "name": "m", "host": "h", "username": "u", "password": 98765432});
+    let outcome = client.send("register_machine", ADMIN, leaky).await;
+    rejected_with(&outcome, "invalid_payload");
+    assert!(
+        !serde_json::to_string(&outcome)
+            .unwrap()
+            .contains("98765432")
+    );
+    let log = serde_json::to_string(&lab.store.read_after(0, 10_000).await.unwrap()).unwrap();
+    assert!(
+        !log.contains("98765432"),
+        "a mistyped password reached the log"
+    );
     rejected_with(
         &client
             .send(

@@ -8,10 +8,65 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Clear-text secret from a command payload. `Debug` prints `[redacted]`; there is no `Display`
-/// and no `Serialize`, so it cannot leak into an event, a log line or an answer by accident.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// and no `Serialize`, and a payload that gives it as anything but a string is refused without
+/// quoting the value, so it cannot leak into an event, a log line or an answer by accident.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretString(String);
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Accepts only strings, and never repeats what it was given in an error.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>() -> E {
+        E::custom("a secret must be a JSON string")
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = SecretString;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretString, E> {
+        Ok(SecretString(value.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<SecretString, E> {
+        Ok(SecretString(value))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretString, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretString, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretString, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretString, E> {
+        Err(Self::refuse())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretString, A::Error> {
+        Err(Self::refuse())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<SecretString, A::Error> {
+        Err(Self::refuse())
+    }
+}
 
 impl SecretString {
     /// Wraps a clear-text secret.
@@ -58,6 +113,27 @@ impl fmt::Debug for PasswordHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mistyped_secret_is_refused_without_being_quoted() {
+        for raw in [
+            "12345678",
+            "true",
+            "[\"hunter2\"]",
+            "{\"pw\":\"hunter2\"}",
+            "1.5",
+        ] {
+            let err = serde_json::from_str::<SecretString>(raw)
+                .expect_err(raw)
+                .to_string();
+            assert!(
+                !err.contains("hunter2") && !err.contains("12345678"),
+                "{err}"
+            );
+        }
+        let ok: SecretString = serde_json::from_str("\"hunter2\"").expect("a string");
+        assert_eq!(ok.expose(), "hunter2");
+    }
 
     #[test]
     fn secrets_never_print() {
