@@ -43,26 +43,47 @@ pub(crate) struct Intake {
 enum GroupError {
     /// Postgres refused the data: split the group.
     Data(StoreError),
+    /// Stop: see [`Halt`].
+    Halt(Halt),
+}
+
+/// Why handling a group stops before every command has an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
     /// Shutting down while the database was unavailable: leave the messages for redelivery.
     Abandoned,
+    /// A command was recorded meanwhile (another handler, a redelivery): look outcomes up again.
+    AlreadyHandled,
 }
+
+/// Look-up rounds after which a group whose commands keep being handled elsewhere is left for
+/// redelivery.
+const MAX_LOOKUPS: u32 = 10;
 
 impl Intake {
     /// Handles one prepared group on its own, without speculation (the careful way); never
     /// fails: every error is retried, answered or left for redelivery.
     pub(crate) async fn process_inbound(&mut self, inbound: &[Inbound]) {
         let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
-        let Some(mut outcomes) = self.known_outcomes(&ids).await else {
-            return;
-        };
-        let fresh = fresh(inbound, &outcomes);
-        if !fresh.is_empty() {
-            let Some(decided) = self.commit(&fresh).await else {
+        for _ in 0..MAX_LOOKUPS {
+            let Some(mut outcomes) = self.known_outcomes(&ids).await else {
                 return;
             };
-            outcomes.extend(decided.into_iter().map(|o| (o.command_id, o)));
+            let fresh = fresh(inbound, &outcomes);
+            if !fresh.is_empty() {
+                match self.commit(&fresh).await {
+                    Ok(decided) => outcomes.extend(decided.into_iter().map(|o| (o.command_id, o))),
+                    Err(Halt::AlreadyHandled) => continue,
+                    Err(Halt::Abandoned) => return,
+                }
+            }
+            self.respond(inbound, &outcomes).await;
+            return;
         }
-        self.respond(inbound, &outcomes).await;
+        tracing::warn!(
+            count = inbound.len(),
+            "commands keep being handled elsewhere; leaving them for redelivery"
+        );
     }
 
     /// Answers and acks every message whose command has an outcome.
@@ -102,11 +123,11 @@ impl Intake {
     }
 
     /// Appends the group; on a data error, each command alone; a command that still cannot be
-    /// stored is rejected with `storage_error`. `None` only when shutting down.
-    async fn commit(&mut self, items: &[&Inbound]) -> Option<Vec<Outcome>> {
+    /// stored is rejected with `storage_error`.
+    async fn commit(&mut self, items: &[&Inbound]) -> Result<Vec<Outcome>, Halt> {
         match self.commit_group(items).await {
-            Ok(outcomes) => return Some(outcomes),
-            Err(GroupError::Abandoned) => return None,
+            Ok(outcomes) => return Ok(outcomes),
+            Err(GroupError::Halt(halt)) => return Err(halt),
             Err(GroupError::Data(err)) => {
                 tracing::warn!(error = %err, size = items.len(), "group refused by the database; retrying one by one");
             }
@@ -115,7 +136,7 @@ impl Intake {
         for item in items {
             match self.commit_group(&[item]).await {
                 Ok(mut single) => outcomes.append(&mut single),
-                Err(GroupError::Abandoned) => return None,
+                Err(GroupError::Halt(halt)) => return Err(halt),
                 Err(GroupError::Data(err)) => {
                     let rejection = Rejection::new(
                         RejectionCode::StorageError,
@@ -125,7 +146,7 @@ impl Intake {
                 }
             }
         }
-        Some(outcomes)
+        Ok(outcomes)
     }
 
     async fn commit_group(&mut self, items: &[&Inbound]) -> Result<Vec<Outcome>, GroupError> {
@@ -137,7 +158,7 @@ impl Intake {
         &mut self,
         item: &Inbound,
         rejection: Rejection,
-    ) -> Option<Vec<Outcome>> {
+    ) -> Result<Vec<Outcome>, Halt> {
         let meta = item.meta().clone();
         let result = self
             .append_with(|lab| {
@@ -150,12 +171,12 @@ impl Intake {
             })
             .await;
         match result {
-            Ok(outcomes) => Some(outcomes),
+            Ok(outcomes) => Ok(outcomes),
             Err(GroupError::Data(err)) => {
                 tracing::error!(command_id = %meta.command_id, error = %err, "cannot even record the rejection; leaving the message for redelivery");
-                None
+                Err(Halt::Abandoned)
             }
-            Err(GroupError::Abandoned) => None,
+            Err(GroupError::Halt(halt)) => Err(halt),
         }
     }
 
@@ -170,7 +191,7 @@ impl Intake {
             if let Err(err) = catch_up(&self.handler.store, &mut self.lab).await {
                 tracing::warn!(error = %err, "cannot read the log; retrying");
                 if !self.pause(&mut delay).await {
-                    return Err(GroupError::Abandoned);
+                    return Err(GroupError::Halt(Halt::Abandoned));
                 }
                 continue;
             }
@@ -187,6 +208,9 @@ impl Intake {
                 }
                 Err(err) => {
                     self.lab = snapshot;
+                    if err.is_already_handled() {
+                        return Err(GroupError::Halt(Halt::AlreadyHandled));
+                    }
                     if err.is_conflict() && conflicts < MAX_CONFLICTS {
                         conflicts += 1;
                         self.handler.stats.conflicted();
@@ -196,7 +220,7 @@ impl Intake {
                     } else {
                         tracing::warn!(error = %err, "append failed; retrying");
                         if !self.pause(&mut delay).await {
-                            return Err(GroupError::Abandoned);
+                            return Err(GroupError::Halt(Halt::Abandoned));
                         }
                     }
                 }

@@ -89,7 +89,7 @@ async fn stale_heads_taken_versions_and_repeated_commands_conflict() {
     again.commands[0].command_id = first.commands[0].command_id;
     assert!(matches!(
         store.append(&again).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::AlreadyHandled)
     ));
 
     // Nothing of the refused batches was written; the head is where it was.

@@ -3,10 +3,14 @@
 /// What can go wrong talking to the event log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Another writer appended first: the log head moved past what the caller decided on, a
-    /// stream version was taken, or a command id was recorded meanwhile. Reload and retry.
+    /// Another writer appended first: the log head moved past what the caller decided on, or a
+    /// stream version was taken. Reload and decide again.
     #[error("concurrent append: {0}")]
     Conflict(String),
+    /// A command of the batch was recorded already (by another handler, or before a
+    /// redelivery): look its outcome up instead of deciding it again.
+    #[error("a command of the batch was already handled")]
+    AlreadyHandled,
     /// A row in the log does not decode.
     #[error("corrupt log row: {0}")]
     Corrupt(String),
@@ -24,6 +28,11 @@ impl StoreError {
         matches!(self, Self::Conflict(_))
     }
 
+    /// True when a command id of the batch was recorded already.
+    pub fn is_already_handled(&self) -> bool {
+        matches!(self, Self::AlreadyHandled)
+    }
+
     /// True when Postgres refused the data itself (not the connection): retrying the same batch
     /// cannot succeed, but the batch's commands may succeed one by one.
     pub fn is_data_error(&self) -> bool {
@@ -39,7 +48,10 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &err
         && db.code().as_deref() == Some("23505")
     {
-        let constraint = db.constraint().unwrap_or("unique constraint").to_owned();
+        let constraint = db.constraint().unwrap_or("unique constraint");
+        if constraint == "commands_pkey" {
+            return StoreError::AlreadyHandled;
+        }
         return StoreError::Conflict(format!("{constraint} violated"));
     }
     StoreError::Database(err)
