@@ -8,7 +8,7 @@
 
 use crate::feed::Feed;
 use async_nats::jetstream::{self, message::PublishMessage};
-use runledger_bus::BusNames;
+use runledger_bus::{BusNames, ensure_streams};
 use runledger_store::{EventStore, StoreError};
 use runledger_types::RawEventRecord;
 use sqlx::{Connection, PgConnection};
@@ -106,6 +106,10 @@ impl Relay {
             return Ok(());
         }
         tracing::info!(stream = %self.names.events_stream(), "outbox relay leads");
+        // A stream deleted by hand is created again and refilled from the log.
+        ensure_streams(&self.js, &self.names)
+            .await
+            .map_err(nats_error)?;
         let result = self.publish_loop(&mut leader, feed).await;
         if let Err(err) = leader.close().await {
             tracing::debug!(error = %err, "closing the leader connection");

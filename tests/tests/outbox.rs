@@ -93,3 +93,37 @@ async fn events_are_published_in_position_order_across_restarts_and_crashes() {
     third.stop().await;
     lab.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_deleted_events_stream_is_created_again_and_refilled_from_the_log() {
+    let lab = TestLab::create().await;
+    let client = lab.client();
+    let handler = lab.start_handler().await;
+    for mut outcome in register_users(&client, 0, 5).await {
+        CommandClient::next_outcome(&mut outcome).await;
+    }
+    let js = lab.nats.jetstream();
+    js.delete_stream(lab.nats.names.events_stream())
+        .await
+        .unwrap();
+    for mut outcome in register_users(&client, 5, 5).await {
+        CommandClient::next_outcome(&mut outcome).await;
+    }
+    eventually(
+        Duration::from_secs(20),
+        "the events stream to be refilled",
+        || async {
+            let mut stream = lab
+                .nats
+                .jetstream()
+                .get_stream(lab.nats.names.events_stream())
+                .await
+                .ok()?;
+            let state = stream.info().await.ok()?.state.clone();
+            (state.messages == 10 && state.first_sequence == 1).then_some(())
+        },
+    )
+    .await;
+    handler.stop().await;
+    lab.cleanup().await;
+}
