@@ -7,7 +7,7 @@ use crate::inbound::Inbound;
 use crate::intake::Handler;
 use crate::lab_sync::catch_up;
 use runledger_domain::Lab;
-use runledger_store::{AppendBatch, StoreError};
+use runledger_store::{AppendBatch, Appended, StoreError};
 use runledger_types::{CommandId, Outcome, Rejection, RejectionCode};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -104,10 +104,15 @@ impl Intake {
         tracing::debug!(count = inbound.len(), "command group answered");
     }
 
-    pub(crate) async fn known_outcomes(
-        &self,
-        ids: &[CommandId],
-    ) -> Option<HashMap<CommandId, Outcome>> {
+    /// Bookkeeping after a commit: counts it, hands its events to the relay, returns the outcomes.
+    pub(crate) fn committed(&self, appended: Appended) -> Vec<Outcome> {
+        self.handler.stats.committed(appended.outcomes.len());
+        // The relay may be gone (shutting down); it then reads the log on restart.
+        let _ = self.feed.send(appended.events);
+        appended.outcomes
+    }
+
+    async fn known_outcomes(&self, ids: &[CommandId]) -> Option<HashMap<CommandId, Outcome>> {
         let mut delay = Duration::from_millis(50);
         loop {
             match self.handler.store.outcomes(ids).await {
@@ -201,10 +206,7 @@ impl Intake {
                 Ok(appended) => {
                     let head = snapshot.position() + batch.events.len() as i64;
                     self.lab.set_position(head);
-                    // The relay may be gone (shutting down); it then reads the log on restart.
-                    let _ = self.feed.send(appended.events);
-                    self.handler.stats.committed(appended.outcomes.len());
-                    return Ok(appended.outcomes);
+                    return Ok(self.committed(appended));
                 }
                 Err(err) => {
                     self.lab = snapshot;

@@ -68,11 +68,8 @@ impl Intake {
     ) -> Option<InFlight> {
         match result {
             Ok(Ok(appended)) => {
-                self.handler.stats.committed(appended.outcomes.len());
-                // The relay may be gone (shutting down); it then reads the log on restart.
-                let _ = self.feed.send(appended.events);
-                let outcomes: HashMap<CommandId, Outcome> = appended
-                    .outcomes
+                let outcomes: HashMap<CommandId, Outcome> = self
+                    .committed(appended)
                     .into_iter()
                     .map(|outcome| (outcome.command_id, outcome))
                     .collect();

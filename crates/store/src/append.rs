@@ -101,8 +101,9 @@ const INSERT_COMMANDS: &str = "INSERT INTO commands (command_id, type, actor, ac
 impl EventStore {
     /// Appends a batch atomically and returns each command's outcome (with positions).
     ///
-    /// Fails with [`StoreError::Conflict`] when the head moved past `expected_head`, a stream
-    /// version is taken, or a command id was already recorded; nothing is written then.
+    /// Fails with [`StoreError::Conflict`] when the head moved past `expected_head` or a stream
+    /// version is taken, and with [`StoreError::AlreadyHandled`] when a command id was recorded
+    /// already; nothing is written then.
     pub async fn append(&self, batch: &AppendBatch) -> Result<Appended, StoreError> {
         let mut tx = self.pool.begin().await?;
         let count = batch.events.len() as i64;
