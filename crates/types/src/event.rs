@@ -126,6 +126,42 @@ impl Event {
         }
     }
 
+    /// Rebuilds an event from its stored type name and `data` as JSON text, without building a
+    /// [`serde_json::Value`] first.
+    pub fn from_raw_parts(event_type: &str, data: &str) -> Result<Self, serde_json::Error> {
+        macro_rules! decode {
+            ($($name:literal => $variant:ident),* $(,)?) => {
+                match event_type {
+                    $($name => serde_json::from_str(data).map(Self::$variant),)*
+                    other => Err(serde::de::Error::unknown_variant(other, &[$($name),*])),
+                }
+            };
+        }
+        decode! {
+            "user_registered" => UserRegistered,
+            "machine_registered" => MachineRegistered,
+            "machine_updated" => MachineUpdated,
+            "host_key_pinned" => HostKeyPinned,
+            "machine_retired" => MachineRetired,
+            "venv_added" => VenvAdded,
+            "venv_provisioned" => VenvProvisioned,
+            "venv_provisioning_failed" => VenvProvisioningFailed,
+            "venv_leased" => VenvLeased,
+            "venv_released" => VenvReleased,
+            "venv_removed" => VenvRemoved,
+            "test_case_defined" => TestCaseDefined,
+            "run_requested" => RunRequested,
+            "run_queued" => RunQueued,
+            "run_assigned" => RunAssigned,
+            "run_started" => RunStarted,
+            "run_output" => RunOutput,
+            "run_cancel_requested" => RunCancelRequested,
+            "run_finished" => RunFinished,
+            "executor_heartbeat" => ExecutorHeartbeat,
+            "command_rejected" => CommandRejected,
+        }
+    }
+
     /// Rebuilds an event from its stored type name and `data`.
     pub fn from_parts(
         event_type: &str,
@@ -396,7 +432,16 @@ mod tests {
         assert_eq!(kind, "command_rejected");
         assert_eq!(data["type"], "start_run");
         assert_eq!(data["error"]["code"], "unknown_test_case");
-        assert_eq!(Event::from_parts(kind, data).expect("parses"), event);
+        assert_eq!(
+            Event::from_parts(kind, data).expect("parses"),
+            event.clone()
+        );
+        let raw = event.data_json().expect("serialises");
+        assert_eq!(
+            Event::from_raw_parts(kind, raw.get()).expect("parses"),
+            event
+        );
+        assert!(Event::from_raw_parts("no_such_event", "{}").is_err());
         assert!(event.stream_id().as_str().starts_with("command-"));
     }
 }
