@@ -14,4 +14,8 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "cargo test"
+# Build everything first: the end-to-end tests of the tests/ package run the `runledger` binary
+# that this build leaves in target/debug (they would otherwise ask cargo for it themselves).
+cargo test --workspace --locked --no-run
+export RUNLEDGER_BIN="${RUNLEDGER_BIN:-$PWD/target/debug/runledger}"
 cargo test --workspace --locked

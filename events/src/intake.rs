@@ -8,6 +8,7 @@ use crate::group::Intake;
 use crate::lab_sync::catch_up;
 use crate::pipeline::{AppendResult, InFlight, completion};
 use crate::relay::run_relay;
+use crate::seal::{INTERVAL as SEAL_INTERVAL, run_sealer};
 use crate::stats::HandlerStats;
 use futures::StreamExt;
 use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstream};
@@ -79,8 +80,8 @@ enum Wake<E> {
     Message(Option<Result<Box<async_nats::jetstream::Message>, E>>),
 }
 
-/// Runs the handler (intake and outbox relay) until `shutdown` is cancelled. The group being
-/// processed when shutdown comes is finished first; unacked messages are redelivered later.
+/// Runs the handler (intake, outbox relay and sealer) until `shutdown` is cancelled. The group
+/// being processed when shutdown comes is finished first; unacked messages are redelivered later.
 pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), HandlerError> {
     let js = jetstream(handler.nats.clone());
     let (commands, _events) = ensure_streams(&js, &handler.names).await?;
@@ -100,6 +101,11 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         handler.names.clone(),
         relay_feed,
         shutdown.clone(),
+    )));
+    let sealer = AbortOnDropHandle::new(tokio::spawn(run_sealer(
+        handler.store.clone(),
+        shutdown.clone(),
+        SEAL_INTERVAL,
     )));
     let max_batch = handler.settings.max_batch.max(1);
     let mut messages = consumer
@@ -160,6 +166,9 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     shutdown.cancel();
     if let Err(err) = relay.await {
         tracing::error!(error = %err, "outbox relay task failed");
+    }
+    if let Err(err) = sealer.await {
+        tracing::error!(error = %err, "sealer task failed");
     }
     ended
 }

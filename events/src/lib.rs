@@ -4,7 +4,8 @@
 //! decides them with the pure domain against the lab's state, appends the events of a whole group
 //! of commands in one transaction (group commit), answers each command on
 //! `<prefix>.outcomes.<command_id>` and only then acks its message. The outbox relay (one leader
-//! among all handler processes) publishes committed events to `RUNLEDGER_EVENTS` in log order.
+//! among all handler processes) publishes committed events to `RUNLEDGER_EVENTS` in log order,
+//! and the sealer extends the log's hash chain (tamper evidence) shortly after each commit.
 //!
 //! Depends on the domain, the store, the bus and the secrets crates.
 #![deny(missing_docs)]
@@ -18,8 +19,10 @@ mod intake;
 mod lab_sync;
 mod pipeline;
 mod relay;
+mod seal;
 mod stats;
 
 pub use intake::{Handler, HandlerError, HandlerSettings, run};
 pub use relay::RelayError;
+pub use seal::run_sealer;
 pub use stats::HandlerStats;

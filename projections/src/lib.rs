@@ -1,14 +1,19 @@
-//! The projector component. Its behaviour arrives with issue #3; until then the component
-//! starts, says so, and idles until shutdown, so `runledger serve` can already name it.
+//! The projector component: follows the event log in global-position order and keeps the read
+//! models of `runledger-readmodel` current, each batch in one transaction with its checkpoints;
+//! rebuilds read models from position 0 into fresh schemas and swaps them in.
+//!
+//! Depends on runledger-types (events), runledger-store (reading the log) and
+//! runledger-readmodel (tables); the folds in [`fold`] are synchronous and testable without a
+//! database.
 #![deny(missing_docs)]
 
-use tokio_util::sync::CancellationToken;
+pub mod engine;
+mod error;
+pub mod fold;
+pub mod rebuild;
+mod runner;
+mod table;
 
-/// Runs the projector until `shutdown` is cancelled.
-pub async fn run(shutdown: CancellationToken) {
-    tracing::warn!(
-        component = "projector",
-        "component not built yet (issue #3); idling"
-    );
-    shutdown.cancelled().await;
-}
+pub use error::ProjectionError;
+pub use rebuild::{RebuildProgress, RebuildReport, rebuild};
+pub use runner::{ProjectorSettings, ProjectorStats, run};

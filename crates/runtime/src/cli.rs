@@ -28,6 +28,15 @@ pub enum Command {
     ///
     /// Example: `runledger send register_user '{"username":"ada","role":"admin","password":"correct-horse"}'`
     Send(SendArgs),
+    /// Read the event log: who asked for what, when, and what happened; past states; integrity.
+    ///
+    /// Example: `runledger audit --actor ada --since 2026-11-24T00:00:00Z --format table`
+    Audit(crate::audit::AuditArgs),
+    /// Inspect and rebuild the read models.
+    ///
+    /// Example: `runledger projections rebuild runs venvs`
+    #[command(subcommand)]
+    Projections(crate::projections::ProjectionsCommand),
 }
 
 /// The components `serve` can run.

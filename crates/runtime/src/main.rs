@@ -2,7 +2,9 @@
 //! executor and gateway in one process; `migrate` prepares the database; `send` publishes one
 //! command and prints its outcome.
 
+mod audit;
 mod cli;
+mod projections;
 mod send;
 mod serve;
 mod settings;
@@ -18,9 +20,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    // `send` prints its outcome on stdout; its own logging stays quiet unless asked for.
+    // `send` and `audit` print data on stdout; their own logging stays quiet unless asked for.
     let default_level = match cli.command {
-        cli::Command::Send(_) => "warn",
+        cli::Command::Send(_) | cli::Command::Audit(_) | cli::Command::Projections(_) => "warn",
         _ => "info",
     };
     telemetry::init(&cli.settings.log_format, default_level)?;
@@ -28,5 +30,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::serve(&cli.settings, &args).await,
         cli::Command::Migrate => serve::migrate(&cli.settings).await,
         cli::Command::Send(args) => send::send(&cli.settings, &args).await,
+        cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
+        cli::Command::Projections(command) => projections::run(&cli.settings, command).await,
     }
 }

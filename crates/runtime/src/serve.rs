@@ -4,13 +4,14 @@ use crate::cli::{Component, ServeArgs};
 use crate::settings::Settings;
 use anyhow::Context;
 use runledger_events::{Handler, HandlerSettings};
+use runledger_projections::ProjectorSettings;
 use runledger_secrets::Keyring;
 use runledger_store::EventStore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Connects to Postgres (creating the database if needed) and applies migrations.
-async fn database(settings: &Settings) -> anyhow::Result<runledger_store::PgPool> {
+pub async fn database(settings: &Settings) -> anyhow::Result<runledger_store::PgPool> {
     let pool = runledger_store::connect(&settings.database_url, 16)
         .await
         .context("connecting to Postgres (DATABASE_URL)")?;
@@ -42,11 +43,20 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                     (component, result.map_err(anyhow::Error::from))
                 });
             }
-            Component::Projector => spawn_idle(
-                &mut tasks,
-                component,
-                runledger_projections::run(shutdown.clone()),
-            ),
+            Component::Projector => {
+                let pool = database(settings).await?;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let result = runledger_projections::run(
+                        pool,
+                        ProjectorSettings::default(),
+                        Default::default(),
+                        token,
+                    )
+                    .await;
+                    (component, result.map_err(anyhow::Error::from))
+                });
+            }
             Component::Executor => spawn_idle(
                 &mut tasks,
                 component,

@@ -1,5 +1,6 @@
 //! The Postgres event log: append (with optimistic concurrency and command idempotency), read in
-//! gap-safe global order, and the migrations that create it.
+//! gap-safe global order, seal and verify its hash chain (tamper evidence), and the migrations
+//! that create it.
 //!
 //! Only this crate (and the read-model crates) know sqlx. It depends on runledger-types for the
 //! shapes it stores.
@@ -14,14 +15,20 @@
 #![deny(missing_docs)]
 
 mod append;
+mod audit;
 mod connect;
 mod error;
 mod read;
+mod seal;
+mod verify;
 
 pub use append::{AppendBatch, Appended, CommandRecord};
+pub use audit::AuditFilter;
 pub use connect::{connect, migrate};
 pub use error::StoreError;
+pub use seal::{ChainHash, GENESIS, chain_hash};
 pub use sqlx::PgPool;
+pub use verify::{Problem, VerifyReport};
 
 /// The event log over one Postgres database.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ macro_rules! event_columns {
          command_id, correlation_id, causation_id"
     };
 }
+pub(crate) use event_columns;
 
 fn record_from_row<D>(row: &PgRow, data: D) -> Result<EventRecord<D>, sqlx::Error> {
     Ok(EventRecord {
@@ -34,7 +35,7 @@ fn record_from_row<D>(row: &PgRow, data: D) -> Result<EventRecord<D>, sqlx::Erro
     })
 }
 
-fn parsed_record(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
+pub(crate) fn parsed_record(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
     record_from_row(row, row.try_get("data")?)
 }
 

@@ -4,6 +4,7 @@ use crate::client::CommandClient;
 use crate::db::TestDb;
 use crate::nats::TestNats;
 use runledger_events::{Handler, HandlerSettings, HandlerStats};
+use runledger_projections::{ProjectorSettings, ProjectorStats};
 use runledger_secrets::{Keyring, SecretKey};
 use runledger_store::EventStore;
 use std::sync::Arc;
@@ -44,6 +45,34 @@ impl RunningHandler {
     /// Kills it without any grace: in-flight work is lost, as in a crash.
     pub fn kill(self) {
         self.task.abort();
+    }
+}
+
+/// A projector started by [`TestLab::start_projector`].
+#[derive(Debug)]
+pub struct RunningProjector {
+    /// Cancel to stop it.
+    pub shutdown: CancellationToken,
+    /// Its task.
+    pub task: JoinHandle<Result<(), runledger_projections::ProjectionError>>,
+    /// Its counters.
+    pub stats: Arc<ProjectorStats>,
+}
+
+impl RunningProjector {
+    /// Stops it gracefully and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("projector task")
+            .expect("projector ran");
+    }
+
+    /// Kills it without any grace, as in a crash: an open transaction is rolled back.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 }
 
@@ -100,6 +129,31 @@ impl TestLab {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(runledger_events::run(handler, shutdown.clone()));
         RunningHandler {
+            shutdown,
+            task,
+            stats,
+        }
+    }
+
+    /// Starts a projector with its own pool, applying at most `batch` events per transaction.
+    pub async fn start_projector(&self, batch: i64) -> RunningProjector {
+        let pool = runledger_store::connect(&self.db.url, 4)
+            .await
+            .expect("pool");
+        let settings = ProjectorSettings {
+            batch,
+            idle_poll: std::time::Duration::from_millis(10),
+            leader_poll: std::time::Duration::from_millis(200),
+        };
+        let stats = Arc::new(ProjectorStats::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(runledger_projections::run(
+            pool,
+            settings,
+            stats.clone(),
+            shutdown.clone(),
+        ));
+        RunningProjector {
             shutdown,
             task,
             stats,

@@ -15,7 +15,7 @@ mod nats;
 
 pub use client::CommandClient;
 pub use db::TestDb;
-pub use lab::{RunningHandler, TestLab};
+pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
 
 use std::future::Future;

@@ -1,0 +1,24 @@
+//! The read models: the tables the projector maintains from the event log, their rows, and the
+//! queries other components (gateway, CLI) ask of them.
+//!
+//! Every read model lives in a Postgres schema of its own (`rm_runs`, `rm_venvs`, ...), so a
+//! rebuild can fill a fresh schema while the live one keeps answering, then swap the two by
+//! renaming schemas in one transaction. Rows are a pure function of the log: their times come
+//! from the events' `recorded_at`.
+//!
+//! Depends on runledger-types and sqlx; knows nothing of NATS or of how rows are computed (that
+//! is the projector's job, in `projections/`).
+#![deny(missing_docs)]
+
+mod error;
+mod freshness;
+mod model;
+mod queue;
+pub mod rows;
+
+pub use error::ReadModelError;
+pub use freshness::{
+    Freshness, PROJECTED_CHANNEL, ProjectionStatus, log_head, projected_position, status,
+};
+pub use model::{ALL, ReadModel, Table};
+pub use queue::{QueuedRun, queue};

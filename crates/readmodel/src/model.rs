@@ -1,0 +1,214 @@
+//! Which read models exist, the Postgres schema each lives in, and their tables.
+//!
+//! Table layouts are declared here once, as data: the projector creates them from it, writes
+//! rows with one generic upsert per table, and rebuilds create the same tables in a fresh schema.
+
+use crate::error::ReadModelError;
+use std::fmt;
+
+/// One read model: a set of tables the projector keeps as a function of the log, with its own
+/// checkpoint, rebuilt on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReadModel {
+    /// Run history and each run's output.
+    Runs,
+    /// The venv pool and the queue of waiting runs.
+    Venvs,
+    /// Machines, without any secret.
+    Machines,
+    /// Test cases.
+    TestCases,
+    /// Users, without password hashes.
+    Users,
+}
+
+/// Every read model, in the order the projector applies them.
+pub const ALL: [ReadModel; 5] = [
+    ReadModel::Runs,
+    ReadModel::Venvs,
+    ReadModel::Machines,
+    ReadModel::TestCases,
+    ReadModel::Users,
+];
+
+/// A read-model table: its columns (name, SQL type), primary key and secondary indexes.
+#[derive(Debug)]
+pub struct Table {
+    /// Table name inside the read model's schema.
+    pub name: &'static str,
+    /// `(column, SQL type)` in table order; rows serialise with the same names.
+    pub columns: &'static [(&'static str, &'static str)],
+    /// Primary-key columns.
+    pub key: &'static [&'static str],
+    /// Secondary indexes as column lists, created after a rebuild has loaded the rows.
+    pub indexes: &'static [&'static str],
+}
+
+impl ReadModel {
+    /// The name used on the command line and in `projection_checkpoints`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Runs => "runs",
+            Self::Venvs => "venvs",
+            Self::Machines => "machines",
+            Self::TestCases => "test_cases",
+            Self::Users => "users",
+        }
+    }
+
+    /// The read model called `name`.
+    pub fn parse(name: &str) -> Result<Self, ReadModelError> {
+        ALL.into_iter()
+            .find(|model| model.name() == name.replace('-', "_"))
+            .ok_or_else(|| ReadModelError::UnknownName(name.to_owned()))
+    }
+
+    /// The schema queries read from.
+    pub fn schema(self) -> String {
+        format!("rm_{}", self.name())
+    }
+
+    /// The schema a rebuild fills before swapping it in.
+    pub fn build_schema(self) -> String {
+        format!("rm_{}_build", self.name())
+    }
+
+    /// The layout version: bump it when a table or the meaning of a column changes, and every
+    /// projector rebuilds this read model before serving it.
+    pub fn version(self) -> i32 {
+        1
+    }
+
+    /// The model's tables.
+    pub fn tables(self) -> &'static [Table] {
+        match self {
+            Self::Runs => crate::rows::RUNS_TABLES,
+            Self::Venvs => crate::rows::VENVS_TABLES,
+            Self::Machines => crate::rows::MACHINES_TABLES,
+            Self::TestCases => crate::rows::TEST_CASES_TABLES,
+            Self::Users => crate::rows::USERS_TABLES,
+        }
+    }
+
+    /// `CREATE SCHEMA` and `CREATE TABLE` statements for the model in `schema`.
+    pub fn create_sql(self, schema: &str) -> Vec<String> {
+        let mut statements = vec![format!("CREATE SCHEMA {schema}")];
+        statements.extend(self.tables().iter().map(|table| table.create_sql(schema)));
+        statements
+    }
+
+    /// `CREATE INDEX` statements for the model in `schema`.
+    pub fn index_sql(self, schema: &str) -> Vec<String> {
+        self.tables()
+            .iter()
+            .flat_map(|table| table.index_sql(schema))
+            .collect()
+    }
+}
+
+impl fmt::Display for ReadModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Table {
+    /// `CREATE TABLE` in `schema`.
+    pub fn create_sql(&self, schema: &str) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, sql_type)| format!("{name} {sql_type}"))
+            .collect();
+        format!(
+            "CREATE TABLE {schema}.{} ({}, PRIMARY KEY ({}))",
+            self.name,
+            columns.join(", "),
+            self.key.join(", ")
+        )
+    }
+
+    /// `CREATE INDEX` statements in `schema`.
+    pub fn index_sql(&self, schema: &str) -> Vec<String> {
+        self.indexes
+            .iter()
+            .enumerate()
+            .map(|(i, columns)| {
+                format!(
+                    "CREATE INDEX {}_{} ON {schema}.{} ({columns})",
+                    self.name, i, self.name
+                )
+            })
+            .collect()
+    }
+
+    /// Upsert of rows given as a JSON array (`$1`) whose objects use the column names.
+    pub fn upsert_sql(&self, schema: &str) -> String {
+        let name = self.name;
+        let insert = format!(
+            "INSERT INTO {schema}.{name} SELECT * FROM json_populate_recordset(NULL::{schema}.{name}, $1::json)"
+        );
+        let rest: Vec<&str> = self
+            .columns
+            .iter()
+            .map(|(column, _)| *column)
+            .filter(|column| !self.key.contains(column))
+            .collect();
+        if rest.is_empty() {
+            return format!("{insert} ON CONFLICT DO NOTHING");
+        }
+        let targets = rest.join(", ");
+        let sources: Vec<String> = rest.iter().map(|c| format!("EXCLUDED.{c}")).collect();
+        format!(
+            "{insert} ON CONFLICT ({}) DO UPDATE SET ({targets}) = ROW({})",
+            self.key.join(", "),
+            sources.join(", ")
+        )
+    }
+
+    /// Insert of rows given as a JSON array (`$1`); rows whose key exists are left alone.
+    pub fn insert_sql(&self, schema: &str) -> String {
+        let name = self.name;
+        format!(
+            "INSERT INTO {schema}.{name} SELECT * FROM json_populate_recordset(NULL::{schema}.{name}, $1::json) ON CONFLICT DO NOTHING"
+        )
+    }
+
+    /// Rows whose single-column key is in the array `$1`, each as JSON text.
+    pub fn select_by_key_sql(&self, schema: &str) -> String {
+        let name = self.name;
+        let key = self.key.join(", ");
+        format!("SELECT row_to_json(t)::text FROM {schema}.{name} t WHERE {key} = ANY($1)")
+    }
+
+    /// Delete of the rows whose single-column key is in the array `$1`.
+    pub fn delete_by_key_sql(&self, schema: &str) -> String {
+        let key = self.key.join(", ");
+        format!("DELETE FROM {schema}.{} WHERE {key} = ANY($1)", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for model in ALL {
+            assert_eq!(ReadModel::parse(model.name()).ok(), Some(model));
+        }
+        assert_eq!(
+            ReadModel::parse("test-cases").ok(),
+            Some(ReadModel::TestCases)
+        );
+        assert!(ReadModel::parse("nope").is_err());
+    }
+
+    #[test]
+    fn upserts_update_every_column_but_the_key() {
+        let table = &ALL[0].tables()[0];
+        let sql = table.upsert_sql("rm_runs");
+        assert!(sql.contains("ON CONFLICT (run_id) DO UPDATE SET (status"));
+        assert!(!sql.contains("EXCLUDED.run_id"));
+    }
+}

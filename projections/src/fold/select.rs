@@ -1,0 +1,113 @@
+//! One read model's fold, chosen by [`ReadModel`].
+
+use super::Fact;
+use super::lab::{MachinesFold, TestCasesFold, UsersFold};
+use super::pool::PoolFold;
+use super::runs::RunsFold;
+use crate::error::ProjectionError;
+use runledger_readmodel::ReadModel;
+use sqlx::{Postgres, Transaction};
+
+/// The fold of one read model.
+#[derive(Debug)]
+pub enum Fold {
+    /// `runs`
+    Runs(RunsFold),
+    /// `venvs`
+    Pool(PoolFold),
+    /// `machines`
+    Machines(MachinesFold),
+    /// `test_cases`
+    TestCases(TestCasesFold),
+    /// `users`
+    Users(UsersFold),
+}
+
+impl Fold {
+    /// An empty fold for `model`.
+    pub fn new(model: ReadModel) -> Self {
+        match model {
+            ReadModel::Runs => Self::Runs(RunsFold::default()),
+            ReadModel::Venvs => Self::Pool(PoolFold::default()),
+            ReadModel::Machines => Self::Machines(MachinesFold::default()),
+            ReadModel::TestCases => Self::TestCases(TestCasesFold::default()),
+            ReadModel::Users => Self::Users(UsersFold::default()),
+        }
+    }
+
+    /// Loads what the fold keeps in memory for the whole schema (after a clear).
+    pub async fn load_state(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), ProjectionError> {
+        match self {
+            Self::Runs(fold) => fold.load_state(tx, schema).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Loads the rows `facts` touch.
+    pub async fn prepare(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+        facts: &[Fact],
+    ) -> Result<(), ProjectionError> {
+        match self {
+            Self::Runs(fold) => fold.prepare(tx, schema, facts).await,
+            Self::Pool(fold) => fold.prepare(tx, schema, facts).await,
+            Self::Machines(fold) => fold.prepare(tx, schema, facts).await,
+            Self::TestCases(fold) => fold.prepare(tx, schema, facts).await,
+            Self::Users(_) => Ok(()),
+        }
+    }
+
+    /// Folds one event.
+    pub fn apply(&mut self, fact: &Fact) {
+        match self {
+            Self::Runs(fold) => fold.apply(fact),
+            Self::Pool(fold) => fold.apply(fact),
+            Self::Machines(fold) => fold.apply(fact),
+            Self::TestCases(fold) => fold.apply(fact),
+            Self::Users(fold) => fold.apply(fact),
+        }
+    }
+
+    /// Writes the changes folded since the last commit.
+    pub async fn flush(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), ProjectionError> {
+        match self {
+            Self::Runs(fold) => fold.flush(tx, schema).await,
+            Self::Pool(fold) => fold.flush(tx, schema).await,
+            Self::Machines(fold) => fold.flush(tx, schema).await,
+            Self::TestCases(fold) => fold.flush(tx, schema).await,
+            Self::Users(fold) => fold.flush(tx, schema).await,
+        }
+    }
+
+    /// After the transaction committed.
+    pub fn committed(&mut self) {
+        match self {
+            Self::Runs(fold) => fold.committed(),
+            Self::Pool(fold) => fold.committed(),
+            Self::Machines(fold) => fold.committed(),
+            Self::TestCases(fold) => fold.committed(),
+            Self::Users(fold) => fold.committed(),
+        }
+    }
+
+    /// Forgets everything cached: the next batch reloads.
+    pub fn clear(&mut self) {
+        match self {
+            Self::Runs(fold) => fold.clear(),
+            Self::Pool(fold) => fold.clear(),
+            Self::Machines(fold) => fold.clear(),
+            Self::TestCases(fold) => fold.clear(),
+            Self::Users(fold) => fold.clear(),
+        }
+    }
+}

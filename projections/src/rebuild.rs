@@ -1,0 +1,288 @@
+//! Rebuilding read models from position 0 into fresh schemas, then swapping them in atomically,
+//! so queries keep answering from the old tables until the new ones are complete.
+
+use crate::engine::{self, Checkpoints, Projection};
+use crate::error::ProjectionError;
+use crate::fold::Fact;
+use runledger_readmodel::ReadModel;
+use runledger_store::{EventStore, PgPool};
+use sqlx::{PgConnection, Postgres, Transaction};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Events read and applied per transaction during a rebuild.
+const REBUILD_BATCH: i64 = 10_000;
+
+/// How far a rebuild has come, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildProgress {
+    /// Events applied so far.
+    pub applied: i64,
+    /// Events in the log when the rebuild started (it also applies later ones at the end).
+    pub total: i64,
+    /// Time since the rebuild started.
+    pub elapsed: Duration,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone)]
+pub struct RebuildReport {
+    /// The read models rebuilt.
+    pub models: Vec<ReadModel>,
+    /// Events applied.
+    pub events: i64,
+    /// The position the rebuilt read models include.
+    pub position: i64,
+    /// Wall time, swap included.
+    pub elapsed: Duration,
+}
+
+/// Rebuilds `models` from the whole log and swaps them in. Refuses (with
+/// [`ProjectionError::RebuildBusy`]) when another process is rebuilding one of them.
+pub async fn rebuild(
+    pool: &PgPool,
+    models: &[ReadModel],
+    mut progress: impl FnMut(RebuildProgress),
+) -> Result<RebuildReport, ProjectionError> {
+    let started = Instant::now();
+    let _locks = RebuildLocks::take(pool, models).await?;
+    let mut projections = Vec::new();
+    for &model in models {
+        let schema = model.build_schema();
+        prepare_schema(pool, model, &schema).await?;
+        projections.push(Projection::new(model, schema, Some(0)));
+    }
+    let store = EventStore::new(pool.clone());
+    let total = store.head().await?;
+    let mut applied = 0;
+    let mut pages = read_ahead(store.clone(), 0, total);
+    while let Some(page) = pages.recv().await {
+        let (facts, through) = page?;
+        engine::apply_batch(
+            pool,
+            &mut projections,
+            &facts,
+            through,
+            Checkpoints::InMemory,
+        )
+        .await?;
+        applied += facts.len() as i64;
+        progress(RebuildProgress {
+            applied,
+            total,
+            elapsed: started.elapsed(),
+        });
+    }
+    let mut position = total;
+    // Catch up with what was appended meanwhile, outside the swap's locks first.
+    loop {
+        let facts = engine::decode(&store.read_after_raw(position, REBUILD_BATCH).await?)?;
+        let Some(last) = facts.last().map(|fact| fact.position) else {
+            break;
+        };
+        engine::apply_batch(pool, &mut projections, &facts, last, Checkpoints::InMemory).await?;
+        applied += facts.len() as i64;
+        position = last;
+        if (facts.len() as i64) < REBUILD_BATCH {
+            break;
+        }
+    }
+    for projection in &projections {
+        create_indexes(pool, projection).await?;
+    }
+    let (more, position) = swap(pool, &store, &mut projections, position).await?;
+    applied += more;
+    progress(RebuildProgress {
+        applied,
+        total,
+        elapsed: started.elapsed(),
+    });
+    Ok(RebuildReport {
+        models: models.to_vec(),
+        events: applied,
+        position,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Decoded pages of the log from `after` up to `until`, read one page ahead of the consumer on
+/// another connection, so reading, decoding and writing overlap.
+fn read_ahead(
+    store: EventStore,
+    after: i64,
+    until: i64,
+) -> mpsc::Receiver<Result<(Vec<Fact>, i64), ProjectionError>> {
+    let (sender, receiver) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut position = after;
+        while position < until {
+            let limit = REBUILD_BATCH.min(until - position);
+            let page = match store.read_after_raw(position, limit).await {
+                Ok(records) => engine::decode(&records),
+                Err(err) => Err(err.into()),
+            };
+            let page = page.map(|facts| {
+                let last = facts.last().map_or(until, |fact| fact.position);
+                (facts, last)
+            });
+            let stop = match &page {
+                Ok((facts, last)) => {
+                    position = *last;
+                    facts.is_empty()
+                }
+                Err(_) => true,
+            };
+            if sender.send(page).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+async fn prepare_schema(
+    pool: &PgPool,
+    model: ReadModel,
+    schema: &str,
+) -> Result<(), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&mut *tx)
+        .await?;
+    for statement in model.create_sql(schema) {
+        sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn create_indexes(pool: &PgPool, projection: &Projection) -> Result<(), ProjectionError> {
+    for statement in projection.model.index_sql(&projection.schema) {
+        sqlx::query(&statement).execute(pool).await?;
+    }
+    for table in projection.model.tables() {
+        sqlx::query(&format!("ANALYZE {}.{}", projection.schema, table.name))
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// In one transaction: lock the checkpoints (live projectors wait), apply the last events,
+/// rename the built schemas over the live ones, and record the new positions. Returns the
+/// events applied and the position reached.
+async fn swap(
+    pool: &PgPool,
+    store: &EventStore,
+    projections: &mut [Projection],
+    mut position: i64,
+) -> Result<(i64, i64), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    lock_checkpoints(&mut tx, projections).await?;
+    let mut applied = 0;
+    loop {
+        let facts = engine::decode(&store.read_after_raw(position, REBUILD_BATCH).await?)?;
+        let Some(last) = facts.last().map(|fact| fact.position) else {
+            break;
+        };
+        engine::apply_in(&mut tx, projections, &facts, last, Checkpoints::InMemory).await?;
+        applied += facts.len() as i64;
+        position = last;
+        // Whatever is appended after this read, the live projector applies after the commit.
+        if (facts.len() as i64) < REBUILD_BATCH {
+            break;
+        }
+    }
+    for projection in projections.iter() {
+        let live = projection.model.schema();
+        let old = format!("{live}_old");
+        let statements = [
+            format!("DROP SCHEMA IF EXISTS {old} CASCADE"),
+            format!("ALTER SCHEMA {live} RENAME TO {old}"),
+        ];
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(&live)
+                .fetch_one(&mut *tx)
+                .await?;
+        if exists {
+            for statement in statements {
+                sqlx::query(&statement).execute(&mut *tx).await?;
+            }
+        }
+        sqlx::query(&format!(
+            "ALTER SCHEMA {} RENAME TO {live}",
+            projection.schema
+        ))
+        .execute(&mut *tx)
+        .await?;
+        if exists {
+            sqlx::query(&format!("DROP SCHEMA {old} CASCADE"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET position = $2, version = $3, rebuilt_at = now(), updated_at = now() WHERE name = $1",
+        )
+        .bind(projection.model.name())
+        .bind(position)
+        .bind(projection.model.version())
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(runledger_readmodel::PROJECTED_CHANNEL)
+        .bind(position.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((applied, position))
+}
+
+async fn lock_checkpoints(
+    tx: &mut Transaction<'_, Postgres>,
+    projections: &[Projection],
+) -> Result<(), ProjectionError> {
+    for projection in projections {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, position, version) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(projection.model.name())
+        .bind(projection.model.version())
+        .execute(&mut **tx)
+        .await?;
+    }
+    let names: Vec<&str> = projections.iter().map(|p| p.model.name()).collect();
+    sqlx::query(
+        "SELECT name FROM projection_checkpoints WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+    )
+    .bind(&names)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Session advisory locks, one per read model being rebuilt, held on a connection of their own
+/// until dropped.
+struct RebuildLocks {
+    /// Detached from the pool: closing it (on drop) is what releases the locks.
+    _connection: PgConnection,
+}
+
+impl RebuildLocks {
+    async fn take(pool: &PgPool, models: &[ReadModel]) -> Result<Self, ProjectionError> {
+        let mut connection = pool.acquire().await?.detach();
+        for model in models {
+            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                .bind(format!("runledger rebuild {}", model.name()))
+                .fetch_one(&mut connection)
+                .await?;
+            if !taken {
+                return Err(ProjectionError::RebuildBusy(model.name().to_owned()));
+            }
+        }
+        Ok(Self {
+            _connection: connection,
+        })
+    }
+}

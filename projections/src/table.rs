@@ -1,0 +1,231 @@
+//! A write-behind cache of one read-model table's rows.
+//!
+//! A batch of events first loads the rows it touches that are not cached (one query), folds the
+//! events into the cached rows in memory, then writes every changed row back with one upsert and
+//! one delete. The cache stays valid across batches while this projector is the only writer of
+//! the schema; the engine clears it whenever that may not hold (a failed transaction, a
+//! checkpoint moved by someone else).
+
+use crate::error::ProjectionError;
+use runledger_readmodel::Table;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::{Postgres, Transaction};
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// A row type of a read-model table keyed by one column.
+pub trait KeyedRow: Serialize + DeserializeOwned + Clone {
+    /// The key column's type.
+    type Key: Hash
+        + Eq
+        + Clone
+        + Send
+        + Sync
+        + for<'q> sqlx::Encode<'q, Postgres>
+        + sqlx::Type<Postgres>
+        + sqlx::postgres::PgHasArrayType;
+    /// The row's key.
+    fn key(&self) -> Self::Key;
+}
+
+#[derive(Debug)]
+struct Entry<R> {
+    /// `None`: no such row (never existed or deleted).
+    row: Option<R>,
+    dirty: bool,
+}
+
+/// Cached rows of one table, with the changes not yet written.
+#[derive(Debug)]
+pub struct RowCache<R: KeyedRow> {
+    table: &'static Table,
+    entries: HashMap<R::Key, Entry<R>>,
+    /// Cached rows beyond this many are dropped after a flush.
+    capacity: usize,
+}
+
+impl<R: KeyedRow> RowCache<R> {
+    /// An empty cache over `table`.
+    pub fn new(table: &'static Table, capacity: usize) -> Self {
+        Self {
+            table,
+            entries: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// Loads the rows of `keys` that are not cached yet.
+    pub async fn load(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+        keys: impl IntoIterator<Item = R::Key>,
+    ) -> Result<(), ProjectionError> {
+        let missing: Vec<R::Key> = keys
+            .into_iter()
+            .filter(|key| !self.entries.contains_key(key))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<String> = sqlx::query_scalar(&self.table.select_by_key_sql(schema))
+            .bind(&missing)
+            .fetch_all(&mut **tx)
+            .await?;
+        for key in missing {
+            self.entries.insert(
+                key,
+                Entry {
+                    row: None,
+                    dirty: false,
+                },
+            );
+        }
+        for json in found {
+            let row: R = serde_json::from_str(&json).map_err(|err| {
+                ProjectionError::Corrupt(format!("{}.{} row: {err}", schema, self.table.name))
+            })?;
+            self.entries.insert(
+                row.key(),
+                Entry {
+                    row: Some(row),
+                    dirty: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The row under `key`, if cached and present.
+    pub fn get(&self, key: &R::Key) -> Option<&R> {
+        self.entries.get(key).and_then(|entry| entry.row.as_ref())
+    }
+
+    /// Changes the row under `key` (if present) and marks it for writing.
+    pub fn update(&mut self, key: &R::Key, change: impl FnOnce(&mut R)) -> bool {
+        match self.entries.get_mut(key) {
+            Some(Entry {
+                row: Some(row),
+                dirty,
+            }) => {
+                change(row);
+                *dirty = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores `row` (new or replacing) and marks it for writing.
+    pub fn put(&mut self, row: R) {
+        self.entries.insert(
+            row.key(),
+            Entry {
+                row: Some(row),
+                dirty: true,
+            },
+        );
+    }
+
+    /// Deletes the row under `key` and marks the deletion for writing.
+    pub fn delete(&mut self, key: R::Key) {
+        self.entries.insert(
+            key,
+            Entry {
+                row: None,
+                dirty: true,
+            },
+        );
+    }
+
+    /// Writes every change: one upsert for changed rows, one delete for deleted ones.
+    pub async fn flush(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<usize, ProjectionError> {
+        let mut upserts: Vec<&R> = Vec::new();
+        let mut deletes: Vec<R::Key> = Vec::new();
+        for (key, entry) in &self.entries {
+            match (&entry.row, entry.dirty) {
+                (Some(row), true) => upserts.push(row),
+                (None, true) => deletes.push(key.clone()),
+                _ => {}
+            }
+        }
+        let written = upserts.len() + deletes.len();
+        if !upserts.is_empty() {
+            let json = serde_json::to_string(&upserts).map_err(|err| {
+                ProjectionError::Corrupt(format!("row does not serialise: {err}"))
+            })?;
+            sqlx::query(&self.table.upsert_sql(schema))
+                .bind(json)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if !deletes.is_empty() {
+            sqlx::query(&self.table.delete_by_key_sql(schema))
+                .bind(&deletes)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(written)
+    }
+
+    /// After a committed flush: everything is clean; rows `keep` refuses are dropped, and the
+    /// whole cache when it grew past its capacity.
+    pub fn committed(&mut self, keep: impl Fn(&R) -> bool) {
+        if self.entries.len() > self.capacity {
+            self.entries.clear();
+            return;
+        }
+        self.entries.retain(|_, entry| match &entry.row {
+            Some(row) => keep(row),
+            None => false,
+        });
+        for entry in self.entries.values_mut() {
+            entry.dirty = false;
+        }
+    }
+
+    /// Forgets everything, written or not: after a failed transaction, or when another writer
+    /// may have changed the table.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// Inserts `rows` (serialised as one JSON array) into `table`, leaving existing keys alone.
+pub async fn insert_rows<R: Serialize>(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &Table,
+    schema: &str,
+    rows: &[R],
+) -> Result<(), ProjectionError> {
+    write_rows(tx, &table.insert_sql(schema), rows).await
+}
+
+/// Inserts or replaces `rows` (serialised as one JSON array) in `table`.
+pub async fn upsert_rows<R: Serialize>(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &Table,
+    schema: &str,
+    rows: &[R],
+) -> Result<(), ProjectionError> {
+    write_rows(tx, &table.upsert_sql(schema), rows).await
+}
+
+async fn write_rows<R: Serialize>(
+    tx: &mut Transaction<'_, Postgres>,
+    sql: &str,
+    rows: &[R],
+) -> Result<(), ProjectionError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(rows)
+        .map_err(|err| ProjectionError::Corrupt(format!("row does not serialise: {err}")))?;
+    sqlx::query(sql).bind(json).execute(&mut **tx).await?;
+    Ok(())
+}
