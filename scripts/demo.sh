@@ -29,5 +29,13 @@ say "define_test_case"
 send --actor admin define_test_case '{"test_case_id":"0193a000-0000-7000-8000-000000000003","name":"hello","command":"python -c \"print(42)\""}'
 say "start_run (queued until an executor provisions the venv: issue #4)"
 send --actor admin start_run "{\"run_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"test_case_id\":\"0193a000-0000-7000-8000-000000000003\",\"labels\":[\"demo\"]}"
-say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS). Ctrl-C to stop."
+sleep 1
+say "read models: runledger projections status"
+"$bin" projections status || true
+say "audit history: runledger audit --format table"
+"$bin" audit --format table || true
+say "tamper evidence: runledger audit verify"
+sleep 1
+"$bin" audit verify || true
+say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS; projector: log -> read models). Ctrl-C to stop."
 wait "$server"

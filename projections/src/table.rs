@@ -34,6 +34,8 @@ struct Entry<R> {
     /// `None`: no such row (never existed or deleted).
     row: Option<R>,
     dirty: bool,
+    /// The database may hold a row under this key (so a deletion must be written).
+    stored: bool,
 }
 
 /// Cached rows of one table, with the changes not yet written.
@@ -79,6 +81,7 @@ impl<R: KeyedRow> RowCache<R> {
                 Entry {
                     row: None,
                     dirty: false,
+                    stored: false,
                 },
             );
         }
@@ -91,6 +94,7 @@ impl<R: KeyedRow> RowCache<R> {
                 Entry {
                     row: Some(row),
                     dirty: false,
+                    stored: true,
                 },
             );
         }
@@ -108,6 +112,7 @@ impl<R: KeyedRow> RowCache<R> {
             Some(Entry {
                 row: Some(row),
                 dirty,
+                ..
             }) => {
                 change(row);
                 *dirty = true;
@@ -119,24 +124,32 @@ impl<R: KeyedRow> RowCache<R> {
 
     /// Stores `row` (new or replacing) and marks it for writing.
     pub fn put(&mut self, row: R) {
-        self.entries.insert(
-            row.key(),
-            Entry {
-                row: Some(row),
-                dirty: true,
-            },
-        );
+        let stored = self
+            .entries
+            .get(&row.key())
+            .is_none_or(|entry| entry.stored);
+        self.insert(row.key(), Some(row), stored);
+    }
+
+    /// Stores `row` from the event that creates it: unless cached otherwise, the database
+    /// cannot hold it yet, so deleting it before it is written costs no statement.
+    pub fn create(&mut self, row: R) {
+        let stored = self
+            .entries
+            .get(&row.key())
+            .is_some_and(|entry| entry.stored);
+        self.insert(row.key(), Some(row), stored);
     }
 
     /// Deletes the row under `key` and marks the deletion for writing.
     pub fn delete(&mut self, key: R::Key) {
-        self.entries.insert(
-            key,
-            Entry {
-                row: None,
-                dirty: true,
-            },
-        );
+        let stored = self.entries.get(&key).is_none_or(|entry| entry.stored);
+        self.insert(key, None, stored);
+    }
+
+    fn insert(&mut self, key: R::Key, row: Option<R>, stored: bool) {
+        let dirty = true;
+        self.entries.insert(key, Entry { row, dirty, stored });
     }
 
     /// Writes every change: one upsert for changed rows, one delete for deleted ones.
@@ -150,7 +163,7 @@ impl<R: KeyedRow> RowCache<R> {
         for (key, entry) in &self.entries {
             match (&entry.row, entry.dirty) {
                 (Some(row), true) => upserts.push(row),
-                (None, true) => deletes.push(key.clone()),
+                (None, true) if entry.stored => deletes.push(key.clone()),
                 _ => {}
             }
         }
@@ -186,6 +199,7 @@ impl<R: KeyedRow> RowCache<R> {
         });
         for entry in self.entries.values_mut() {
             entry.dirty = false;
+            entry.stored = true;
         }
     }
 

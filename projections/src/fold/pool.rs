@@ -163,7 +163,7 @@ impl PoolFold {
     }
 
     fn requested(&mut self, e: &RunRequested) {
-        self.queue.put(QueueRow {
+        self.queue.create(QueueRow {
             run_id: e.run_id.0,
             requested_by: e.user.as_str().to_owned(),
             test_case_id: e.test_case_id.0,
