@@ -13,7 +13,7 @@ use crate::fold::select::Fold;
 use chrono::{DateTime, Utc};
 use runledger_readmodel::{PROJECTED_CHANNEL, ReadModel};
 use runledger_store::PgPool;
-use runledger_types::RawEventRecord;
+use runledger_types::envelope::decode_text;
 use sqlx::{Postgres, Transaction};
 
 /// One read model being kept up to date.
@@ -58,16 +58,41 @@ pub enum Checkpoints {
     InMemory,
 }
 
-/// Decodes raw log records into facts.
-pub fn decode(records: &[RawEventRecord]) -> Result<Vec<Fact>, ProjectionError> {
-    records
-        .iter()
-        .map(|record| {
+/// The columns of the log a fact needs.
+#[derive(sqlx::FromRow)]
+struct FactRow {
+    position: i64,
+    event_type: String,
+    schema_version: i32,
+    recorded_at: DateTime<Utc>,
+    actor: String,
+    data: String,
+}
+
+/// Up to `limit` events after position `after`, decoded, in position order (gap-safe: see
+/// runledger-store). Reads only the columns read models use, and decodes `data` straight from
+/// its text.
+pub async fn read_facts(
+    pool: &PgPool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Fact>, ProjectionError> {
+    let rows: Vec<FactRow> = sqlx::query_as(
+        "SELECT position, type AS event_type, schema_version, recorded_at, actor, data::text AS data \
+         FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let event = decode_text(row.position, &row.event_type, row.schema_version, &row.data)?;
             Ok(Fact {
-                position: record.position,
-                recorded_at: record.recorded_at,
-                actor: record.actor.clone(),
-                event: record.decode()?,
+                position: row.position,
+                recorded_at: row.recorded_at,
+                actor: row.actor,
+                event,
             })
         })
         .collect()
@@ -83,6 +108,11 @@ pub async fn apply_batch(
     checkpoints: Checkpoints,
 ) -> Result<(), ProjectionError> {
     let mut tx = pool.begin().await?;
+    // Safe without waiting for the flush to disk: the checkpoint commits with the rows, so a
+    // Postgres crash loses both together and the projector applies those events again.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let result = apply_in(&mut tx, projections, facts, through, checkpoints).await;
     let result = match result {
         Ok(()) => tx.commit().await.map_err(ProjectionError::from),

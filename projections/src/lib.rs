@@ -7,6 +7,7 @@
 //! database.
 #![deny(missing_docs)]
 
+mod copy;
 pub mod engine;
 mod error;
 pub mod fold;

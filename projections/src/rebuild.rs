@@ -4,6 +4,7 @@
 use crate::engine::{self, Checkpoints, Projection};
 use crate::error::ProjectionError;
 use crate::fold::Fact;
+use futures::{StreamExt, TryStreamExt};
 use runledger_readmodel::ReadModel;
 use runledger_store::{EventStore, PgPool};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Events read and applied per transaction during a rebuild.
-const REBUILD_BATCH: i64 = 10_000;
+const REBUILD_BATCH: i64 = 20_000;
 
 /// How far a rebuild has come, for progress bars.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +56,7 @@ pub async fn rebuild(
     let store = EventStore::new(pool.clone());
     let total = store.head().await?;
     let mut applied = 0;
-    let mut pages = read_ahead(store.clone(), 0, total);
+    let mut pages = read_ahead(pool.clone(), 0, total);
     while let Some(page) = pages.recv().await {
         let (facts, through) = page?;
         engine::apply_batch(
@@ -76,7 +77,7 @@ pub async fn rebuild(
     let mut position = total;
     // Catch up with what was appended meanwhile, outside the swap's locks first.
     loop {
-        let facts = engine::decode(&store.read_after_raw(position, REBUILD_BATCH).await?)?;
+        let facts = engine::read_facts(pool, position, REBUILD_BATCH).await?;
         let Some(last) = facts.last().map(|fact| fact.position) else {
             break;
         };
@@ -87,10 +88,8 @@ pub async fn rebuild(
             break;
         }
     }
-    for projection in &projections {
-        create_indexes(pool, projection).await?;
-    }
-    let (more, position) = swap(pool, &store, &mut projections, position).await?;
+    create_indexes(pool, &projections).await?;
+    let (more, position) = swap(pool, &mut projections, position).await?;
     applied += more;
     progress(RebuildProgress {
         applied,
@@ -108,7 +107,7 @@ pub async fn rebuild(
 /// Decoded pages of the log from `after` up to `until`, read one page ahead of the consumer on
 /// another connection, so reading, decoding and writing overlap.
 fn read_ahead(
-    store: EventStore,
+    pool: PgPool,
     after: i64,
     until: i64,
 ) -> mpsc::Receiver<Result<(Vec<Fact>, i64), ProjectionError>> {
@@ -117,10 +116,7 @@ fn read_ahead(
         let mut position = after;
         while position < until {
             let limit = REBUILD_BATCH.min(until - position);
-            let page = match store.read_after_raw(position, limit).await {
-                Ok(records) => engine::decode(&records),
-                Err(err) => Err(err.into()),
-            };
+            let page = engine::read_facts(&pool, position, limit).await;
             let page = page.map(|facts| {
                 let last = facts.last().map_or(until, |fact| fact.position);
                 (facts, last)
@@ -156,15 +152,46 @@ async fn prepare_schema(
     Ok(())
 }
 
-async fn create_indexes(pool: &PgPool, projection: &Projection) -> Result<(), ProjectionError> {
-    for statement in projection.model.index_sql(&projection.schema) {
-        sqlx::query(&statement).execute(pool).await?;
+/// Connections that build indexes side by side (one per core on a small machine).
+const INDEX_BUILDERS: usize = 2;
+
+/// Adds the deferred keys and the indexes of every built schema, then analyses its tables:
+/// each table's statements in order, tables spread over [`INDEX_BUILDERS`] connections.
+async fn create_indexes(pool: &PgPool, projections: &[Projection]) -> Result<(), ProjectionError> {
+    let mut work: Vec<Vec<String>> = Vec::new();
+    for projection in projections {
+        let schema = &projection.schema;
+        for table in projection.model.tables() {
+            let mut statements = table.index_sql(schema);
+            statements.push(format!("ANALYZE {schema}.{}", table.name));
+            work.push(statements);
+        }
     }
-    for table in projection.model.tables() {
-        sqlx::query(&format!("ANALYZE {}.{}", projection.schema, table.name))
-            .execute(pool)
-            .await?;
+    // Biggest first, so the long builds start early.
+    work.sort_by_key(|statements| std::cmp::Reverse(statements.len()));
+    futures::stream::iter(
+        work.into_iter()
+            .map(|statements| build_table(pool, statements)),
+    )
+    .buffer_unordered(INDEX_BUILDERS)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}
+
+async fn build_table(pool: &PgPool, statements: Vec<String>) -> Result<(), ProjectionError> {
+    let mut connection = pool.acquire().await?;
+    // Index builds sort in memory when they may (the default 64 MB spills to disk at a million
+    // runs); reset before the connection goes back to the pool.
+    sqlx::query("SET maintenance_work_mem = '256MB'")
+        .execute(&mut *connection)
+        .await?;
+    for statement in statements {
+        sqlx::query(&statement).execute(&mut *connection).await?;
     }
+    sqlx::query("RESET maintenance_work_mem")
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }
 
@@ -173,7 +200,6 @@ async fn create_indexes(pool: &PgPool, projection: &Projection) -> Result<(), Pr
 /// events applied and the position reached.
 async fn swap(
     pool: &PgPool,
-    store: &EventStore,
     projections: &mut [Projection],
     mut position: i64,
 ) -> Result<(i64, i64), ProjectionError> {
@@ -181,7 +207,7 @@ async fn swap(
     lock_checkpoints(&mut tx, projections).await?;
     let mut applied = 0;
     loop {
-        let facts = engine::decode(&store.read_after_raw(position, REBUILD_BATCH).await?)?;
+        let facts = engine::read_facts(pool, position, REBUILD_BATCH).await?;
         let Some(last) = facts.last().map(|fact| fact.position) else {
             break;
         };

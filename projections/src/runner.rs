@@ -8,7 +8,7 @@ use crate::engine::{self, Checkpoints, Projection};
 use crate::error::ProjectionError;
 use crate::rebuild;
 use runledger_readmodel::{ALL, ReadModel};
-use runledger_store::{EventStore, PgPool};
+use runledger_store::PgPool;
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -32,7 +32,7 @@ pub struct ProjectorSettings {
 impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
-            batch: 2_000,
+            batch: 10_000,
             idle_poll: Duration::from_millis(20),
             leader_poll: Duration::from_secs(1),
         }
@@ -130,7 +130,6 @@ async fn lead(
     shutdown: &CancellationToken,
 ) -> Result<(), ProjectionError> {
     build_missing(pool).await?;
-    let store = EventStore::new(pool.clone());
     let mut projections: Vec<Projection> = ALL
         .into_iter()
         .map(|model| Projection::new(model, model.schema(), None))
@@ -142,14 +141,13 @@ async fn lead(
             sqlx::query("SELECT 1").execute(&mut lock).await?;
             lock_checked = Instant::now();
         }
-        let records = store.read_after_raw(cursor, settings.batch).await?;
-        let Some(through) = records.last().map(|record| record.position) else {
+        let facts = engine::read_facts(pool, cursor, settings.batch).await?;
+        let Some(through) = facts.last().map(|fact| fact.position) else {
             if sleep_or_shutdown(shutdown, settings.idle_poll).await {
                 break;
             }
             continue;
         };
-        let facts = engine::decode(&records)?;
         // On failure the caches are forgotten and the caller steps down; whoever leads next
         // starts again from the stored checkpoints.
         engine::apply_batch(pool, &mut projections, &facts, through, Checkpoints::Table).await?;

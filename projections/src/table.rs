@@ -6,12 +6,13 @@
 //! the schema; the engine clears it whenever that may not hold (a failed transaction, a
 //! checkpoint moved by someone else).
 
+use crate::copy::{copy_sql, encode_row};
 use crate::error::ProjectionError;
 use runledger_readmodel::Table;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::{Postgres, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 /// A row type of a read-model table keyed by one column.
@@ -43,6 +44,8 @@ struct Entry<R> {
 pub struct RowCache<R: KeyedRow> {
     table: &'static Table,
     entries: HashMap<R::Key, Entry<R>>,
+    /// The keys changed since the last commit (a key may repeat).
+    changed: Vec<R::Key>,
     /// Cached rows beyond this many are dropped after a flush.
     capacity: usize,
 }
@@ -53,6 +56,7 @@ impl<R: KeyedRow> RowCache<R> {
         Self {
             table,
             entries: HashMap::new(),
+            changed: Vec::new(),
             capacity,
         }
     }
@@ -116,6 +120,7 @@ impl<R: KeyedRow> RowCache<R> {
             }) => {
                 change(row);
                 *dirty = true;
+                self.changed.push(key.clone());
                 true
             }
             _ => false,
@@ -149,57 +154,70 @@ impl<R: KeyedRow> RowCache<R> {
 
     fn insert(&mut self, key: R::Key, row: Option<R>, stored: bool) {
         let dirty = true;
+        self.changed.push(key.clone());
         self.entries.insert(key, Entry { row, dirty, stored });
     }
 
-    /// Writes every change: one upsert for changed rows, one delete for deleted ones.
+    /// Writes every change: new rows with one `COPY`, changed rows with one upsert, deleted
+    /// ones with one `DELETE`.
     pub async fn flush(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
-    ) -> Result<usize, ProjectionError> {
+    ) -> Result<(), ProjectionError> {
+        let mut new_rows: Vec<&R> = Vec::new();
         let mut upserts: Vec<&R> = Vec::new();
         let mut deletes: Vec<R::Key> = Vec::new();
-        for (key, entry) in &self.entries {
-            match (&entry.row, entry.dirty) {
+        let mut seen = HashSet::new();
+        for key in &self.changed {
+            let Some(entry) = self.entries.get(key) else {
+                continue;
+            };
+            if !entry.dirty || !seen.insert(key) {
+                continue;
+            }
+            match (&entry.row, entry.stored) {
+                (Some(row), false) => new_rows.push(row),
                 (Some(row), true) => upserts.push(row),
-                (None, true) if entry.stored => deletes.push(key.clone()),
-                _ => {}
+                (None, true) => deletes.push(key.clone()),
+                (None, false) => {}
             }
         }
-        let written = upserts.len() + deletes.len();
-        if !upserts.is_empty() {
-            let json = serde_json::to_string(&upserts).map_err(|err| {
-                ProjectionError::Corrupt(format!("row does not serialise: {err}"))
-            })?;
-            sqlx::query(&self.table.upsert_sql(schema))
-                .bind(json)
-                .execute(&mut **tx)
-                .await?;
-        }
+        copy_rows(tx, self.table, schema, &new_rows).await?;
+        write_rows(tx, &self.table.upsert_sql(schema), &upserts).await?;
         if !deletes.is_empty() {
             sqlx::query(&self.table.delete_by_key_sql(schema))
                 .bind(&deletes)
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(written)
+        Ok(())
     }
 
-    /// After a committed flush: everything is clean; rows `keep` refuses are dropped, and the
-    /// whole cache when it grew past its capacity.
+    /// After a committed flush: everything is clean and stored; changed rows `keep` refuses are
+    /// dropped, and the least useful half of the cache when it grew past its capacity.
     pub fn committed(&mut self, keep: impl Fn(&R) -> bool) {
-        if self.entries.len() > self.capacity {
-            self.entries.clear();
-            return;
+        for key in std::mem::take(&mut self.changed) {
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            match &entry.row {
+                Some(row) if keep(row) => {
+                    entry.dirty = false;
+                    entry.stored = true;
+                }
+                _ => {
+                    self.entries.remove(&key);
+                }
+            }
         }
-        self.entries.retain(|_, entry| match &entry.row {
-            Some(row) => keep(row),
-            None => false,
-        });
-        for entry in self.entries.values_mut() {
-            entry.dirty = false;
-            entry.stored = true;
+        if self.entries.len() > self.capacity {
+            // Rare, so amortised: any half will do, as a miss only costs a load.
+            let mut budget = self.capacity / 2;
+            self.entries.retain(|_, _| {
+                budget = budget.saturating_sub(1);
+                budget > 0
+            });
         }
     }
 
@@ -207,17 +225,41 @@ impl<R: KeyedRow> RowCache<R> {
     /// may have changed the table.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.changed.clear();
     }
 }
 
-/// Inserts `rows` (serialised as one JSON array) into `table`, leaving existing keys alone.
-pub async fn insert_rows<R: Serialize>(
+/// Inserts new `rows` into `table` with one `COPY`: the rows must not exist yet.
+pub async fn copy_rows<R: Serialize>(
     tx: &mut Transaction<'_, Postgres>,
     table: &Table,
     schema: &str,
     rows: &[R],
 ) -> Result<(), ProjectionError> {
-    write_rows(tx, &table.insert_sql(schema), rows).await
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::with_capacity(rows.len() * 256);
+    for row in rows {
+        encode_row(table, row, &mut text)?;
+    }
+    copy_text(tx, table, schema, text).await
+}
+
+/// Sends rows already in COPY text form (see [`crate::copy`]) into `table`.
+pub async fn copy_text(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &Table,
+    schema: &str,
+    text: String,
+) -> Result<(), ProjectionError> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut copy = tx.copy_in_raw(&copy_sql(table, schema)).await?;
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
 }
 
 /// Inserts or replaces `rows` (serialised as one JSON array) in `table`.

@@ -253,14 +253,20 @@ async fn read_models_follow_the_log_and_a_rebuild_reproduces_them_exactly() {
         row(&incremental, "rm_runs.runs", "run_id", ids.retired_run)["status"],
         "queued"
     );
-    let output: Vec<&str> = incremental["rm_runs.run_output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|chunk| chunk["run_id"] == json!(ids.passed_run))
-        .map(|chunk| chunk["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(output.concat(), "collecting\ntest_a PASSED\n1 passed\n");
+    let output = runledger_readmodel::run_output(&lab.db.pool, ids.passed_run, 0, 100)
+        .await
+        .unwrap();
+    let text: Vec<&str> = output.iter().map(|chunk| chunk.text.as_str()).collect();
+    assert_eq!(text.concat(), "collecting\ntest_a PASSED\n1 passed\n");
+    // From an offset: the chunk holding byte 12 ("test_a PASSED\n" starts at 11) on.
+    let tail = runledger_readmodel::run_output(&lab.db.pool, ids.passed_run, 12, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        tail.iter().map(|chunk| chunk.seq).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert_eq!(tail[0].byte_offset, 11);
     assert_eq!(
         row(&incremental, "rm_venvs.venvs", "venv_id", ids.broken_venv)["status"],
         "removed"

@@ -13,6 +13,7 @@
 mod error;
 mod freshness;
 mod model;
+mod output;
 mod queue;
 pub mod rows;
 
@@ -21,4 +22,5 @@ pub use freshness::{
     Freshness, PROJECTED_CHANNEL, ProjectionStatus, log_head, projected_position, status,
 };
 pub use model::{ALL, ReadModel, Table};
+pub use output::{OutputChunk, run_output};
 pub use queue::{QueuedRun, queue};

@@ -42,6 +42,9 @@ pub struct Table {
     pub key: &'static [&'static str],
     /// Secondary indexes as column lists, created after a rebuild has loaded the rows.
     pub indexes: &'static [&'static str],
+    /// True for a table rows are only ever inserted into (by `COPY`) and never looked up by
+    /// the projector: its primary key is added after a rebuild's load, like the indexes.
+    pub deferred_key: bool,
 }
 
 impl ReadModel {
@@ -113,33 +116,39 @@ impl fmt::Display for ReadModel {
 }
 
 impl Table {
-    /// `CREATE TABLE` in `schema`.
+    /// `CREATE TABLE` in `schema` (with its primary key unless that is deferred).
     pub fn create_sql(&self, schema: &str) -> String {
-        let columns: Vec<String> = self
+        let mut columns: Vec<String> = self
             .columns
             .iter()
             .map(|(name, sql_type)| format!("{name} {sql_type}"))
             .collect();
+        if !self.deferred_key {
+            columns.push(format!("PRIMARY KEY ({})", self.key.join(", ")));
+        }
         format!(
-            "CREATE TABLE {schema}.{} ({}, PRIMARY KEY ({}))",
+            "CREATE TABLE {schema}.{} ({})",
             self.name,
-            columns.join(", "),
-            self.key.join(", ")
+            columns.join(", ")
         )
     }
 
-    /// `CREATE INDEX` statements in `schema`.
+    /// The deferred primary key and the `CREATE INDEX` statements, in `schema`.
     pub fn index_sql(&self, schema: &str) -> Vec<String> {
-        self.indexes
-            .iter()
-            .enumerate()
-            .map(|(i, columns)| {
-                format!(
-                    "CREATE INDEX {}_{} ON {schema}.{} ({columns})",
-                    self.name, i, self.name
-                )
-            })
-            .collect()
+        let key = self.deferred_key.then(|| {
+            format!(
+                "ALTER TABLE {schema}.{} ADD PRIMARY KEY ({})",
+                self.name,
+                self.key.join(", ")
+            )
+        });
+        let indexes = self.indexes.iter().enumerate().map(|(i, columns)| {
+            format!(
+                "CREATE INDEX {}_{} ON {schema}.{} ({columns})",
+                self.name, i, self.name
+            )
+        });
+        key.into_iter().chain(indexes).collect()
     }
 
     /// Upsert of rows given as a JSON array (`$1`) whose objects use the column names.

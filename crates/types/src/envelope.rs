@@ -167,26 +167,44 @@ impl EventRecord {
 }
 
 impl RawEventRecord {
-    /// Decodes the event straight from its JSON text, without an intermediate
-    /// [`serde_json::Value`]: the projector's and time travel's hot path. Data written with an
-    /// older schema version takes the upcasting path of [`EventRecord::decode`].
+    /// Decodes the event straight from its JSON text (see [`decode_text`]).
     pub fn decode(&self) -> Result<Event, UpcastError> {
-        if self.schema_version != CURRENT_SCHEMA_VERSION {
-            let data: serde_json::Value = serde_json::from_str(self.data.get())
-                .map_err(|source| self.decode_error(source))?;
-            return self.with_data(data).decode();
-        }
-        Event::from_raw_parts(&self.event_type, self.data.get())
-            .map_err(|source| self.decode_error(source))
+        decode_text(
+            self.position,
+            &self.event_type,
+            self.schema_version,
+            self.data.get(),
+        )
     }
+}
 
-    fn decode_error(&self, source: serde_json::Error) -> UpcastError {
-        UpcastError::Decode {
-            position: self.position,
-            event_type: self.event_type.clone(),
-            source,
-        }
+/// Decodes an event from its stored parts, with `data` as JSON text, without an intermediate
+/// [`serde_json::Value`]: the projector's and time travel's hot path. Data written with an older
+/// schema version is upcast first, as in [`EventRecord::decode`]. `position` only names the
+/// event in errors.
+pub fn decode_text(
+    position: i64,
+    event_type: &str,
+    schema_version: i32,
+    data: &str,
+) -> Result<Event, UpcastError> {
+    let decode_error = |source| UpcastError::Decode {
+        position,
+        event_type: event_type.to_owned(),
+        source,
+    };
+    if schema_version > CURRENT_SCHEMA_VERSION {
+        return Err(UpcastError::FromTheFuture {
+            position,
+            version: schema_version,
+        });
     }
+    if schema_version < CURRENT_SCHEMA_VERSION {
+        let data: serde_json::Value = serde_json::from_str(data).map_err(decode_error)?;
+        let data = upcast(event_type, schema_version, data);
+        return Event::from_parts(event_type, data).map_err(decode_error);
+    }
+    Event::from_raw_parts(event_type, data).map_err(decode_error)
 }
 
 impl<D> EventRecord<D> {

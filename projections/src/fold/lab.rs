@@ -95,7 +95,7 @@ impl MachinesFold {
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
     ) -> Result<(), ProjectionError> {
-        self.rows.flush(tx, schema).await.map(drop)
+        self.rows.flush(tx, schema).await
     }
 
     /// After commit.
@@ -213,7 +213,7 @@ impl TestCasesFold {
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
     ) -> Result<(), ProjectionError> {
-        self.rows.flush(tx, schema).await.map(drop)
+        self.rows.flush(tx, schema).await
     }
 
     /// After commit.
@@ -286,7 +286,7 @@ impl UsersFold {
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
     ) -> Result<(), ProjectionError> {
-        self.rows.flush(tx, schema).await.map(drop)
+        self.rows.flush(tx, schema).await
     }
 
     /// After commit: users are never read back, so none stay cached.

@@ -131,7 +131,7 @@ impl PoolFold {
     }
 
     fn added(&mut self, fact: &Fact, e: &VenvAdded) {
-        self.venvs.put(VenvRow {
+        self.venvs.create(VenvRow {
             venv_id: e.venv_id.0,
             machine_id: e.machine_id.0,
             name: e.name.as_str().to_owned(),

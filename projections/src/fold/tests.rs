@@ -208,3 +208,23 @@ fn users_keep_their_role_but_not_their_password_hash() {
     );
     assert!(!serde_json::to_string(row).unwrap().contains("argon2"));
 }
+
+#[test]
+fn the_hand_written_output_encoder_matches_the_generic_one() {
+    let (run, venv, machine, test_case) = ids();
+    let mut fold = RunsFold::default();
+    for fact in lifecycle(run, venv, machine, test_case) {
+        fold.apply(&fact);
+    }
+    for chunk in fold.pending_output() {
+        let (mut fast, mut generic) = (String::new(), String::new());
+        super::runs::encode_output(chunk, &mut fast);
+        crate::copy::encode_row(
+            &runledger_readmodel::rows::RUNS_TABLES[1],
+            chunk,
+            &mut generic,
+        )
+        .unwrap();
+        assert_eq!(fast, generic);
+    }
+}

@@ -3,6 +3,11 @@
 //! timed from the first publish to the last outcome; in the same run, the baseline: raw batched
 //! INSERTs of as many event-shaped rows (100 per statement, 4 connections) into a scratch table.
 //!
+//! With `--with-projector`, a projector runs too (`runledger serve --components projector`, its
+//! own process like the handler) and the projection lag is sampled every 100 ms from the first
+//! publish to the last outcome (issue #3): the age of the oldest committed event the read models
+//! do not include yet, reported as p50/p99/max.
+//!
 //! Run: `cargo build --release --bin runledger && cargo run --release -p runledger-tests --bin bench-intake`
 //! Prints a final JSON line `{"bench":"intake",...}`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,6 +17,8 @@ use async_nats::jetstream::message::PublishMessage;
 use clap::Parser;
 use futures::StreamExt;
 use runledger_test_support::{CommandClient, TestDb, TestNats};
+use runledger_tests::lag::{self, LagSampler, LagSummary};
+use runledger_tests::peak_rss_kib;
 use serde_json::json;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -34,6 +41,24 @@ struct Args {
     /// The runledger binary.
     #[arg(long, default_value = "target/release/runledger")]
     runledger: String,
+    /// Also run a projector process and report the projection lag during the intake.
+    #[arg(long)]
+    with_projector: bool,
+}
+
+/// What the intake measured.
+struct Intake {
+    commands_per_s: f64,
+    events_per_s: f64,
+    handler_rss_kib: u64,
+    projection: Option<Projection>,
+}
+
+/// The projector's lag during the intake (`--with-projector`).
+struct Projection {
+    lag: LagSummary,
+    catch_up: Duration,
+    rss_kib: u64,
 }
 
 /// Publish acks a publisher leaves unawaited at most.
@@ -125,18 +150,15 @@ fn start_run_body(lab: &Lab, index: usize) -> Vec<u8> {
     .unwrap()
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-}
-
-async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f64, f64, u64)> {
-    let mut handler = tokio::process::Command::new(&args.runledger)
-        .args(["serve", "--components", "handler"])
+/// Starts `runledger serve --components <component>` on the bench's database and namespace.
+fn serve(
+    args: &Args,
+    db: &TestDb,
+    nats: &TestNats,
+    component: &str,
+) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(&args.runledger)
+        .args(["serve", "--components", component])
         .env("DATABASE_URL", &db.url)
         .env("NATS_URL", &nats.url)
         .env("RUNLEDGER_NATS_PREFIX", nats.names.prefix())
@@ -160,7 +182,16 @@ async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f6
                 "starting {} (build it with cargo build --release --bin runledger)",
                 args.runledger
             )
-        })?;
+        })
+}
+
+async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<Intake> {
+    let mut handler = serve(args, db, nats, "handler")?;
+    let mut projector = if args.with_projector {
+        Some(serve(args, db, nats, "projector")?)
+    } else {
+        None
+    };
     let client = CommandClient::new(nats);
     let lab = register_lab(&client, args).await;
     eprintln!(
@@ -170,6 +201,10 @@ async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f6
     );
 
     let store = runledger_store::EventStore::new(db.pool.clone());
+    if projector.is_some() {
+        let waited = lag::wait_caught_up(&db.pool, Duration::from_secs(60)).await?;
+        eprintln!("projector caught up with the lab after {waited:?} more");
+    }
     let head_before = store.head().await?;
     let mut outcomes = nats
         .client
@@ -177,6 +212,9 @@ async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f6
         .await?;
     nats.client.flush().await?;
     let started = Instant::now();
+    let sampler = projector
+        .is_some()
+        .then(|| LagSampler::start(db.pool.clone(), Duration::from_millis(100)));
     let per_publisher = args.commands / args.publishers;
     let mut publishers = Vec::new();
     for publisher in 0..args.publishers {
@@ -221,15 +259,47 @@ async fn intake(args: &Args, db: &TestDb, nats: &TestNats) -> anyhow::Result<(f6
         received += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let samples = match sampler {
+        Some(sampler) => Some(sampler.stop().await?),
+        None => None,
+    };
+    if let Some(samples) = &samples {
+        let series: Vec<String> = samples
+            .iter()
+            .step_by(10)
+            .map(|s| format!("{:.0}/{}", s.age_ms, s.behind))
+            .collect();
+        eprintln!("lag each second (ms / events behind): {}", series.join(" "));
+    }
     for publisher in publishers {
         publisher.await?;
     }
     anyhow::ensure!(rejected == 0, "{rejected} start_runs were rejected");
     let appended = store.head().await? - head_before;
-    let rss = peak_rss_kib(handler.id().context("handler pid")?).unwrap_or(0);
+    let rss = peak_rss_kib(&handler.id().context("handler pid")?.to_string()).unwrap_or(0);
+    let projection = match (&mut projector, samples) {
+        (Some(process), Some(samples)) => {
+            let catch_up = lag::wait_caught_up(&db.pool, Duration::from_secs(120)).await?;
+            let rss_kib =
+                peak_rss_kib(&process.id().context("projector pid")?.to_string()).unwrap_or(0);
+            process.start_kill()?;
+            process.wait().await?;
+            Some(Projection {
+                lag: LagSummary::of(&samples),
+                catch_up,
+                rss_kib,
+            })
+        }
+        _ => None,
+    };
     handler.start_kill()?;
     handler.wait().await?;
-    Ok((total as f64 / elapsed, appended as f64 / elapsed, rss))
+    Ok(Intake {
+        commands_per_s: total as f64 / elapsed,
+        events_per_s: appended as f64 / elapsed,
+        handler_rss_kib: rss,
+        projection,
+    })
 }
 
 const SCRATCH: &str = "CREATE TABLE scratch_events (position bigint PRIMARY KEY, event_id uuid NOT NULL UNIQUE, \
@@ -289,9 +359,14 @@ async fn main() -> anyhow::Result<()> {
     let db = TestDb::create().await;
     let nats = TestNats::create().await;
     runledger_bus::ensure_streams(&nats.jetstream(), &nats.names).await?;
-    let (commands_per_s, events_per_s, rss_kib) = intake(&args, &db, &nats).await?;
+    let Intake {
+        commands_per_s,
+        events_per_s,
+        handler_rss_kib: rss_kib,
+        projection,
+    } = intake(&args, &db, &nats).await?;
     let baseline_rows_per_s = baseline(&db, args.commands).await?;
-    let result = json!({
+    let mut result = json!({
         "bench": "intake",
         "commands": args.commands,
         "commands_per_s": commands_per_s.round(),
@@ -300,6 +375,26 @@ async fn main() -> anyhow::Result<()> {
         "ratio": ((commands_per_s / baseline_rows_per_s) * 1000.0).round() / 1000.0,
         "handler_peak_rss_mib": rss_kib / 1024,
     });
+    if let (Some(p), Some(fields)) = (projection, result.as_object_mut()) {
+        eprintln!(
+            "projection lag over {} samples: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} events behind at most); caught up {:?} after the last outcome",
+            p.lag.samples, p.lag.p50_ms, p.lag.p99_ms, p.lag.max_ms, p.lag.max_behind, p.catch_up
+        );
+        for (key, value) in [
+            ("projection_lag_p50_ms", json!(p.lag.p50_ms.round())),
+            ("projection_lag_p99_ms", json!(p.lag.p99_ms.round())),
+            ("projection_lag_max_ms", json!(p.lag.max_ms.round())),
+            ("projection_lag_samples", json!(p.lag.samples)),
+            ("projection_max_events_behind", json!(p.lag.max_behind)),
+            (
+                "projection_catch_up_ms",
+                json!(p.catch_up.as_millis() as u64),
+            ),
+            ("projector_peak_rss_mib", json!(p.rss_kib / 1024)),
+        ] {
+            fields.insert(key.to_owned(), value);
+        }
+    }
     nats.cleanup().await;
     db.cleanup().await;
     println!("{result}");

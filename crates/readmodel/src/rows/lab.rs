@@ -27,6 +27,7 @@ pub const MACHINES_TABLES: &[Table] = &[Table {
     ],
     key: &["machine_id"],
     indexes: &["name"],
+    deferred_key: false,
 }];
 
 /// The tables of the `test_cases` read model.
@@ -48,6 +49,7 @@ pub const TEST_CASES_TABLES: &[Table] = &[Table {
     ],
     key: &["test_case_id"],
     indexes: &["name"],
+    deferred_key: false,
 }];
 
 /// The tables of the `users` read model.
@@ -61,6 +63,7 @@ pub const USERS_TABLES: &[Table] = &[Table {
     ],
     key: &["username"],
     indexes: &[],
+    deferred_key: false,
 }];
 
 /// A machine as anyone may see it: whether credentials are stored, never what they are.

@@ -26,6 +26,7 @@ pub const VENVS_TABLES: &[Table] = &[
         ],
         key: &["venv_id"],
         indexes: &["machine_id, venv_id", "status, venv_id"],
+        deferred_key: false,
     },
     Table {
         name: "queue",
@@ -42,6 +43,7 @@ pub const VENVS_TABLES: &[Table] = &[
         ],
         key: &["run_id"],
         indexes: &["ticket"],
+        deferred_key: false,
     },
 ];
 

@@ -54,6 +54,7 @@ pub const RUNS_TABLES: &[Table] = &[
             "machine_id, queued_at, run_id",
             "test_case_id, queued_at, run_id",
         ],
+        deferred_key: false,
     },
     Table {
         name: "run_output",
@@ -62,12 +63,13 @@ pub const RUNS_TABLES: &[Table] = &[
             ("seq", "bigint NOT NULL"),
             ("stream", "text NOT NULL"),
             ("byte_offset", "bigint NOT NULL"),
-            ("text", "text NOT NULL"),
+            ("bytes", "bigint NOT NULL"),
             ("position", "bigint NOT NULL"),
             ("recorded_at", "timestamptz NOT NULL"),
         ],
         key: &["run_id", "seq"],
         indexes: &[],
+        deferred_key: true,
     },
     Table {
         name: "names",
@@ -78,6 +80,7 @@ pub const RUNS_TABLES: &[Table] = &[
         ],
         key: &["kind", "id"],
         indexes: &[],
+        deferred_key: false,
     },
 ];
 
@@ -134,8 +137,11 @@ pub struct RunRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A chunk of a run's output. `byte_offset` is where the chunk starts in the run's whole
-/// output, so a reader can resume from any offset.
+/// Where a chunk of a run's output is: its `run_output` event's `position` in the log, and
+/// where it starts (`byte_offset`) and how long it is (`bytes`) in the run's whole output, so a
+/// reader can resume from any offset. The text itself stays in the log, never copied: output is
+/// most of a log's bytes, and copying it doubled the cost of projecting (see
+/// docs/benchmarks.md); [`crate::run_output`] reads it through this index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct OutputRow {
@@ -144,7 +150,7 @@ pub struct OutputRow {
     /// `stdout` or `stderr`.
     pub stream: String,
     pub byte_offset: i64,
-    pub text: String,
+    pub bytes: i64,
     pub position: i64,
     pub recorded_at: DateTime<Utc>,
 }
