@@ -1,46 +1,15 @@
 //! The Postgres event log: append-only, optimistic concurrency, gap-safe order.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use runledger_store::{AppendBatch, CommandRecord, StoreError};
+mod common;
+
+use common::{batch_of, heartbeat};
+use runledger_store::StoreError;
 use runledger_test_support::TestDb;
-use runledger_types::event::ExecutorHeartbeat;
-use runledger_types::{Actor, CommandId, Event, EventId, NewEvent};
+use runledger_types::{EventId, NewEvent};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-fn heartbeat(writer: &str, version: i64) -> NewEvent {
-    let event = Event::ExecutorHeartbeat(ExecutorHeartbeat {
-        executor: writer.to_owned(),
-        run_ids: vec![],
-    });
-    NewEvent {
-        event_id: EventId::new(),
-        stream_id: event.stream_id(),
-        stream_version: version,
-        event,
-        recorded_at: chrono::Utc::now(),
-        actor: Actor::parse("test").unwrap(),
-        command_id: CommandId::new(),
-        correlation_id: None,
-        causation_id: None,
-    }
-}
-
-fn batch_of(events: Vec<NewEvent>, expected_head: Option<i64>) -> AppendBatch {
-    let commands = vec![CommandRecord {
-        command_id: CommandId::new(),
-        command_type: "executor_heartbeat".into(),
-        actor: "test".into(),
-        events: 0..events.len(),
-        rejection: None,
-    }];
-    AppendBatch {
-        expected_head,
-        events,
-        commands,
-    }
-}
 
 #[tokio::test]
 async fn the_log_refuses_update_delete_and_truncate() {

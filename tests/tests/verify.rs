@@ -4,46 +4,16 @@
 
 mod common;
 
-use common::setup;
-use runledger_store::{AppendBatch, CommandRecord, EventStore, Problem, StoreError, VerifyReport};
+use common::{batch_of, heartbeat, setup};
+use runledger_store::{EventStore, Problem, StoreError, VerifyReport};
 use runledger_test_support::{TestDb, TestLab, eventually};
-use runledger_types::event::ExecutorHeartbeat;
-use runledger_types::{Actor, CommandId, Event, EventId, NewEvent};
+use runledger_types::NewEvent;
 use std::time::Duration;
-
-fn heartbeat(writer: &str, version: i64) -> NewEvent {
-    let event = Event::ExecutorHeartbeat(ExecutorHeartbeat {
-        executor: writer.to_owned(),
-        run_ids: vec![],
-    });
-    NewEvent {
-        event_id: EventId::new(),
-        stream_id: event.stream_id(),
-        stream_version: version,
-        event,
-        recorded_at: chrono::Utc::now(),
-        actor: Actor::parse("test").unwrap(),
-        command_id: CommandId::new(),
-        correlation_id: None,
-        causation_id: None,
-    }
-}
 
 /// Appends the heartbeats of `writer` with versions `versions`, in one transaction.
 async fn append(store: &EventStore, writer: &str, versions: std::ops::RangeInclusive<i64>) {
     let events: Vec<NewEvent> = versions.map(|v| heartbeat(writer, v)).collect();
-    let commands = vec![CommandRecord {
-        command_id: CommandId::new(),
-        command_type: "executor_heartbeat".into(),
-        actor: "test".into(),
-        events: 0..events.len(),
-        rejection: None,
-    }];
-    let batch = AppendBatch {
-        expected_head: None,
-        events,
-        commands,
-    };
+    let batch = batch_of(events, None);
     store.append(&batch).await.unwrap();
 }
 

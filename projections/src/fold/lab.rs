@@ -1,6 +1,8 @@
-//! The `machines`, `test_cases` and `users` read models: the lab's inventory.
+//! The `machines`, `test_cases` and `users` read models: the lab's inventory. Each is one table
+//! whose rows change only through their own events, so one [`InventoryFold`] serves all three
+//! with a different event function.
 
-use super::{Fact, json, wire_name};
+use super::{Fact, json, keys_to_load, wire_name};
 use crate::error::ProjectionError;
 use crate::table::{KeyedRow, RowCache};
 use runledger_readmodel::rows::{
@@ -32,61 +34,35 @@ impl KeyedRow for UserRow {
     }
 }
 
+/// Inventories are small: every row stays cached up to this many.
 const CAPACITY: usize = 100_000;
 
-/// Folds machine events into machine rows (never a secret: only whether one is stored).
+/// The row key an event touches, and whether the event creates that row.
+type Touches<K> = fn(&Event) -> Option<(K, bool)>;
+
+/// A fold over one inventory table.
 #[derive(Debug)]
-pub struct MachinesFold {
-    rows: RowCache<MachineRow>,
+pub struct InventoryFold<R: KeyedRow> {
+    rows: RowCache<R>,
+    touches: Touches<R::Key>,
+    fold: fn(&mut RowCache<R>, &Fact),
 }
 
-impl Default for MachinesFold {
-    fn default() -> Self {
-        Self {
-            rows: RowCache::new(&MACHINES_TABLES[0], CAPACITY),
-        }
-    }
-}
-
-impl MachinesFold {
-    /// Loads the machine rows `facts` touch.
+impl<R: KeyedRow> InventoryFold<R> {
+    /// Loads the rows `facts` touch.
     pub async fn prepare(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
         facts: &[Fact],
     ) -> Result<(), ProjectionError> {
-        let keys = facts.iter().filter_map(|fact| match &fact.event {
-            Event::MachineRegistered(e) => Some(e.machine_id.0),
-            Event::MachineUpdated(e) => Some(e.machine_id.0),
-            Event::HostKeyPinned(e) => Some(e.machine_id.0),
-            Event::MachineRetired(e) => Some(e.machine_id.0),
-            _ => None,
-        });
+        let keys = keys_to_load(facts, self.touches);
         self.rows.load(tx, schema, keys).await
     }
 
     /// Folds one event.
     pub fn apply(&mut self, fact: &Fact) {
-        match &fact.event {
-            Event::MachineRegistered(e) => self.rows.put(registered(fact, e)),
-            Event::MachineUpdated(e) => self.touch(fact, e.machine_id.0, |row| updated(row, e)),
-            Event::HostKeyPinned(e) => self.touch(fact, e.machine_id.0, |row| {
-                row.host_key = Some(e.fingerprint.as_str().to_owned());
-            }),
-            Event::MachineRetired(e) => self.touch(fact, e.machine_id.0, |row| {
-                row.retired = true;
-                row.retired_at = Some(fact.recorded_at);
-            }),
-            _ => {}
-        }
-    }
-
-    fn touch(&mut self, fact: &Fact, machine_id: Uuid, change: impl FnOnce(&mut MachineRow)) {
-        self.rows.update(&machine_id, |row| {
-            change(row);
-            row.updated_at = fact.recorded_at;
-        });
+        (self.fold)(&mut self.rows, fact);
     }
 
     /// Writes the batch's changes.
@@ -98,7 +74,7 @@ impl MachinesFold {
         self.rows.flush(tx, schema).await
     }
 
-    /// After commit.
+    /// After commit: rows stay cached.
     pub fn committed(&mut self) {
         self.rows.committed(|_| true);
     }
@@ -108,9 +84,45 @@ impl MachinesFold {
         self.rows.clear();
     }
 
-    /// The cached row of `machine_id`.
-    pub fn row(&self, machine_id: Uuid) -> Option<&MachineRow> {
-        self.rows.get(&machine_id)
+    /// The cached row under `key`.
+    pub fn row(&self, key: &R::Key) -> Option<&R> {
+        self.rows.get(key)
+    }
+}
+
+/// The `machines` fold (never a secret: only whether one is stored).
+pub fn machines() -> InventoryFold<MachineRow> {
+    InventoryFold {
+        rows: RowCache::new(&MACHINES_TABLES[0], CAPACITY),
+        touches: |event| match event {
+            Event::MachineRegistered(e) => Some((e.machine_id.0, true)),
+            Event::MachineUpdated(e) => Some((e.machine_id.0, false)),
+            Event::HostKeyPinned(e) => Some((e.machine_id.0, false)),
+            Event::MachineRetired(e) => Some((e.machine_id.0, false)),
+            _ => None,
+        },
+        fold: fold_machine,
+    }
+}
+
+fn fold_machine(rows: &mut RowCache<MachineRow>, fact: &Fact) {
+    let touch = |rows: &mut RowCache<MachineRow>, id: Uuid, change: &dyn Fn(&mut MachineRow)| {
+        rows.update(&id, |row| {
+            change(row);
+            row.updated_at = fact.recorded_at;
+        });
+    };
+    match &fact.event {
+        Event::MachineRegistered(e) => rows.create(registered(fact, e)),
+        Event::MachineUpdated(e) => touch(rows, e.machine_id.0, &|row| updated(row, e)),
+        Event::HostKeyPinned(e) => touch(rows, e.machine_id.0, &|row| {
+            row.host_key = Some(e.fingerprint.as_str().to_owned());
+        }),
+        Event::MachineRetired(e) => touch(rows, e.machine_id.0, &|row| {
+            row.retired = true;
+            row.retired_at = Some(fact.recorded_at);
+        }),
+        _ => {}
     }
 }
 
@@ -167,71 +179,6 @@ fn updated(row: &mut MachineRow, e: &MachineUpdated) {
     }
 }
 
-/// Folds test-case definitions into test-case rows.
-#[derive(Debug)]
-pub struct TestCasesFold {
-    rows: RowCache<TestCaseRow>,
-}
-
-impl Default for TestCasesFold {
-    fn default() -> Self {
-        Self {
-            rows: RowCache::new(&TEST_CASES_TABLES[0], CAPACITY),
-        }
-    }
-}
-
-impl TestCasesFold {
-    /// Loads the rows `facts` touch.
-    pub async fn prepare(
-        &mut self,
-        tx: &mut Transaction<'_, Postgres>,
-        schema: &str,
-        facts: &[Fact],
-    ) -> Result<(), ProjectionError> {
-        let keys = facts.iter().filter_map(|fact| match &fact.event {
-            Event::TestCaseDefined(e) => Some(e.test_case_id.0),
-            _ => None,
-        });
-        self.rows.load(tx, schema, keys).await
-    }
-
-    /// Folds one event.
-    pub fn apply(&mut self, fact: &Fact) {
-        if let Event::TestCaseDefined(e) = &fact.event {
-            let defined_at = self
-                .rows
-                .get(&e.test_case_id.0)
-                .map_or(fact.recorded_at, |row| row.defined_at);
-            self.rows.put(defined(fact, e, defined_at));
-        }
-    }
-
-    /// Writes the batch's changes.
-    pub async fn flush(
-        &mut self,
-        tx: &mut Transaction<'_, Postgres>,
-        schema: &str,
-    ) -> Result<(), ProjectionError> {
-        self.rows.flush(tx, schema).await
-    }
-
-    /// After commit.
-    pub fn committed(&mut self) {
-        self.rows.committed(|_| true);
-    }
-
-    /// Forgets cached rows and unwritten changes.
-    pub fn clear(&mut self) {
-        self.rows.clear();
-    }
-
-    /// The cached row of `test_case_id`.
-    pub fn row(&self, test_case_id: Uuid) -> Option<&TestCaseRow> {
-        self.rows.get(&test_case_id)
-    }
-}
-
 fn defined(
     fact: &Fact,
     e: &TestCaseDefined,
@@ -253,54 +200,43 @@ fn defined(
     }
 }
 
-/// Folds user registrations into user rows (never the password hash).
-#[derive(Debug)]
-pub struct UsersFold {
-    rows: RowCache<UserRow>,
-}
-
-impl Default for UsersFold {
-    fn default() -> Self {
-        Self {
-            rows: RowCache::new(&USERS_TABLES[0], CAPACITY),
-        }
+/// The `test_cases` fold: the latest definition, with the time of the first.
+pub fn test_cases() -> InventoryFold<TestCaseRow> {
+    InventoryFold {
+        rows: RowCache::new(&TEST_CASES_TABLES[0], CAPACITY),
+        // A test case may be defined again: its row is loaded to keep `defined_at`.
+        touches: |event| match event {
+            Event::TestCaseDefined(e) => Some((e.test_case_id.0, false)),
+            _ => None,
+        },
+        fold: |rows, fact| {
+            if let Event::TestCaseDefined(e) = &fact.event {
+                let defined_at = rows
+                    .get(&e.test_case_id.0)
+                    .map_or(fact.recorded_at, |row| row.defined_at);
+                rows.put(defined(fact, e, defined_at));
+            }
+        },
     }
 }
 
-impl UsersFold {
-    /// Nothing to load: a registration replaces the whole row.
-    pub fn apply(&mut self, fact: &Fact) {
-        if let Event::UserRegistered(e) = &fact.event {
-            self.rows.put(UserRow {
-                username: e.username.as_str().to_owned(),
-                role: wire_name(&e.role),
-                registered_by: fact.actor.clone(),
-                registered_at: fact.recorded_at,
-            });
-        }
-    }
-
-    /// Writes the batch's changes.
-    pub async fn flush(
-        &mut self,
-        tx: &mut Transaction<'_, Postgres>,
-        schema: &str,
-    ) -> Result<(), ProjectionError> {
-        self.rows.flush(tx, schema).await
-    }
-
-    /// After commit: users are never read back, so none stay cached.
-    pub fn committed(&mut self) {
-        self.rows.committed(|_| false);
-    }
-
-    /// Forgets unwritten changes.
-    pub fn clear(&mut self) {
-        self.rows.clear();
-    }
-
-    /// The cached row of `username`, before commit.
-    pub fn row(&self, username: &str) -> Option<&UserRow> {
-        self.rows.get(&username.to_owned())
+/// The `users` fold (never the password hash).
+pub fn users() -> InventoryFold<UserRow> {
+    InventoryFold {
+        rows: RowCache::new(&USERS_TABLES[0], CAPACITY),
+        touches: |event| match event {
+            Event::UserRegistered(e) => Some((e.username.as_str().to_owned(), true)),
+            _ => None,
+        },
+        fold: |rows, fact| {
+            if let Event::UserRegistered(e) = &fact.event {
+                rows.create(UserRow {
+                    username: e.username.as_str().to_owned(),
+                    role: wire_name(&e.role),
+                    registered_by: fact.actor.clone(),
+                    registered_at: fact.recorded_at,
+                });
+            }
+        },
     }
 }

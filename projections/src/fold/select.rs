@@ -1,11 +1,12 @@
 //! One read model's fold, chosen by [`ReadModel`].
 
 use super::Fact;
-use super::lab::{MachinesFold, TestCasesFold, UsersFold};
+use super::lab::{self, InventoryFold};
 use super::pool::PoolFold;
 use super::runs::RunsFold;
 use crate::error::ProjectionError;
 use runledger_readmodel::ReadModel;
+use runledger_readmodel::rows::{MachineRow, TestCaseRow, UserRow};
 use sqlx::{Postgres, Transaction};
 
 /// The fold of one read model.
@@ -16,11 +17,11 @@ pub enum Fold {
     /// `venvs`
     Pool(PoolFold),
     /// `machines`
-    Machines(MachinesFold),
+    Machines(InventoryFold<MachineRow>),
     /// `test_cases`
-    TestCases(TestCasesFold),
+    TestCases(InventoryFold<TestCaseRow>),
     /// `users`
-    Users(UsersFold),
+    Users(InventoryFold<UserRow>),
 }
 
 impl Fold {
@@ -29,9 +30,9 @@ impl Fold {
         match model {
             ReadModel::Runs => Self::Runs(RunsFold::default()),
             ReadModel::Venvs => Self::Pool(PoolFold::default()),
-            ReadModel::Machines => Self::Machines(MachinesFold::default()),
-            ReadModel::TestCases => Self::TestCases(TestCasesFold::default()),
-            ReadModel::Users => Self::Users(UsersFold::default()),
+            ReadModel::Machines => Self::Machines(lab::machines()),
+            ReadModel::TestCases => Self::TestCases(lab::test_cases()),
+            ReadModel::Users => Self::Users(lab::users()),
         }
     }
 
@@ -59,7 +60,7 @@ impl Fold {
             Self::Pool(fold) => fold.prepare(tx, schema, facts).await,
             Self::Machines(fold) => fold.prepare(tx, schema, facts).await,
             Self::TestCases(fold) => fold.prepare(tx, schema, facts).await,
-            Self::Users(_) => Ok(()),
+            Self::Users(fold) => fold.prepare(tx, schema, facts).await,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Given events, expect rows: the folds without a database.
 
 use super::Fact;
-use super::lab::{MachinesFold, UsersFold};
+use super::lab;
 use super::pool::PoolFold;
 use super::runs::RunsFold;
 use chrono::{DateTime, TimeZone, Utc};
@@ -169,7 +169,7 @@ fn venvs_move_through_their_statuses_and_the_queue_follows_runs() {
 #[test]
 fn machine_rows_say_whether_credentials_exist_never_what_they_are() {
     let (run, venv, machine, test_case) = ids();
-    let mut fold = MachinesFold::default();
+    let mut fold = lab::machines();
     let mut all = lifecycle(run, venv, machine, test_case);
     all.extend(facts(&[
         (
@@ -181,7 +181,7 @@ fn machine_rows_say_whether_credentials_exist_never_what_they_are() {
     for fact in &all {
         fold.apply(fact);
     }
-    let row = fold.row(machine).unwrap();
+    let row = fold.row(&machine).unwrap();
     assert_eq!(
         (row.name.as_str(), row.labels.as_slice()),
         ("lab-9", &["y".to_owned()][..])
@@ -194,14 +194,14 @@ fn machine_rows_say_whether_credentials_exist_never_what_they_are() {
 
 #[test]
 fn users_keep_their_role_but_not_their_password_hash() {
-    let mut fold = UsersFold::default();
+    let mut fold = lab::users();
     let registered = facts(&[(
         "user_registered",
         json!({"username": "mia", "role": "member",
         "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"}),
     )]);
     fold.apply(&registered[0]);
-    let row = fold.row("mia").unwrap();
+    let row = fold.row(&"mia".to_owned()).unwrap();
     assert_eq!(
         (row.role.as_str(), row.registered_by.as_str()),
         ("member", "ada")

@@ -1,8 +1,10 @@
 //! Shared fixtures for the end-to-end tests: a small lab registered through real commands.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use runledger_store::{AppendBatch, CommandRecord};
 use runledger_test_support::CommandClient;
-use runledger_types::Outcome;
+use runledger_types::event::ExecutorHeartbeat;
+use runledger_types::{Actor, CommandId, Event, EventId, NewEvent, Outcome};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -101,4 +103,40 @@ pub async fn setup(client: &CommandClient, venvs: usize) -> Fixture {
 
 pub fn start_run(run_id: Uuid, fixture: &Fixture) -> Value {
     json!({"run_id": run_id, "test_case_id": fixture.test_case_id, "machine_id": fixture.machine_id})
+}
+
+/// An event to append straight to the log: version `version` of the heartbeat stream of
+/// `writer` (store-level tests need events that no command produced).
+pub fn heartbeat(writer: &str, version: i64) -> NewEvent {
+    let event = Event::ExecutorHeartbeat(ExecutorHeartbeat {
+        executor: writer.to_owned(),
+        run_ids: vec![],
+    });
+    NewEvent {
+        event_id: EventId::new(),
+        stream_id: event.stream_id(),
+        stream_version: version,
+        event,
+        recorded_at: chrono::Utc::now(),
+        actor: Actor::parse("test").unwrap(),
+        command_id: CommandId::new(),
+        correlation_id: None,
+        causation_id: None,
+    }
+}
+
+/// One command's worth of `events`, to append straight to the log.
+pub fn batch_of(events: Vec<NewEvent>, expected_head: Option<i64>) -> AppendBatch {
+    let commands = vec![CommandRecord {
+        command_id: CommandId::new(),
+        command_type: "executor_heartbeat".into(),
+        actor: "test".into(),
+        events: 0..events.len(),
+        rejection: None,
+    }];
+    AppendBatch {
+        expected_head,
+        events,
+        commands,
+    }
 }
