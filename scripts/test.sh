@@ -17,5 +17,8 @@ say "cargo test"
 # Build everything first: the end-to-end tests of the tests/ package run the `runledger` binary
 # that this build leaves in target/debug (they would otherwise ask cargo for it themselves).
 cargo test --workspace --locked --no-run
-export RUNLEDGER_BIN="${RUNLEDGER_BIN:-$PWD/target/debug/runledger}"
+runledger_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/runledger"
+if [[ -z "${RUNLEDGER_BIN:-}" && -x "$runledger_bin" ]]; then
+    export RUNLEDGER_BIN="$runledger_bin"
+fi
 cargo test --workspace --locked
