@@ -215,6 +215,20 @@ async fn follow_prints_new_events_until_sigterm_and_a_closed_pipe_ends_it() {
         status.success(),
         "a closed pipe is a normal end: {status:?}"
     );
+
+    // An `--until` long past: nothing committed from now on can match, so following ends.
+    let past = audit(lab, &["--follow", "--until", "2020-01-01T00:00:00Z"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(20), past.wait_with_output())
+        .await
+        .expect("--follow with a past --until ends by itself")
+        .unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty(),
+        "{output:?}"
+    );
     history.cleanup().await;
 }
 

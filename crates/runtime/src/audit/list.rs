@@ -118,6 +118,7 @@ impl Listing<'_> {
         loop {
             // Positions are a gap-free prefix `1..=head`: every event up to `bound` is visible
             // now, so once a page comes back short, nothing up to `bound` is left to print.
+            let asked_at = Utc::now();
             let head = self.store.head().await?;
             let bound = self.filter.to.map_or(head, |to| to.min(head));
             let want = self.remaining.map_or(PAGE, |remaining| remaining.min(PAGE));
@@ -137,7 +138,8 @@ impl Listing<'_> {
             }
             if count < want {
                 self.after = self.after.max(bound);
-                let complete = self.filter.to.is_some_and(|to| bound >= to);
+                let complete =
+                    self.filter.to.is_some_and(|to| bound >= to) || self.until_passed(asked_at);
                 return Ok(if complete {
                     Progress::Done
                 } else {
@@ -148,6 +150,19 @@ impl Listing<'_> {
         }
     }
 }
+
+impl Listing<'_> {
+    /// True when no event committed from now on can fall before `--until`: events are stamped
+    /// when decided, and committed well within [`COMMIT_MARGIN`] of it.
+    fn until_passed(&self, asked_at: DateTime<Utc>) -> bool {
+        self.filter
+            .until
+            .is_some_and(|until| until + COMMIT_MARGIN < asked_at)
+    }
+}
+
+/// How long after its `recorded_at` an event is surely committed (and so visible).
+const COMMIT_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// Where a listing stands after printing what there was.
 #[derive(Debug, PartialEq, Eq)]
