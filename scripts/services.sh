@@ -38,6 +38,21 @@ ensure_nats() {
   wait_port 4222 || { say "NATS does not answer on 127.0.0.1:4222"; exit 1; }
 }
 
+# Installs Debian's openssh-server for the SSH tests, which start their own sshd on a loopback port
+# (crates/test-support/src/sshd.rs). The system's sshd service is not started.
+ensure_sshd() {
+  if [ ! -x /usr/sbin/sshd ]; then
+    say "installing openssh-server from the distribution's packages"
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && made_policy=1
+    fi
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+    if [ -n "$made_policy" ]; then as_root rm -f "$policy"; fi
+  fi
+  as_root mkdir -p /run/sshd
+}
+
 ensure_services() {
   ensure_postgres
   ensure_nats

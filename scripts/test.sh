@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_services
+ensure_sshd
 
 export RUNLEDGER_TEST_DATABASE_URL="${RUNLEDGER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUNLEDGER_TEST_NATS_URL="${RUNLEDGER_TEST_NATS_URL:-nats://127.0.0.1:4222}"

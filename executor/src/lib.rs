@@ -1,6 +1,22 @@
-//! The executor component. Its behaviour arrives with issue #4; until then the component
-//! starts, says so, and idles until shutdown, so `runledger serve` can already name it.
+//! The executor component (issue #4): runs tests on the lab's machines and reports back with
+//! executor commands; it never writes the event log.
+//!
+//! Built so far, each testable on its own: [`ssh`] (russh connections with password or key auth,
+//! pinned or trust-on-first-use host keys, streamed exec, SFTP upload, a per-machine pool),
+//! [`render`] (the exact POSIX-shell and PowerShell commands for provisioning, running with a
+//! process-group marker, killing and cleaning up), [`chunker`] (output batched into ordered
+//! `report_run_output` chunks), [`junit`] (JUnit XML into the run's summary and per-test results)
+//! and [`classify`] (how a run ended: `passed`, `failed`, `error` with a reason code, `timed_out`,
+//! `cancelled`). The service that takes assigned runs from JetStream and drives them is not built
+//! yet: until it is, the component starts, says so, and idles until shutdown.
 #![deny(missing_docs)]
+
+pub mod chunker;
+pub mod classify;
+pub mod junit;
+pub mod local;
+pub mod render;
+pub mod ssh;
 
 use tokio_util::sync::CancellationToken;
 
@@ -8,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(shutdown: CancellationToken) {
     tracing::warn!(
         component = "executor",
-        "component not built yet (issue #4); idling"
+        "executor service not built yet (issue #4); idling"
     );
     shutdown.cancelled().await;
 }

@@ -12,11 +12,13 @@ mod client;
 mod db;
 mod lab;
 mod nats;
+mod sshd;
 
 pub use client::CommandClient;
 pub use db::TestDb;
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
+pub use sshd::{TEST_USER, TestSshd};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

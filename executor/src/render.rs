@@ -1,0 +1,285 @@
+//! Command rendering per machine OS: the exact text an executor sends over SSH.
+//!
+//! Pure string building, no I/O. Linux machines get POSIX `sh` scripts (the remote user's login
+//! shell must be POSIX-compatible); Windows machines (OpenSSH for Windows) get PowerShell scripts,
+//! which [`ssh_exec_line`] wraps into `powershell.exe -EncodedCommand …` so that neither cmd.exe
+//! (OpenSSH's default shell) nor PowerShell re-parses them.
+//!
+//! Every value that comes from a user (paths, interpreter, requirements, env values, the test
+//! command) is quoted: single quotes with `'\''` on sh, single quotes with doubled quote characters
+//! in PowerShell. Env names are validated [`EnvName`]s and written bare. A NUL character cannot be
+//! passed through either shell, so values holding one are refused with [`RenderError`].
+//!
+//! Paths: `~`, `~/x` and relative paths are relative to the remote user's home (`$HOME` on sh,
+//! `$env:USERPROFILE` on Windows, never a quoted `~`); absolute paths are used as given.
+//!
+//! # Process-group marker (timeouts and cancel)
+//!
+//! A run script prints one marker line on stdout before the test command starts, which the
+//! executor strips from the output with [`parse_marker`] and keeps to kill the run later:
+//!
+//! - Linux: `RUNLEDGER_PGID=<n>`. The script ends with
+//!   `exec setsid -w sh -c 'echo "RUNLEDGER_PGID=$$"; exec sh -c "$1"' runledger-run '<command>'`.
+//!   `setsid` puts the inner `sh` in a new session, so its `$$` is also its process-group id; the
+//!   test command replaces that shell (same pid), and everything it starts stays in the group
+//!   unless it calls `setsid` itself. `-w` makes `setsid` wait and pass the exit code back (it
+//!   forks when the SSH session's shell is already a group leader, as under sshd). The command is
+//!   passed as `$1`, so it is quoted once, not twice. Needs util-linux's `setsid` (≥ 2.26).
+//!   [`kill`] then signals the whole group: `kill -TERM -- -<pgid>`, later `kill -KILL -- -<pgid>`.
+//! - Windows: `RUNLEDGER_PID=<n>`, the pid of the PowerShell process that runs the command as its
+//!   child; `taskkill /T /F /PID <n>` ends that process and its whole tree.
+
+mod posix;
+mod powershell;
+
+use base64::Engine as _;
+use runledger_types::ids::RunId;
+use runledger_types::values::{EnvName, Line, Os, VenvName};
+use std::collections::BTreeMap;
+
+/// Prefix of the Linux marker line: `RUNLEDGER_PGID=<process group id>`.
+pub const PGID_MARKER: &str = "RUNLEDGER_PGID=";
+/// Prefix of the Windows marker line: `RUNLEDGER_PID=<pid of the process tree's root>`.
+pub const PID_MARKER: &str = "RUNLEDGER_PID=";
+/// Longest command line cmd.exe accepts; a longer Windows script must be uploaded and run as a file.
+pub const WINDOWS_MAX_COMMAND_LINE: usize = 8191;
+
+/// A value could not be rendered safely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// Shells cannot carry NUL characters.
+    #[error("{what} contains a NUL character")]
+    NulCharacter {
+        /// Which value (`env FOO`, `command`, `venv path`, …).
+        what: String,
+    },
+}
+
+/// What a venv-provisioning script needs.
+#[derive(Debug, Clone, Copy)]
+pub struct VenvSpec<'a> {
+    /// Where the venv lives on the machine (see [`default_venv_path`]).
+    pub path: &'a str,
+    /// Interpreter that creates it (a program name or path, e.g. `python3`).
+    pub python: &'a str,
+    /// pip requirement strings, each passed as one argument.
+    pub requirements: &'a [Line],
+    /// Run `pip install --upgrade pip` first.
+    pub upgrade_pip: bool,
+}
+
+/// What a run script needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSpec<'a> {
+    /// The run; names its working directory.
+    pub run_id: RunId,
+    /// Path of the leased venv.
+    pub venv_path: &'a str,
+    /// The test case's command line, in the machine's shell language.
+    pub command: &'a str,
+    /// The test case's environment.
+    pub test_case_env: &'a BTreeMap<EnvName, String>,
+    /// The run's environment; overrides the test case's.
+    pub run_env: &'a BTreeMap<EnvName, String>,
+}
+
+/// How a running test process is identified for [`kill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessHandle {
+    /// A Linux process group.
+    Pgid(u32),
+    /// The root of a Windows process tree.
+    Pid(u32),
+}
+
+/// Which stage of termination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillStage {
+    /// Ask politely (Linux `SIGTERM`; Windows has no equivalent and uses `taskkill /F` too).
+    Terminate,
+    /// Force, after the grace period (`SIGKILL`, `taskkill /T /F`).
+    Kill,
+}
+
+/// The default venv path for a venv without an explicit one: `~/.runledger/venvs/<name>`.
+pub fn default_venv_path(name: &VenvName) -> String {
+    format!("~/.runledger/venvs/{name}")
+}
+
+/// The script that creates a venv, installs its requirements and prints `python --version` last.
+pub fn provision_venv(os: Os, spec: &VenvSpec<'_>) -> Result<String, RenderError> {
+    no_nul("venv path", spec.path)?;
+    no_nul("python", spec.python)?;
+    Ok(match os {
+        Os::Linux => posix::provision_venv(spec),
+        Os::Windows => powershell::provision_venv(spec),
+    })
+}
+
+/// The script that creates the run's working directory (`~/.runledger/runs/<run_id>`), before
+/// its files are uploaded.
+pub fn prepare_workdir(os: Os, run_id: RunId) -> String {
+    match os {
+        Os::Linux => posix::prepare_workdir(run_id),
+        Os::Windows => powershell::prepare_workdir(run_id),
+    }
+}
+
+/// The script that runs a test case: working directory, env, venv, marker line, command.
+pub fn run(os: Os, spec: &RunSpec<'_>) -> Result<String, RenderError> {
+    no_nul("venv path", spec.venv_path)?;
+    no_nul("command", spec.command)?;
+    let env = merged_env(spec)?;
+    Ok(match os {
+        Os::Linux => posix::run(spec, &env),
+        Os::Windows => powershell::run(spec, &env),
+    })
+}
+
+/// The command that signals a run's process group (Linux) or ends its process tree (Windows).
+pub fn kill(handle: ProcessHandle, stage: KillStage) -> String {
+    match (handle, stage) {
+        (ProcessHandle::Pgid(pgid), KillStage::Terminate) => format!("kill -TERM -- -{pgid}"),
+        (ProcessHandle::Pgid(pgid), KillStage::Kill) => format!("kill -KILL -- -{pgid}"),
+        (ProcessHandle::Pid(pid), _) => format!("taskkill /T /F /PID {pid}"),
+    }
+}
+
+/// The script that removes the run's working directory.
+pub fn cleanup_workdir(os: Os, run_id: RunId) -> String {
+    match os {
+        Os::Linux => posix::cleanup_workdir(run_id),
+        Os::Windows => powershell::cleanup_workdir(run_id),
+    }
+}
+
+/// The line to pass to an SSH exec channel: the script itself on Linux; on Windows
+/// `powershell.exe … -EncodedCommand <base64 of UTF-16LE>`, immune to cmd.exe's parsing. Compare
+/// its length with [`WINDOWS_MAX_COMMAND_LINE`].
+pub fn ssh_exec_line(os: Os, script: &str) -> String {
+    match os {
+        Os::Linux => script.to_owned(),
+        Os::Windows => {
+            let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(utf16);
+            format!(
+                "powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {encoded}"
+            )
+        }
+    }
+}
+
+/// Reads a marker line (`RUNLEDGER_PGID=…` or `RUNLEDGER_PID=…`, trailing `\r\n` allowed).
+pub fn parse_marker(line: &str) -> Option<ProcessHandle> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if let Some(pgid) = line.strip_prefix(PGID_MARKER) {
+        return pgid
+            .parse()
+            .ok()
+            .filter(|n| *n > 1)
+            .map(ProcessHandle::Pgid);
+    }
+    let pid = line.strip_prefix(PID_MARKER)?;
+    pid.parse().ok().filter(|n| *n > 0).map(ProcessHandle::Pid)
+}
+
+/// The test case's env overridden by the run's, every value checked for NUL.
+fn merged_env<'a>(spec: &RunSpec<'a>) -> Result<BTreeMap<&'a EnvName, &'a str>, RenderError> {
+    let mut env = BTreeMap::new();
+    for (name, value) in spec.test_case_env.iter().chain(spec.run_env) {
+        no_nul(&format!("env {name}"), value)?;
+        env.insert(name, value.as_str());
+    }
+    Ok(env)
+}
+
+fn no_nul(what: &str, value: &str) -> Result<(), RenderError> {
+    if value.contains('\0') {
+        return Err(RenderError::NulCharacter {
+            what: what.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_commands() {
+        assert_eq!(
+            kill(ProcessHandle::Pgid(42), KillStage::Terminate),
+            "kill -TERM -- -42"
+        );
+        assert_eq!(
+            kill(ProcessHandle::Pgid(42), KillStage::Kill),
+            "kill -KILL -- -42"
+        );
+        assert_eq!(
+            kill(ProcessHandle::Pid(7), KillStage::Kill),
+            "taskkill /T /F /PID 7"
+        );
+        assert_eq!(
+            kill(ProcessHandle::Pid(7), KillStage::Terminate),
+            "taskkill /T /F /PID 7"
+        );
+    }
+
+    #[test]
+    fn markers() {
+        assert_eq!(
+            parse_marker("RUNLEDGER_PGID=4242\n"),
+            Some(ProcessHandle::Pgid(4242))
+        );
+        assert_eq!(
+            parse_marker("RUNLEDGER_PID=17\r\n"),
+            Some(ProcessHandle::Pid(17))
+        );
+        // pgid 0 or 1 would signal the caller's group or every process: never accepted.
+        for bad in [
+            "RUNLEDGER_PGID=0",
+            "RUNLEDGER_PGID=1",
+            "RUNLEDGER_PGID=-5",
+            "x",
+            "RUNLEDGER_PID=",
+        ] {
+            assert_eq!(parse_marker(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_merge_run_overrides_and_nul_is_refused() {
+        let name = |n: &str| EnvName::parse(n).unwrap();
+        let case = BTreeMap::from([(name("A"), "case".to_owned()), (name("B"), "b".to_owned())]);
+        let run_env = BTreeMap::from([(name("A"), "run".to_owned())]);
+        let spec = RunSpec {
+            run_id: RunId::new(),
+            venv_path: "~/v",
+            command: "true",
+            test_case_env: &case,
+            run_env: &run_env,
+        };
+        let merged = merged_env(&spec).unwrap();
+        assert_eq!(merged.get(&name("A")), Some(&"run"));
+        assert_eq!(merged.get(&name("B")), Some(&"b"));
+        let bad = BTreeMap::from([(name("X"), "a\0b".to_owned())]);
+        let spec = RunSpec {
+            run_env: &bad,
+            ..spec
+        };
+        assert_eq!(
+            run(Os::Linux, &spec),
+            Err(RenderError::NulCharacter {
+                what: "env X".into()
+            })
+        );
+    }
+
+    #[test]
+    fn windows_exec_line_is_utf16le_base64() {
+        let line = ssh_exec_line(Os::Windows, "é");
+        assert!(line.ends_with("-EncodedCommand 6QA="), "{line}");
+        assert_eq!(ssh_exec_line(Os::Linux, "echo hi"), "echo hi");
+    }
+}
