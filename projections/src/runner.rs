@@ -6,13 +6,15 @@
 
 use crate::engine::{self, Checkpoints, Projection};
 use crate::error::ProjectionError;
+use crate::fold::Fact;
 use crate::rebuild;
 use runledger_readmodel::{ALL, ReadModel};
 use runledger_store::PgPool;
 use sqlx::PgConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The advisory-lock key projector leaders hold.
@@ -134,35 +136,71 @@ async fn lead(
         .into_iter()
         .map(|model| Projection::new(model, model.schema(), None))
         .collect();
-    let mut cursor = stored_minimum(pool).await?;
-    let mut lock_checked = Instant::now();
-    while !shutdown.is_cancelled() {
-        if lock_checked.elapsed() >= settings.leader_poll {
-            sqlx::query("SELECT 1").execute(&mut lock).await?;
-            lock_checked = Instant::now();
-        }
-        let facts = engine::read_facts(pool, cursor, settings.batch).await?;
-        let Some(through) = facts.last().map(|fact| fact.position) else {
-            if sleep_or_shutdown(shutdown, settings.idle_poll).await {
-                break;
+    let mut pages = follow_log(pool.clone(), stored_minimum(pool).await?, settings.clone());
+    let mut lock_check = tokio::time::interval(settings.leader_poll);
+    loop {
+        let page = tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = lock_check.tick() => {
+                sqlx::query("SELECT 1").execute(&mut lock).await?;
+                continue;
             }
+            page = pages.recv() => page,
+        };
+        let facts = page.ok_or_else(|| {
+            ProjectionError::Corrupt("the log reader stopped unexpectedly".to_owned())
+        })??;
+        let Some(through) = facts.last().map(|fact| fact.position) else {
             continue;
         };
         // On failure the caches are forgotten and the caller steps down; whoever leads next
         // starts again from the stored checkpoints.
         engine::apply_batch(pool, &mut projections, &facts, through, Checkpoints::Table).await?;
-        cursor = projections
+        let position = projections
             .iter()
             .map(Projection::position)
             .min()
             .unwrap_or(through);
-        stats.position.store(cursor, Ordering::SeqCst);
+        stats.position.store(position, Ordering::SeqCst);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats
             .events
             .fetch_add(facts.len() as u64, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// New events in pages of up to `settings.batch`, read one page ahead of the applier on a
+/// connection of its own (so reading and writing overlap), waiting `idle_poll` whenever the log
+/// has nothing new. Ends after sending an error, or when the receiver is dropped.
+fn follow_log(
+    pool: PgPool,
+    after: i64,
+    settings: ProjectorSettings,
+) -> mpsc::Receiver<Result<Vec<Fact>, ProjectionError>> {
+    let (sender, receiver) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut position = after;
+        loop {
+            match engine::read_facts(&pool, position, settings.batch).await {
+                Ok(facts) => match facts.last().map(|fact| fact.position) {
+                    Some(last) => {
+                        position = last;
+                        if sender.send(Ok(facts)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None if sender.is_closed() => return,
+                    None => tokio::time::sleep(settings.idle_poll).await,
+                },
+                Err(err) => {
+                    let _ = sender.send(Err(err)).await;
+                    return;
+                }
+            }
+        }
+    });
+    receiver
 }
 
 /// The least position the read models' checkpoints hold.
