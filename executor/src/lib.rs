@@ -7,16 +7,23 @@
 //! process-group marker, killing and cleaning up), [`chunker`] (output batched into ordered
 //! `report_run_output` chunks), [`junit`] (JUnit XML into the run's summary and per-test results)
 //! and [`classify`] (how a run ended: `passed`, `failed`, `error` with a reason code, `timed_out`,
-//! `cancelled`). The service that takes assigned runs from JetStream and drives them is not built
+//! `cancelled`); [`view`] (what an executor knows, folded from the events stream, credentials
+//! sealed until a connection needs them) and [`feed`] (the ordered events follower and the
+//! shared durable work queues for `run_assigned` and `venv_added`); [`driver`] (one run or one
+//! venv provisioning driven over a transport, reporting through a [`driver::Reporter`]).
+//! The service that wires them together (claims, heartbeats, the NATS reporter) is not built
 //! yet: until it is, the component starts, says so, and idles until shutdown.
 #![deny(missing_docs)]
 
 pub mod chunker;
 pub mod classify;
+pub mod driver;
+pub mod feed;
 pub mod junit;
 pub mod local;
 pub mod render;
 pub mod ssh;
+pub mod view;
 
 use tokio_util::sync::CancellationToken;
 

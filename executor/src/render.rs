@@ -25,7 +25,9 @@
 //!   unless it calls `setsid` itself. `-w` makes `setsid` wait and pass the exit code back (it
 //!   forks when the SSH session's shell is already a group leader, as under sshd). The command is
 //!   passed as `$1`, so it is quoted once, not twice. Needs util-linux's `setsid` (≥ 2.26).
-//!   [`kill`] then signals the whole group: `kill -TERM -- -<pgid>`, later `kill -KILL -- -<pgid>`.
+//!   [`kill`] then signals the whole group: `kill -TERM -<pgid>`, later `kill -KILL -<pgid>`
+//!   (no `--`: dash's builtin `kill`, Debian's `/bin/sh`, rejects it; dash, bash, busybox and
+//!   zsh all take a negative id right after the signal).
 //! - Windows: `RUNLEDGER_PID=<n>`, the pid of the PowerShell process that runs the command as its
 //!   child; `taskkill /T /F /PID <n>` ends that process and its whole tree.
 
@@ -139,8 +141,8 @@ pub fn run(os: Os, spec: &RunSpec<'_>) -> Result<String, RenderError> {
 /// The command that signals a run's process group (Linux) or ends its process tree (Windows).
 pub fn kill(handle: ProcessHandle, stage: KillStage) -> String {
     match (handle, stage) {
-        (ProcessHandle::Pgid(pgid), KillStage::Terminate) => format!("kill -TERM -- -{pgid}"),
-        (ProcessHandle::Pgid(pgid), KillStage::Kill) => format!("kill -KILL -- -{pgid}"),
+        (ProcessHandle::Pgid(pgid), KillStage::Terminate) => format!("kill -TERM -{pgid}"),
+        (ProcessHandle::Pgid(pgid), KillStage::Kill) => format!("kill -KILL -{pgid}"),
         (ProcessHandle::Pid(pid), _) => format!("taskkill /T /F /PID {pid}"),
     }
 }
@@ -210,11 +212,11 @@ mod tests {
     fn kill_commands() {
         assert_eq!(
             kill(ProcessHandle::Pgid(42), KillStage::Terminate),
-            "kill -TERM -- -42"
+            "kill -TERM -42"
         );
         assert_eq!(
             kill(ProcessHandle::Pgid(42), KillStage::Kill),
-            "kill -KILL -- -42"
+            "kill -KILL -42"
         );
         assert_eq!(
             kill(ProcessHandle::Pid(7), KillStage::Kill),

@@ -1,0 +1,196 @@
+//! [`drive_run`]: one run, from the working directory to `report_run_finished`.
+
+use runledger_types::values::RunStatus;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::workdir::{fetch_junit, prepare, relative};
+use super::{NotReported, Reporter, RunJob, Transport, TransportErrorKind, output, watchdog};
+use crate::classify::{Classification, ErrorCode, Exit, InfraError, Junit, RunEnd, classify};
+use crate::junit::JunitReport;
+use crate::render::{self, RunSpec};
+use crate::ssh::RemoteExit;
+
+/// Executes `job` on `transport` and reports its output and its end through `reporter`.
+///
+/// The caller has already sent `report_run_started` (the claim) and connected the transport.
+/// Steps: create the working directory `~/.runledger/runs/<run_id>`, upload the job's files into
+/// it, run the command (inside the venv, with the merged env) while streaming
+/// `report_run_output` chunks (`seq` from 1, stdout and stderr in arrival order, each chunk out
+/// within 100 ms), kill the process group when `job.timeout` passes or `cancel` fires (`TERM`,
+/// then `KILL` after [`KILL_GRACE`](super::KILL_GRACE)), fetch and parse the JUnit report if the
+/// job names one, classify ([`classify`]), send `report_run_finished`, and remove the working
+/// directory. Failures before the command starts (working directory, upload) end the run as
+/// `error` (`upload_failed`, or the connection's own code); a file path or command that cannot be
+/// used as given ends it as `failed`.
+///
+/// Returns the classification that was reported, or [`NotReported`] holding it when
+/// `report_run_finished` could not be delivered.
+#[tracing::instrument(skip_all, fields(run_id = %job.run_id))]
+pub async fn drive_run<R: Reporter>(
+    transport: &Transport,
+    job: &RunJob,
+    reporter: &R,
+    cancel: CancellationToken,
+) -> Result<Classification, NotReported<Classification>> {
+    let (classification, exit_code, report) = execute(transport, job, reporter, &cancel).await;
+    tracing::info!(
+        status = classification.status.as_str(),
+        ?exit_code,
+        "run ended"
+    );
+    let payload = json!({
+        "run_id": job.run_id,
+        "status": classification.status,
+        "exit_code": exit_code,
+        "summary": report.as_ref().map(|r| r.summary),
+        "reason": classification.reason,
+        "error_code": classification.error_code.map(ErrorCode::as_str),
+        "tests": report.map(|r| r.tests).unwrap_or_default(),
+    });
+    let reported = reporter.report("report_run_finished", payload).await;
+    let cleanup = render::ssh_exec_line(job.os, &render::cleanup_workdir(job.os, job.run_id));
+    match transport.exec_quiet(&cleanup).await {
+        Ok(RemoteExit::Code(0)) => {}
+        other => tracing::warn!(?other, "removing the working directory failed"),
+    }
+    match reported {
+        Ok(()) => Ok(classification),
+        Err(source) => Err(NotReported {
+            outcome: classification,
+            source,
+        }),
+    }
+}
+
+/// Everything up to the verdict: the classification, the exit code and the JUnit report.
+async fn execute<R: Reporter>(
+    transport: &Transport,
+    job: &RunJob,
+    reporter: &R,
+    cancel: &CancellationToken,
+) -> (Classification, Option<i32>, Option<JunitReport>) {
+    let spec = RunSpec {
+        run_id: job.run_id,
+        venv_path: &job.venv_path,
+        command: &job.command,
+        test_case_env: &job.test_case_env,
+        run_env: &job.run_env,
+    };
+    let script = match render::run(job.os, &spec) {
+        Ok(script) => render::ssh_exec_line(job.os, &script),
+        Err(error) => {
+            return (
+                failed(format!("cannot run the command: {error}")),
+                None,
+                None,
+            );
+        }
+    };
+    let workdir = format!(".runledger/runs/{}", job.run_id);
+    let mut files = Vec::with_capacity(job.files.len());
+    for (path, contents) in &job.files {
+        let Some(path) = relative(path) else {
+            let reason = format!("file path {path:?} is not inside the working directory");
+            return (failed(reason), None, None);
+        };
+        files.push((format!("{workdir}/{path}"), contents.as_slice()));
+    }
+    if let Err(infra) = prepare(transport, job, &files).await {
+        return (classify(&ended_by(infra)), None, None);
+    }
+    if cancel.is_cancelled() {
+        let end = RunEnd {
+            cancelled: true,
+            ..ended_by_nothing()
+        };
+        return (classify(&end), None, None);
+    }
+
+    let (sink, source) = mpsc::channel(64);
+    let (marker_tx, marker_rx) = watch::channel(None);
+    let (exec_done, exec_abort) = (CancellationToken::new(), CancellationToken::new());
+    let exec = async {
+        let sink = sink;
+        let result = transport.exec(&script, &sink, &exec_abort).await;
+        drop(sink);
+        exec_done.cancel();
+        result
+    };
+    let guard = watchdog::Watchdog {
+        transport,
+        os: job.os,
+        timeout: job.timeout,
+        cancel,
+        exec_done: &exec_done,
+        exec_abort: &exec_abort,
+        marker: marker_rx,
+    };
+    let (result, pumped, stop) = tokio::join!(
+        exec,
+        output::pump(job.run_id, source, reporter, marker_tx),
+        guard.run()
+    );
+    if pumped.failed_reports > 0 {
+        tracing::warn!(
+            pumped.failed_reports,
+            "some output chunks were not reported"
+        );
+    }
+    let (exit, infra) = match result {
+        Ok(RemoteExit::Code(code)) => (Some(Exit::Code(i32::try_from(code).unwrap_or(-1))), None),
+        Ok(RemoteExit::Signal { name, .. }) => (Some(Exit::Signal(name)), None),
+        Ok(RemoteExit::Unknown) => (None, None),
+        Err(error) if error.kind() == TransportErrorKind::Cancelled && stop.is_some() => {
+            (None, None)
+        }
+        Err(error) => {
+            let code = error.kind().error_code();
+            let detail = format!("the command could not be run to its end: {error}");
+            (None, Some(InfraError { code, detail }))
+        }
+    };
+    let (junit, report) = match &job.junit_xml {
+        None => (Junit::NotExpected, None),
+        Some(path) => fetch_junit(transport, &workdir, path).await,
+    };
+    let exit_code = match exit {
+        Some(Exit::Code(code)) => Some(code),
+        _ => None,
+    };
+    let end = RunEnd {
+        exit,
+        timed_out: stop == Some(watchdog::Stop::TimedOut),
+        cancelled: stop == Some(watchdog::Stop::Cancelled),
+        infra,
+        junit,
+    };
+    (classify(&end), exit_code, report)
+}
+
+fn ended_by(infra: InfraError) -> RunEnd {
+    RunEnd {
+        infra: Some(infra),
+        ..ended_by_nothing()
+    }
+}
+
+fn ended_by_nothing() -> RunEnd {
+    RunEnd {
+        exit: None,
+        timed_out: false,
+        cancelled: false,
+        infra: None,
+        junit: Junit::NotExpected,
+    }
+}
+
+/// The test case itself cannot be run as given: not an infrastructure error, so not retried.
+fn failed(reason: String) -> Classification {
+    Classification {
+        status: RunStatus::Failed,
+        error_code: None,
+        reason: Some(reason),
+    }
+}

@@ -1,0 +1,221 @@
+//! Where the executor's knowledge and work come from, both on `<PREFIX>_EVENTS`:
+//!
+//! - [`follow_events`]: an ordered consumer over `<prefix>.events.>` from the first event, folding
+//!   every event into the shared [`LabView`] and publishing its position ([`ViewHandle`]);
+//! - [`work_consumers`] (in `work`): durable pull consumers shared by every executor process, one
+//!   per kind of work (`run_assigned`, `venv_added`), so each item goes to one executor; an item
+//!   is handed out only once the view has folded its position.
+
+mod work;
+
+pub use work::{WorkConfig, WorkConsumers, WorkItem, WorkKind, WorkQueue, work_consumers};
+
+use crate::view::LabView;
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use runledger_bus::BusNames;
+use runledger_types::RawEventRecord;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How long [`follow_events`] waits before re-creating a consumer that failed.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Why the feed failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// A JetStream call failed.
+    #[error("JetStream {what} failed: {message}")]
+    JetStream {
+        /// The operation.
+        what: &'static str,
+        /// The server's or client's message.
+        message: String,
+    },
+    /// The task following the events stream has stopped: the view will not move any more.
+    #[error("the events follower has stopped")]
+    FollowerStopped,
+}
+
+impl FeedError {
+    pub(crate) fn js(what: &'static str) -> impl FnOnce(async_nats::Error) -> FeedError {
+        move |err| FeedError::JetStream {
+            what,
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The only writer of the shared view: [`follow_events`] holds it.
+#[derive(Debug)]
+pub struct ViewWriter {
+    view: Arc<RwLock<LabView>>,
+    position: watch::Sender<i64>,
+}
+
+/// A reader of the shared view, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ViewHandle {
+    view: Arc<RwLock<LabView>>,
+    position: watch::Receiver<i64>,
+}
+
+/// An empty shared view: the writer for the follower, a handle for everyone else.
+pub fn shared_view() -> (ViewWriter, ViewHandle) {
+    let view = Arc::new(RwLock::new(LabView::new()));
+    let (tx, rx) = watch::channel(0);
+    let handle = ViewHandle {
+        view: Arc::clone(&view),
+        position: rx,
+    };
+    (ViewWriter { view, position: tx }, handle)
+}
+
+impl ViewWriter {
+    /// Folds one event record (the JSON body of an events-stream message) into the view.
+    /// `stream_sequence` names the message when its body cannot be read. Returns the position
+    /// the view is at afterwards.
+    pub fn ingest(&self, body: &[u8], stream_sequence: u64) -> i64 {
+        let mut view = self.view.write().unwrap_or_else(PoisonError::into_inner);
+        match serde_json::from_slice::<RawEventRecord>(body) {
+            Ok(record) => {
+                if u64::try_from(record.position).ok() != Some(stream_sequence) {
+                    tracing::warn!(
+                        position = record.position,
+                        stream_sequence,
+                        "event position differs from its stream sequence"
+                    );
+                }
+                match record.decode() {
+                    Ok(event) => {
+                        tracing::trace!(position = record.position, kind = %record.event_type, "apply");
+                        view.apply(record.position, &event);
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "skipping an event the executor cannot read");
+                        view.skip(record.position);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(stream_sequence, error = %err, "skipping a malformed event record");
+                view.skip(i64::try_from(stream_sequence).unwrap_or(i64::MAX));
+            }
+        }
+        let position = view.position();
+        drop(view);
+        self.position.send_replace(position);
+        position
+    }
+
+    /// The position of the last event folded.
+    pub fn position(&self) -> i64 {
+        *self.position.borrow()
+    }
+
+    /// A reader of the same view.
+    pub fn handle(&self) -> ViewHandle {
+        ViewHandle {
+            view: Arc::clone(&self.view),
+            position: self.position.subscribe(),
+        }
+    }
+}
+
+impl ViewHandle {
+    /// Runs `read` on the view. Keep it short: the follower waits meanwhile.
+    pub fn read<R>(&self, read: impl FnOnce(&LabView) -> R) -> R {
+        read(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The position of the last event folded.
+    pub fn position(&self) -> i64 {
+        *self.position.borrow()
+    }
+
+    /// Waits until the view has folded `position`.
+    pub async fn wait_for(&self, position: i64) -> Result<(), FeedError> {
+        let mut position_rx = self.position.clone();
+        position_rx
+            .wait_for(|at| *at >= position)
+            .await
+            .map(|_| ())
+            .map_err(|_| FeedError::FollowerStopped)
+    }
+}
+
+/// Follows `<PREFIX>_EVENTS` from the first event (or from where `writer` already is) until
+/// `shutdown`, folding every event into the view in order. A failed consumer is re-created from
+/// the next position; only a missing stream ends this with an error.
+pub async fn follow_events(
+    js: &jetstream::Context,
+    names: &BusNames,
+    writer: ViewWriter,
+    shutdown: CancellationToken,
+) -> Result<(), FeedError> {
+    let stream = js
+        .get_stream(names.events_stream())
+        .await
+        .map_err(|err| FeedError::js("get events stream")(err.into()))?;
+    loop {
+        let from = writer.position() + 1;
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            opened = ordered_from(&stream, names, from) => opened,
+        };
+        match opened {
+            Ok(mut messages) => {
+                tracing::info!(from, "following the events stream");
+                loop {
+                    let next = tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        next = messages.next() => next,
+                    };
+                    match next {
+                        Some(Ok(message)) => {
+                            let sequence = message.info().map_or(0, |info| info.stream_sequence);
+                            writer.ingest(&message.payload, sequence);
+                        }
+                        Some(Err(err)) => {
+                            tracing::warn!(error = %err, "events consumer failed; re-creating it");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot follow the events stream yet"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(RETRY_AFTER) => {}
+        }
+    }
+}
+
+async fn ordered_from(
+    stream: &jetstream::stream::Stream,
+    names: &BusNames,
+    from: i64,
+) -> Result<consumer::pull::Ordered, FeedError> {
+    let deliver_policy = match u64::try_from(from) {
+        Ok(start_sequence) if start_sequence > 1 => {
+            consumer::DeliverPolicy::ByStartSequence { start_sequence }
+        }
+        _ => consumer::DeliverPolicy::All,
+    };
+    let config = consumer::pull::OrderedConfig {
+        filter_subject: names.events_filter(),
+        deliver_policy,
+        ..Default::default()
+    };
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|err| FeedError::js("create events consumer")(err.into()))?
+        .messages()
+        .await
+        .map_err(|err| FeedError::js("follow events")(err.into()))
+}

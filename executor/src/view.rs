@@ -1,0 +1,254 @@
+//! What the executor knows of the lab: machines, venvs, test cases and runs, folded from the
+//! events stream in log order ([`LabView::apply`]). Pure and synchronous; the feed
+//! ([`crate::feed`]) keeps one up to date. Credentials stay [`SealedSecret`]s here:
+//! [`unseal_target`] opens them only when a driver is about to connect.
+
+mod model;
+mod target;
+#[cfg(test)]
+mod tests;
+
+pub use model::{
+    Assignment, MachineInfo, ResolvedRun, ResolvedVenv, RunInfo, TestCaseInfo, VenvInfo,
+    VenvStatus, ViewError,
+};
+pub use target::{Target, UnsealError, unseal_target};
+
+use runledger_types::event::{MachineRegistered, MachineUpdated, RunAssigned, TestCaseDefined};
+use runledger_types::{Event, MachineId, RunId, RunStatus, TestCaseId, VenvId};
+use std::collections::HashMap;
+
+/// The executor's fold of the log. Finished runs are kept as their final status only.
+#[derive(Debug, Clone, Default)]
+pub struct LabView {
+    position: i64,
+    machines: HashMap<MachineId, MachineInfo>,
+    venvs: HashMap<VenvId, VenvInfo>,
+    test_cases: HashMap<TestCaseId, TestCaseInfo>,
+    runs: HashMap<RunId, RunInfo>,
+    finished: HashMap<RunId, RunStatus>,
+}
+
+impl LabView {
+    /// An empty view at position 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The position of the last event applied (or skipped); 0 before any.
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// Moves the position past an event that could not be decoded, without changing anything.
+    pub fn skip(&mut self, position: i64) {
+        self.position = self.position.max(position);
+    }
+
+    /// Folds the event at `position`. Events at or before the current position were already
+    /// applied and are ignored (returns `false`).
+    pub fn apply(&mut self, position: i64, event: &Event) -> bool {
+        if position <= self.position {
+            return false;
+        }
+        self.position = position;
+        match event {
+            Event::MachineRegistered(e) => self.machine_registered(e),
+            Event::MachineUpdated(e) => self.machine_updated(e),
+            Event::HostKeyPinned(e) => self.with_machine(e.machine_id, |m| {
+                m.host_key = Some(e.fingerprint.clone());
+            }),
+            Event::MachineRetired(e) => self.with_machine(e.machine_id, |m| m.retired = true),
+            Event::VenvAdded(e) => {
+                let venv = VenvInfo {
+                    venv_id: e.venv_id,
+                    machine_id: e.machine_id,
+                    name: e.name.clone(),
+                    path: e.path.clone(),
+                    python: e.python.clone(),
+                    requirements: e.requirements.clone(),
+                    status: VenvStatus::Provisioning,
+                };
+                self.venvs.insert(e.venv_id, venv);
+            }
+            Event::VenvProvisioned(e) => self.set_venv(e.venv_id, VenvStatus::Free),
+            Event::VenvProvisioningFailed(e) => self.set_venv(e.venv_id, VenvStatus::Broken),
+            Event::VenvLeased(e) => self.set_venv(e.venv_id, VenvStatus::Leased(e.run_id)),
+            Event::VenvReleased(e) => self.set_venv(e.venv_id, VenvStatus::Free),
+            Event::VenvRemoved(e) => self.set_venv(e.venv_id, VenvStatus::Removed),
+            Event::TestCaseDefined(e) => self.test_case_defined(e),
+            Event::RunRequested(e) => {
+                let run = RunInfo {
+                    test_case_id: e.test_case_id,
+                    env: e.env.clone(),
+                    assignment: None,
+                    executor: None,
+                    cancel_requested: false,
+                };
+                self.runs.insert(e.run_id, run);
+            }
+            Event::RunAssigned(e) => self.run_assigned(position, e),
+            Event::RunStarted(e) => self.with_run(e.run_id, |r| {
+                r.executor = Some(e.executor.clone());
+            }),
+            Event::RunCancelRequested(e) => self.with_run(e.run_id, |r| r.cancel_requested = true),
+            Event::RunFinished(e) => {
+                self.runs.remove(&e.run_id);
+                self.finished.insert(e.run_id, e.status);
+            }
+            Event::UserRegistered(_)
+            | Event::RunQueued(_)
+            | Event::RunOutput(_)
+            | Event::ExecutorHeartbeat(_)
+            | Event::CommandRejected(_) => {}
+        }
+        true
+    }
+
+    /// A machine, retired or not.
+    pub fn machine(&self, machine_id: MachineId) -> Option<&MachineInfo> {
+        self.machines.get(&machine_id)
+    }
+
+    /// A venv, removed or not.
+    pub fn venv(&self, venv_id: VenvId) -> Option<&VenvInfo> {
+        self.venvs.get(&venv_id)
+    }
+
+    /// A test case.
+    pub fn test_case(&self, test_case_id: TestCaseId) -> Option<&TestCaseInfo> {
+        self.test_cases.get(&test_case_id)
+    }
+
+    /// A run that has not finished.
+    pub fn run(&self, run_id: RunId) -> Option<&RunInfo> {
+        self.runs.get(&run_id)
+    }
+
+    /// How a run ended, if it has.
+    pub fn finished(&self, run_id: RunId) -> Option<RunStatus> {
+        self.finished.get(&run_id).copied()
+    }
+
+    /// The run's latest assignment with its test case, venv and machine.
+    pub fn resolve_run(&self, run_id: RunId) -> Result<ResolvedRun, ViewError> {
+        if let Some(status) = self.finished(run_id) {
+            return Err(ViewError::RunFinished { run_id, status });
+        }
+        let run = self.run(run_id).ok_or(ViewError::UnknownRun(run_id))?;
+        let assignment = run.assignment.ok_or(ViewError::NotAssigned(run_id))?;
+        let test_case = self
+            .test_case(run.test_case_id)
+            .ok_or(ViewError::UnknownTestCase(run.test_case_id))?;
+        let ResolvedVenv { venv, machine } = self.resolve_venv(assignment.venv_id)?;
+        Ok(ResolvedRun {
+            run_id,
+            assignment,
+            test_case: test_case.clone(),
+            run_env: run.env.clone(),
+            venv,
+            machine,
+            cancel_requested: run.cancel_requested,
+        })
+    }
+
+    /// The venv (unless removed) with its machine.
+    pub fn resolve_venv(&self, venv_id: VenvId) -> Result<ResolvedVenv, ViewError> {
+        let venv = self
+            .venv(venv_id)
+            .filter(|venv| venv.status != VenvStatus::Removed)
+            .ok_or(ViewError::UnknownVenv(venv_id))?;
+        let machine = self
+            .machine(venv.machine_id)
+            .ok_or(ViewError::UnknownMachine(venv.machine_id))?;
+        Ok(ResolvedVenv {
+            venv: venv.clone(),
+            machine: machine.clone(),
+        })
+    }
+
+    fn machine_registered(&mut self, e: &MachineRegistered) {
+        let machine = MachineInfo {
+            machine_id: e.machine_id,
+            name: e.name.clone(),
+            host: e.host.clone(),
+            port: e.port,
+            os: e.os,
+            username: e.username.clone(),
+            password: e.password.clone(),
+            private_key: e.private_key.clone(),
+            host_key: e.host_key.clone(),
+            retired: false,
+        };
+        self.machines.insert(e.machine_id, machine);
+    }
+
+    fn machine_updated(&mut self, e: &MachineUpdated) {
+        self.with_machine(e.machine_id, |m| {
+            fn set<T: Clone>(field: &mut T, new: Option<&T>) {
+                if let Some(new) = new {
+                    *field = new.clone();
+                }
+            }
+            set(&mut m.name, e.name.as_ref());
+            set(&mut m.host, e.host.as_ref());
+            set(&mut m.port, e.port.as_ref());
+            set(&mut m.os, e.os.as_ref());
+            set(&mut m.username, e.username.as_ref());
+            if e.password.is_some() {
+                m.password.clone_from(&e.password);
+            }
+            if e.private_key.is_some() {
+                m.private_key.clone_from(&e.private_key);
+            }
+            if e.host_key.is_some() {
+                m.host_key.clone_from(&e.host_key);
+            }
+        });
+    }
+
+    fn test_case_defined(&mut self, e: &TestCaseDefined) {
+        let test_case = TestCaseInfo {
+            test_case_id: e.test_case_id,
+            name: e.name.clone(),
+            command: e.command.clone(),
+            files: e.files.clone(),
+            env: e.env.clone(),
+            timeout_s: e.timeout_s,
+            junit_xml: e.junit_xml.clone(),
+            retries: e.retries,
+        };
+        self.test_cases.insert(e.test_case_id, test_case);
+    }
+
+    fn run_assigned(&mut self, position: i64, e: &RunAssigned) {
+        self.with_run(e.run_id, |run| {
+            run.assignment = Some(Assignment {
+                venv_id: e.venv_id,
+                machine_id: e.machine_id,
+                attempt: e.attempt,
+                position,
+            });
+            run.executor = None;
+            run.cancel_requested = false;
+        });
+    }
+
+    fn with_machine(&mut self, machine_id: MachineId, change: impl FnOnce(&mut MachineInfo)) {
+        if let Some(machine) = self.machines.get_mut(&machine_id) {
+            change(machine);
+        }
+    }
+
+    fn set_venv(&mut self, venv_id: VenvId, status: VenvStatus) {
+        if let Some(venv) = self.venvs.get_mut(&venv_id) {
+            venv.status = status;
+        }
+    }
+
+    fn with_run(&mut self, run_id: RunId, change: impl FnOnce(&mut RunInfo)) {
+        if let Some(run) = self.runs.get_mut(&run_id) {
+            change(run);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The view's records: what the executor knows of each machine, venv, test case and run, and
+//! what a driver gets when it resolves a run or venv.
+
+use runledger_types::command::TestFile;
+use runledger_types::{
+    EnvName, Host, HostKeyFingerprint, Line, MachineId, MachineName, Os, Port, RelativePath,
+    RemotePath, RemoteUser, RunId, RunStatus, SealedSecret, TestCaseId, Text, VenvId, VenvName,
+};
+use std::collections::BTreeMap;
+
+/// A machine as the executor needs it. Its `Debug` shows sealed credentials only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineInfo {
+    /// Its id.
+    pub machine_id: MachineId,
+    /// Its name, for logs.
+    pub name: MachineName,
+    /// Host name or address; `local` means the local transport.
+    pub host: Host,
+    /// SSH port.
+    pub port: Port,
+    /// Decides how commands are rendered.
+    pub os: Os,
+    /// The remote user.
+    pub username: RemoteUser,
+    /// Sealed password, if one was given.
+    pub password: Option<SealedSecret>,
+    /// Sealed private key (OpenSSH PEM), if one was given.
+    pub private_key: Option<SealedSecret>,
+    /// The pinned host key; `None` until pinned (trust on first use).
+    pub host_key: Option<HostKeyFingerprint>,
+    /// Retired machines take no new work; runs already assigned there continue.
+    pub retired: bool,
+}
+
+/// A venv's lifecycle, as the events tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VenvStatus {
+    /// Added; being created.
+    Provisioning,
+    /// Ready, not leased.
+    Free,
+    /// Provisioning failed.
+    Broken,
+    /// Held by this run.
+    Leased(RunId),
+    /// Removed.
+    Removed,
+}
+
+/// A venv as the executor needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VenvInfo {
+    /// Its id.
+    pub venv_id: VenvId,
+    /// The machine it lives on.
+    pub machine_id: MachineId,
+    /// Its name.
+    pub name: VenvName,
+    /// Its path on the machine.
+    pub path: RemotePath,
+    /// The interpreter that creates it.
+    pub python: Line,
+    /// What to pip-install into it.
+    pub requirements: Vec<Line>,
+    /// Where it is in its lifecycle.
+    pub status: VenvStatus,
+}
+
+/// A test case as the executor needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCaseInfo {
+    /// Its id.
+    pub test_case_id: TestCaseId,
+    /// Its name.
+    pub name: MachineName,
+    /// The command run inside the venv.
+    pub command: Text,
+    /// Files uploaded into the run's working directory.
+    pub files: Vec<TestFile>,
+    /// Environment for the command (the run's own env is laid over it).
+    pub env: BTreeMap<EnvName, String>,
+    /// Past this the run ends `timed_out`.
+    pub timeout_s: u32,
+    /// The JUnit report to fetch, relative to the working directory.
+    pub junit_xml: Option<RelativePath>,
+    /// How many times an infrastructure error may be retried.
+    pub retries: u32,
+}
+
+/// The latest assignment of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    /// The leased venv.
+    pub venv_id: VenvId,
+    /// Its machine.
+    pub machine_id: MachineId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Position of the `run_assigned` event: a work item at another position is stale.
+    pub position: i64,
+}
+
+/// A run that has not finished yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// Its test case.
+    pub test_case_id: TestCaseId,
+    /// The run's own env.
+    pub env: BTreeMap<EnvName, String>,
+    /// Its latest assignment, if any.
+    pub assignment: Option<Assignment>,
+    /// The executor that reported `run_started` for the latest attempt.
+    pub executor: Option<String>,
+    /// Someone asked to cancel the latest attempt.
+    pub cancel_requested: bool,
+}
+
+/// Everything a driver needs to execute a run; credentials still sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedRun {
+    /// The run.
+    pub run_id: RunId,
+    /// Its assignment (attempt, venv, machine, position).
+    pub assignment: Assignment,
+    /// What to run.
+    pub test_case: TestCaseInfo,
+    /// The run's env, laid over the test case's.
+    pub run_env: BTreeMap<EnvName, String>,
+    /// Where to run it.
+    pub venv: VenvInfo,
+    /// The machine to connect to.
+    pub machine: MachineInfo,
+    /// Cancellation was already requested.
+    pub cancel_requested: bool,
+}
+
+/// Everything provisioning needs: the venv and its machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedVenv {
+    /// The venv to create.
+    pub venv: VenvInfo,
+    /// The machine to create it on.
+    pub machine: MachineInfo,
+}
+
+/// Why a run or venv cannot be resolved from the view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// No such run (not yet seen, or never requested).
+    #[error("unknown run {0}")]
+    UnknownRun(RunId),
+    /// The run has ended: there is nothing to do.
+    #[error("run {run_id} already finished as {}", status.as_str())]
+    RunFinished {
+        /// The run.
+        run_id: RunId,
+        /// How it ended.
+        status: RunStatus,
+    },
+    /// The run holds no venv.
+    #[error("run {0} is not assigned")]
+    NotAssigned(RunId),
+    /// No such test case.
+    #[error("unknown test case {0}")]
+    UnknownTestCase(TestCaseId),
+    /// No such venv, or it was removed.
+    #[error("unknown or removed venv {0}")]
+    UnknownVenv(VenvId),
+    /// No such machine.
+    #[error("unknown machine {0}")]
+    UnknownMachine(MachineId),
+}

@@ -1,0 +1,400 @@
+//! The driver against a real OpenSSH sshd (the test-support fixture) and the local transport.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use runledger_executor::driver::{
+    ProvisionOutcome, ReportError, Reporter, RunJob, Transport, drive_provisioning, drive_run,
+};
+use runledger_executor::local::LocalMachine;
+use runledger_executor::render::VenvSpec;
+use runledger_executor::ssh::{RemoteExit, SshAuth, SshOptions, SshTarget, connect};
+use runledger_test_support::TestSshd;
+use runledger_types::command::ReportRunFinished;
+use runledger_types::ids::{RunId, VenvId};
+use runledger_types::values::{EnvName, Os, RunStatus};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Records every report with the time it arrived.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(&'static str, Value, Instant)>>);
+
+impl Reporter for Recorder {
+    async fn report(&self, command_type: &'static str, payload: Value) -> Result<(), ReportError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((command_type, payload, Instant::now()));
+        Ok(())
+    }
+}
+
+impl Recorder {
+    /// `(seq, stream, text)` of the output reports, and the finished payload.
+    fn split(&self) -> (Vec<(u64, String, String)>, Vec<Instant>, ReportRunFinished) {
+        let reports = self.0.lock().unwrap();
+        let (finished, outputs) = reports.split_last().expect("no reports");
+        assert_eq!(finished.0, "report_run_finished");
+        let chunks = outputs
+            .iter()
+            .map(|(kind, p, _)| {
+                assert_eq!(*kind, "report_run_output");
+                let text = |f: &str| p[f].as_str().unwrap().to_owned();
+                (p["seq"].as_u64().unwrap(), text("stream"), text("text"))
+            })
+            .collect();
+        let times = outputs.iter().map(|r| r.2).collect();
+        (
+            chunks,
+            times,
+            serde_json::from_value(finished.1.clone()).unwrap(),
+        )
+    }
+}
+
+/// A transport and, for the local one, its temporary home (removed on drop).
+struct Machine {
+    transport: Transport,
+    _sshd: Option<TestSshd>,
+    temp_home: Option<PathBuf>,
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if let Some(home) = &self.temp_home {
+            let _ = std::fs::remove_dir_all(home);
+        }
+    }
+}
+
+async fn over_ssh() -> Machine {
+    let sshd = TestSshd::start();
+    let target = SshTarget {
+        host: sshd.host.clone(),
+        port: sshd.port,
+        username: sshd.username.clone(),
+        auth: SshAuth::Password(sshd.password.clone()),
+        pinned_host_key: None,
+    };
+    let (connection, _) = connect(&target, &SshOptions::default()).await.unwrap();
+    Machine {
+        transport: Transport::Ssh(Arc::new(connection)),
+        _sshd: Some(sshd),
+        temp_home: None,
+    }
+}
+
+fn locally() -> Machine {
+    let home = std::env::temp_dir().join(format!("rl-driver-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&home).unwrap();
+    Machine {
+        transport: Transport::Local(LocalMachine::with_home(home.clone())),
+        _sshd: None,
+        temp_home: Some(home),
+    }
+}
+
+fn job(command: &str, junit: Option<&str>) -> RunJob {
+    RunJob {
+        run_id: RunId::new(),
+        os: Os::Linux,
+        venv_path: "~/.runledger/venvs/none".into(),
+        command: command.into(),
+        test_case_env: BTreeMap::new(),
+        run_env: BTreeMap::new(),
+        files: Vec::new(),
+        timeout: Duration::from_secs(20),
+        junit_xml: junit.map(str::to_owned),
+    }
+}
+
+async fn workdir_exists(machine: &Machine, run_id: RunId) -> bool {
+    let test = format!("test -e ~/.runledger/runs/{run_id}");
+    machine.transport.exec_quiet(&test).await.unwrap() == RemoteExit::Code(0)
+}
+
+/// True once no process mentions `run_id` (within a second).
+async fn no_process_left(run_id: RunId) -> bool {
+    for _ in 0..20 {
+        let found = std::process::Command::new("pgrep")
+            .args(["-f", &run_id.to_string()])
+            .output()
+            .unwrap();
+        if !found.status.success() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+const PASSING_XML: &str = r#"<testsuite><testcase classname="m" name="t1" time="0.25"/><testcase classname="m" name="t2"/><testcase classname="m" name="t3"><skipped/></testcase></testsuite>"#;
+
+async fn passing_run(machine: Machine) {
+    let name = |n: &str| EnvName::parse(n).unwrap();
+    let mut job = job(
+        &format!(
+            "cat data/input.txt; sleep 0.4; echo \"$GREETING $WHO\"; sleep 0.2; \
+             echo err1 >&2; printf '%s' '{PASSING_XML}' > report.xml"
+        ),
+        Some("report.xml"),
+    );
+    job.files = vec![("data/input.txt".into(), b"out1\n".to_vec())];
+    job.test_case_env = BTreeMap::from([
+        (name("GREETING"), "hello".into()),
+        (name("WHO"), "case".into()),
+    ]);
+    job.run_env = BTreeMap::from([(name("WHO"), "run".into())]);
+    let recorder = Recorder::default();
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &recorder,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Passed);
+
+    let (chunks, times, finished) = recorder.split();
+    let expected = [
+        (1, "stdout", "out1\n"),
+        (2, "stdout", "hello run\n"),
+        (3, "stderr", "err1\n"),
+    ];
+    let chunks: Vec<_> = chunks
+        .iter()
+        .map(|(seq, stream, text)| (*seq, stream.as_str(), text.as_str()))
+        .collect();
+    assert_eq!(chunks, expected);
+    // The first chunk went out on the 100 ms timer, well before the second line was printed.
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(250),
+        "{times:?}"
+    );
+    assert_eq!(finished.run_id, job.run_id);
+    assert_eq!(finished.status, RunStatus::Passed);
+    assert_eq!(finished.exit_code, Some(0));
+    let summary = finished.summary.unwrap();
+    assert_eq!(
+        (
+            summary.passed,
+            summary.failed,
+            summary.skipped,
+            summary.errors
+        ),
+        (2, 0, 1, 0)
+    );
+    assert_eq!(finished.tests.len(), 3);
+    assert_eq!(finished.tests[0].duration_ms, 250);
+    assert_eq!((finished.reason, finished.error_code), (None, None));
+    assert!(!workdir_exists(&machine, job.run_id).await);
+}
+
+async fn failing_run(machine: Machine) {
+    let xml = r#"<testsuite><testcase classname="m" name="ok"/><testcase classname="m" name="bad"><failure message="boom">trace</failure></testcase></testsuite>"#;
+    let job = job(
+        &format!("printf '%s' '{xml}' > out/report.xml; echo FAILED; exit 1"),
+        Some("out/report.xml"),
+    );
+    let mut job = job;
+    job.files = vec![("out/.keep".into(), Vec::new())];
+    let recorder = Recorder::default();
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &recorder,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Failed);
+    let (chunks, _, finished) = recorder.split();
+    assert_eq!(chunks, [(1, "stdout".into(), "FAILED\n".into())]);
+    assert_eq!(finished.status, RunStatus::Failed);
+    assert_eq!(finished.exit_code, Some(1));
+    assert_eq!(finished.summary.unwrap().failed, 1);
+    assert_eq!(finished.tests[1].message.as_deref(), Some("boom"));
+    assert!(finished.reason.unwrap().contains("code 1"));
+    assert_eq!(finished.error_code, None);
+}
+
+/// `command` is killed by a timeout of 1 s (or a cancel after 300 ms) and leaves no process.
+async fn killed_run(machine: Machine, command: &str, cancel_it: bool, at_most: Duration) {
+    let mut job = job("", None);
+    job.command = format!("echo started; {command} # {}", job.run_id);
+    job.timeout = Duration::from_secs(if cancel_it { 20 } else { 1 });
+    let cancel = CancellationToken::new();
+    if cancel_it {
+        let cancel = cancel.clone();
+        let run_id = job.run_id;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The check below means something: the run's processes are found while it runs.
+            assert!(!no_process_left(run_id).await, "pgrep does not see the run");
+            cancel.cancel();
+        });
+    }
+    let recorder = Recorder::default();
+    let started = Instant::now();
+    let verdict = drive_run(&machine.transport, &job, &recorder, cancel)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let expected = if cancel_it {
+        RunStatus::Cancelled
+    } else {
+        RunStatus::TimedOut
+    };
+    assert_eq!(verdict.status, expected);
+    assert!(took < at_most, "took {took:?}");
+    let (chunks, _, finished) = recorder.split();
+    assert_eq!(chunks[0], (1, "stdout".into(), "started\n".into()));
+    // Over SSH, `setsid -w` forks and says how its child ended: that is all that may follow.
+    for (_, stream, text) in &chunks[1..] {
+        assert_eq!(stream, "stderr");
+        assert!(text.starts_with("setsid: child"), "{text}");
+    }
+    assert_eq!(finished.status, expected);
+    assert!(finished.reason.is_some());
+    assert!(
+        no_process_left(job.run_id).await,
+        "a process of the run survived"
+    );
+    assert!(!workdir_exists(&machine, job.run_id).await);
+}
+
+async fn provisioning(machine: Machine) {
+    let name = uuid::Uuid::new_v4();
+    let path = format!("~/.runledger/venvs/{name}");
+    let spec = VenvSpec {
+        path: &path,
+        python: "/usr/bin/python3",
+        requirements: &[],
+        upgrade_pip: false,
+    };
+    let recorder = Recorder::default();
+    let venv_id = VenvId::new();
+    let outcome = drive_provisioning(&machine.transport, Os::Linux, venv_id, spec, &recorder)
+        .await
+        .unwrap();
+    let ProvisionOutcome::Provisioned { python_version } = outcome else {
+        panic!("{outcome:?}");
+    };
+    let version = python_version.unwrap();
+    assert!(version.starts_with("3."), "{version}");
+    let reports = recorder.0.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].0, "report_venv_provisioned");
+    assert_eq!(
+        reports[0].1,
+        json!({"venv_id": venv_id, "python_version": version})
+    );
+    let check = format!("test -x {path}/bin/python && rm -rf {path}");
+    assert_eq!(
+        machine.transport.exec_quiet(&check).await.unwrap(),
+        RemoteExit::Code(0)
+    );
+
+    let bad = VenvSpec {
+        python: "python-does-not-exist",
+        ..spec
+    };
+    let recorder = Recorder::default();
+    let outcome = drive_provisioning(&machine.transport, Os::Linux, venv_id, bad, &recorder)
+        .await
+        .unwrap();
+    let ProvisionOutcome::Failed {
+        reason,
+        output_tail,
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("code 127"), "{reason}");
+    assert!(
+        output_tail.contains("python-does-not-exist"),
+        "{output_tail}"
+    );
+    let reports = recorder.0.lock().unwrap().clone();
+    assert_eq!(reports[0].0, "report_venv_provisioning_failed");
+    assert_eq!(
+        reports[0].1,
+        json!({"venv_id": venv_id, "reason": reason, "output_tail": output_tail})
+    );
+}
+
+#[tokio::test]
+async fn passing_run_over_ssh() {
+    passing_run(over_ssh().await).await;
+}
+
+#[tokio::test]
+async fn passing_run_locally() {
+    passing_run(locally()).await;
+}
+
+#[tokio::test]
+async fn failing_run_over_ssh() {
+    failing_run(over_ssh().await).await;
+}
+
+#[tokio::test]
+async fn failing_run_locally() {
+    failing_run(locally()).await;
+}
+
+#[tokio::test]
+async fn timeout_over_ssh_leaves_no_process() {
+    killed_run(over_ssh().await, "sleep 30", false, Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
+async fn timeout_locally_leaves_no_process() {
+    killed_run(locally(), "sleep 30", false, Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
+async fn cancel_over_ssh_leaves_no_process() {
+    killed_run(over_ssh().await, "sleep 30", true, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn cancel_locally_leaves_no_process() {
+    killed_run(locally(), "sleep 30", true, Duration::from_secs(3)).await;
+}
+
+/// A command that ignores TERM gets KILL after the grace period.
+#[tokio::test]
+async fn term_ignored_gets_kill_over_ssh() {
+    let grace = runledger_executor::driver::KILL_GRACE;
+    let command = "trap '' TERM; sleep 30";
+    killed_run(
+        over_ssh().await,
+        command,
+        false,
+        grace + Duration::from_secs(4),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn term_ignored_gets_kill_locally() {
+    let grace = runledger_executor::driver::KILL_GRACE;
+    let command = "trap '' TERM; sleep 30";
+    killed_run(locally(), command, false, grace + Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
+async fn provisioning_over_ssh() {
+    provisioning(over_ssh().await).await;
+}
+
+#[tokio::test]
+async fn provisioning_locally() {
+    provisioning(locally()).await;
+}
