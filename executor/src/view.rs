@@ -1,6 +1,6 @@
 //! What the executor knows of the lab: machines, venvs, test cases and runs, folded from the
 //! events stream in log order ([`LabView::apply`]). Pure and synchronous; the feed
-//! ([`crate::feed`]) keeps one up to date. Credentials stay [`SealedSecret`]s here:
+//! ([`crate::feed`]) keeps one up to date. Credentials stay [`SealedSecret`](runledger_types::SealedSecret)s here:
 //! [`unseal_target`] opens them only when a driver is about to connect.
 
 mod model;
