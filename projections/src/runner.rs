@@ -34,7 +34,7 @@ pub struct ProjectorSettings {
 impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
-            batch: 10_000,
+            batch: 5_000,
             idle_poll: Duration::from_millis(20),
             leader_poll: Duration::from_secs(1),
         }
