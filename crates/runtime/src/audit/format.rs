@@ -106,7 +106,12 @@ fn summary(record: &EventRecord) -> String {
         .iter()
         .filter(|(_, value)| !value.is_null())
         .filter(|(_, value)| value.as_str().is_none_or(|text| Some(text) != own_key))
-        .map(|(key, value)| format!("{key}={}", compact(value)))
+        .map(|(key, value)| match key.as_str() {
+            // Sealed credentials and password hashes say nothing to a reader of the table and
+            // should not end up in terminals and tickets; the JSON output keeps the event whole.
+            "password_hash" | "password" | "private_key" => format!("{key}=<hidden>"),
+            _ => format!("{key}={}", compact(value)),
+        })
         .collect();
     parts.join(" ")
 }
@@ -164,6 +169,11 @@ mod tests {
         assert_eq!(summary(&record(data)), r#"seq=1 text="1 passed\n""#);
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
+        let user = json!({"username": "ada", "password_hash": "$argon2id$v=19$secret"});
+        assert_eq!(
+            summary(&record(user)),
+            "password_hash=<hidden> username=ada"
+        );
     }
 
     #[test]
