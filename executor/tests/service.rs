@@ -1,5 +1,6 @@
 //! The executor service end to end: handler, NATS, a real sshd; a venv provisioned, a run that
-//! passes with its output and JUnit summary, a run cancelled mid-way.
+//! passes with its output and JUnit summary, a run cancelled mid-way, a run on an unreachable
+//! machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use runledger_executor::{ExecutorSettings, run};
@@ -142,6 +143,19 @@ async fn provisions_runs_and_cancels_over_ssh() {
     accepted(client.send("cancel_run", ADMIN, cancel).await);
     let end = finished(&lab, run_id).await;
     assert_eq!(end["status"], "cancelled", "{end}");
+
+    // The machine moves to a port nobody listens on: the next run ends `error`, unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let update = json!({"machine_id": machine_id, "port": closed_port});
+    accepted(client.send("update_machine", ADMIN, update).await);
+    let run_id = Uuid::now_v7();
+    let start = json!({"run_id": run_id, "test_case_id": passing, "machine_id": machine_id});
+    accepted(client.send("start_run", ADMIN, start).await);
+    let end = finished(&lab, run_id).await;
+    assert_eq!(end["status"], "error", "{end}");
+    assert_eq!(end["error_code"], "ssh_unreachable", "{end}");
 
     shutdown.cancel();
     executor.await.unwrap().unwrap();
