@@ -11,8 +11,8 @@
 //! sealed until a connection needs them) and [`feed`] (the ordered events follower and the
 //! shared durable work queues for `run_assigned` and `venv_added`); [`driver`] (one run or one
 //! venv provisioning driven over a transport, reporting through a [`driver::Reporter`]).
-//! The service that wires them together (claims, heartbeats, the NATS reporter) is not built
-//! yet: until it is, the component starts, says so, and idles until shutdown.
+//! [`service`] wires them together: it takes work from JetStream, claims runs, drives them and
+//! reports back over NATS through its [`service::NatsReporter`].
 #![deny(missing_docs)]
 
 pub mod chunker;
@@ -22,16 +22,8 @@ pub mod feed;
 pub mod junit;
 pub mod local;
 pub mod render;
+pub mod service;
 pub mod ssh;
 pub mod view;
 
-use tokio_util::sync::CancellationToken;
-
-/// Runs the executor until `shutdown` is cancelled.
-pub async fn run(shutdown: CancellationToken) {
-    tracing::warn!(
-        component = "executor",
-        "executor service not built yet (issue #4); idling"
-    );
-    shutdown.cancelled().await;
-}
+pub use service::{ExecutorError, ExecutorSettings, run};

@@ -4,6 +4,7 @@ use crate::cli::{Component, ServeArgs};
 use crate::settings::Settings;
 use anyhow::Context;
 use runledger_events::{Handler, HandlerSettings};
+use runledger_executor::ExecutorSettings;
 use runledger_projections::ProjectorSettings;
 use runledger_secrets::Keyring;
 use runledger_store::EventStore;
@@ -57,11 +58,14 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                     (component, result.map_err(anyhow::Error::from))
                 });
             }
-            Component::Executor => spawn_idle(
-                &mut tasks,
-                component,
-                runledger_executor::run(shutdown.clone()),
-            ),
+            Component::Executor => {
+                let (nats, executor) = executor(settings, args).await?;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let result = runledger_executor::run(nats, executor, token).await;
+                    (component, result.map_err(anyhow::Error::from))
+                });
+            }
             Component::Gateway => spawn_idle(
                 &mut tasks,
                 component,
@@ -120,6 +124,37 @@ async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handle
         },
         stats: Default::default(),
     })
+}
+
+/// The executor's settings and NATS connection. Its name comes from `RUNLEDGER_EXECUTOR_NAME`,
+/// else `<hostname>-<pid>`.
+async fn executor(
+    settings: &Settings,
+    args: &ServeArgs,
+) -> anyhow::Result<(async_nats::Client, ExecutorSettings)> {
+    let keyring = Keyring::new(settings.secret_key(args.dev)?, Vec::new());
+    let name = std::env::var("RUNLEDGER_EXECUTOR_NAME")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(default_executor_name);
+    let nats = runledger_bus::connect(&settings.nats_url, &format!("runledger-executor-{name}"))
+        .await
+        .context("connecting to NATS (NATS_URL)")?;
+    tracing::info!(%name, "executor name");
+    Ok((
+        nats,
+        ExecutorSettings::new(name, settings.names()?, keyring),
+    ))
+}
+
+fn default_executor_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "executor".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -1,0 +1,191 @@
+//! The executor service: follows the log into a [`LabView`](crate::view::LabView), takes
+//! `venv_added` and `run_assigned` work from the shared durable consumers, drives each one
+//! ([`driver`](crate::driver)) over SSH or the local transport, and reports back through
+//! [`NatsReporter`] as the actor `executor:<name>`.
+//!
+//! A run is claimed with `report_run_started`: only an accepted outcome carrying a
+//! `run_started` event makes it this executor's; otherwise the item is acked and skipped. While
+//! a run is driven its item is kept alive (`in_progress`) and the view is watched for
+//! `run_cancel_requested`. Items are acked once their final report is accepted.
+
+mod machines;
+mod reporter;
+mod run;
+mod venv;
+
+pub use reporter::{NatsReporter, ReporterError};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runledger_bus::{BusError, BusNames};
+use runledger_secrets::Keyring;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::feed::{self, FeedError, ViewHandle, WorkConfig, WorkQueue};
+use crate::ssh::SshOptions;
+use machines::Machines;
+
+/// How an executor process runs.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// The executor's name; it reports as the actor `executor:<name>`.
+    pub name: String,
+    /// NATS subject and stream names.
+    pub names: BusNames,
+    /// Opens machine credentials.
+    pub keyring: Keyring,
+    /// Most runs driven at once.
+    pub max_concurrent_runs: usize,
+    /// Most venvs provisioned at once.
+    pub max_concurrent_provisions: usize,
+    /// The work consumers' settings.
+    pub work: WorkConfig,
+    /// SSH connection bounds and keepalives.
+    pub ssh: SshOptions,
+    /// How long a report waits for its outcome before it is published again.
+    pub report_timeout: Duration,
+    /// How many times a report is published before it is given up on.
+    pub report_attempts: u32,
+    /// How long in-flight work may go on after shutdown before it is abandoned (its items are
+    /// then delivered again).
+    pub shutdown_grace: Duration,
+}
+
+impl ExecutorSettings {
+    /// Defaults for the executor `name`: 16 runs and 4 provisionings at once.
+    pub fn new(name: impl Into<String>, names: BusNames, keyring: Keyring) -> Self {
+        Self {
+            name: name.into(),
+            names,
+            keyring,
+            max_concurrent_runs: 16,
+            max_concurrent_provisions: 4,
+            work: WorkConfig::default(),
+            ssh: SshOptions::default(),
+            report_timeout: Duration::from_secs(10),
+            report_attempts: 3,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the executor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The streams could not be set up.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The events follower or a work consumer failed.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+}
+
+/// What every work item's handler shares.
+pub(crate) struct Worker {
+    pub(crate) view: ViewHandle,
+    pub(crate) reporter: NatsReporter,
+    pub(crate) machines: Machines,
+    pub(crate) keep_alive_every: Duration,
+}
+
+/// Runs the executor until `shutdown` is cancelled (then waits up to `shutdown_grace` for work
+/// in flight) or its feed fails.
+#[tracing::instrument(skip_all, fields(executor = %settings.name))]
+pub async fn run(
+    nats: async_nats::Client,
+    settings: ExecutorSettings,
+    shutdown: CancellationToken,
+) -> Result<(), ExecutorError> {
+    let js = runledger_bus::jetstream(nats.clone());
+    runledger_bus::ensure_streams(&js, &settings.names).await?;
+    let (writer, view) = feed::shared_view();
+    let follower = {
+        let (js, names, token) = (js.clone(), settings.names.clone(), shutdown.child_token());
+        tokio::spawn(async move { feed::follow_events(&js, &names, writer, token).await })
+    };
+    let queues = feed::work_consumers(&js, &settings.names, settings.work).await?;
+    let reporter = NatsReporter::new(
+        nats,
+        settings.names.clone(),
+        &settings.name,
+        settings.report_timeout,
+        settings.report_attempts,
+    );
+    let worker = Arc::new(Worker {
+        view,
+        reporter,
+        machines: Machines::new(settings.keyring.clone(), settings.ssh),
+        keep_alive_every: (settings.work.ack_wait / 3).max(Duration::from_millis(100)),
+    });
+    tracing::info!("executor started");
+    let mut tasks = JoinSet::new();
+    let taken = tokio::select! {
+        taken = take(&queues.runs, &worker, settings.max_concurrent_runs, &shutdown, &mut tasks, Kind::Run) => taken,
+        taken = take_venvs(&queues.venvs, &worker, settings.max_concurrent_provisions, &shutdown) => taken,
+    };
+    shutdown.cancel();
+    let drained = tokio::time::timeout(settings.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        tracing::warn!("work still in flight after the shutdown grace; abandoning it");
+        tasks.abort_all();
+    }
+    let _ = follower.await;
+    tracing::info!("executor stopped");
+    taken
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Run,
+    Venv,
+}
+
+/// Provisioning work, in its own task set so the run loop's set is not borrowed twice.
+async fn take_venvs(
+    queue: &WorkQueue,
+    worker: &Arc<Worker>,
+    limit: usize,
+    shutdown: &CancellationToken,
+) -> Result<(), ExecutorError> {
+    let mut tasks = JoinSet::new();
+    let taken = take(queue, worker, limit, shutdown, &mut tasks, Kind::Venv).await;
+    while tasks.join_next().await.is_some() {}
+    taken
+}
+
+/// Takes items from `queue` while fewer than `limit` are in flight, each in its own task,
+/// until `shutdown`.
+async fn take(
+    queue: &WorkQueue,
+    worker: &Arc<Worker>,
+    limit: usize,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+    kind: Kind,
+) -> Result<(), ExecutorError> {
+    let slots = Arc::new(Semaphore::new(limit.max(1)));
+    loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            permit = Arc::clone(&slots).acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { return Ok(()) };
+        while tasks.try_join_next().is_some() {}
+        let Some(item) = queue.next_ready(&worker.view, shutdown).await? else {
+            return Ok(());
+        };
+        let worker = Arc::clone(worker);
+        tasks.spawn(async move {
+            match kind {
+                Kind::Run => run::handle(&worker, item).await,
+                Kind::Venv => venv::handle(&worker, item).await,
+            }
+            drop(permit);
+        });
+    }
+}
