@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs runledger on this machine with a small demo lab: starts Postgres and NATS if needed,
 # builds and starts `runledger serve --dev`, then registers an admin, a machine, a venv and a
-# test case and starts a run, printing each command's outcome. Ctrl-C stops the service.
+# test case and starts a run, printing each command's outcome and the run's audit trail. The
+# machine is this host (`local` transport): the executor provisions the venv and runs the test
+# as child processes. Ctrl-C stops the service.
 # Running it again is harmless: already-registered things are answered with a clear rejection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +29,16 @@ say "add_venv"
 send --actor admin add_venv '{"venv_id":"0193a000-0000-7000-8000-000000000002","machine_id":"0193a000-0000-7000-8000-000000000001","name":"demo","requirements":["pytest"]}'
 say "define_test_case"
 send --actor admin define_test_case '{"test_case_id":"0193a000-0000-7000-8000-000000000003","name":"hello","command":"python -c \"print(42)\""}'
-say "start_run (queued until an executor provisions the venv: issue #4)"
-send --actor admin start_run "{\"run_id\":\"$(cat /proc/sys/kernel/random/uuid)\",\"test_case_id\":\"0193a000-0000-7000-8000-000000000003\",\"labels\":[\"demo\"]}"
-sleep 1
+run_id=$(cat /proc/sys/kernel/random/uuid)
+say "start_run (queued until the executor has provisioned the venv, then run on this host)"
+send --actor admin start_run "{\"run_id\":\"$run_id\",\"test_case_id\":\"0193a000-0000-7000-8000-000000000003\",\"labels\":[\"demo\"]}"
+say "waiting for the run to finish (the first time, provisioning installs pytest from PyPI)"
+for _ in $(seq 1 180); do
+  if "$bin" audit --stream "run-$run_id" --type run_finished 2>/dev/null | grep -q run_finished; then break; fi
+  sleep 1
+done
+say "the run's audit trail: runledger audit --stream run-$run_id --format table"
+"$bin" audit --stream "run-$run_id" --format table || true
 say "read models: runledger projections status"
 "$bin" projections status || true
 say "audit history: runledger audit --format table"
@@ -37,5 +46,5 @@ say "audit history: runledger audit --format table"
 say "tamper evidence: runledger audit verify"
 sleep 1
 "$bin" audit verify || true
-say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS; projector: log -> read models). Ctrl-C to stop."
+say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS; projector: log -> read models; executor: runs). Ctrl-C to stop."
 wait "$server"
