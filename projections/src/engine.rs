@@ -98,6 +98,57 @@ pub async fn read_facts(
         .collect()
 }
 
+/// How far [`read_ahead`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadUntil {
+    /// Up to this position, then the channel closes (a rebuild).
+    Position(i64),
+    /// For ever, looking again after this pause whenever the log has nothing new (the live
+    /// projector).
+    Follow(std::time::Duration),
+}
+
+/// Decoded pages of up to `batch` events after `after`, read one page ahead of the consumer on
+/// a connection of its own, so reading, decoding and writing overlap. The channel ends after an
+/// error (which it carries), at the end of [`ReadUntil::Position`], or when the receiver goes.
+pub fn read_ahead(
+    pool: PgPool,
+    after: i64,
+    batch: i64,
+    until: ReadUntil,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<Fact>, ProjectionError>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut position = after;
+        loop {
+            let limit = match until {
+                ReadUntil::Position(end) if position >= end => return,
+                ReadUntil::Position(end) => batch.min(end - position),
+                ReadUntil::Follow(_) => batch,
+            };
+            match read_facts(&pool, position, limit).await {
+                Ok(facts) => match (facts.last().map(|fact| fact.position), until) {
+                    (Some(last), _) => {
+                        position = last;
+                        if sender.send(Ok(facts)).await.is_err() {
+                            return;
+                        }
+                    }
+                    (None, ReadUntil::Follow(pause)) if !sender.is_closed() => {
+                        tokio::time::sleep(pause).await;
+                    }
+                    (None, _) => return,
+                },
+                Err(err) => {
+                    let _ = sender.send(Err(err)).await;
+                    return;
+                }
+            }
+        }
+    });
+    receiver
+}
+
 /// Applies `facts` (contiguous, ascending, ending at `through`) to every projection in one
 /// transaction, advancing their checkpoints to `through`.
 pub async fn apply_batch(

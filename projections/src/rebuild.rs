@@ -1,15 +1,13 @@
 //! Rebuilding read models from position 0 into fresh schemas, then swapping them in atomically,
 //! so queries keep answering from the old tables until the new ones are complete.
 
-use crate::engine::{self, Checkpoints, Projection};
+use crate::engine::{self, Checkpoints, Projection, ReadUntil};
 use crate::error::ProjectionError;
-use crate::fold::Fact;
 use futures::{StreamExt, TryStreamExt};
 use runledger_readmodel::ReadModel;
 use runledger_store::{EventStore, PgPool};
 use sqlx::{PgConnection, Postgres, Transaction};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// Events read and applied per transaction during a rebuild.
 const REBUILD_BATCH: i64 = 20_000;
@@ -56,9 +54,12 @@ pub async fn rebuild(
     let store = EventStore::new(pool.clone());
     let total = store.head().await?;
     let mut applied = 0;
-    let mut pages = read_ahead(pool.clone(), 0, total);
+    let mut pages = engine::read_ahead(pool.clone(), 0, REBUILD_BATCH, ReadUntil::Position(total));
     while let Some(page) = pages.recv().await {
-        let (facts, through) = page?;
+        let facts = page?;
+        let Some(through) = facts.last().map(|fact| fact.position) else {
+            continue;
+        };
         engine::apply_batch(
             pool,
             &mut projections,
@@ -102,38 +103,6 @@ pub async fn rebuild(
         position,
         elapsed: started.elapsed(),
     })
-}
-
-/// Decoded pages of the log from `after` up to `until`, read one page ahead of the consumer on
-/// another connection, so reading, decoding and writing overlap.
-fn read_ahead(
-    pool: PgPool,
-    after: i64,
-    until: i64,
-) -> mpsc::Receiver<Result<(Vec<Fact>, i64), ProjectionError>> {
-    let (sender, receiver) = mpsc::channel(2);
-    tokio::spawn(async move {
-        let mut position = after;
-        while position < until {
-            let limit = REBUILD_BATCH.min(until - position);
-            let page = engine::read_facts(&pool, position, limit).await;
-            let page = page.map(|facts| {
-                let last = facts.last().map_or(until, |fact| fact.position);
-                (facts, last)
-            });
-            let stop = match &page {
-                Ok((facts, last)) => {
-                    position = *last;
-                    facts.is_empty()
-                }
-                Err(_) => true,
-            };
-            if sender.send(page).await.is_err() || stop {
-                return;
-            }
-        }
-    });
-    receiver
 }
 
 async fn prepare_schema(

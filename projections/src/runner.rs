@@ -4,9 +4,8 @@
 //! others wait to take over when its session ends. The leader first builds any read model that
 //! is missing or was built by an older layout version, then applies new events in batches.
 
-use crate::engine::{self, Checkpoints, Projection};
+use crate::engine::{self, Checkpoints, Projection, ReadUntil};
 use crate::error::ProjectionError;
-use crate::fold::Fact;
 use crate::rebuild;
 use runledger_readmodel::{ALL, ReadModel};
 use runledger_store::PgPool;
@@ -14,7 +13,6 @@ use sqlx::PgConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The advisory-lock key projector leaders hold.
@@ -136,7 +134,12 @@ async fn lead(
         .into_iter()
         .map(|model| Projection::new(model, model.schema(), None))
         .collect();
-    let mut pages = follow_log(pool.clone(), stored_minimum(pool).await?, settings.clone());
+    let mut pages = engine::read_ahead(
+        pool.clone(),
+        stored_minimum(pool).await?,
+        settings.batch,
+        ReadUntil::Follow(settings.idle_poll),
+    );
     let mut lock_check = tokio::time::interval(settings.leader_poll);
     loop {
         let page = tokio::select! {
@@ -168,39 +171,6 @@ async fn lead(
             .fetch_add(facts.len() as u64, Ordering::Relaxed);
     }
     Ok(())
-}
-
-/// New events in pages of up to `settings.batch`, read one page ahead of the applier on a
-/// connection of its own (so reading and writing overlap), waiting `idle_poll` whenever the log
-/// has nothing new. Ends after sending an error, or when the receiver is dropped.
-fn follow_log(
-    pool: PgPool,
-    after: i64,
-    settings: ProjectorSettings,
-) -> mpsc::Receiver<Result<Vec<Fact>, ProjectionError>> {
-    let (sender, receiver) = mpsc::channel(1);
-    tokio::spawn(async move {
-        let mut position = after;
-        loop {
-            match engine::read_facts(&pool, position, settings.batch).await {
-                Ok(facts) => match facts.last().map(|fact| fact.position) {
-                    Some(last) => {
-                        position = last;
-                        if sender.send(Ok(facts)).await.is_err() {
-                            return;
-                        }
-                    }
-                    None if sender.is_closed() => return,
-                    None => tokio::time::sleep(settings.idle_poll).await,
-                },
-                Err(err) => {
-                    let _ = sender.send(Err(err)).await;
-                    return;
-                }
-            }
-        }
-    });
-    receiver
 }
 
 /// The least position the read models' checkpoints hold.

@@ -33,20 +33,8 @@ pub struct MachineInfo {
     pub retired: bool,
 }
 
-/// A venv's lifecycle, as the events tell it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VenvStatus {
-    /// Added; being created.
-    Provisioning,
-    /// Ready, not leased.
-    Free,
-    /// Provisioning failed.
-    Broken,
-    /// Held by this run.
-    Leased(RunId),
-    /// Removed.
-    Removed,
-}
+/// A venv's lifecycle: the domain's own, folded from the same events.
+pub use runledger_domain::VenvStatus;
 
 /// A venv as the executor needs it.
 #[derive(Debug, Clone, PartialEq)]
