@@ -117,7 +117,7 @@ pub fn read_ahead(
     batch: i64,
     until: ReadUntil,
 ) -> tokio::sync::mpsc::Receiver<Result<Vec<Fact>, ProjectionError>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
         let mut position = after;
         loop {
