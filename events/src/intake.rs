@@ -6,6 +6,7 @@ use crate::feed::Feed;
 use crate::gather::gather_rest;
 use crate::group::Intake;
 use crate::lab_sync::catch_up;
+use crate::lease_watch::{LeaseWatch, publish, tick_every};
 use crate::pipeline::{AppendResult, InFlight, completion};
 use crate::relay::run_relay;
 use crate::seal::{INTERVAL as SEAL_INTERVAL, run_sealer};
@@ -16,7 +17,8 @@ use runledger_domain::Lab;
 use runledger_secrets::Keyring;
 use runledger_store::{EventStore, StoreError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -31,6 +33,9 @@ pub struct HandlerSettings {
     /// How long a delivered command may stay unacked before JetStream redelivers it (to another
     /// handler, after a crash).
     pub ack_wait: Duration,
+    /// How long an executor may go without a heartbeat before the runs it holds end as
+    /// `error` (`executor_lost`) or are retried ([`crate::lease_watch`]).
+    pub executor_lease: Duration,
 }
 
 impl Default for HandlerSettings {
@@ -38,6 +43,7 @@ impl Default for HandlerSettings {
         Self {
             max_batch: 1000,
             ack_wait: Duration::from_secs(30),
+            executor_lease: Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +82,7 @@ pub enum HandlerError {
 /// What woke the intake loop.
 enum Wake<E> {
     Stop,
+    LeaseTick,
     Committed(AppendResult),
     Message(Option<Result<Box<async_nats::jetstream::Message>, E>>),
 }
@@ -124,14 +131,28 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     };
     let mut ended = Ok(());
     let mut in_flight: Option<InFlight> = None;
+    let lease = intake.handler.settings.executor_lease;
+    let mut leases = LeaseWatch::new(lease);
+    let mut lease_tick = tokio::time::interval(tick_every(lease));
+    lease_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => Wake::Stop,
+            _ = lease_tick.tick() => Wake::LeaseTick,
             result = completion(&mut in_flight) => Wake::Committed(result),
             message = messages.next() => Wake::Message(message.map(|m| m.map(Box::new))),
         };
         let first = match event {
             Wake::Stop => break,
+            Wake::LeaseTick => {
+                for expired in leases.check(&intake.lab, Instant::now()) {
+                    let handler = &intake.handler;
+                    if let Err(err) = publish(&handler.nats, &handler.names, &expired).await {
+                        tracing::warn!(error = %err, executor = %expired.executor, "cannot publish a lease expiry; retrying after the next lease");
+                    }
+                }
+                continue;
+            }
             Wake::Committed(result) => {
                 if let Some(done) = in_flight.take() {
                     in_flight = intake.finish(done.group, result, None).await;

@@ -5,7 +5,8 @@
 //! of commands in one transaction (group commit), answers each command on
 //! `<prefix>.outcomes.<command_id>` and only then acks its message. The outbox relay (one leader
 //! among all handler processes) publishes committed events to `RUNLEDGER_EVENTS` in log order,
-//! and the sealer extends the log's hash chain (tamper evidence) shortly after each commit.
+//! and the sealer extends the log's hash chain (tamper evidence) shortly after each commit. The
+//! lease watch ends the runs of executors that stopped sending heartbeats.
 //!
 //! Depends on the domain, the store, the bus and the secrets crates.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ mod group;
 mod inbound;
 mod intake;
 mod lab_sync;
+pub mod lease_watch;
 mod pipeline;
 mod relay;
 mod seal;

@@ -67,6 +67,13 @@ impl Chunker {
         }
     }
 
+    /// Numbers the chunks after `last_seq` (a retried run's attempt continues its output's
+    /// numbering: see [`first_seq_of_attempt`]).
+    pub fn after(mut self, last_seq: u64) -> Self {
+        self.last_seq = last_seq;
+        self
+    }
+
     /// Adds bytes read from `stream` at `now`; returns the chunks that became complete.
     pub fn push(&mut self, stream: OutputStream, bytes: &[u8], now: Instant) -> Vec<Chunk> {
         let mut out: Vec<Chunk> = self.poll(now).into_iter().collect();
@@ -191,6 +198,13 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
 
 fn next_char_len(text: &str) -> usize {
     text.chars().next().map_or(0, char::len_utf8)
+}
+
+/// The `seq` before attempt `attempt`'s first chunk: attempt 1 numbers from 1, attempt `n` from
+/// `(n - 1) * 2^32 + 1`, so every attempt's output keeps increasing after the ones before it
+/// (the handler records only chunks numbered above the last one).
+pub fn first_seq_of_attempt(attempt: u32) -> u64 {
+    u64::from(attempt.saturating_sub(1)) << 32
 }
 
 #[cfg(test)]

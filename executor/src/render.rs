@@ -43,6 +43,10 @@ use std::collections::BTreeMap;
 pub const PGID_MARKER: &str = "RUNLEDGER_PGID=";
 /// Prefix of the Windows marker line: `RUNLEDGER_PID=<pid of the process tree's root>`.
 pub const PID_MARKER: &str = "RUNLEDGER_PID=";
+/// The file in a run's working directory that holds its process-group id (Linux) or root pid
+/// (Windows), so a restarted executor can end what a crashed one left running
+/// ([`end_leftovers`]).
+pub const PROCESS_FILE: &str = ".runledger-process";
 /// Longest command line cmd.exe accepts; a longer Windows script must be uploaded and run as a file.
 pub const WINDOWS_MAX_COMMAND_LINE: usize = 8191;
 
@@ -144,6 +148,17 @@ pub fn kill(handle: ProcessHandle, stage: KillStage) -> String {
         (ProcessHandle::Pgid(pgid), KillStage::Terminate) => format!("kill -TERM -{pgid}"),
         (ProcessHandle::Pgid(pgid), KillStage::Kill) => format!("kill -KILL -{pgid}"),
         (ProcessHandle::Pid(pid), _) => format!("taskkill /T /F /PID {pid}"),
+    }
+}
+
+/// The script a restarted executor runs for a run it held when it died: ends the processes the
+/// run left (only those still carrying the run's `RUNLEDGER_RUN_ID` on Linux, and only a process
+/// started before the process file was written on Windows, so a reused id is never hit), then
+/// removes the working directory.
+pub fn end_leftovers(os: Os, run_id: RunId) -> String {
+    match os {
+        Os::Linux => posix::end_leftovers(run_id),
+        Os::Windows => powershell::end_leftovers(run_id),
     }
 }
 

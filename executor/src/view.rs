@@ -18,6 +18,9 @@ use runledger_types::event::{MachineRegistered, MachineUpdated, RunAssigned, Tes
 use runledger_types::{Event, MachineId, RunId, RunStatus, TestCaseId, VenvId};
 use std::collections::HashMap;
 
+/// The error code of a run whose executor was lost.
+const EXECUTOR_LOST: &str = "executor_lost";
+
 /// The executor's fold of the log. Finished runs are kept as their final status only.
 #[derive(Debug, Clone, Default)]
 pub struct LabView {
@@ -27,6 +30,18 @@ pub struct LabView {
     test_cases: HashMap<TestCaseId, TestCaseInfo>,
     runs: HashMap<RunId, RunInfo>,
     finished: HashMap<RunId, RunStatus>,
+    /// Attempts whose executor was lost, by run: who started them and on which machine, until
+    /// a later attempt starts on that machine (it ends the leftovers itself).
+    abandoned: HashMap<RunId, Abandoned>,
+}
+
+/// An attempt that ended because its executor was lost: its processes may still run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    /// The executor that started it.
+    pub executor: String,
+    /// Where it ran.
+    pub machine_id: MachineId,
 }
 
 impl LabView {
@@ -88,21 +103,81 @@ impl LabView {
                 self.runs.insert(e.run_id, run);
             }
             Event::RunAssigned(e) => self.run_assigned(position, e),
-            Event::RunStarted(e) => self.with_run(e.run_id, |r| {
-                r.executor = Some(e.executor.clone());
-            }),
+            Event::RunStarted(e) => {
+                let machine = self
+                    .run(e.run_id)
+                    .and_then(|r| r.assignment)
+                    .map(|a| a.machine_id);
+                if machine.is_some()
+                    && self.abandoned.get(&e.run_id).map(|a| a.machine_id) == machine
+                {
+                    self.abandoned.remove(&e.run_id);
+                }
+                self.with_run(e.run_id, |r| {
+                    r.executor = Some(e.executor.clone());
+                });
+            }
             Event::RunCancelRequested(e) => self.with_run(e.run_id, |r| r.cancel_requested = true),
             Event::RunFinished(e) => {
+                if e.error_code.as_deref() == Some(EXECUTOR_LOST) {
+                    self.abandon(e.run_id);
+                }
                 self.runs.remove(&e.run_id);
                 self.finished.insert(e.run_id, e.status);
             }
+            // Queued again (a retry): the run is no longer any executor's.
+            Event::RunQueued(e) => {
+                self.abandon(e.run_id);
+                self.with_run(e.run_id, |r| {
+                    r.assignment = None;
+                    r.executor = None;
+                });
+            }
             Event::UserRegistered(_)
-            | Event::RunQueued(_)
             | Event::RunOutput(_)
             | Event::ExecutorHeartbeat(_)
             | Event::CommandRejected(_) => {}
         }
         true
+    }
+
+    /// Records the run's current attempt as abandoned, if an executor had started it.
+    fn abandon(&mut self, run_id: RunId) {
+        let Some(run) = self.runs.get(&run_id) else {
+            return;
+        };
+        if let (Some(executor), Some(assignment)) = (&run.executor, run.assignment) {
+            let abandoned = Abandoned {
+                executor: executor.clone(),
+                machine_id: assignment.machine_id,
+            };
+            self.abandoned.insert(run_id, abandoned);
+        }
+    }
+
+    /// The lost attempts `executor` started whose leftovers nobody has ended yet, with their
+    /// machines, ascending run id.
+    pub fn abandoned_by(&self, executor: &str) -> Vec<(RunId, MachineInfo)> {
+        let mut abandoned: Vec<(RunId, MachineInfo)> = self
+            .abandoned
+            .iter()
+            .filter(|(_, a)| a.executor == executor)
+            .filter_map(|(run_id, a)| Some((*run_id, self.machines.get(&a.machine_id)?.clone())))
+            .collect();
+        abandoned.sort_unstable_by_key(|(run_id, _)| *run_id);
+        abandoned
+    }
+
+    /// The unfinished runs whose latest attempt `executor` started, ascending id.
+    pub fn runs_started_by(&self, executor: &str) -> Vec<RunId> {
+        let mut started: Vec<RunId> = self
+            .runs
+            .iter()
+            .filter(|(_, run)| run.executor.as_deref() == Some(executor))
+            .map(|(run_id, _)| *run_id)
+            .collect();
+        started.sort_unstable();
+        started
     }
 
     /// A machine, retired or not.

@@ -109,6 +109,7 @@ fn job(command: &str, junit: Option<&str>) -> RunJob {
         files: Vec::new(),
         timeout: Duration::from_secs(20),
         junit_xml: junit.map(str::to_owned),
+        after_seq: 0,
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn check_command(
     }
     let admin_only = matches!(
         kind,
-        CommandType::RegisterUser | CommandType::DefineTestCase
+        CommandType::RegisterUser | CommandType::DefineTestCase | CommandType::ExpireExecutorLease
     );
     if admin_only && principal(lab, actor) == Principal::Member {
         return Err(forbidden(format!(

@@ -112,10 +112,13 @@ fn evolve_run(lab: &mut Lab, event: &Event) {
         Event::RunRequested(e) => run_requested(lab, e),
         Event::RunQueued(e) => run_queued(lab, e.run_id),
         Event::RunAssigned(e) => run_assigned(lab, e),
-        Event::RunStarted(e) => with_run(lab, e.run_id, |run| {
-            run.phase = RunPhase::Running;
-            run.executor = Some(e.executor.clone());
-        }),
+        Event::RunStarted(e) => {
+            lab.running.insert(e.run_id);
+            with_run(lab, e.run_id, |run| {
+                run.phase = RunPhase::Running;
+                run.executor = Some(e.executor.clone());
+            })
+        }
         Event::RunOutput(e) => with_run(lab, e.run_id, |run| {
             run.last_seq = run.last_seq.max(e.seq);
         }),
@@ -149,6 +152,8 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
 }
 
 fn run_queued(lab: &mut Lab, run_id: RunId) {
+    // A retried run comes back to the queue from `running` or `assigned`.
+    lab.running.remove(&run_id);
     let ticket = lab.next_ticket;
     let Some(run) = lab.runs.get_mut(&run_id) else {
         return;
@@ -173,6 +178,7 @@ fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
 
 fn run_finished(lab: &mut Lab, e: &RunFinished) {
     leave_queue(lab, e.run_id);
+    lab.running.remove(&e.run_id);
     with_run(lab, e.run_id, |run| {
         run.phase = RunPhase::Finished(e.status)
     });

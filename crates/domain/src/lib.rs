@@ -18,6 +18,7 @@
 mod authz;
 mod decide;
 mod evolve;
+pub mod leases;
 pub mod scheduling;
 mod state;
 

@@ -132,6 +132,8 @@ pub struct Lab {
     /// Queued runs by ticket: ascending tickets are the order of their `run_queued` events.
     pub(crate) queue: OrdMap<u64, RunId>,
     pub(crate) next_ticket: u64,
+    /// Index of the runs an executor is running, so the lease watch never scans every run.
+    pub(crate) running: OrdSet<RunId>,
     pub(crate) versions: OrdMap<StreamId, i64>,
     pub(crate) position: i64,
 }
@@ -202,6 +204,13 @@ impl Lab {
     /// How many runs wait in the queue.
     pub fn queue_len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The runs an executor has started and not yet finished, ascending id.
+    pub fn running_runs(&self) -> impl Iterator<Item = (&RunId, &RunState)> {
+        self.running
+            .iter()
+            .filter_map(|id| self.runs.get(id).map(|run| (id, run)))
     }
 
     /// The queued runs, oldest first.

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Most commands decided and appended in one transaction.
     #[arg(long, env = "RUNLEDGER_MAX_BATCH", default_value_t = 1000)]
     pub max_batch: usize,
+    /// Seconds an executor may go without a heartbeat before its runs end as `error`
+    /// (`executor_lost`) or are retried; executors send heartbeats every sixth of it.
+    #[arg(long, env = "RUNLEDGER_EXECUTOR_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub executor_lease_s: u64,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use runledger_executor::ExecutorSettings;
 use runledger_projections::ProjectorSettings;
 use runledger_secrets::Keyring;
 use runledger_store::EventStore;
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +121,7 @@ async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handle
         keyring,
         settings: HandlerSettings {
             max_batch: args.max_batch,
+            executor_lease: Duration::from_secs(args.executor_lease_s),
             ..HandlerSettings::default()
         },
         stats: Default::default(),
@@ -141,10 +143,10 @@ async fn executor(
         .await
         .context("connecting to NATS (NATS_URL)")?;
     tracing::info!(%name, "executor name");
-    Ok((
-        nats,
-        ExecutorSettings::new(name, settings.names()?, keyring),
-    ))
+    let mut executor = ExecutorSettings::new(name, settings.names()?, keyring);
+    executor.heartbeat_every =
+        (Duration::from_secs(args.executor_lease_s) / 6).max(Duration::from_millis(500));
+    Ok((nats, executor))
 }
 
 fn default_executor_name() -> String {

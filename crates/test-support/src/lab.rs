@@ -97,6 +97,16 @@ impl TestLab {
 
     /// A handler with its own database pool and NATS connection, as a separate process would have.
     pub async fn handler(&self, max_batch: usize) -> Handler {
+        self.handler_with_lease(max_batch, std::time::Duration::from_secs(30))
+            .await
+    }
+
+    /// A handler whose executors' leases last `executor_lease`.
+    pub async fn handler_with_lease(
+        &self,
+        max_batch: usize,
+        executor_lease: std::time::Duration,
+    ) -> Handler {
         let pool = runledger_store::connect(&self.db.url, 8)
             .await
             .expect("pool");
@@ -112,6 +122,7 @@ impl TestLab {
             settings: HandlerSettings {
                 max_batch,
                 ack_wait: std::time::Duration::from_secs(3),
+                executor_lease,
             },
             stats: Default::default(),
         }
@@ -124,7 +135,18 @@ impl TestLab {
 
     /// Starts a handler with a given group-commit size.
     pub async fn start_handler_with(&self, max_batch: usize) -> RunningHandler {
-        let handler = self.handler(max_batch).await;
+        self.spawn_handler(self.handler(max_batch).await)
+    }
+
+    /// Starts a handler whose executors' leases last `executor_lease`.
+    pub async fn start_handler_with_lease(
+        &self,
+        executor_lease: std::time::Duration,
+    ) -> RunningHandler {
+        self.spawn_handler(self.handler_with_lease(1000, executor_lease).await)
+    }
+
+    fn spawn_handler(&self, handler: Handler) -> RunningHandler {
         let stats = handler.stats.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(runledger_events::run(handler, shutdown.clone()));

@@ -8,12 +8,14 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binary;
 mod client;
 mod db;
 mod lab;
 mod nats;
 mod sshd;
 
+pub use binary::runledger_binary;
 pub use client::CommandClient;
 pub use db::TestDb;
 pub use lab::{RunningHandler, RunningProjector, TestLab};

@@ -30,11 +30,12 @@ pub(super) struct Pumped {
 /// `report_run_output`, awaited one by one so `seq` order is kept.
 pub(super) async fn pump<R: Reporter>(
     run_id: RunId,
+    after_seq: u64,
     mut source: mpsc::Receiver<Output>,
     reporter: &R,
     marker: watch::Sender<Option<ProcessHandle>>,
 ) -> Pumped {
-    let mut chunker = Chunker::default();
+    let mut chunker = Chunker::default().after(after_seq);
     let mut first_line: Option<BytesMut> = Some(BytesMut::new());
     let mut pumped = Pumped::default();
     loop {

@@ -129,7 +129,7 @@ async fn execute<R: Reporter>(
     };
     let (result, pumped, stop) = tokio::join!(
         exec,
-        output::pump(job.run_id, source, reporter, marker_tx),
+        output::pump(job.run_id, job.after_seq, source, reporter, marker_tx),
         guard.run()
     );
     if pumped.failed_reports > 0 {

@@ -16,7 +16,12 @@ pub(super) async fn prepare(
         TransportErrorKind::File => ErrorCode::UploadFailed,
         other => other.error_code(),
     };
-    let mkdir = render::ssh_exec_line(job.os, &render::prepare_workdir(job.os, job.run_id));
+    let mut script = render::prepare_workdir(job.os, job.run_id);
+    if job.after_seq > 0 {
+        // A retry: an earlier attempt on this machine may have left processes and files.
+        script = format!("{}\n{script}", render::end_leftovers(job.os, job.run_id));
+    }
+    let mkdir = render::ssh_exec_line(job.os, &script);
     match transport.exec_quiet(&mkdir).await {
         Ok(RemoteExit::Code(0)) => {}
         Ok(exit) => {

@@ -76,12 +76,35 @@ pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String 
         env.iter()
             .map(|(name, value)| format!("export {name}={}", quote(value))),
     );
+    lines.push(format!("export RUNLEDGER_RUN_ID={}", spec.run_id));
     lines.push(format!(
-        "exec setsid -w sh -c 'echo \"{}$$\"; exec sh -c \"$1\"' runledger-run {}",
+        "exec setsid -w sh -c 'echo \"{}$$\"; echo $$ > {}; exec sh -c \"$1\"' runledger-run {}",
         super::PGID_MARKER,
+        super::PROCESS_FILE,
         quote(spec.command)
     ));
     lines.join("\n")
+}
+
+pub(super) fn end_leftovers(run_id: RunId) -> String {
+    let dir = workdir(run_id);
+    let file = super::PROCESS_FILE;
+    [
+        format!("dir={dir}"),
+        format!("if [ -f \"$dir/{file}\" ]; then"),
+        format!("  pgid=$(cat \"$dir/{file}\")"),
+        "  for p in /proc/[0-9]*; do".to_owned(),
+        "    read -r stat < \"$p/stat\" 2>/dev/null || continue".to_owned(),
+        "    set -- ${stat##*) }".to_owned(),
+        "    [ \"$3\" = \"$pgid\" ] || continue".to_owned(),
+        format!(
+            "    tr '\\0' '\\n' < \"$p/environ\" 2>/dev/null | grep -qx 'RUNLEDGER_RUN_ID={run_id}' && kill -KILL \"${{p#/proc/}}\" 2>/dev/null"
+        ),
+        "  done".to_owned(),
+        "fi".to_owned(),
+        "rm -rf -- \"$dir\"".to_owned(),
+    ]
+    .join("\n")
 }
 
 pub(super) fn cleanup_workdir(run_id: RunId) -> String {
@@ -219,7 +242,8 @@ mod tests {
                  unset PYTHONHOME\n\
                  export MODE='fast'\n\
                  export TOKEN='a'\\''b'\n\
-                 exec setsid -w sh -c 'echo \"RUNLEDGER_PGID=$$\"; exec sh -c \"$1\"' runledger-run 'pytest -q --junitxml=report.xml'"
+                 export RUNLEDGER_RUN_ID=0193a000-0000-7000-8000-000000000001\n\
+                 exec setsid -w sh -c 'echo \"RUNLEDGER_PGID=$$\"; echo $$ > .runledger-process; exec sh -c \"$1\"' runledger-run 'pytest -q --junitxml=report.xml'"
             )
         );
         assert_sh_syntax(&script);
@@ -231,6 +255,7 @@ mod tests {
             super::super::cleanup_workdir(Os::Linux, run_id()),
             format!("rm -rf -- {dir}")
         );
+        assert_sh_syntax(&super::super::end_leftovers(Os::Linux, run_id()));
     }
 
     #[test]

@@ -112,7 +112,12 @@ pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String 
             .map(|(name, value)| format!("$env:{name} = {}", quote(value))),
     );
     lines.extend([
+        format!("$env:RUNLEDGER_RUN_ID = '{}'", spec.run_id),
         format!("Write-Output \"{}$PID\"", super::PID_MARKER),
+        format!(
+            "Set-Content -LiteralPath (Join-Path $workdir '{}') -Value $PID",
+            super::PROCESS_FILE
+        ),
         "$ErrorActionPreference = 'Continue'".to_owned(),
         "$global:LASTEXITCODE = 0".to_owned(),
         format!("Invoke-Expression {}", quote(spec.command)),
@@ -122,6 +127,21 @@ pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String 
         "exit 0".to_owned(),
     ]);
     lines.join("\n")
+}
+
+pub(super) fn end_leftovers(run_id: RunId) -> String {
+    [
+        PREAMBLE.to_owned(),
+        format!("$workdir = {}", workdir(run_id)),
+        format!("$file = Join-Path $workdir '{}'", super::PROCESS_FILE),
+        "if (Test-Path -LiteralPath $file) {".to_owned(),
+        "  $id = [int](Get-Content -LiteralPath $file -TotalCount 1)".to_owned(),
+        "  $p = Get-Process -Id $id -ErrorAction SilentlyContinue".to_owned(),
+        "  if ($p -and $p.StartTime -le (Get-Item -LiteralPath $file).LastWriteTime) { taskkill /T /F /PID $id 2>$null | Out-Null }".to_owned(),
+        "}".to_owned(),
+        "Remove-Item -LiteralPath $workdir -Recurse -Force -ErrorAction SilentlyContinue".to_owned(),
+    ]
+    .join("\n")
 }
 
 pub(super) fn cleanup_workdir(run_id: RunId) -> String {
@@ -238,7 +258,9 @@ mod tests {
              Remove-Item Env:PYTHONHOME -ErrorAction SilentlyContinue\n\
              $env:MODE = 'fast'\n\
              $env:TOKEN = 'a''b$(c)'\n\
+             $env:RUNLEDGER_RUN_ID = '0193a000-0000-7000-8000-000000000001'\n\
              Write-Output \"RUNLEDGER_PID=$PID\"\n\
+             Set-Content -LiteralPath (Join-Path $workdir '.runledger-process') -Value $PID\n\
              $ErrorActionPreference = 'Continue'\n\
              $global:LASTEXITCODE = 0\n\
              Invoke-Expression 'pytest -q --junitxml=report.xml'\n\
@@ -255,6 +277,12 @@ mod tests {
             cleanup_workdir(Os::Windows, run_id()),
             format!("Remove-Item -LiteralPath {dir} -Recurse -Force -ErrorAction SilentlyContinue")
         );
+        let leftovers = super::super::end_leftovers(Os::Windows, run_id());
+        assert!(
+            leftovers.contains(&format!("$workdir = {dir}")),
+            "{leftovers}"
+        );
+        assert!(leftovers.contains("taskkill /T /F /PID $id"), "{leftovers}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! a run is driven its item is kept alive (`in_progress`) and the view is watched for
 //! `run_cancel_requested`. Items are acked once their final report is accepted.
 
+mod lease;
 mod machines;
 mod reporter;
 mod run;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::feed::{self, FeedError, ViewHandle, WorkConfig, WorkQueue};
 use crate::ssh::SshOptions;
+use lease::HeldRuns;
 use machines::Machines;
 
 /// How an executor process runs.
@@ -52,6 +54,9 @@ pub struct ExecutorSettings {
     /// How long in-flight work may go on after shutdown before it is abandoned (its items are
     /// then delivered again).
     pub shutdown_grace: Duration,
+    /// How often the executor sends `executor_heartbeat` naming the runs it drives; keep it
+    /// well under the handler's executor lease (default: 5 s against a 30 s lease).
+    pub heartbeat_every: Duration,
 }
 
 impl ExecutorSettings {
@@ -68,6 +73,7 @@ impl ExecutorSettings {
             report_timeout: Duration::from_secs(10),
             report_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
+            heartbeat_every: Duration::from_secs(5),
         }
     }
 }
@@ -85,6 +91,10 @@ pub enum ExecutorError {
 
 /// What every work item's handler shares.
 pub(crate) struct Worker {
+    /// The executor's name.
+    pub(crate) name: String,
+    /// The runs this process drives.
+    pub(crate) held: HeldRuns,
     pub(crate) view: ViewHandle,
     pub(crate) reporter: NatsReporter,
     pub(crate) machines: Machines,
@@ -115,12 +125,19 @@ pub async fn run(
         settings.report_attempts,
     );
     let worker = Arc::new(Worker {
+        name: settings.name.clone(),
+        held: HeldRuns::default(),
         view,
         reporter,
         machines: Machines::new(settings.keyring.clone(), settings.ssh),
         keep_alive_every: (settings.work.ack_wait / 3).max(Duration::from_millis(100)),
     });
     tracing::info!("executor started");
+    let lease = tokio::spawn(lease::keep_lease(
+        Arc::clone(&worker),
+        settings.heartbeat_every,
+        shutdown.child_token(),
+    ));
     let mut tasks = JoinSet::new();
     let taken = tokio::select! {
         taken = take(&queues.runs, &worker, settings.max_concurrent_runs, &shutdown, &mut tasks, Kind::Run) => taken,
@@ -134,6 +151,7 @@ pub async fn run(
         tracing::warn!("work still in flight after the shutdown grace; abandoning it");
         tasks.abort_all();
     }
+    let _ = lease.await;
     let _ = follower.await;
     tracing::info!("executor stopped");
     taken

@@ -43,6 +43,11 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
             return settle(item).await;
         }
     };
+    // Held before the claim, so the heartbeat never misses a run this process started.
+    let Some(_held) = worker.held.hold(run_id) else {
+        tracing::info!("this process already drives the run; skipping");
+        return settle(item).await;
+    };
     let reporter = worker.reporter.caused_by(item.meta.event_id);
     match reporter
         .send("report_run_started", json!({"run_id": run_id}))
@@ -87,7 +92,7 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
     let done = tokio::select! {
         done = work => done,
         err = item.keep_alive(worker.keep_alive_every) => Err(err.to_string()),
-        () = watch_cancel(worker.view.clone(), run_id, cancel.clone()) => {
+        () = watch_cancel(worker.view.clone(), run_id, item.position, cancel.clone()) => {
             Err("the events follower stopped".to_owned())
         }
     };
@@ -97,14 +102,30 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
     }
 }
 
-/// Cancels `cancel` once the view shows `cancel_requested` for the run; returns only if the
-/// view stops moving.
-async fn watch_cancel(view: ViewHandle, run_id: RunId, cancel: CancellationToken) {
+/// Cancels `cancel` once the view shows `cancel_requested` for the run, or shows that the run
+/// is no longer this assignment's (its lease expired and it was queued again or ended); returns
+/// only if the view stops moving.
+async fn watch_cancel(
+    view: ViewHandle,
+    run_id: RunId,
+    assigned_at: i64,
+    cancel: CancellationToken,
+) {
     loop {
         let position = view.position();
-        let requested = view.read(|v| v.run(run_id).is_some_and(|run| run.cancel_requested));
-        if requested && !cancel.is_cancelled() {
-            tracing::info!("cancellation requested");
+        let (requested, taken) = view.read(|v| match v.run(run_id) {
+            Some(run) => (
+                run.cancel_requested,
+                run.assignment.is_none_or(|a| a.position != assigned_at),
+            ),
+            None => (false, v.finished(run_id).is_some()),
+        });
+        if (requested || taken) && !cancel.is_cancelled() {
+            if taken {
+                tracing::info!("the run has ended or is no longer this executor's; stopping it");
+            } else {
+                tracing::info!("cancellation requested");
+            }
             cancel.cancel();
         }
         if view.wait_for(position + 1).await.is_err() {
@@ -145,5 +166,6 @@ fn job(run: &ResolvedRun) -> RunJob {
             .junit_xml
             .as_ref()
             .map(|path| path.as_str().to_owned()),
+        after_seq: crate::chunker::first_seq_of_attempt(run.assignment.attempt),
     }
 }

@@ -6,38 +6,12 @@ use runledger_test_support::TestLab;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// The `runledger` binary: `$RUNLEDGER_BIN`, else built (or found up to date) by cargo. This
-/// package cannot name another package's binary, so the test asks cargo for it once.
 fn binary() -> &'static PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("RUNLEDGER_BIN") {
-            return path.into();
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        build
-            .args(["build", "-p", "runledger", "--bin", "runledger"])
-            .arg("--message-format=json-render-diagnostics")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit());
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let output = build.output().expect("run cargo build");
-        assert!(output.status.success(), "cargo build -p runledger failed");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|message| message["target"]["name"] == "runledger")
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the runledger executable")
-    })
+    runledger_test_support::runledger_binary()
 }
 
 /// `runledger audit …` against the lab's database, quiet and with a known terminal width.

@@ -35,6 +35,7 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::ReportVenvProvisioned(c) => venvs::provisioned(lab, c),
         Command::ReportVenvProvisioningFailed(c) => venvs::provisioning_failed(lab, c),
         Command::ReportHostKey(c) => machines::report_host_key(lab, c),
+        Command::ExpireExecutorLease(c) => reports::expire_lease(lab, c),
         Command::ExecutorHeartbeat(c) => Ok(vec![Event::ExecutorHeartbeat(
             runledger_types::event::ExecutorHeartbeat {
                 executor: executor.to_owned(),

@@ -5,9 +5,11 @@
 use super::{reject, run};
 use crate::scheduling::then_fill;
 use crate::state::{Lab, RunPhase, RunState};
-use runledger_types::command::{ReportRunFinished, ReportRunOutput, ReportRunStarted};
-use runledger_types::event::{RunFinished, RunOutput, RunStarted, VenvReleased};
-use runledger_types::{Event, Rejection, RejectionCode, RunId};
+use runledger_types::command::{
+    ExpireExecutorLease, ReportRunFinished, ReportRunOutput, ReportRunStarted,
+};
+use runledger_types::event::{RunFinished, RunOutput, RunQueued, RunStarted, VenvReleased};
+use runledger_types::{Event, Rejection, RejectionCode, RunId, RunStatus};
 
 /// `run_started` for an assigned run. Repeated by the executor that started it: no events.
 pub(super) fn run_started(
@@ -59,10 +61,8 @@ pub(super) fn run_output(
 }
 
 /// `run_finished` + `venv_released` + the freed venv's next run. Allowed while running (from the
-/// executor that started it) or assigned (any executor: it failed before starting).
-///
-/// Extension point for retries (a later issue): an infrastructure `error` with attempts left
-/// will decide here, in [`finish`], a new assignment instead of the final `run_finished`.
+/// executor that started it) or assigned (any executor: it failed before starting). An `error`
+/// with retries left re-queues the run instead (see [`finish`]).
 pub(super) fn run_finished(
     lab: &Lab,
     executor: &str,
@@ -79,9 +79,85 @@ pub(super) fn run_finished(
     Ok(finish(lab, found, command))
 }
 
-/// The events that end a run holding a venv: the final status, the release, the next run.
+/// The error code of runs whose executor stopped sending heartbeats.
+pub(crate) const EXECUTOR_LOST: &str = "executor_lost";
+
+/// `expire_executor_lease`: every run `executor` is running ends as `error` (`executor_lost`),
+/// or is retried, provided no heartbeat arrived since the sender counted `heartbeats`.
+pub(super) fn expire_lease(
+    lab: &Lab,
+    command: &ExpireExecutorLease,
+) -> Result<Vec<Event>, Rejection> {
+    let executor = command.executor.as_str();
+    let current = crate::leases::heartbeats(lab, executor);
+    if current != command.heartbeats {
+        return reject(
+            RejectionCode::LeaseRenewed,
+            format!(
+                "executor {executor} has sent {current} heartbeats, not {}: its lease is alive",
+                command.heartbeats
+            ),
+        );
+    }
+    let mut scratch = lab.clone();
+    let mut decided = Vec::new();
+    for (run_id, found) in lab
+        .running_runs()
+        .filter(|(_, run)| run.executor.as_deref() == Some(executor))
+    {
+        let lost = ReportRunFinished {
+            run_id: *run_id,
+            status: RunStatus::Error,
+            exit_code: None,
+            summary: None,
+            reason: Some(format!(
+                "executor lost: {executor} sent no heartbeat for its lease"
+            )),
+            error_code: Some(EXECUTOR_LOST.to_owned()),
+            tests: Vec::new(),
+        };
+        // Each run's events are decided on top of the previous runs' (a freed venv may go to
+        // a run queued behind another one's retry).
+        for event in finish(&scratch, found, &lost) {
+            crate::evolve(&mut scratch, &event);
+            decided.push(event);
+        }
+    }
+    Ok(decided)
+}
+
+/// The events that end a run holding a venv: the final status, the release, the next run. An
+/// infrastructure `error` of a run whose test case allows more attempts, and whose cancellation
+/// was not asked for, re-queues it instead (`venv_released`, `run_queued` with the reason); the
+/// retry goes to the back of the queue like any other run.
 fn finish(lab: &Lab, found: &RunState, command: &ReportRunFinished) -> Vec<Event> {
     let run_id = command.run_id;
+    let retries = lab
+        .test_case(&found.test_case_id)
+        .map_or(0, |test_case| test_case.retries);
+    if let Some(venv_id) = found.venv_id
+        && command.status == RunStatus::Error
+        && !found.cancel_requested
+        && found.attempt <= retries
+    {
+        let cause = command
+            .reason
+            .as_deref()
+            .or(command.error_code.as_deref())
+            .unwrap_or("infrastructure error");
+        let decided = vec![
+            Event::VenvReleased(VenvReleased { venv_id, run_id }),
+            Event::RunQueued(RunQueued {
+                run_id,
+                reason: format!(
+                    "retrying: attempt {} of {} ended in error ({cause})",
+                    found.attempt,
+                    retries + 1
+                ),
+            }),
+        ];
+        return then_fill(lab, decided, [venv_id]);
+    }
     let mut decided = vec![Event::RunFinished(RunFinished {
         run_id,
         status: command.status,

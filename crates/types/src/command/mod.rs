@@ -50,6 +50,8 @@ pub enum Command {
     ReportHostKey(ReportHostKey),
     /// `executor_heartbeat` (executor)
     ExecutorHeartbeat(ExecutorHeartbeat),
+    /// `expire_executor_lease` (the handler's lease watch)
+    ExpireExecutorLease(ExpireExecutorLease),
 }
 
 /// A parsed command before its secrets are protected.
@@ -155,6 +157,7 @@ command_types! {
     ReportVenvProvisioningFailed => "report_venv_provisioning_failed",
     ReportHostKey => "report_host_key",
     ExecutorHeartbeat => "executor_heartbeat",
+    ExpireExecutorLease => "expire_executor_lease",
 }
 
 impl CommandType {
@@ -193,6 +196,7 @@ impl Command {
             Self::ReportVenvProvisioningFailed(_) => CommandType::ReportVenvProvisioningFailed,
             Self::ReportHostKey(_) => CommandType::ReportHostKey,
             Self::ExecutorHeartbeat(_) => CommandType::ExecutorHeartbeat,
+            Self::ExpireExecutorLease(_) => CommandType::ExpireExecutorLease,
         }
     }
 }
@@ -248,5 +252,6 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         }
         T::ReportHostKey => ready(Command::ReportHostKey(decode(payload)?)),
         T::ExecutorHeartbeat => ready(Command::ExecutorHeartbeat(decode(payload)?)),
+        T::ExpireExecutorLease => ready(Command::ExpireExecutorLease(decode(payload)?)),
     })
 }

@@ -159,3 +159,16 @@ pub struct ExecutorHeartbeat {
     #[serde(default)]
     pub run_ids: Vec<RunId>,
 }
+
+/// `expire_executor_lease`: the executor has sent no heartbeat for its lease, so the runs it
+/// holds end as `error` (`executor_lost`) or are retried. Sent by the handler's lease watch (or
+/// an operator); `heartbeats` is the number of heartbeats the sender saw, so a heartbeat that
+/// arrives in between makes the command a no-op (`lease_renewed`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireExecutorLease {
+    /// The executor's name (its actor is `executor:<name>`).
+    pub executor: String,
+    /// How many heartbeats of the executor the log held when the lease was judged expired.
+    pub heartbeats: i64,
+}
