@@ -11,7 +11,9 @@ use runledger_executor::driver::{
 };
 use runledger_executor::local::LocalMachine;
 use runledger_executor::render::VenvSpec;
-use runledger_executor::ssh::{RemoteExit, SshAuth, SshOptions, SshTarget, connect};
+use runledger_executor::ssh::{
+    PooledConnection, RemoteExit, SshAuth, SshOptions, SshTarget, connect,
+};
 use runledger_test_support::TestSshd;
 use runledger_types::command::ReportRunFinished;
 use runledger_types::ids::{RunId, VenvId};
@@ -82,7 +84,7 @@ async fn over_ssh() -> Machine {
     };
     let (connection, _) = connect(&target, &SshOptions::default()).await.unwrap();
     Machine {
-        transport: Transport::Ssh(Arc::new(connection)),
+        transport: Transport::Ssh(Arc::new(PooledConnection::unpooled(Arc::new(connection)))),
         _sshd: Some(sshd),
         temp_home: None,
     }

@@ -228,7 +228,11 @@ async fn download_round_trips_and_reports_missing_and_too_large_files() {
 async fn the_pool_runs_20_concurrent_execs_over_one_connection_and_reconnects() {
     let sshd = TestSshd::start();
     let target = target(&sshd, SshAuth::PrivateKey(sshd.ed25519_key.clone()));
-    let pool = Arc::new(SshPool::new(SshOptions::default()));
+    let options = SshOptions {
+        users_per_connection: 20,
+        ..SshOptions::default()
+    };
+    let pool = Arc::new(SshPool::new(options));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (pool, target) = (pool.clone(), target.clone());
@@ -255,4 +259,48 @@ async fn the_pool_runs_20_concurrent_execs_over_one_connection_and_reconnects() 
     let again = pool.get(&target).await.unwrap();
     assert_eq!(stdout_of(&again, "echo back").await, "back\n");
     assert_eq!(pool.connections_opened(), 2);
+}
+
+#[tokio::test]
+async fn the_pool_opens_another_connection_when_one_is_full_and_waits_at_the_bound() {
+    let sshd = TestSshd::start();
+    let target = target(&sshd, SshAuth::PrivateKey(sshd.ed25519_key.clone()));
+    let options = SshOptions {
+        users_per_connection: 2,
+        max_connections_per_machine: 2,
+        ..SshOptions::default()
+    };
+    let pool = Arc::new(SshPool::new(options));
+    let held: Vec<_> = futures_held(&pool, &target, 4).await;
+    let ports: std::collections::HashSet<String> = {
+        let mut ports = std::collections::HashSet::new();
+        for connection in &held {
+            ports.insert(stdout_of(connection, "echo $SSH_CONNECTION").await);
+        }
+        ports
+    };
+    assert_eq!(ports.len(), 2, "two callers per connection: {ports:?}");
+    assert_eq!(pool.connections_opened(), 2);
+    // Both connections are full and at the bound: the fifth caller waits for a slot.
+    let fifth = {
+        let (pool, target) = (pool.clone(), target.clone());
+        tokio::spawn(async move { pool.get(&target).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!fifth.is_finished(), "waits while every slot is taken");
+    drop(held);
+    fifth.await.unwrap().unwrap();
+    assert_eq!(pool.connections_opened(), 2);
+}
+
+async fn futures_held(
+    pool: &Arc<SshPool>,
+    target: &SshTarget,
+    count: usize,
+) -> Vec<runledger_executor::ssh::PooledConnection> {
+    let mut held = Vec::new();
+    for _ in 0..count {
+        held.push(pool.get(target).await.unwrap());
+    }
+    held
 }

@@ -8,13 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::classify::ErrorCode;
 use crate::local::{LocalError, LocalMachine};
-use crate::ssh::{Output, RemoteExit, SshConnection, SshError, SshErrorKind};
+use crate::ssh::{Output, PooledConnection, RemoteExit, SshError, SshErrorKind};
 
 /// Where a run or a provisioning script executes.
 #[derive(Clone)]
 pub enum Transport {
-    /// A machine reached over SSH (a connection shared through [`SshPool`](crate::ssh::SshPool)).
-    Ssh(Arc<SshConnection>),
+    /// A machine reached over SSH (a connection shared through [`SshPool`](crate::ssh::SshPool),
+    /// holding one of its slots while the transport lives).
+    Ssh(Arc<PooledConnection>),
     /// The executor's own machine (host `local`).
     Local(LocalMachine),
 }

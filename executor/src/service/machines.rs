@@ -87,7 +87,7 @@ impl Machines {
                 Err(err) => tracing::warn!(error = %err, "report_host_key not delivered"),
             }
         }
-        Ok(Transport::Ssh(connection))
+        Ok(Transport::Ssh(std::sync::Arc::new(connection)))
     }
 }
 

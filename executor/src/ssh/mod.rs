@@ -1,7 +1,7 @@
 //! The executor's SSH client, built on russh: authenticated connections with pinned or
 //! trusted-on-first-use host keys ([`connect`]), streaming command execution
 //! ([`SshConnection::exec`]), SFTP uploads ([`SshConnection::upload`]) and a per-machine
-//! connection pool ([`SshPool`]) that runs many channels over one connection.
+//! connection pool ([`SshPool`]) that runs many channels over each connection.
 
 mod connect;
 mod exec;
@@ -10,7 +10,7 @@ mod sftp;
 
 pub use connect::{SshConnection, connect};
 pub use exec::{Output, RemoteExit};
-pub use pool::SshPool;
+pub use pool::{PooledConnection, SshPool};
 
 use std::fmt;
 use std::time::Duration;
@@ -67,6 +67,11 @@ pub struct SshOptions {
     pub keepalive_interval: Option<Duration>,
     /// Close the connection after this many unanswered keepalives.
     pub keepalive_max: usize,
+    /// Callers (runs, provisionings) one pooled connection serves at once; keep it at most half
+    /// the server's `MaxSessions` (OpenSSH: 10), as each may hold two channels.
+    pub users_per_connection: usize,
+    /// Most pooled connections to one machine; callers beyond wait for a slot.
+    pub max_connections_per_machine: usize,
 }
 
 impl Default for SshOptions {
@@ -76,6 +81,8 @@ impl Default for SshOptions {
             auth_timeout: Duration::from_secs(15),
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_max: 3,
+            users_per_connection: 4,
+            max_connections_per_machine: 64,
         }
     }
 }

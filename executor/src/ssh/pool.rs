@@ -1,19 +1,58 @@
-//! One connection per machine, shared by every channel that machine needs.
+//! Pooled connections per machine: many channels on each, and as many connections as the
+//! concurrent work needs.
+//!
+//! OpenSSH refuses more than `MaxSessions` (default 10) channels at once on one connection, and
+//! a run may hold two at a time (its command, and the `kill` of a timeout or cancel, or an
+//! upload). So each connection serves at most [`SshOptions::users_per_connection`] callers at
+//! once (default 4: eight channels and a spare); a caller beyond that gets another connection to
+//! the same machine, up to [`SshOptions::max_connections_per_machine`], and past that waits for
+//! a slot.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::{SshConnection, SshError, SshOptions, SshTarget, connect};
 
-/// The pool's key: one connection per machine address and user.
+/// The pool's key: one set of connections per machine address and user.
 type Key = (String, u16, String);
-/// One machine's slot; its async lock makes concurrent callers share one connect.
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<SshConnection>>>>;
+/// One machine's connections; its async lock makes concurrent callers share one connect.
+type Slot = Arc<tokio::sync::Mutex<Vec<Pooled>>>;
 
-/// A pool of SSH connections, one per `(host, port, username)`, reconnecting when one breaks.
-///
-/// Channels are multiplexed: any number of execs and uploads share a machine's connection.
+#[derive(Clone)]
+struct Pooled {
+    connection: Arc<SshConnection>,
+    users: Arc<Semaphore>,
+}
+
+/// A connection from the pool, counted against its per-connection limit until dropped.
+pub struct PooledConnection {
+    connection: Arc<SshConnection>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl PooledConnection {
+    /// A connection outside any pool (tests, one-off tools): no limit applies.
+    pub fn unpooled(connection: Arc<SshConnection>) -> Self {
+        Self {
+            connection,
+            _slot: None,
+        }
+    }
+}
+
+impl Deref for PooledConnection {
+    type Target = SshConnection;
+
+    fn deref(&self) -> &SshConnection {
+        &self.connection
+    }
+}
+
+/// A pool of SSH connections per `(host, port, username)`, reconnecting when one breaks.
 pub struct SshPool {
     options: SshOptions,
     slots: Mutex<HashMap<Key, Slot>>,
@@ -31,31 +70,51 @@ impl SshPool {
         }
     }
 
-    /// The live connection to `target`'s machine, connecting (or reconnecting) when there is none.
+    /// A live connection to `target`'s machine with a free slot: an open one when it has room,
+    /// else a new one (up to the per-machine bound), else the first to free a slot.
     ///
     /// A cached connection is reused only if it is open and, when `target` pins a host key, was
     /// made with that key. Whether the key was trusted on first use shows in
     /// [`SshConnection::host_key_fingerprint`].
-    pub async fn get(&self, target: &SshTarget) -> Result<Arc<SshConnection>, SshError> {
+    pub async fn get(&self, target: &SshTarget) -> Result<PooledConnection, SshError> {
         let slot = self.slot(target);
-        let mut cached = slot.lock().await;
-        if let Some(connection) = cached.as_ref().filter(|c| usable(c, target)) {
-            return Ok(connection.clone());
-        }
-        if cached.is_some() {
+        let mut pooled = slot.lock().await;
+        let before = pooled.len();
+        pooled.retain(|p| usable(&p.connection, target));
+        if pooled.len() < before {
             tracing::info!(addr = %target.addr(), "ssh connection lost or stale; reconnecting");
         }
-        let (connection, _) = connect(target, &self.options).await?;
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        let connection = Arc::new(connection);
-        *cached = Some(connection.clone());
-        Ok(connection)
+        for candidate in pooled.iter() {
+            if let Ok(permit) = Arc::clone(&candidate.users).try_acquire_owned() {
+                return Ok(lease(candidate, permit));
+            }
+        }
+        if pooled.len() < self.options.max_connections_per_machine.max(1) {
+            let (connection, _) = connect(target, &self.options).await?;
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            let fresh = Pooled {
+                connection: Arc::new(connection),
+                users: Arc::new(Semaphore::new(self.options.users_per_connection.max(1))),
+            };
+            pooled.push(fresh.clone());
+            return match Arc::clone(&fresh.users).try_acquire_owned() {
+                Ok(permit) => Ok(lease(&fresh, permit)),
+                // A fresh semaphore has room; without a permit the caller just goes unlimited.
+                Err(_) => Ok(PooledConnection::unpooled(fresh.connection)),
+            };
+        }
+        let busiest = pooled[0].clone();
+        drop(pooled);
+        match busiest.users.clone().acquire_owned().await {
+            Ok(permit) => Ok(lease(&busiest, permit)),
+            Err(_) => Ok(PooledConnection::unpooled(busiest.connection)),
+        }
     }
 
-    /// Forgets `target`'s connection (after an error that leaves it suspect); the next
-    /// [`get`](Self::get) connects afresh. Channels already open on it go on.
+    /// Forgets `target`'s connections (after an error that leaves them suspect); the next
+    /// [`get`](Self::get) connects afresh. Channels already open on them go on.
     pub async fn evict(&self, target: &SshTarget) {
-        self.slot(target).lock().await.take();
+        self.slot(target).lock().await.clear();
     }
 
     /// How many connections this pool has opened so far.
@@ -67,6 +126,13 @@ impl SshPool {
         let key = (target.host.clone(), target.port, target.username.clone());
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key).or_default().clone()
+    }
+}
+
+fn lease(pooled: &Pooled, permit: OwnedSemaphorePermit) -> PooledConnection {
+    PooledConnection {
+        connection: Arc::clone(&pooled.connection),
+        _slot: Some(permit),
     }
 }
 
