@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// (`executor_lost`) or are retried; executors send heartbeats every sixth of it.
     #[arg(long, env = "RUNLEDGER_EXECUTOR_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub executor_lease_s: u64,
+    /// Most runs one executor process drives at once.
+    #[arg(long, env = "RUNLEDGER_EXECUTOR_MAX_RUNS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub executor_max_runs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -144,6 +144,7 @@ async fn executor(
         .context("connecting to NATS (NATS_URL)")?;
     tracing::info!(%name, "executor name");
     let mut executor = ExecutorSettings::new(name, settings.names()?, keyring);
+    executor.max_concurrent_runs = usize::try_from(args.executor_max_runs).unwrap_or(16);
     executor.heartbeat_every =
         (Duration::from_secs(args.executor_lease_s) / 6).max(Duration::from_millis(500));
     Ok((nats, executor))
