@@ -13,6 +13,7 @@
 //! [`Chunker::deadline`] and calls [`Chunker::poll`] to flush a chunk that has aged out.
 
 use runledger_types::command::OutputStream;
+pub use runledger_types::command::first_seq_of_attempt;
 use std::time::{Duration, Instant};
 
 /// Largest chunk text, in bytes.
@@ -198,13 +199,6 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
 
 fn next_char_len(text: &str) -> usize {
     text.chars().next().map_or(0, char::len_utf8)
-}
-
-/// The `seq` before attempt `attempt`'s first chunk: attempt 1 numbers from 1, attempt `n` from
-/// `(n - 1) * 2^32 + 1`, so every attempt's output keeps increasing after the ones before it
-/// (the handler records only chunks numbered above the last one).
-pub fn first_seq_of_attempt(attempt: u32) -> u64 {
-    u64::from(attempt.saturating_sub(1)) << 32
 }
 
 #[cfg(test)]

@@ -18,8 +18,11 @@
 //! A run script prints one marker line on stdout before the test command starts, which the
 //! executor strips from the output with [`parse_marker`] and keeps to kill the run later:
 //!
-//! - Linux: `RUNLEDGER_PGID=<n>`. The script ends with
-//!   `exec setsid -w sh -c 'echo "RUNLEDGER_PGID=$$"; exec sh -c "$1"' runledger-run '<command>'`.
+//! - Linux: `RUNLEDGER_PGID=<n>`. The script ends with `exec 3>&2 2>/dev/null` and
+//!   `exec setsid -w sh -c 'echo "RUNLEDGER_PGID=$$"; …; exec sh -c "$1" 2>&3 3>&-' runledger-run '<command>'`
+//!   (only the command writes to the run's stderr; what `setsid` says about a killed group is
+//!   dropped). [`run_and_clean_up`] keeps the shell instead of `exec`, to remove the working
+//!   directory after the command.
 //!   `setsid` puts the inner `sh` in a new session, so its `$$` is also its process-group id; the
 //!   test command replaces that shell (same pid), and everything it starts stays in the group
 //!   unless it calls `setsid` itself. `-w` makes `setsid` wait and pass the exit code back (it
@@ -139,6 +142,19 @@ pub fn run(os: Os, spec: &RunSpec<'_>) -> Result<String, RenderError> {
     Ok(match os {
         Os::Linux => posix::run(spec, &env),
         Os::Windows => powershell::run(spec, &env),
+    })
+}
+
+/// On Linux, the script of [`run`] that also removes the run's working directory once the
+/// command ends (for runs with nothing to fetch afterwards: one exec instead of two); `None` on
+/// Windows, where the executor removes it separately.
+pub fn run_and_clean_up(os: Os, spec: &RunSpec<'_>) -> Result<Option<String>, RenderError> {
+    no_nul("venv path", spec.venv_path)?;
+    no_nul("command", spec.command)?;
+    let env = merged_env(spec)?;
+    Ok(match os {
+        Os::Linux => Some(posix::run_and_clean_up(spec, &env)),
+        Os::Windows => None,
     })
 }
 

@@ -51,6 +51,7 @@ codes! {
     RunNotRunning => "run_not_running": "The run is not running.",
     CancelAlreadyRequested => "cancel_already_requested": "Cancellation was already requested.",
     ExecutorMismatch => "executor_mismatch": "Another executor holds the run.",
+    OutputGap => "output_gap": "An output chunk whose predecessor is not recorded yet; send it again after that one.",
     LeaseRenewed => "lease_renewed": "The executor sent a heartbeat since its lease was judged expired.",
     HostKeyMismatch => "host_key_mismatch": "The reported host key differs from the pinned one.",
     StorageError => "storage_error": "The command's events could not be stored.",

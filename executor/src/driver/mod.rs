@@ -52,7 +52,26 @@ pub trait Reporter: Sync {
         command_type: &'static str,
         payload: serde_json::Value,
     ) -> impl Future<Output = Result<(), ReportError>> + Send;
+
+    /// Sends one report of an ordered series (a run's output) without waiting for its outcome:
+    /// resolves once the report is queued behind the ones sent before it, into a future of its
+    /// outcome. The default waits for the outcome first (no pipelining).
+    fn report_in_order(
+        &self,
+        command_type: &'static str,
+        payload: serde_json::Value,
+    ) -> impl Future<Output = Result<PendingReport, ReportError>> + Send {
+        async move {
+            let outcome = self.report(command_type, payload).await;
+            let pending: PendingReport = Box::pin(std::future::ready(outcome));
+            Ok(pending)
+        }
+    }
 }
+
+/// The outcome of a report sent with [`Reporter::report_in_order`], still to come.
+pub type PendingReport =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), ReportError>> + Send + 'static>>;
 
 /// A report could not be delivered.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +81,8 @@ pub struct ReportError {
     pub command_type: &'static str,
     /// Why (the NATS error, a rejection, …).
     pub reason: String,
+    /// The rejection's code, when the handler refused the report.
+    pub rejection: Option<runledger_types::RejectionCode>,
 }
 
 /// The final report of a run or provisioning could not be sent; the work itself is done (and its

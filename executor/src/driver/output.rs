@@ -1,14 +1,17 @@
-//! A run's output: the marker line taken out, the rest chunked and reported in order.
+//! A run's output: the marker line taken out, the rest chunked and reported in order,
+//! pipelined (see [`OutputSender`]).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use runledger_types::RejectionCode;
 use runledger_types::command::OutputStream;
 use runledger_types::ids::RunId;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::Reporter;
+use super::{PendingReport, Reporter};
 use crate::chunker::{Chunk, Chunker};
 use crate::render::{ProcessHandle, parse_marker};
 use crate::ssh::Output;
@@ -27,7 +30,7 @@ pub(super) struct Pumped {
 
 /// Reads `source` until it closes: the first stdout line goes to `marker` when it is one, the
 /// rest through a [`Chunker`] (flushed on its deadline even without new bytes) to `reporter` as
-/// `report_run_output`, awaited one by one so `seq` order is kept.
+/// `report_run_output`, published in `seq` order with up to [`WINDOW`] awaiting outcomes.
 pub(super) async fn pump<R: Reporter>(
     run_id: RunId,
     after_seq: u64,
@@ -38,6 +41,7 @@ pub(super) async fn pump<R: Reporter>(
     let mut chunker = Chunker::default().after(after_seq);
     let mut first_line: Option<BytesMut> = Some(BytesMut::new());
     let mut pumped = Pumped::default();
+    let mut sender = OutputSender::new(run_id, reporter);
     loop {
         let deadline = chunker.deadline().map(tokio::time::Instant::from_std);
         let chunks = tokio::select! {
@@ -55,7 +59,7 @@ pub(super) async fn pump<R: Reporter>(
                 chunker.poll(Instant::now()).into_iter().collect()
             }
         };
-        send(run_id, reporter, chunks, &mut pumped).await;
+        sender.push(chunks).await;
     }
     // Output ended before a full first line: what was held back is output after all.
     let mut chunks = match first_line.take() {
@@ -63,7 +67,8 @@ pub(super) async fn pump<R: Reporter>(
         _ => Vec::new(),
     };
     chunks.extend(chunker.finish(Instant::now()));
-    send(run_id, reporter, chunks, &mut pumped).await;
+    sender.push(chunks).await;
+    pumped.failed_reports = sender.drain().await;
     pumped.last_seq = chunker.last_seq();
     pumped
 }
@@ -109,17 +114,90 @@ fn take_marker(
     }
 }
 
-async fn send<R: Reporter>(run_id: RunId, reporter: &R, chunks: Vec<Chunk>, pumped: &mut Pumped) {
-    for chunk in chunks {
-        let payload = json!({
-            "run_id": run_id,
-            "seq": chunk.seq,
-            "stream": chunk.stream,
-            "text": chunk.text,
-        });
-        if let Err(error) = reporter.report("report_run_output", payload).await {
-            pumped.failed_reports += 1;
-            tracing::warn!(seq = chunk.seq, %error, "report_run_output failed");
+/// Most output chunks published and still waiting for their outcomes: enough for the handler to
+/// group many chunks into one transaction, few enough to bound the memory they hold (64 KiB
+/// each).
+const WINDOW: usize = 64;
+
+/// Reports a run's chunks in `seq` order, pipelined: each is published behind the previous one
+/// and its outcome awaited later. A chunk refused with `output_gap` (a handler saw it before its
+/// predecessor: several handlers share the work) is sent again once every earlier chunk has
+/// its outcome; a chunk that cannot be published is sent on its own after them.
+struct OutputSender<'a, R> {
+    run_id: RunId,
+    reporter: &'a R,
+    in_flight: VecDeque<(u64, Value, PendingReport)>,
+    failed: u64,
+}
+
+impl<'a, R: Reporter> OutputSender<'a, R> {
+    fn new(run_id: RunId, reporter: &'a R) -> Self {
+        Self {
+            run_id,
+            reporter,
+            in_flight: VecDeque::new(),
+            failed: 0,
         }
+    }
+
+    async fn push(&mut self, chunks: Vec<Chunk>) {
+        for chunk in chunks {
+            let payload = json!({
+                "run_id": self.run_id,
+                "seq": chunk.seq,
+                "stream": chunk.stream,
+                "text": chunk.text,
+            });
+            while self.in_flight.len() >= WINDOW {
+                self.settle_one().await;
+            }
+            let published = self
+                .reporter
+                .report_in_order("report_run_output", payload.clone())
+                .await;
+            match published {
+                Ok(pending) => self.in_flight.push_back((chunk.seq, payload, pending)),
+                Err(error) => {
+                    tracing::warn!(seq = chunk.seq, %error, "report_run_output not published; sending it alone");
+                    self.drain().await;
+                    self.report_alone(chunk.seq, payload).await;
+                }
+            }
+        }
+    }
+
+    async fn settle_one(&mut self) {
+        let Some((seq, payload, pending)) = self.in_flight.pop_front() else {
+            return;
+        };
+        match pending.await {
+            Ok(()) => {}
+            Err(error) if error.rejection == Some(RejectionCode::OutputGap) => {
+                tracing::debug!(
+                    seq,
+                    "chunk handled before its predecessor; sending it again"
+                );
+                self.report_alone(seq, payload).await;
+            }
+            Err(error) => {
+                self.failed += 1;
+                tracing::warn!(seq, %error, "report_run_output failed");
+            }
+        }
+    }
+
+    async fn report_alone(&mut self, seq: u64, payload: Value) {
+        if let Err(error) = self.reporter.report("report_run_output", payload).await {
+            self.failed += 1;
+            tracing::warn!(seq, %error, "report_run_output failed");
+        }
+    }
+
+    /// Waits for every chunk's outcome; returns how many were not recorded.
+    async fn drain(&mut self) -> u64 {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await;
+        }
+        self.failed
     }
 }

@@ -34,7 +34,8 @@ pub async fn drive_run<R: Reporter>(
     reporter: &R,
     cancel: CancellationToken,
 ) -> Result<Classification, NotReported<Classification>> {
-    let (classification, exit_code, report) = execute(transport, job, reporter, &cancel).await;
+    let (classification, exit_code, report, cleaned) =
+        execute(transport, job, reporter, &cancel).await;
     tracing::info!(
         status = classification.status.as_str(),
         ?exit_code,
@@ -50,10 +51,12 @@ pub async fn drive_run<R: Reporter>(
         "tests": report.map(|r| r.tests).unwrap_or_default(),
     });
     let reported = reporter.report("report_run_finished", payload).await;
-    let cleanup = render::ssh_exec_line(job.os, &render::cleanup_workdir(job.os, job.run_id));
-    match transport.exec_quiet(&cleanup).await {
-        Ok(RemoteExit::Code(0)) => {}
-        other => tracing::warn!(?other, "removing the working directory failed"),
+    if !cleaned {
+        let cleanup = render::ssh_exec_line(job.os, &render::cleanup_workdir(job.os, job.run_id));
+        match transport.exec_quiet(&cleanup).await {
+            Ok(RemoteExit::Code(0)) => {}
+            other => tracing::warn!(?other, "removing the working directory failed"),
+        }
     }
     match reported {
         Ok(()) => Ok(classification),
@@ -64,13 +67,17 @@ pub async fn drive_run<R: Reporter>(
     }
 }
 
-/// Everything up to the verdict: the classification, the exit code and the JUnit report.
+/// What [`execute`] ends with: the classification, the exit code, the JUnit report, and whether
+/// the run script already removed the working directory.
+type Executed = (Classification, Option<i32>, Option<JunitReport>, bool);
+
+/// Everything up to the verdict.
 async fn execute<R: Reporter>(
     transport: &Transport,
     job: &RunJob,
     reporter: &R,
     cancel: &CancellationToken,
-) -> (Classification, Option<i32>, Option<JunitReport>) {
+) -> Executed {
     let spec = RunSpec {
         run_id: job.run_id,
         venv_path: &job.venv_path,
@@ -78,14 +85,20 @@ async fn execute<R: Reporter>(
         test_case_env: &job.test_case_env,
         run_env: &job.run_env,
     };
-    let script = match render::run(job.os, &spec) {
-        Ok(script) => render::ssh_exec_line(job.os, &script),
+    // Nothing to fetch afterwards: on Linux the script removes the working directory itself.
+    let rendered = match &job.junit_xml {
+        None => render::run_and_clean_up(job.os, &spec),
+        Some(_) => Ok(None),
+    }
+    .and_then(|script| match script {
+        Some(script) => Ok((script, true)),
+        None => render::run(job.os, &spec).map(|script| (script, false)),
+    });
+    let (script, self_cleaning) = match rendered {
+        Ok((script, self_cleaning)) => (render::ssh_exec_line(job.os, &script), self_cleaning),
         Err(error) => {
-            return (
-                failed(format!("cannot run the command: {error}")),
-                None,
-                None,
-            );
+            let reason = format!("cannot run the command: {error}");
+            return (failed(reason), None, None, false);
         }
     };
     let workdir = format!(".runledger/runs/{}", job.run_id);
@@ -93,19 +106,19 @@ async fn execute<R: Reporter>(
     for (path, contents) in &job.files {
         let Some(path) = relative(path) else {
             let reason = format!("file path {path:?} is not inside the working directory");
-            return (failed(reason), None, None);
+            return (failed(reason), None, None, false);
         };
         files.push((format!("{workdir}/{path}"), contents.as_slice()));
     }
     if let Err(infra) = prepare(transport, job, &files).await {
-        return (classify(&ended_by(infra)), None, None);
+        return (classify(&ended_by(infra)), None, None, false);
     }
     if cancel.is_cancelled() {
         let end = RunEnd {
             cancelled: true,
             ..ended_by_nothing()
         };
-        return (classify(&end), None, None);
+        return (classify(&end), None, None, false);
     }
 
     let (sink, source) = mpsc::channel(64);
@@ -159,6 +172,8 @@ async fn execute<R: Reporter>(
         Some(Exit::Code(code)) => Some(code),
         _ => None,
     };
+    // The script's own clean-up ran only if the command ended by itself and the shell saw it.
+    let cleaned = self_cleaning && stop.is_none() && infra.is_none() && exit_code.is_some();
     let end = RunEnd {
         exit,
         timed_out: stop == Some(watchdog::Stop::TimedOut),
@@ -166,7 +181,7 @@ async fn execute<R: Reporter>(
         infra,
         junit,
     };
-    (classify(&end), exit_code, report)
+    (classify(&end), exit_code, report, cleaned)
 }
 
 fn ended_by(infra: InfraError) -> RunEnd {

@@ -16,6 +16,11 @@ pub(super) async fn prepare(
         TransportErrorKind::File => ErrorCode::UploadFailed,
         other => other.error_code(),
     };
+    if files.is_empty() && job.after_seq == 0 {
+        // Nothing to upload and nothing left by an earlier attempt: the run script creates
+        // the directory itself.
+        return Ok(());
+    }
     let mut script = render::prepare_workdir(job.os, job.run_id);
     if job.after_seq > 0 {
         // A retry: an earlier attempt on this machine may have left processes and files.

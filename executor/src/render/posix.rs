@@ -64,6 +64,26 @@ pub(super) fn prepare_workdir(run_id: RunId) -> String {
 }
 
 pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String {
+    let mut lines = setup(spec, env);
+    let [redirect, setsid] = launch(spec);
+    lines.push(redirect);
+    lines.push(format!("exec {setsid}"));
+    lines.join("\n")
+}
+
+/// [`run`], but the shell stays to remove the working directory once the command has ended,
+/// and exits with the command's status.
+pub(super) fn run_and_clean_up(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String {
+    let mut lines = setup(spec, env);
+    lines.extend(launch(spec));
+    lines.push("rc=$?".to_owned());
+    lines.push(format!("cd / && rm -rf -- {}", workdir(spec.run_id)));
+    lines.push("exit $rc".to_owned());
+    lines.join("\n")
+}
+
+/// Working directory, venv and env of a run script.
+fn setup(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> Vec<String> {
     let dir = workdir(spec.run_id);
     let mut lines = vec![
         format!("mkdir -p {dir} && cd {dir} || exit 125"),
@@ -77,13 +97,22 @@ pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String 
             .map(|(name, value)| format!("export {name}={}", quote(value))),
     );
     lines.push(format!("export RUNLEDGER_RUN_ID={}", spec.run_id));
-    lines.push(format!(
-        "exec setsid -w sh -c 'echo \"{}$$\"; echo $$ > {}; exec sh -c \"$1\"' runledger-run {}",
-        super::PGID_MARKER,
-        super::PROCESS_FILE,
-        quote(spec.command)
-    ));
-    lines.join("\n")
+    lines
+}
+
+/// The command in its own process group, after the marker line and the process file. Only the
+/// command writes to the run's stderr (kept as fd 3): what `setsid` and the waiting shell say
+/// about a killed process group ("Terminated", "child did not exit normally") is dropped.
+fn launch(spec: &RunSpec<'_>) -> [String; 2] {
+    [
+        "exec 3>&2 2>/dev/null".to_owned(),
+        format!(
+            "setsid -w sh -c 'echo \"{}$$\"; echo $$ > {}; exec sh -c \"$1\" 2>&3 3>&-' runledger-run {}",
+            super::PGID_MARKER,
+            super::PROCESS_FILE,
+            quote(spec.command)
+        ),
+    ]
 }
 
 pub(super) fn end_leftovers(run_id: RunId) -> String {
@@ -243,7 +272,8 @@ mod tests {
                  export MODE='fast'\n\
                  export TOKEN='a'\\''b'\n\
                  export RUNLEDGER_RUN_ID=0193a000-0000-7000-8000-000000000001\n\
-                 exec setsid -w sh -c 'echo \"RUNLEDGER_PGID=$$\"; echo $$ > .runledger-process; exec sh -c \"$1\"' runledger-run 'pytest -q --junitxml=report.xml'"
+                 exec 3>&2 2>/dev/null\n\
+                 exec setsid -w sh -c 'echo \"RUNLEDGER_PGID=$$\"; echo $$ > .runledger-process; exec sh -c \"$1\" 2>&3 3>&-' runledger-run 'pytest -q --junitxml=report.xml'"
             )
         );
         assert_sh_syntax(&script);
@@ -256,6 +286,15 @@ mod tests {
             format!("rm -rf -- {dir}")
         );
         assert_sh_syntax(&super::super::end_leftovers(Os::Linux, run_id()));
+        let cleaning = super::super::run_and_clean_up(Os::Linux, &spec)
+            .unwrap()
+            .unwrap();
+        assert_sh_syntax(&cleaning);
+        assert!(
+            cleaning.ends_with(&format!("rc=$?\ncd / && rm -rf -- {dir}\nexit $rc")),
+            "{cleaning}"
+        );
+        assert!(cleaning.contains("\nsetsid -w sh -c"), "{cleaning}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use runledger_bus::BusNames;
 use runledger_types::{CommandId, EventId, Outcome};
 use serde_json::{Value, json};
 
-use crate::driver::{ReportError, Reporter};
+use crate::driver::{PendingReport, ReportError, Reporter};
 
 /// Why a report got no outcome.
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +92,18 @@ impl NatsReporter {
     /// Sends one report under a fresh command id and returns its outcome, accepted or not.
     #[tracing::instrument(skip(self, payload), fields(command_id))]
     pub async fn send(&self, command_type: &str, payload: Value) -> Result<Outcome, ReporterError> {
-        let command_id = CommandId::new();
+        let (command_id, body) = self.body(command_type, payload)?;
         tracing::Span::current().record("command_id", tracing::field::display(command_id));
+        self.deliver(command_id, command_type, &body, None).await
+    }
+
+    /// The command id and body of a report.
+    fn body(
+        &self,
+        command_type: &str,
+        payload: Value,
+    ) -> Result<(CommandId, Vec<u8>), ReporterError> {
+        let command_id = CommandId::new();
         let body = json!({
             "command_id": command_id,
             "type": command_type,
@@ -105,9 +115,29 @@ impl NatsReporter {
             command_id,
             message: err.to_string(),
         })?;
+        Ok((command_id, body))
+    }
+
+    /// Waits for the outcome of a report, publishing it (again) while none arrives, up to the
+    /// attempts allowed. `published` is the subscription of a first publish already made.
+    async fn deliver(
+        &self,
+        command_id: CommandId,
+        command_type: &str,
+        body: &[u8],
+        mut published: Option<async_nats::Subscriber>,
+    ) -> Result<Outcome, ReporterError> {
         let mut last_error = None;
         for attempt in 1..=self.attempts {
-            match self.attempt(command_id, command_type, &body).await {
+            let subscription = match published.take() {
+                Some(subscription) => Ok(subscription),
+                None => self.publish(command_id, command_type, body).await,
+            };
+            let waited = match subscription {
+                Ok(mut outcomes) => self.wait(&mut outcomes, command_id).await,
+                Err(err) => Err(err),
+            };
+            match waited {
                 Ok(Some(outcome)) => return Ok(outcome),
                 Ok(None) => tracing::warn!(attempt, "no outcome in time; publishing again"),
                 Err(err) => {
@@ -122,22 +152,20 @@ impl NatsReporter {
         }))
     }
 
-    /// One publish and wait: `Ok(None)` when the outcome did not arrive within the timeout.
-    async fn attempt(
+    /// Subscribes to the report's outcome, then publishes it; returns once JetStream has stored
+    /// it. No flush is needed between the two: the subscription goes out first on the same
+    /// connection, so the server knows it before the report can be handled.
+    async fn publish(
         &self,
         command_id: CommandId,
         command_type: &str,
         body: &[u8],
-    ) -> Result<Option<Outcome>, ReporterError> {
-        let mut outcomes = self
+    ) -> Result<async_nats::Subscriber, ReporterError> {
+        let outcomes = self
             .client
             .subscribe(self.names.outcome_subject(command_id))
             .await
             .map_err(|err| nats("subscribe to the outcome", err))?;
-        self.client
-            .flush()
-            .await
-            .map_err(|err| nats("flush", err))?;
         let message = PublishMessage::build()
             .payload(body.to_vec().into())
             .message_id(command_id.to_string());
@@ -147,6 +175,15 @@ impl NatsReporter {
             .map_err(|err| nats("publish the report", err))?
             .await
             .map_err(|err| nats("store the report", err))?;
+        Ok(outcomes)
+    }
+
+    /// The outcome on `outcomes`; `Ok(None)` when it did not arrive within the timeout.
+    async fn wait(
+        &self,
+        outcomes: &mut async_nats::Subscriber,
+        command_id: CommandId,
+    ) -> Result<Option<Outcome>, ReporterError> {
         let Ok(next) = tokio::time::timeout(self.timeout, outcomes.next()).await else {
             return Ok(None);
         };
@@ -165,6 +202,29 @@ impl NatsReporter {
     }
 }
 
+/// A report's outcome as the driver sees it: accepted, or an error naming the rejection.
+fn judged(
+    command_type: &'static str,
+    outcome: Result<Outcome, ReporterError>,
+) -> Result<(), ReportError> {
+    let outcome = outcome.map_err(|err| ReportError {
+        command_type,
+        reason: err.to_string(),
+        rejection: None,
+    })?;
+    match (outcome.accepted, outcome.error) {
+        (true, _) => Ok(()),
+        (false, error) => Err(ReportError {
+            command_type,
+            rejection: error.as_ref().map(|e| e.code),
+            reason: error.map_or_else(
+                || "rejected".to_owned(),
+                |e| format!("rejected: {} ({})", e.code.as_str(), e.message),
+            ),
+        }),
+    }
+}
+
 fn nats(what: &'static str, err: impl std::fmt::Display) -> ReporterError {
     ReporterError::Nats {
         what,
@@ -174,22 +234,52 @@ fn nats(what: &'static str, err: impl std::fmt::Display) -> ReporterError {
 
 impl Reporter for NatsReporter {
     async fn report(&self, command_type: &'static str, payload: Value) -> Result<(), ReportError> {
-        let outcome = self
-            .send(command_type, payload)
+        judged(command_type, self.send(command_type, payload).await)
+    }
+
+    /// Publishes now (queued on the connection in order with the reports published before it);
+    /// JetStream's ack and the outcome are waited for, and the report published again if they do
+    /// not come, by the returned future.
+    async fn report_in_order(
+        &self,
+        command_type: &'static str,
+        payload: Value,
+    ) -> Result<PendingReport, ReportError> {
+        let failed = |err: ReporterError| ReportError {
+            command_type,
+            reason: err.to_string(),
+            rejection: None,
+        };
+        let (command_id, body) = self.body(command_type, payload).map_err(failed)?;
+        // Queued on the connection in order; JetStream's ack is awaited with the outcome.
+        let outcomes = self
+            .client
+            .subscribe(self.names.outcome_subject(command_id))
             .await
-            .map_err(|err| ReportError {
-                command_type,
-                reason: err.to_string(),
-            })?;
-        match (outcome.accepted, outcome.error) {
-            (true, _) => Ok(()),
-            (false, error) => Err(ReportError {
-                command_type,
-                reason: error.map_or_else(
-                    || "rejected".to_owned(),
-                    |e| format!("rejected: {} ({})", e.code.as_str(), e.message),
-                ),
-            }),
-        }
+            .map_err(|err| failed(nats("subscribe to the outcome", err)))?;
+        let message = PublishMessage::build()
+            .payload(body.clone().into())
+            .message_id(command_id.to_string());
+        let stored = self
+            .js
+            .send_publish(self.names.command_subject(command_type), message)
+            .await
+            .map_err(|err| failed(nats("publish the report", err)))?;
+        let reporter = self.clone();
+        Ok(Box::pin(async move {
+            // Not stored: published again (same command id) by `deliver`; a chunk stored after
+            // it is refused as a gap and sent again by the caller.
+            let published = match stored.await {
+                Ok(_) => Some(outcomes),
+                Err(err) => {
+                    tracing::warn!(error = %err, "report not stored; publishing it again");
+                    None
+                }
+            };
+            let outcome = reporter
+                .deliver(command_id, command_type, &body, published)
+                .await;
+            judged(command_type, outcome)
+        }))
     }
 }

@@ -36,7 +36,11 @@ use uuid::Uuid;
 #[derive(Parser)]
 struct Args {
     /// Which benchmarks: dispatch, throughput, output, rss (comma separated).
-    #[arg(long, value_delimiter = ',', default_value = "dispatch,throughput,output,rss")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "dispatch,throughput,output,rss"
+    )]
     only: Vec<String>,
     /// Runs timed by `dispatch` (after 20 warm-up runs).
     #[arg(long, default_value_t = 500)]
@@ -404,7 +408,10 @@ async fn output(args: &Args) -> Value {
         total
     });
     let baseline_start = Instant::now();
-    connection.exec(&format!("cat {file}"), &sink).await.unwrap();
+    connection
+        .exec(&format!("cat {file}"), &sink)
+        .await
+        .unwrap();
     drop(sink);
     let received = counter.await.unwrap();
     let baseline_elapsed = baseline_start.elapsed().as_secs_f64();

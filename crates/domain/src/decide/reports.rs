@@ -6,7 +6,7 @@ use super::{reject, run};
 use crate::scheduling::then_fill;
 use crate::state::{Lab, RunPhase, RunState};
 use runledger_types::command::{
-    ExpireExecutorLease, ReportRunFinished, ReportRunOutput, ReportRunStarted,
+    ExpireExecutorLease, ReportRunFinished, ReportRunOutput, ReportRunStarted, first_seq_of_attempt,
 };
 use runledger_types::event::{RunFinished, RunOutput, RunQueued, RunStarted, VenvReleased};
 use runledger_types::{Event, Rejection, RejectionCode, RunId, RunStatus};
@@ -31,7 +31,8 @@ pub(super) fn run_started(
 }
 
 /// `run_output` for a running run, from the executor that started it; a chunk whose `seq` is
-/// not above the highest recorded one changes nothing.
+/// not above the highest recorded one changes nothing, and one that skips a `seq` is refused
+/// (`output_gap`): pipelined chunks handled out of order by several handlers never lose text.
 pub(super) fn run_output(
     lab: &Lab,
     executor: &str,
@@ -51,6 +52,19 @@ pub(super) fn run_output(
     }
     if command.seq <= found.last_seq {
         return Ok(Vec::new());
+    }
+    let expected = found
+        .last_seq
+        .max(first_seq_of_attempt(found.attempt))
+        .saturating_add(1);
+    if command.seq != expected {
+        return reject(
+            RejectionCode::OutputGap,
+            format!(
+                "run {run_id}: output chunk {} arrived before chunk {expected}",
+                command.seq
+            ),
+        );
     }
     Ok(vec![Event::RunOutput(RunOutput {
         run_id,

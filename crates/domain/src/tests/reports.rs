@@ -83,17 +83,20 @@ fn output_event(seq: u64) -> Event {
 }
 
 #[test]
-fn output_is_recorded_once_per_seq() {
+fn output_is_recorded_once_per_seq_without_gaps() {
     let lab = given(&running_r1())
+        .when(EXEC, output(1))
+        .then_expect(&[output_event(1)]);
+    assert_eq!(lab.run(&r(1)).map(|run| run.last_seq), Some(1));
+    let history = all([running_r1(), vec![output_event(1)]]);
+    given(&history).when(EXEC, output(1)).then_expect(&[]);
+    let gap = given(&history)
+        .when(EXEC, output(3))
+        .then_reject(RejectionCode::OutputGap);
+    assert!(gap.message.contains("before chunk 2"), "{}", gap.message);
+    given(&history)
         .when(EXEC, output(2))
         .then_expect(&[output_event(2)]);
-    assert_eq!(lab.run(&r(1)).map(|run| run.last_seq), Some(2));
-    let history = all([running_r1(), vec![output_event(2)]]);
-    given(&history).when(EXEC, output(2)).then_expect(&[]);
-    given(&history).when(EXEC, output(1)).then_expect(&[]);
-    given(&history)
-        .when(EXEC, output(3))
-        .then_expect(&[output_event(3)]);
 }
 
 #[test]

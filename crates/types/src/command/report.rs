@@ -24,7 +24,15 @@ pub enum OutputStream {
     Stderr,
 }
 
-/// `report_run_output`: one chunk of output, numbered by `seq` (from 1, increasing).
+/// The `seq` before the first output chunk of attempt `attempt` of a run: attempt 1 numbers its
+/// chunks from 1, attempt `n` from `(n - 1) * 2^32 + 1`, so a retried run's output keeps
+/// increasing across its attempts.
+pub fn first_seq_of_attempt(attempt: u32) -> u64 {
+    u64::from(attempt.saturating_sub(1)) << 32
+}
+
+/// `report_run_output`: one chunk of output, numbered by `seq`: each attempt's chunks are
+/// consecutive from [`first_seq_of_attempt`] + 1.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRunOutput {
