@@ -202,6 +202,57 @@ pub fn ssh_exec_line(os: Os, script: &str) -> String {
     }
 }
 
+/// Longest Linux script sent inline: the kernel refuses a single argument over 128 KiB
+/// (`MAX_ARG_STRLEN`), and sshd passes the script to the shell as one.
+pub const LINUX_MAX_INLINE_SCRIPT: usize = 100 * 1024;
+
+/// How a run script reaches the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecPlan {
+    /// In the exec line itself ([`ssh_exec_line`]).
+    Inline(String),
+    /// Too long for a command line: uploaded into the run's working directory first (SFTP
+    /// path relative to the home directory), then run as a file by `line`.
+    Upload {
+        /// Where to upload it.
+        path: String,
+        /// The script file's bytes.
+        contents: Vec<u8>,
+        /// The exec line that runs it.
+        line: String,
+    },
+}
+
+/// Decides how `script`, a run script for run `run_id`, is sent: inline while it fits (cmd.exe's
+/// [`WINDOWS_MAX_COMMAND_LINE`] for the encoded line on Windows, [`LINUX_MAX_INLINE_SCRIPT`] on
+/// Linux), else as a file in the working directory (`.runledger-run.ps1`, UTF-8 with a BOM so
+/// Windows PowerShell reads it as UTF-8; `.runledger-run.sh` on Linux). OpenSSH starts sessions
+/// in the home directory, so the file is named relative to it.
+pub fn exec_plan(os: Os, run_id: RunId, script: &str) -> ExecPlan {
+    let line = ssh_exec_line(os, script);
+    match os {
+        Os::Linux if script.len() <= LINUX_MAX_INLINE_SCRIPT => ExecPlan::Inline(line),
+        Os::Windows if line.len() <= WINDOWS_MAX_COMMAND_LINE => ExecPlan::Inline(line),
+        Os::Linux => ExecPlan::Upload {
+            path: format!(".runledger/runs/{run_id}/.runledger-run.sh"),
+            contents: script.as_bytes().to_vec(),
+            line: format!("sh .runledger/runs/{run_id}/.runledger-run.sh"),
+        },
+        Os::Windows => {
+            let mut contents = "\u{feff}".as_bytes().to_vec();
+            contents.extend_from_slice(script.as_bytes());
+            ExecPlan::Upload {
+                path: format!(".runledger/runs/{run_id}/.runledger-run.ps1"),
+                contents,
+                line: format!(
+                    "powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass \
+                     -File .runledger\\runs\\{run_id}\\.runledger-run.ps1"
+                ),
+            }
+        }
+    }
+}
+
 /// Reads a marker line (`RUNLEDGER_PGID=…` or `RUNLEDGER_PID=…`, trailing `\r\n` allowed).
 pub fn parse_marker(line: &str) -> Option<ProcessHandle> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -238,6 +289,49 @@ fn no_nul(what: &str, value: &str) -> Result<(), RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_scripts_are_uploaded_and_run_as_files() {
+        let run_id = RunId(uuid::Uuid::from_u128(7));
+        let short = "Write-Output hi";
+        assert_eq!(
+            exec_plan(Os::Windows, run_id, short),
+            ExecPlan::Inline(ssh_exec_line(Os::Windows, short))
+        );
+        // The encoded line grows by 8/3: about 3,000 characters of script fill cmd.exe's 8,191.
+        let long = format!("Write-Output '{}'", "x".repeat(3100));
+        let ExecPlan::Upload {
+            path,
+            contents,
+            line,
+        } = exec_plan(Os::Windows, run_id, &long)
+        else {
+            panic!("a long Windows script is uploaded");
+        };
+        let dir = format!(".runledger/runs/{run_id}");
+        assert_eq!(path, format!("{dir}/.runledger-run.ps1"));
+        assert_eq!(&contents[..3], b"\xEF\xBB\xBF", "UTF-8 with a BOM");
+        assert_eq!(&contents[3..], long.as_bytes());
+        assert!(line.len() < WINDOWS_MAX_COMMAND_LINE);
+        assert!(
+            line.ends_with(&format!(
+                "-File .runledger\\runs\\{run_id}\\.runledger-run.ps1"
+            )),
+            "{line}"
+        );
+
+        let fits = "x".repeat(LINUX_MAX_INLINE_SCRIPT);
+        assert!(matches!(
+            exec_plan(Os::Linux, run_id, &fits),
+            ExecPlan::Inline(_)
+        ));
+        let huge = "x".repeat(LINUX_MAX_INLINE_SCRIPT + 1);
+        let ExecPlan::Upload { path, line, .. } = exec_plan(Os::Linux, run_id, &huge) else {
+            panic!("a huge Linux script is uploaded");
+        };
+        assert_eq!(path, format!("{dir}/.runledger-run.sh"));
+        assert_eq!(line, format!("sh {dir}/.runledger-run.sh"));
+    }
 
     #[test]
     fn kill_commands() {

@@ -279,9 +279,16 @@ async fn provisioning(machine: Machine) {
     };
     let recorder = Recorder::default();
     let venv_id = VenvId::new();
-    let outcome = drive_provisioning(&machine.transport, Os::Linux, venv_id, spec, &recorder)
-        .await
-        .unwrap();
+    let outcome = drive_provisioning(
+        &machine.transport,
+        Os::Linux,
+        venv_id,
+        spec,
+        HOUR,
+        &recorder,
+    )
+    .await
+    .unwrap();
     let ProvisionOutcome::Provisioned { python_version } = outcome else {
         panic!("{outcome:?}");
     };
@@ -305,7 +312,7 @@ async fn provisioning(machine: Machine) {
         ..spec
     };
     let recorder = Recorder::default();
-    let outcome = drive_provisioning(&machine.transport, Os::Linux, venv_id, bad, &recorder)
+    let outcome = drive_provisioning(&machine.transport, Os::Linux, venv_id, bad, HOUR, &recorder)
         .await
         .unwrap();
     let ProvisionOutcome::Failed {
@@ -326,6 +333,61 @@ async fn provisioning(machine: Machine) {
         reports[0].1,
         json!({"venv_id": venv_id, "reason": reason, "output_tail": output_tail})
     );
+    // An interpreter that never finishes: the provisioning gives up after its timeout.
+    let slow = std::env::temp_dir().join(format!("runledger-slow-python-{name}"));
+    std::fs::write(&slow, "#!/bin/sh\necho creating\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let slow_path = slow.display().to_string();
+    let hanging = VenvSpec {
+        python: &slow_path,
+        ..spec
+    };
+    let recorder = Recorder::default();
+    let started = Instant::now();
+    let timeout = Duration::from_secs(1);
+    let outcome = drive_provisioning(
+        &machine.transport,
+        Os::Linux,
+        venv_id,
+        hanging,
+        timeout,
+        &recorder,
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let ProvisionOutcome::Failed {
+        reason,
+        output_tail,
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("did not finish within 1 s"), "{reason}");
+    assert!(output_tail.contains("creating"), "{output_tail}");
+    let _ = std::fs::remove_file(&slow);
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A script too long for one command-line argument is uploaded and run as a file.
+#[tokio::test]
+async fn an_oversized_script_runs_from_a_file_over_ssh() {
+    let machine = over_ssh().await;
+    let job = job(&format!("echo big # {}", "x".repeat(110_000)), None);
+    let recorder = Recorder::default();
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &recorder,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Passed);
+    let (chunks, _, _) = recorder.split();
+    assert_eq!(chunks, vec![(1, "stdout".to_owned(), "big\n".to_owned())]);
+    assert!(!workdir_exists(&machine, job.run_id).await);
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! [`drive_provisioning`]: create a venv and report how it went.
 
+use std::time::Duration;
+
 use runledger_types::ids::VenvId;
 use runledger_types::values::Os;
 use serde_json::json;
@@ -41,9 +43,10 @@ pub async fn drive_provisioning<R: Reporter>(
     os: Os,
     venv_id: VenvId,
     spec: VenvSpec<'_>,
+    timeout: Duration,
     reporter: &R,
 ) -> Result<ProvisionOutcome, NotReported<ProvisionOutcome>> {
-    let outcome = provision(transport, os, &spec).await;
+    let outcome = provision(transport, os, &spec, timeout).await;
     let (command_type, payload) = match &outcome {
         ProvisionOutcome::Provisioned { python_version } => {
             tracing::info!(?python_version, "venv provisioned");
@@ -65,7 +68,12 @@ pub async fn drive_provisioning<R: Reporter>(
     }
 }
 
-async fn provision(transport: &Transport, os: Os, spec: &VenvSpec<'_>) -> ProvisionOutcome {
+async fn provision(
+    transport: &Transport,
+    os: Os,
+    spec: &VenvSpec<'_>,
+    timeout: Duration,
+) -> ProvisionOutcome {
     let script = match render::provision_venv(os, spec) {
         Ok(script) => render::ssh_exec_line(os, &script),
         Err(error) => {
@@ -89,13 +97,28 @@ async fn provision(transport: &Transport, os: Os, spec: &VenvSpec<'_>) -> Provis
         }
         (all.text(), stdout.text())
     };
+    let abort = CancellationToken::new();
     let exec = async {
         let sink = sink;
-        transport
-            .exec(&script, &sink, &CancellationToken::new())
-            .await
+        tokio::select! {
+            result = transport.exec(&script, &sink, &abort) => Some(result),
+            () = tokio::time::sleep(timeout) => {
+                // Closes the channel (or kills the local shell) and stops waiting for it.
+                abort.cancel();
+                None
+            }
+        }
     };
     let (result, (output_tail, stdout)) = tokio::join!(exec, collect);
+    let Some(result) = result else {
+        return ProvisionOutcome::Failed {
+            reason: format!(
+                "the provisioning script did not finish within {} s",
+                timeout.as_secs()
+            ),
+            output_tail,
+        };
+    };
     let reason = match result {
         Ok(RemoteExit::Code(0)) => {
             return ProvisionOutcome::Provisioned {

@@ -9,7 +9,7 @@ use super::workdir::{fetch_junit, prepare, relative};
 use super::{NotReported, Reporter, RunJob, Transport, TransportErrorKind, output, watchdog};
 use crate::classify::{Classification, ErrorCode, Exit, InfraError, Junit, RunEnd, classify};
 use crate::junit::JunitReport;
-use crate::render::{self, RunSpec};
+use crate::render::{self, ExecPlan, RunSpec};
 use crate::ssh::RemoteExit;
 
 /// Executes `job` on `transport` and reports its output and its end through `reporter`.
@@ -94,8 +94,11 @@ async fn execute<R: Reporter>(
         Some(script) => Ok((script, true)),
         None => render::run(job.os, &spec).map(|script| (script, false)),
     });
-    let (script, self_cleaning) = match rendered {
-        Ok((script, self_cleaning)) => (render::ssh_exec_line(job.os, &script), self_cleaning),
+    let (plan, self_cleaning) = match rendered {
+        Ok((script, self_cleaning)) => (
+            render::exec_plan(job.os, job.run_id, &script),
+            self_cleaning,
+        ),
         Err(error) => {
             let reason = format!("cannot run the command: {error}");
             return (failed(reason), None, None, false);
@@ -110,6 +113,17 @@ async fn execute<R: Reporter>(
         };
         files.push((format!("{workdir}/{path}"), contents.as_slice()));
     }
+    let script = match &plan {
+        ExecPlan::Inline(line) => line.clone(),
+        ExecPlan::Upload {
+            path,
+            contents,
+            line,
+        } => {
+            files.push((path.clone(), contents.as_slice()));
+            line.clone()
+        }
+    };
     if let Err(infra) = prepare(transport, job, &files).await {
         return (classify(&ended_by(infra)), None, None, false);
     }

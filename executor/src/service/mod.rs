@@ -54,6 +54,9 @@ pub struct ExecutorSettings {
     /// How long in-flight work may go on after shutdown before it is abandoned (its items are
     /// then delivered again).
     pub shutdown_grace: Duration,
+    /// How long a venv's provisioning (venv creation and pip installs) may take before it is
+    /// abandoned and reported failed.
+    pub provisioning_timeout: Duration,
     /// How often the executor sends `executor_heartbeat` naming the runs it drives; keep it
     /// well under the handler's executor lease (default: 5 s against a 30 s lease).
     pub heartbeat_every: Duration,
@@ -74,6 +77,7 @@ impl ExecutorSettings {
             report_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(5),
+            provisioning_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -99,6 +103,7 @@ pub(crate) struct Worker {
     pub(crate) reporter: NatsReporter,
     pub(crate) machines: Machines,
     pub(crate) keep_alive_every: Duration,
+    pub(crate) provisioning_timeout: Duration,
 }
 
 /// Runs the executor until `shutdown` is cancelled (then waits up to `shutdown_grace` for work
@@ -131,6 +136,7 @@ pub async fn run(
         reporter,
         machines: Machines::new(settings.keyring.clone(), settings.ssh),
         keep_alive_every: (settings.work.ack_wait / 3).max(Duration::from_millis(100)),
+        provisioning_timeout: settings.provisioning_timeout,
     });
     tracing::info!("executor started");
     let lease = tokio::spawn(lease::keep_lease(

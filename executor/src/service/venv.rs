@@ -44,10 +44,17 @@ async fn provision(worker: &Worker, item: &WorkItem, venv_id: VenvId) {
                     upgrade_pip: false,
                 };
                 let os = resolved.machine.os;
-                drive_provisioning(&transport, os, venv_id, spec, &reporter)
-                    .await
-                    .map(|_| ())
-                    .map_err(|err| err.source.to_string())
+                drive_provisioning(
+                    &transport,
+                    os,
+                    venv_id,
+                    spec,
+                    worker.provisioning_timeout,
+                    &reporter,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|err| err.source.to_string())
             }
             Err(unreachable) => {
                 tracing::warn!(reason = %unreachable.reason, "cannot provision");
