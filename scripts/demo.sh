@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs runledger on this machine with a small demo lab: starts Postgres and NATS if needed,
 # builds and starts `runledger serve --dev`, then registers an admin, a machine, a venv and a
-# test case and starts a run, printing each command's outcome and the run's audit trail. The
+# test case and starts a run, printing each command's outcome and the run's audit trail, then
+# reads the run back through the HTTP gateway. The
 # machine is this host (`local` transport): the executor provisions the venv and runs the test
 # as child processes. Ctrl-C stops the service.
 # Running it again is harmless: already-registered things are answered with a clear rejection.
@@ -46,5 +47,17 @@ say "audit history: runledger audit --format table"
 say "tamper evidence: runledger audit verify"
 sleep 1
 "$bin" audit verify || true
-say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS; projector: log -> read models; executor: runs). Ctrl-C to stop."
+http="http://${RUNLEDGER_HTTP_ADDR:-127.0.0.1:8080}"
+say "the HTTP gateway: log in (POST $http/api/v1/tokens) and read the run back"
+token=$(curl -sf -X POST "$http/api/v1/tokens" -H 'content-type: application/json' \
+  -d '{"username":"admin","password":"runledger-demo"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p' || true)
+if [ -n "$token" ]; then
+  curl -sf -H "authorization: Bearer $token" "$http/api/v1/runs/$run_id" || true; echo
+  curl -sf -H "authorization: Bearer $token" "$http/api/v1/runs/$run_id/log" || true
+  echo "token for your own requests: export TOKEN=$token"
+  echo "  curl -H \"authorization: Bearer \$TOKEN\" $http/api/v1/runs"
+else
+  echo "login failed (is $http taken by another program?)"
+fi
+say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS; projector: log -> read models; executor: runs; gateway: $http). Ctrl-C to stop."
 wait "$server"

@@ -1,14 +1,142 @@
-//! The gateway component. Its behaviour arrives with issue #5; until then the component
-//! starts, says so, and idles until shutdown, so `runledger serve` can already name it.
+//! The HTTP gateway: a thin axum service over the read models, behind bearer-token
+//! authentication. Queries read the read models (and, for a run's audit trail and per-test
+//! results, the log); `POST`s publish commands for the caller over NATS and answer once the
+//! handler has decided them. Routes: contract §4, under `/api/v1`, plus `/healthz` and
+//! `/readyz`.
+//!
+//! Depends on the read models, the bus and the secrets crate (password checks); never writes the
+//! log.
 #![deny(missing_docs)]
 
-use tokio_util::sync::CancellationToken;
+pub mod auth;
+pub mod error;
+pub mod history;
+pub mod routes;
+pub mod state;
 
-/// Runs the gateway until `shutdown` is cancelled.
-pub async fn run(shutdown: CancellationToken) {
-    tracing::warn!(
-        component = "gateway",
-        "component not built yet (issue #5); idling"
-    );
-    shutdown.cancelled().await;
+pub use state::{AppState, GatewaySettings};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::routing::{delete, get, post};
+use error::ApiError;
+use routes::{health, lab, runs};
+use runledger_bus::{BusNames, CommandSender};
+use runledger_readmodel::Freshness;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body accepted (a test case's files travel in one).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why the gateway stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// It could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The read models' position could not be followed.
+    #[error(transparent)]
+    ReadModel(#[from] runledger_readmodel::ReadModelError),
+    /// Serving failed.
+    #[error("serving HTTP failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl AppState {
+    /// The state of a gateway over `pool` and `nats`.
+    pub async fn new(
+        pool: PgPool,
+        nats: async_nats::Client,
+        names: BusNames,
+        settings: GatewaySettings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, GatewayError> {
+        let freshness = Freshness::start(pool.clone(), shutdown).await?;
+        Ok(Self {
+            commands: CommandSender::new(nats.clone(), names, settings.command_timeout, 2),
+            pool,
+            nats,
+            freshness,
+            settings: Arc::new(settings),
+            logins: Arc::default(),
+        })
+    }
+}
+
+/// Every route, with the body limit, security headers and request tracing.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/tokens", post(auth::issue_token))
+        .route("/tokens/current", delete(auth::revoke_token))
+        .route("/runs", get(runs::list).post(runs::start))
+        .route("/runs/{run_id}", get(runs::detail))
+        .route("/runs/{run_id}/log", get(runs::log))
+        .route("/runs/{run_id}/events", get(runs::events))
+        .route("/runs/{run_id}/cancel", post(runs::cancel))
+        .route("/venvs", get(lab::venvs))
+        .route("/machines", get(lab::machines))
+        .route("/test-cases", get(lab::test_cases));
+    let headers = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let mut router = Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    router.layer(TraceLayer::new_for_http()).with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(GatewayError::Serve)
+}
+
+/// Binds `settings.addr` and serves until `shutdown`.
+pub async fn run(
+    pool: PgPool,
+    nats: async_nats::Client,
+    names: BusNames,
+    settings: GatewaySettings,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let addr = settings.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Listen { addr, source })?;
+    let state = AppState::new(pool, nats, names, settings, shutdown.clone()).await?;
+    serve(listener, state, shutdown).await
 }

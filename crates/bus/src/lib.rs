@@ -4,9 +4,11 @@
 //! Only this crate (and services at the edge) know async-nats. Depends on runledger-types.
 #![deny(missing_docs)]
 
+mod commands;
 mod names;
 mod setup;
 
+pub use commands::{CommandSender, SendError};
 pub use names::{BusNames, InvalidPrefix};
 pub use setup::{BusError, connect, ensure_streams, handler_consumer, jetstream};
 

@@ -5,6 +5,7 @@ use crate::settings::Settings;
 use anyhow::Context;
 use runledger_events::{Handler, HandlerSettings};
 use runledger_executor::ExecutorSettings;
+use runledger_gateway::GatewaySettings;
 use runledger_projections::ProjectorSettings;
 use runledger_secrets::Keyring;
 use runledger_store::EventStore;
@@ -67,11 +68,23 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                     (component, result.map_err(anyhow::Error::from))
                 });
             }
-            Component::Gateway => spawn_idle(
-                &mut tasks,
-                component,
-                runledger_gateway::run(shutdown.clone()),
-            ),
+            Component::Gateway => {
+                let pool = database(settings).await?;
+                let nats = runledger_bus::connect(&settings.nats_url, "runledger-gateway")
+                    .await
+                    .context("connecting to NATS (NATS_URL)")?;
+                let addr = settings
+                    .http_addr
+                    .parse()
+                    .with_context(|| format!("RUNLEDGER_HTTP_ADDR {:?}", settings.http_addr))?;
+                let names = settings.names()?;
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    let gateway = GatewaySettings::new(addr);
+                    let result = runledger_gateway::run(pool, nats, names, gateway, token).await;
+                    (component, result.map_err(anyhow::Error::from))
+                });
+            }
         }
         tracing::info!(?component, "component started");
     }
@@ -95,17 +108,6 @@ fn dedup(components: &[Component]) -> Vec<Component> {
         }
     }
     unique
-}
-
-fn spawn_idle(
-    tasks: &mut JoinSet<(Component, anyhow::Result<()>)>,
-    component: Component,
-    run: impl Future<Output = ()> + Send + 'static,
-) {
-    tasks.spawn(async move {
-        run.await;
-        (component, Ok(()))
-    });
 }
 
 async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handler> {

@@ -1,0 +1,235 @@
+//! Authentication: `POST /api/v1/tokens` checks a user's argon2 password hash (from the user's
+//! `user_registered` event) and issues a random bearer token, stored only as its SHA-256 with
+//! an expiry; `DELETE /api/v1/tokens/current` revokes it. [`Caller`] is the extractor every
+//! other route uses: 401 without a valid token. Failed logins are limited per username.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+use runledger_secrets::verify_password;
+use runledger_types::{PasswordHash, Role, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Who is asking: the token's user and role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The username; commands are sent with it as the actor.
+    pub username: String,
+    /// `admin` or `member`.
+    pub role: Role,
+    token_hash: Vec<u8>,
+}
+
+impl Caller {
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Member => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("{} is a member; only admins may do this", self.username),
+            )),
+        }
+    }
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header is not Bearer <token>")
+            })?;
+        let token_hash = hash(token);
+        let found: Option<(String, String)> = sqlx::query_as(
+            "SELECT username, role FROM gateway.tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()",
+        )
+        .bind(&token_hash)
+        .fetch_optional(&state.pool)
+        .await?;
+        let (username, role) = found
+            .ok_or_else(|| ApiError::unauthorized("the token is unknown, expired or revoked"))?;
+        let role = match role.as_str() {
+            "admin" => Role::Admin,
+            _ => Role::Member,
+        };
+        Ok(Caller {
+            username,
+            role,
+            token_hash,
+        })
+    }
+}
+
+/// Failed logins allowed per username within [`LOGIN_WINDOW`].
+const MAX_FAILED_LOGINS: u32 = 5;
+/// The window failed logins are counted in.
+const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+
+/// Counts failed logins per username.
+#[derive(Debug, Default)]
+pub struct LoginLimiter(Mutex<HashMap<String, (u32, Instant)>>);
+
+impl LoginLimiter {
+    /// `Err(seconds to wait)` while `username` has used up its failed logins.
+    fn check(&self, username: &str) -> Result<(), u64> {
+        let failures = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failures.get(username) {
+            Some((count, since)) if *count >= MAX_FAILED_LOGINS => {
+                let left = LOGIN_WINDOW.saturating_sub(since.elapsed());
+                if left.is_zero() {
+                    Ok(())
+                } else {
+                    Err(left.as_secs().max(1))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, username: &str) {
+        let mut failures = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = failures
+            .entry(username.to_owned())
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= LOGIN_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, username: &str) {
+        let mut failures = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failures.remove(username);
+    }
+}
+
+/// `POST /api/v1/tokens` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: SecretString,
+}
+
+/// `POST /api/v1/tokens`: 201 `{token, expires_at, username, role}`; 401 for a wrong username or
+/// password (the same answer for both); 429 after too many failures.
+pub async fn issue_token(
+    State(state): State<AppState>,
+    body: Result<Json<Login>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(login) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    if let Err(wait) = state.logins.check(&login.username) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failed_logins",
+            format!(
+                "too many failed logins for {}; try again in {wait} s",
+                login.username
+            ),
+        ));
+    }
+    let registered: Option<Value> = sqlx::query_scalar(
+        "SELECT data FROM events WHERE stream_id = $1 AND type = 'user_registered' \
+         ORDER BY position LIMIT 1",
+    )
+    .bind(format!("user-{}", login.username))
+    .fetch_optional(&state.pool)
+    .await?;
+    let user = registered.and_then(|data| {
+        let hash = data.get("password_hash")?.as_str()?.to_owned();
+        let role = data.get("role")?.as_str()?.to_owned();
+        Some((PasswordHash(hash), role))
+    });
+    let password = login.password;
+    let verified = match user {
+        Some((hash, role)) => {
+            let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .map_err(ApiError::internal)?;
+            ok.then_some(role)
+        }
+        None => None,
+    };
+    let Some(role) = verified else {
+        state.logins.failed(&login.username);
+        tracing::info!(username = %login.username, "failed login");
+        return Err(ApiError::unauthorized("wrong username or password"));
+    };
+    state.logins.succeeded(&login.username);
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!(
+        "rl_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let ttl = chrono::Duration::from_std(state.settings.token_ttl).map_err(ApiError::internal)?;
+    let expires_at: DateTime<Utc> = Utc::now() + ttl;
+    sqlx::query(
+        "INSERT INTO gateway.tokens (token_hash, username, role, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash(&token))
+    .bind(&login.username)
+    .bind(&role)
+    .bind(expires_at)
+    .execute(&state.pool)
+    .await?;
+    tracing::info!(username = %login.username, "token issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"token": token, "expires_at": expires_at, "username": login.username,
+                    "role": role}),
+        ),
+    ))
+}
+
+/// `DELETE /api/v1/tokens/current`: revokes the caller's token; 204.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    sqlx::query("UPDATE gateway.tokens SET revoked_at = now() WHERE token_hash = $1")
+        .bind(&caller.token_hash)
+        .execute(&state.pool)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,109 @@
+//! Every error answer: a status and `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use runledger_types::{Rejection, RejectionCode};
+use serde_json::json;
+
+/// An HTTP error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The status.
+    pub status: StatusCode,
+    /// A stable machine-readable code.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 500 `internal`, logged; the caller sees no detail.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed; see the gateway's log",
+        )
+    }
+
+    /// 503 `unavailable`: a dependency (NATS, the handler) did not answer.
+    pub fn unavailable(err: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %err, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            err.to_string(),
+        )
+    }
+
+    /// A command's rejection, with the status that fits its code.
+    pub fn rejected(rejection: Rejection) -> Self {
+        use RejectionCode as C;
+        let status = match rejection.code {
+            C::Forbidden => StatusCode::FORBIDDEN,
+            C::UnknownMachine | C::UnknownVenv | C::UnknownTestCase | C::UnknownRun => {
+                StatusCode::NOT_FOUND
+            }
+            C::UserExists
+            | C::MachineExists
+            | C::VenvExists
+            | C::TestCaseExists
+            | C::RunExists
+            | C::VenvNameTaken
+            | C::RunFinished
+            | C::CancelAlreadyRequested
+            | C::VenvInUse => StatusCode::CONFLICT,
+            C::MalformedJson | C::InvalidEnvelope | C::TypeMismatch | C::UnknownCommandType => {
+                StatusCode::BAD_REQUEST
+            }
+            C::StorageError => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, rejection.code.as_str(), rejection.message)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<runledger_readmodel::ReadModelError> for ApiError {
+    fn from(err: runledger_readmodel::ReadModelError) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}

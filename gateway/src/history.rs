@@ -1,0 +1,298 @@
+//! `GET /api/v1/runs`: the filters, sorts and keyset cursors of the run history, as SQL over
+//! `rm_runs.runs` and its `(sort column, run_id)` indexes.
+
+use crate::error::ApiError;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use runledger_readmodel::rows::RunRow;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// Rows per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Most rows per page.
+pub const MAX_LIMIT: i64 = 500;
+
+/// What the history can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// When the run was requested.
+    QueuedAt,
+    /// When it started (runs that never started come last).
+    StartedAt,
+    /// When it finished (unfinished runs come last).
+    FinishedAt,
+    /// How long it ran (runs that never ran come last).
+    Duration,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            Self::QueuedAt => "queued_at",
+            Self::StartedAt => "started_at",
+            Self::FinishedAt => "finished_at",
+            Self::Duration => "duration_ms",
+        }
+    }
+
+    /// The time column `since` and `until` apply to: the sort's, when it is a time.
+    fn time_column(self) -> &'static str {
+        match self {
+            Self::StartedAt => "started_at",
+            Self::FinishedAt => "finished_at",
+            Self::QueuedAt | Self::Duration => "queued_at",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::QueuedAt => "queued_at",
+            Self::StartedAt => "started_at",
+            Self::FinishedAt => "finished_at",
+            Self::Duration => "duration",
+        }
+    }
+}
+
+/// A sort: key and direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// The key.
+    pub key: SortKey,
+    /// Newest / longest first.
+    pub descending: bool,
+}
+
+impl Sort {
+    /// Parses `queued_at`, `-started_at`, `duration`, ... (default `-queued_at`).
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let raw = raw.unwrap_or("-queued_at");
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, raw),
+        };
+        let key = match name {
+            "queued_at" => SortKey::QueuedAt,
+            "started_at" => SortKey::StartedAt,
+            "finished_at" => SortKey::FinishedAt,
+            "duration" | "duration_ms" => SortKey::Duration,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "sort: unknown key {other:?}; use queued_at, started_at, finished_at or \
+                     duration, with a leading - for descending"
+                )));
+            }
+        };
+        Ok(Self { key, descending })
+    }
+
+    fn label(self) -> String {
+        format!(
+            "{}{}",
+            if self.descending { "-" } else { "" },
+            self.key.name()
+        )
+    }
+}
+
+/// Where a page ends: the last row's sort value and id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The sort it belongs to.
+    sort: String,
+    /// The last row's sort value (a time, a number, or null).
+    value: Value,
+    /// The last row's id.
+    run_id: Uuid,
+}
+
+impl Cursor {
+    fn encode(&self) -> Result<String, ApiError> {
+        let json = serde_json::to_vec(self).map_err(ApiError::internal)?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    }
+
+    fn decode(raw: &str, sort: Sort) -> Result<Self, ApiError> {
+        let bad = || ApiError::bad_request("cursor: not a cursor this API gave out");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| bad())?;
+        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if cursor.sort != sort.label() {
+            return Err(ApiError::bad_request(format!(
+                "cursor: it belongs to sort={}, not sort={}",
+                cursor.sort,
+                sort.label()
+            )));
+        }
+        Ok(cursor)
+    }
+}
+
+/// The history filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Any of these statuses.
+    pub statuses: Vec<String>,
+    /// Requested by this user.
+    pub user: Option<String>,
+    /// On this machine.
+    pub machine_id: Option<Uuid>,
+    /// Of this test case.
+    pub test_case_id: Option<Uuid>,
+    /// The sort's time column at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// The sort's time column before this.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// One page of runs and the cursor of the next (`None` on the last page).
+pub struct Page {
+    /// The rows.
+    pub rows: Vec<RunRow>,
+    /// Where the next page starts.
+    pub next_cursor: Option<String>,
+}
+
+/// Reads one page.
+pub async fn page(
+    pool: &PgPool,
+    filters: &Filters,
+    sort: Sort,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Page, ApiError> {
+    let cursor = cursor.map(|raw| Cursor::decode(raw, sort)).transpose()?;
+    let column = sort.key.column();
+    let mut sql: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE true");
+    if !filters.statuses.is_empty() {
+        sql.push(" AND status = ANY(")
+            .push_bind(filters.statuses.clone())
+            .push(")");
+    }
+    if let Some(user) = &filters.user {
+        sql.push(" AND requested_by = ").push_bind(user.clone());
+    }
+    if let Some(machine_id) = filters.machine_id {
+        sql.push(" AND machine_id = ").push_bind(machine_id);
+    }
+    if let Some(test_case_id) = filters.test_case_id {
+        sql.push(" AND test_case_id = ").push_bind(test_case_id);
+    }
+    let time = sort.key.time_column();
+    if let Some(since) = filters.since {
+        sql.push(format_args!(" AND {time} >= ")).push_bind(since);
+    }
+    if let Some(until) = filters.until {
+        sql.push(format_args!(" AND {time} < ")).push_bind(until);
+    }
+    if let Some(cursor) = &cursor {
+        push_keyset(&mut sql, sort, cursor)?;
+    }
+    let direction = if sort.descending { "DESC" } else { "ASC" };
+    sql.push(format_args!(
+        " ORDER BY {column} {direction} NULLS LAST, run_id {direction} LIMIT "
+    ))
+    .push_bind(limit + 1);
+    let values: Vec<Value> = sql.build_query_scalar().fetch_all(pool).await?;
+    let mut rows = values
+        .into_iter()
+        .map(serde_json::from_value::<RunRow>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        match rows.last() {
+            Some(last) => Some(
+                Cursor {
+                    sort: sort.label(),
+                    value: sort_value(last, sort.key),
+                    run_id: last.run_id,
+                }
+                .encode()?,
+            ),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Page { rows, next_cursor })
+}
+
+fn sort_value(row: &RunRow, key: SortKey) -> Value {
+    match key {
+        SortKey::QueuedAt => serde_json::json!(row.queued_at),
+        SortKey::StartedAt => serde_json::json!(row.started_at),
+        SortKey::FinishedAt => serde_json::json!(row.finished_at),
+        SortKey::Duration => serde_json::json!(row.duration_ms),
+    }
+}
+
+/// Rows after the cursor in the sort's order, nulls last:
+/// `(col, run_id) > (v, id) OR col IS NULL` ascending (`<` descending), or, past the last
+/// non-null value, `col IS NULL AND run_id > id`.
+fn push_keyset(
+    sql: &mut QueryBuilder<'_, Postgres>,
+    sort: Sort,
+    cursor: &Cursor,
+) -> Result<(), ApiError> {
+    let column = sort.key.column();
+    let after = if sort.descending { "<" } else { ">" };
+    if cursor.value.is_null() {
+        sql.push(format_args!(" AND {column} IS NULL AND run_id {after} "))
+            .push_bind(cursor.run_id);
+        return Ok(());
+    }
+    let bad = || ApiError::bad_request("cursor: malformed value");
+    sql.push(format_args!(" AND (({column}, run_id) {after} ("));
+    match sort.key {
+        SortKey::Duration => {
+            let value = cursor.value.as_i64().ok_or_else(bad)?;
+            sql.push_bind(value);
+        }
+        _ => {
+            let value: DateTime<Utc> =
+                serde_json::from_value(cursor.value.clone()).map_err(|_| bad())?;
+            sql.push_bind(value);
+        }
+    }
+    sql.push(", ").push_bind(cursor.run_id).push(")");
+    if sort.key != SortKey::QueuedAt {
+        sql.push(format_args!(" OR {column} IS NULL"));
+    }
+    sql.push(")");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_parse_with_direction_and_refuse_unknown_keys() {
+        let sort = Sort::parse(Some("-started_at")).unwrap_or_else(|_| unreachable!());
+        assert_eq!((sort.key, sort.descending), (SortKey::StartedAt, true));
+        let sort = Sort::parse(None).unwrap_or_else(|_| unreachable!());
+        assert_eq!((sort.key, sort.descending), (SortKey::QueuedAt, true));
+        assert!(Sort::parse(Some("color")).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_their_sort() {
+        let sort = Sort::parse(Some("duration")).unwrap_or_else(|_| unreachable!());
+        let cursor = Cursor {
+            sort: sort.label(),
+            value: serde_json::json!(42),
+            run_id: Uuid::nil(),
+        };
+        let encoded = cursor.encode().unwrap_or_default();
+        assert_eq!(Cursor::decode(&encoded, sort).ok(), Some(cursor));
+        let other = Sort::parse(Some("-duration")).unwrap_or_else(|_| unreachable!());
+        assert!(Cursor::decode(&encoded, other).is_err());
+        assert!(Cursor::decode("not-a-cursor", sort).is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! `/healthz` (the process answers) and `/readyz` (Postgres and NATS reachable, read models not
+//! too far behind the log).
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// `GET /healthz`: 200 while the process runs.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when Postgres answers, NATS is connected and the read models lag the log
+/// by at most `max_ready_lag` events; 503 otherwise, saying which check failed.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let nats = matches!(
+        state.nats.connection_state(),
+        async_nats::connection::State::Connected
+    );
+    let (postgres, lag) = match runledger_readmodel::log_head(&state.pool).await {
+        Ok(head) => (true, Some(head - state.freshness.position())),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: Postgres unavailable");
+            (false, None)
+        }
+    };
+    let caught_up = lag.is_some_and(|lag| lag <= state.settings.max_ready_lag);
+    let ready = nats && postgres && caught_up;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"ready": ready, "postgres": postgres, "nats": nats,
+                      "projection_lag": lag, "max_projection_lag": state.settings.max_ready_lag});
+    (status, Json(body))
+}

@@ -1,0 +1,76 @@
+//! The lab's inventory: venvs, machines (never a secret: the read model holds none) and test
+//! cases.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Query parameters of the inventory routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    min_position: Option<i64>,
+}
+
+async fn rows(
+    state: &AppState,
+    params: Result<Query<Params>, QueryRejection>,
+    sql: &'static str,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    state.fresh(params.min_position).await?;
+    let rows: Vec<Value> = sqlx::query_scalar(sql).fetch_all(&state.pool).await?;
+    Ok(Json(Value::Array(rows)))
+}
+
+/// `GET /api/v1/venvs`: `[{venv_id, name, machine_id, status, run_id, ...}]`, status one of
+/// `provisioning`, `free`, `in_use`, `broken`, `removed`.
+pub async fn venvs(
+    State(state): State<AppState>,
+    _caller: Caller,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    rows(
+        &state,
+        params,
+        "SELECT jsonb_build_object('venv_id', venv_id, 'name', name, 'machine_id', machine_id, \
+                'status', status, 'run_id', run_id, 'path', path, 'python', python, \
+                'requirements', requirements, 'python_version', python_version, \
+                'failure_reason', failure_reason, 'leases', leases, 'added_at', added_at) \
+         FROM rm_venvs.venvs ORDER BY name, venv_id",
+    )
+    .await
+}
+
+/// `GET /api/v1/machines`: every machine, with whether it has a password or key, never either.
+pub async fn machines(
+    State(state): State<AppState>,
+    _caller: Caller,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    rows(
+        &state,
+        params,
+        "SELECT to_jsonb(m) FROM rm_machines.machines m ORDER BY name, machine_id",
+    )
+    .await
+}
+
+/// `GET /api/v1/test-cases`: every test case.
+pub async fn test_cases(
+    State(state): State<AppState>,
+    _caller: Caller,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    rows(
+        &state,
+        params,
+        "SELECT to_jsonb(t) FROM rm_test_cases.test_cases t ORDER BY name, test_case_id",
+    )
+    .await
+}

@@ -1,0 +1,75 @@
+//! The HTTP routes, one module per resource, and what they share: parameter parsing and sending
+//! a command for the caller.
+
+pub mod health;
+pub mod lab;
+pub mod runs;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use runledger_types::CommandId;
+use serde_json::Value;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// `raw` as a uuid, or 400 naming `name`.
+pub fn parse_uuid(raw: &str, name: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::bad_request(format!("{name}: {raw:?} is not a uuid")))
+}
+
+/// An optional parameter parsed as `T`, or 400 naming it.
+pub fn parse_opt<T: FromStr>(raw: Option<&str>, name: &str) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.map(|raw| {
+        raw.parse()
+            .map_err(|err| ApiError::bad_request(format!("{name}: {raw:?}: {err}")))
+    })
+    .transpose()
+}
+
+/// An accepted command: its id and the position of its last event (for `min_position`).
+pub struct Accepted {
+    /// The command id.
+    pub command_id: CommandId,
+    /// The log position of its last event (0 when it changed nothing).
+    pub position: i64,
+}
+
+/// Publishes `command_type` as the caller and waits for the outcome; a rejection becomes the
+/// matching 4xx.
+pub async fn send(
+    state: &AppState,
+    caller: &Caller,
+    command_type: &str,
+    payload: Value,
+) -> Result<Accepted, ApiError> {
+    let command_id = CommandId::new();
+    let outcome = state
+        .commands
+        .send(command_id, command_type, &caller.username, payload)
+        .await
+        .map_err(ApiError::unavailable)?;
+    if !outcome.accepted {
+        let rejection = outcome.error.unwrap_or_else(|| {
+            runledger_types::Rejection::new(
+                runledger_types::RejectionCode::InvalidPayload,
+                "rejected without a reason".to_owned(),
+            )
+        });
+        return Err(ApiError::rejected(rejection));
+    }
+    let position = outcome
+        .events
+        .iter()
+        .map(|event| event.position)
+        .max()
+        .unwrap_or(0);
+    Ok(Accepted {
+        command_id,
+        position,
+    })
+}

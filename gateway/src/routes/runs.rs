@@ -1,0 +1,335 @@
+//! The run routes: history, one run, its log, its audit trail, starting and cancelling.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::history::{self, DEFAULT_LIMIT, Filters, MAX_LIMIT, Sort};
+use crate::routes::{parse_opt, parse_uuid, send};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use runledger_readmodel::rows::RunRow;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Output chunks read per page while streaming a log.
+const LOG_PAGE: i64 = 256;
+
+/// The contract's run answer, plus the attempt, the failure classification and cancellation.
+pub fn run_json(row: &RunRow) -> Value {
+    json!({
+        "run_id": row.run_id,
+        "status": row.status,
+        "user": row.requested_by,
+        "machine_id": row.machine_id,
+        "machine_name": row.machine_name,
+        "test_case_id": row.test_case_id,
+        "test_case_name": row.test_case_name,
+        "venv_id": row.venv_id,
+        "venv_name": row.venv_name,
+        "queued_at": row.queued_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "duration_ms": row.duration_ms,
+        "exit_code": row.exit_code,
+        "summary": row.summary,
+        "attempt": row.attempt,
+        "reason": row.reason,
+        "error_code": row.error_code,
+        "cancel_requested": row.cancel_requested,
+        "labels": row.labels,
+    })
+}
+
+/// `GET /api/v1/runs`: `{items, next_cursor}`.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let known = [
+        "status",
+        "user",
+        "machine_id",
+        "test_case_id",
+        "since",
+        "until",
+        "sort",
+        "limit",
+        "cursor",
+        "min_position",
+    ];
+    if let Some(unknown) = params.keys().find(|key| !known.contains(&key.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter {unknown:?}; known: {}",
+            known.join(", ")
+        )));
+    }
+    let get = |name: &str| params.get(name).map(String::as_str);
+    state
+        .fresh(parse_opt(get("min_position"), "min_position")?)
+        .await?;
+    let statuses = match get("status") {
+        Some(raw) => raw
+            .split(',')
+            .map(|status| check_status(status.trim()))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let filters = Filters {
+        statuses,
+        user: get("user").map(str::to_owned),
+        machine_id: get("machine_id")
+            .map(|raw| parse_uuid(raw, "machine_id"))
+            .transpose()?,
+        test_case_id: get("test_case_id")
+            .map(|raw| parse_uuid(raw, "test_case_id"))
+            .transpose()?,
+        since: parse_opt(get("since"), "since")?,
+        until: parse_opt(get("until"), "until")?,
+    };
+    let sort = Sort::parse(get("sort"))?;
+    let limit: i64 = parse_opt(get("limit"), "limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is out of range 1..={MAX_LIMIT}"
+        )));
+    }
+    let page = history::page(&state.pool, &filters, sort, limit, get("cursor")).await?;
+    let items: Vec<Value> = page.rows.iter().map(run_json).collect();
+    Ok(Json(
+        json!({"items": items, "next_cursor": page.next_cursor}),
+    ))
+}
+
+fn check_status(status: &str) -> Result<String, ApiError> {
+    const STATUSES: [&str; 8] = [
+        "queued",
+        "assigned",
+        "running",
+        "passed",
+        "failed",
+        "error",
+        "timed_out",
+        "cancelled",
+    ];
+    if STATUSES.contains(&status) {
+        Ok(status.to_owned())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "status: unknown status {status:?}; use {}",
+            STATUSES.join(", ")
+        )))
+    }
+}
+
+/// Query parameters of the single-run routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freshness {
+    min_position: Option<i64>,
+}
+
+async fn find(state: &AppState, run_id: Uuid) -> Result<RunRow, ApiError> {
+    let found: Option<Value> =
+        sqlx::query_scalar("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let row = found.ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    serde_json::from_value(row).map_err(ApiError::internal)
+}
+
+fn run_id_of(
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Uuid, ApiError> {
+    let Path(raw) = path.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    parse_uuid(&raw, "run_id")
+}
+
+fn query<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(value)| value)
+        .map_err(|err| ApiError::bad_request(err.body_text()))
+}
+
+/// `GET /api/v1/runs/{run_id}`: the run, its per-test results, and why it waits when queued.
+pub async fn detail(
+    State(state): State<AppState>,
+    _caller: Caller,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    params: Result<Query<Freshness>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id_of(path)?;
+    state.fresh(query(params)?.min_position).await?;
+    let row = find(&state, run_id).await?;
+    let tests: Option<Value> = sqlx::query_scalar::<_, Option<Value>>(
+        "SELECT data->'tests' FROM events WHERE stream_id = $1 AND type = 'run_finished' \
+         ORDER BY position DESC LIMIT 1",
+    )
+    .bind(format!("run-{run_id}"))
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    let queue_reason: Option<String> = if row.status == "queued" {
+        sqlx::query_scalar("SELECT reason FROM rm_venvs.queue WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .flatten()
+    } else {
+        None
+    };
+    let mut answer = run_json(&row);
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("tests".into(), tests.unwrap_or_else(|| json!([])));
+        object.insert("queue_reason".into(), json!(queue_reason));
+        object.insert("executor".into(), json!(row.executor));
+        object.insert("env".into(), row.env.clone());
+        object.insert("output_bytes".into(), json!(row.output_bytes));
+    }
+    Ok(Json(answer))
+}
+
+/// Query parameters of the log route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// Byte offset to start from.
+    from: Option<i64>,
+    min_position: Option<i64>,
+}
+
+/// `GET /api/v1/runs/{run_id}/log`: the output so far as `text/plain`, from byte `from`.
+pub async fn log(
+    State(state): State<AppState>,
+    _caller: Caller,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let run_id = run_id_of(path)?;
+    let params = query(params)?;
+    state.fresh(params.min_position).await?;
+    let from = params.from.unwrap_or(0);
+    if from < 0 {
+        return Err(ApiError::bad_request("from: must be a byte offset ≥ 0"));
+    }
+    find(&state, run_id).await?;
+    let mut text = String::new();
+    let mut next = from;
+    loop {
+        let chunks = runledger_readmodel::run_output(&state.pool, run_id, next, LOG_PAGE).await?;
+        let Some(last) = chunks.last() else { break };
+        let end = last.byte_offset + last.text.len() as i64;
+        for chunk in &chunks {
+            let skip = usize::try_from(next - chunk.byte_offset).unwrap_or(0);
+            text.push_str(chunk.text.get(skip..).unwrap_or(""));
+            next = chunk.byte_offset + chunk.text.len() as i64;
+        }
+        if (chunks.len() as i64) < LOG_PAGE || end <= from {
+            break;
+        }
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from(text),
+    )
+        .into_response())
+}
+
+/// Query parameters of the audit-trail route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    /// Include `run_output` events (default: no; the log route serves the output).
+    output: Option<bool>,
+    min_position: Option<i64>,
+}
+
+/// `GET /api/v1/runs/{run_id}/events`: the run's events in order: who asked what, when.
+pub async fn events(
+    State(state): State<AppState>,
+    _caller: Caller,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let run_id = run_id_of(path)?;
+    let params = query(params)?;
+    state.fresh(params.min_position).await?;
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('position', position, 'type', type, 'actor', actor, \
+                'recorded_at', recorded_at, 'command_id', command_id, \
+                'correlation_id', correlation_id, 'stream_version', stream_version, 'data', data) \
+         FROM events WHERE stream_id = $1 AND ($2 OR type <> 'run_output') \
+         ORDER BY stream_version",
+    )
+    .bind(format!("run-{run_id}"))
+    .bind(params.output.unwrap_or(false))
+    .fetch_all(&state.pool)
+    .await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found(format!("no run {run_id}")));
+    }
+    Ok(Json(json!({"run_id": run_id, "events": rows})))
+}
+
+/// `POST /api/v1/runs` body: `start_run`'s payload; `run_id` is generated when absent.
+pub type StartBody = Map<String, Value>;
+
+/// `POST /api/v1/runs`: publishes `start_run` as the caller; 202 `{run_id, command_id,
+/// position}` once accepted.
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<StartBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(mut payload) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    let run_id = match payload.get("run_id") {
+        Some(raw) => raw
+            .as_str()
+            .map(|raw| parse_uuid(raw, "run_id"))
+            .transpose()?
+            .ok_or_else(|| ApiError::bad_request("run_id: must be a uuid string"))?,
+        None => Uuid::now_v7(),
+    };
+    payload.insert("run_id".into(), json!(run_id));
+    let accepted = send(&state, &caller, "start_run", Value::Object(payload)).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": run_id, "command_id": accepted.command_id,
+                    "position": accepted.position})),
+    ))
+}
+
+/// `POST /api/v1/runs/{run_id}/cancel` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/runs/{run_id}/cancel`: publishes `cancel_run` as the caller (members may cancel
+/// only their own runs); 202 `{run_id, command_id, position}`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    body: Option<Json<CancelBody>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run_id = run_id_of(path)?;
+    let reason = body.and_then(|Json(body)| body.reason);
+    let payload = json!({"run_id": run_id, "reason": reason});
+    let accepted = send(&state, &caller, "cancel_run", payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": run_id, "command_id": accepted.command_id,
+                    "position": accepted.position})),
+    ))
+}

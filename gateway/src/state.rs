@@ -1,0 +1,70 @@
+//! What every request handler shares.
+
+use crate::auth::LoginLimiter;
+use crate::error::ApiError;
+use runledger_bus::CommandSender;
+use runledger_readmodel::Freshness;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the gateway runs.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// How long an issued token is valid.
+    pub token_ttl: Duration,
+    /// How long a `POST` waits for its command's outcome.
+    pub command_timeout: Duration,
+    /// How long a `GET` with `min_position` waits for the read models.
+    pub freshness_timeout: Duration,
+    /// `/readyz` fails while the read models lag the log by more events than this.
+    pub max_ready_lag: i64,
+}
+
+impl GatewaySettings {
+    /// Defaults for a gateway on `addr`: tokens valid for 12 hours.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            token_ttl: Duration::from_secs(12 * 3600),
+            command_timeout: Duration::from_secs(10),
+            freshness_timeout: Duration::from_secs(5),
+            max_ready_lag: 10_000,
+        }
+    }
+}
+
+/// The gateway's connections and settings; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres: read models, the log (read only) and the token table.
+    pub pool: PgPool,
+    /// NATS, for readiness.
+    pub nats: async_nats::Client,
+    /// Publishes commands for callers.
+    pub commands: CommandSender,
+    /// The read models' position.
+    pub freshness: Freshness,
+    /// Settings.
+    pub settings: Arc<GatewaySettings>,
+    /// Failed logins.
+    pub logins: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    /// Waits until the read models include `min_position`, if asked; 503 when they do not in
+    /// time.
+    pub async fn fresh(&self, min_position: Option<i64>) -> Result<(), ApiError> {
+        let Some(position) = min_position else {
+            return Ok(());
+        };
+        self.freshness
+            .wait_for(position, self.settings.freshness_timeout)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::unavailable)
+    }
+}

@@ -1,0 +1,418 @@
+//! The HTTP API against the real services: a handler, a projector, the gateway on a loopback
+//! port, and a real HTTP client. Every route's answers, the 401/403 rules, bad parameters, and
+//! keyset paging under concurrent inserts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::{Client, Method, StatusCode};
+use runledger_gateway::{AppState, GatewaySettings};
+use runledger_test_support::{CommandClient, RunningHandler, RunningProjector, TestLab};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ADMIN: &str = "ada";
+const MEMBER: &str = "mia";
+const OTHER: &str = "otto";
+
+struct Api {
+    lab: TestLab,
+    handler: RunningHandler,
+    projector: RunningProjector,
+    shutdown: CancellationToken,
+    base: String,
+    http: Client,
+    test_case_id: Uuid,
+}
+
+fn password(user: &str) -> String {
+    format!("{user}-password-1")
+}
+
+impl Api {
+    async fn start() -> Api {
+        let lab = TestLab::create().await;
+        let handler = lab.start_handler().await;
+        let projector = lab.start_projector(1000).await;
+        let client = lab.client();
+        for (user, role) in [(ADMIN, "admin"), (MEMBER, "member"), (OTHER, "member")] {
+            let body = json!({"username": user, "role": role, "password": password(user)});
+            assert!(
+                client
+                    .send("register_user", "bootstrap", body)
+                    .await
+                    .accepted
+            );
+        }
+        let test_case_id = Uuid::now_v7();
+        let test_case = json!({"test_case_id": test_case_id, "name": "unit", "command": "true"});
+        assert!(
+            client
+                .send("define_test_case", ADMIN, test_case)
+                .await
+                .accepted
+        );
+        let shutdown = CancellationToken::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::new(
+            lab.db.pool.clone(),
+            lab.nats.client.clone(),
+            lab.nats.names.clone(),
+            GatewaySettings::new(addr),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
+        Api {
+            lab,
+            handler,
+            projector,
+            shutdown,
+            base: format!("http://{addr}"),
+            http: Client::new(),
+            test_case_id,
+        }
+    }
+
+    fn client(&self) -> CommandClient {
+        self.lab.client()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    async fn login(&self, user: &str) -> String {
+        let body = json!({"username": user, "password": password(user)});
+        let (status, answer) = self
+            .call(Method::POST, "/api/v1/tokens", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a run as the token's user; returns its id and the outcome's position.
+    async fn start_run(&self, token: &str) -> (Uuid, i64) {
+        let body = json!({"test_case_id": self.test_case_id});
+        let (status, answer) = self
+            .call(Method::POST, "/api/v1/runs", Some(token), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        let run_id = answer["run_id"].as_str().unwrap().parse().unwrap();
+        (run_id, answer["position"].as_i64().unwrap())
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.projector.stop().await;
+        self.handler.stop().await;
+        self.lab.cleanup().await;
+    }
+}
+
+fn assert_error(status: StatusCode, answer: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{answer}");
+    assert_eq!(answer["error"]["code"], code, "{answer}");
+    assert!(
+        !answer["error"]["message"].as_str().unwrap_or("").is_empty(),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_health_and_the_401_rules() {
+    let api = Api::start().await;
+    let (status, answer) = api.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
+    let (status, answer) = api.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let protected = [
+        (Method::GET, "/api/v1/runs".to_owned()),
+        (Method::POST, "/api/v1/runs".to_owned()),
+        (Method::GET, format!("/api/v1/runs/{}", Uuid::nil())),
+        (Method::GET, format!("/api/v1/runs/{}/log", Uuid::nil())),
+        (Method::GET, format!("/api/v1/runs/{}/events", Uuid::nil())),
+        (Method::POST, format!("/api/v1/runs/{}/cancel", Uuid::nil())),
+        (Method::GET, "/api/v1/venvs".to_owned()),
+        (Method::GET, "/api/v1/machines".to_owned()),
+        (Method::GET, "/api/v1/test-cases".to_owned()),
+        (Method::DELETE, "/api/v1/tokens/current".to_owned()),
+    ];
+    for (method, path) in &protected {
+        let (status, answer) = api.call(method.clone(), path, None, None).await;
+        assert_error(status, &answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        let (status, answer) = api
+            .call(method.clone(), path, Some("rl_not-a-token"), None)
+            .await;
+        assert_error(status, &answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+
+    // Wrong passwords and unknown users get the same answer; then the limit.
+    let wrong = json!({"username": MEMBER, "password": "nope"});
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/tokens", None, Some(wrong.clone()))
+        .await;
+    assert_error(status, &answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    let nobody = json!({"username": "nobody", "password": "nope"});
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/tokens", None, Some(nobody))
+        .await;
+    assert_error(status, &answer, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            None,
+            Some(json!({"user": "x"})),
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
+
+    let token = api.login(MEMBER).await;
+    let (status, _) = api.get("/api/v1/runs", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .call(Method::DELETE, "/api/v1/tokens/current", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, answer) = api.get("/api/v1/runs", &token).await;
+    assert_error(status, &answer, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    for _ in 0..5 {
+        api.call(Method::POST, "/api/v1/tokens", None, Some(wrong.clone()))
+            .await;
+    }
+    let right = json!({"username": MEMBER, "password": password(MEMBER)});
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/tokens", None, Some(right))
+        .await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_logins",
+    );
+    // Other users are not locked out.
+    api.login(ADMIN).await;
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_started_read_cancelled_and_their_errors_are_4xx() {
+    let api = Api::start().await;
+    let mia = api.login(MEMBER).await;
+    let otto = api.login(OTHER).await;
+    let (run_id, position) = api.start_run(&mia).await;
+
+    let (status, run) = api
+        .get(
+            &format!("/api/v1/runs/{run_id}?min_position={position}"),
+            &mia,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "queued");
+    assert_eq!(run["user"], MEMBER);
+    assert_eq!(run["test_case_name"], "unit");
+    assert_eq!(run["queue_reason"], "no_matching_machine", "{run}");
+    assert_eq!(run["tests"], json!([]));
+    let (status, page) = api.get("/api/v1/runs?status=queued", &otto).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"][0]["run_id"], json!(run_id), "{page}");
+    assert_eq!(page["next_cursor"], Value::Null);
+    let (status, trail) = api
+        .get(&format!("/api/v1/runs/{run_id}/events"), &otto)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["run_requested", "run_queued"]);
+    assert_eq!(trail["events"][0]["actor"], MEMBER);
+    let response = api
+        .http
+        .get(format!("{}/api/v1/runs/{run_id}/log", api.base))
+        .bearer_auth(&otto)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.text().await.unwrap(), "");
+
+    // Members cancel only their own runs.
+    let cancel = format!("/api/v1/runs/{run_id}/cancel");
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            &cancel,
+            Some(&otto),
+            Some(json!({"reason": "mine now"})),
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::FORBIDDEN, "forbidden");
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            &cancel,
+            Some(&mia),
+            Some(json!({"reason": "not needed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let position = answer["position"].as_i64().unwrap();
+    let (_, run) = api
+        .get(
+            &format!("/api/v1/runs/{run_id}?min_position={position}"),
+            &mia,
+        )
+        .await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let (status, answer) = api.call(Method::POST, &cancel, Some(&mia), None).await;
+    assert_error(status, &answer, StatusCode::CONFLICT, "run_finished");
+
+    // Bad input: a 4xx with a message, every time.
+    let unknown = json!({"test_case_id": Uuid::nil()});
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/runs", Some(&mia), Some(unknown))
+        .await;
+    assert_error(status, &answer, StatusCode::NOT_FOUND, "unknown_test_case");
+    let junk = api
+        .http
+        .post(format!("{}/api/v1/runs", api.base))
+        .bearer_auth(&mia)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
+    let extra = json!({"test_case_id": api.test_case_id, "colour": "red"});
+    let (status, answer) = api
+        .call(Method::POST, "/api/v1/runs", Some(&mia), Some(extra))
+        .await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_payload",
+    );
+    for path in [
+        "/api/v1/runs/not-a-uuid".to_owned(),
+        "/api/v1/runs/not-a-uuid/log".to_owned(),
+        "/api/v1/runs?sort=colour".to_owned(),
+        "/api/v1/runs?limit=0".to_owned(),
+        "/api/v1/runs?limit=501".to_owned(),
+        "/api/v1/runs?limit=ten".to_owned(),
+        "/api/v1/runs?status=sleeping".to_owned(),
+        "/api/v1/runs?machine_id=x".to_owned(),
+        "/api/v1/runs?since=yesterday".to_owned(),
+        "/api/v1/runs?cursor=abc".to_owned(),
+        "/api/v1/runs?colour=red".to_owned(),
+        format!("/api/v1/runs/{run_id}/log?from=-1"),
+        format!("/api/v1/runs/{run_id}?junk=1"),
+    ] {
+        let (status, answer) = api.get(&path, &mia).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let (status, answer) = api
+        .get(&format!("/api/v1/runs/{}", Uuid::nil()), &mia)
+        .await;
+    assert_error(status, &answer, StatusCode::NOT_FOUND, "not_found");
+    let (status, answer) = api.get("/api/v1/nothing-here", &mia).await;
+    assert_error(status, &answer, StatusCode::NOT_FOUND, "not_found");
+
+    for path in ["/api/v1/venvs", "/api/v1/machines", "/api/v1/test-cases"] {
+        let (status, answer) = api.get(path, &mia).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+        assert!(answer.is_array(), "{path}: {answer}");
+    }
+    let (_, cases) = api.get("/api/v1/test-cases", &mia).await;
+    assert_eq!(cases[0]["test_case_id"], json!(api.test_case_id));
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_neither_repeats_nor_skips_under_concurrent_inserts() {
+    let api = Api::start().await;
+    let mia = api.login(MEMBER).await;
+    let mut started = Vec::new();
+    let mut position = 0;
+    for _ in 0..7 {
+        let (run_id, at) = api.start_run(&mia).await;
+        started.push(run_id);
+        position = at;
+    }
+    let client = api.client();
+    for sort in ["queued_at", "-queued_at", "started_at", "-duration"] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/runs?sort={sort}&limit=3&min_position={position}");
+            if let Some(cursor) = &cursor {
+                path.push_str(&format!("&cursor={cursor}"));
+            }
+            let (status, page) = api.get(&path, &mia).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for item in page["items"].as_array().unwrap() {
+                seen.push(item["run_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+            }
+            // A run started between pages must not disturb the pages to come.
+            let run_id = Uuid::now_v7();
+            let start = json!({"run_id": run_id, "test_case_id": api.test_case_id});
+            assert!(client.send("start_run", MEMBER, start).await.accepted);
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let unique: HashSet<Uuid> = seen.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "{sort}: a run came twice: {seen:?}"
+        );
+        for run_id in &started {
+            assert!(unique.contains(run_id), "{sort}: run {run_id} was skipped");
+        }
+        if sort == "queued_at" {
+            let order: Vec<Uuid> = seen
+                .iter()
+                .copied()
+                .filter(|id| started.contains(id))
+                .collect();
+            assert_eq!(order, started, "ascending request order");
+        }
+    }
+    api.stop().await;
+}
