@@ -64,7 +64,8 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         let freshness = Freshness::start(pool.clone(), shutdown).await?;
         Ok(Self {
-            commands: CommandSender::new(nats.clone(), names, settings.command_timeout, 2),
+            commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
+            names,
             pool,
             nats,
             freshness,
@@ -86,7 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{run_id}/cancel", post(runs::cancel))
         .route("/venvs", get(lab::venvs))
         .route("/machines", get(lab::machines))
-        .route("/test-cases", get(lab::test_cases));
+        .route("/test-cases", get(lab::test_cases))
+        .route("/events/stream", get(live_changes));
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -110,6 +112,15 @@ pub fn router(state: AppState) -> Router {
         ));
     }
     router.layer(TraceLayer::new_for_http()).with_state(state)
+}
+
+/// `GET /api/v1/events/stream`: every run's status changes, as Server-Sent Events.
+async fn live_changes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _caller: auth::Caller,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    Ok(routes::live::run_changes(state).await?.into_response())
 }
 
 /// Serves `state` on `listener` until `shutdown`.

@@ -42,8 +42,10 @@ impl GatewaySettings {
 pub struct AppState {
     /// Postgres: read models, the log (read only) and the token table.
     pub pool: PgPool,
-    /// NATS, for readiness.
+    /// NATS, for readiness and live streams.
     pub nats: async_nats::Client,
+    /// Subject names.
+    pub names: runledger_bus::BusNames,
     /// Publishes commands for callers.
     pub commands: CommandSender,
     /// The read models' position.

@@ -416,3 +416,164 @@ async fn paging_neither_repeats_nor_skips_under_concurrent_inserts() {
     }
     api.stop().await;
 }
+
+/// `(event, id, data)` of each Server-Sent Event in `body`.
+fn sse_events(body: &str) -> Vec<(String, Option<String>, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut id = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    event = Some(value.trim().to_owned());
+                } else if let Some(value) = line.strip_prefix("id:") {
+                    id = Some(value.trim().to_owned());
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(value.trim()).ok();
+                }
+            }
+            Some((event?, id, data?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_streams_live_resumes_from_last_event_id_and_ends_with_the_status() {
+    let api = Api::start().await;
+    let client = api.client();
+    let exec = "executor:e1";
+    let machine_id = Uuid::now_v7();
+    let machine = json!({"machine_id": machine_id, "name": "here", "host": "local",
+                         "username": "runner"});
+    assert!(
+        client
+            .send("register_machine", ADMIN, machine)
+            .await
+            .accepted
+    );
+    let venv_id = Uuid::now_v7();
+    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "v"});
+    assert!(client.send("add_venv", ADMIN, venv).await.accepted);
+    let provisioned = json!({"venv_id": venv_id});
+    assert!(
+        client
+            .send("report_venv_provisioned", exec, provisioned)
+            .await
+            .accepted
+    );
+    let mia = api.login(MEMBER).await;
+    let (run_id, _) = api.start_run(&mia).await;
+    assert!(
+        client
+            .send("report_run_started", exec, json!({"run_id": run_id}))
+            .await
+            .accepted
+    );
+    let output = |seq: u64, text: &str| json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text});
+    for (seq, text) in [(1, "one\n"), (2, "two\n")] {
+        assert!(
+            client
+                .send("report_run_output", exec, output(seq, text))
+                .await
+                .accepted
+        );
+    }
+
+    let url = format!("{}/api/v1/runs/{run_id}/log", api.base);
+    let live = {
+        let request = api
+            .http
+            .get(&url)
+            .bearer_auth(&mia)
+            .header("accept", "text/event-stream");
+        tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/event-stream")
+            );
+            response.text().await.unwrap()
+        })
+    };
+    // The stream has sent the history once the live client is connected; then more arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        client
+            .send("report_run_output", exec, output(3, "three\n"))
+            .await
+            .accepted
+    );
+    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});
+    let outcome = client.send("report_run_finished", exec, finished).await;
+    assert!(outcome.accepted);
+    let end = outcome.events.iter().map(|e| e.position).max().unwrap();
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), live)
+        .await
+        .expect("the stream ends with the run")
+        .unwrap();
+    let events = sse_events(&body);
+    let texts: Vec<(&str, Option<&str>, &str)> = events
+        .iter()
+        .map(|(event, id, data)| {
+            (
+                event.as_str(),
+                id.as_deref(),
+                data["text"]
+                    .as_str()
+                    .or(data["status"].as_str())
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("output", Some("1"), "one\n"),
+            ("output", Some("2"), "two\n"),
+            ("output", Some("3"), "three\n"),
+            ("finished", None, "passed"),
+        ],
+        "{body}"
+    );
+
+    // Resumed after chunk 2: the rest, and the end.
+    let response = api
+        .http
+        .get(&url)
+        .bearer_auth(&mia)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "2")
+        .send()
+        .await
+        .unwrap();
+    let events = sse_events(&response.text().await.unwrap());
+    let ids: Vec<Option<String>> = events.iter().map(|(_, id, _)| id.clone()).collect();
+    assert_eq!(ids, [Some("3".to_owned()), None]);
+    let bad = api
+        .http
+        .get(&url)
+        .bearer_auth(&mia)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "three")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    // The plain log has it all, from any byte.
+    let (status, text) = api
+        .get(
+            &format!("/api/v1/runs/{run_id}/log?min_position={end}"),
+            &mia,
+        )
+        .await;
+    assert_eq!((status, text), (StatusCode::OK, json!("one\ntwo\nthree\n")));
+    let (_, text) = api
+        .get(&format!("/api/v1/runs/{run_id}/log?from=5"), &mia)
+        .await;
+    assert_eq!(text, json!("wo\nthree\n"));
+    api.stop().await;
+}

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod lab;
+pub mod live;
 pub mod runs;
 
 use crate::auth::Caller;

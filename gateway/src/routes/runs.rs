@@ -3,13 +3,13 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::history::{self, DEFAULT_LIMIT, Filters, MAX_LIMIT, Sort};
-use crate::routes::{parse_opt, parse_uuid, send};
+use crate::routes::{live, parse_opt, parse_uuid, send};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runledger_readmodel::rows::RunRow;
 use serde::Deserialize;
@@ -207,14 +207,20 @@ pub struct LogParams {
     min_position: Option<i64>,
 }
 
-/// `GET /api/v1/runs/{run_id}/log`: the output so far as `text/plain`, from byte `from`.
+/// `GET /api/v1/runs/{run_id}/log`: the output so far as `text/plain`, from byte `from`; with
+/// `Accept: text/event-stream`, followed live ([`live::run_log`]).
 pub async fn log(
     State(state): State<AppState>,
     _caller: Caller,
+    headers: HeaderMap,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     params: Result<Query<LogParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let run_id = run_id_of(path)?;
+    if live::wants_event_stream(&headers) {
+        let after = live::last_event_id(&headers)?;
+        return Ok(live::run_log(state, run_id, after).await?.into_response());
+    }
     let params = query(params)?;
     state.fresh(params.min_position).await?;
     let from = params.from.unwrap_or(0);

@@ -1,0 +1,195 @@
+//! Live views as Server-Sent Events, fed from the events NATS carries (never by polling
+//! Postgres): a run's output (`GET /api/v1/runs/{run_id}/log` with `Accept: text/event-stream`)
+//! and every run's status changes (`GET /api/v1/events/stream`).
+//!
+//! A log stream subscribes first, then sends what the log already holds after the client's
+//! `Last-Event-ID` (a chunk `seq`), then what arrives, skipping chunks already sent; so nothing
+//! committed in between is lost. It ends with a `finished` event carrying the run's final
+//! status.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Events buffered per client before a slow one is dropped.
+const CLIENT_BUFFER: usize = 256;
+
+/// True when the request asks for Server-Sent Events.
+pub fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+/// The `seq` to resume after: `Last-Event-ID`, else 0.
+pub fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
+    match headers.get("last-event-id") {
+        None => Ok(0),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|raw| raw.trim().parse().ok())
+            .ok_or_else(|| ApiError::bad_request("Last-Event-ID: must be a chunk seq (a number)")),
+    }
+}
+
+type EventStream = Sse<
+    axum::response::sse::KeepAliveStream<
+        std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>,
+    >,
+>;
+
+fn sse(receiver: mpsc::Receiver<Event>) -> EventStream {
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|event| (Ok(event), receiver))
+    });
+    Sse::new(stream.boxed()).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// The output of `run_id` from after chunk `after`, live, ending with its final status.
+pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventStream, ApiError> {
+    let names = &state.names;
+    let mut output = state
+        .nats
+        .subscribe(names.event_subject("run", "run_output"))
+        .await
+        .map_err(ApiError::unavailable)?;
+    let mut finished = state
+        .nats
+        .subscribe(names.event_subject("run", "run_finished"))
+        .await
+        .map_err(ApiError::unavailable)?;
+    // Subscribed first: whatever the log holds now, or NATS delivers from here on, is seen.
+    let stream_id = format!("run-{run_id}");
+    let history: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT type, data FROM events WHERE stream_id = $1 \
+         AND (type = 'run_finished' OR (type = 'run_output' AND (data->>'seq')::bigint > $2)) \
+         ORDER BY stream_version",
+    )
+    .bind(&stream_id)
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .fetch_all(&state.pool)
+    .await?;
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)")
+            .bind(&stream_id)
+            .fetch_one(&state.pool)
+            .await?;
+    if !known {
+        return Err(ApiError::not_found(format!("no run {run_id}")));
+    }
+    let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
+    tokio::spawn(async move {
+        let mut last = after;
+        for (event_type, data) in history {
+            if !forward(&sender, &event_type, &data, &mut last).await {
+                return;
+            }
+        }
+        let wanted = json!(run_id);
+        loop {
+            let message = tokio::select! {
+                () = sender.closed() => return,
+                message = output.next() => message,
+                message = finished.next() => message,
+            };
+            let Some(message) = message else { return };
+            let Ok(record) = serde_json::from_slice::<Value>(&message.payload) else {
+                continue;
+            };
+            if record["data"]["run_id"] != wanted {
+                continue;
+            }
+            let event_type = record["type"].as_str().unwrap_or_default().to_owned();
+            if !forward(&sender, &event_type, &record["data"], &mut last).await {
+                return;
+            }
+        }
+    });
+    Ok(sse(receiver))
+}
+
+/// Sends one of the run's events; false once the stream is over (finished, or the client left).
+async fn forward(
+    sender: &mpsc::Sender<Event>,
+    event_type: &str,
+    data: &Value,
+    last: &mut u64,
+) -> bool {
+    match event_type {
+        "run_output" => {
+            let seq = data["seq"].as_u64().unwrap_or(0);
+            if seq <= *last {
+                return true;
+            }
+            *last = seq;
+            let chunk = json!({"seq": seq, "stream": data["stream"], "text": data["text"]});
+            let event = Event::default()
+                .id(seq.to_string())
+                .event("output")
+                .data(chunk.to_string());
+            sender.send(event).await.is_ok()
+        }
+        "run_finished" => {
+            let end = json!({"status": data["status"], "exit_code": data["exit_code"],
+                             "summary": data["summary"], "reason": data["reason"],
+                             "error_code": data["error_code"]});
+            let event = Event::default().event("finished").data(end.to_string());
+            let _ = sender.send(event).await;
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Every run's status changes: `event: run`, data `{run_id, type, status?, position}` for each
+/// run event but output.
+pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
+    let mut events = state
+        .nats
+        .subscribe(format!("{}.events.run.*", state.names.prefix()))
+        .await
+        .map_err(ApiError::unavailable)?;
+    let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                () = sender.closed() => return,
+                message = events.next() => message,
+            };
+            let Some(message) = message else { return };
+            let Ok(record) = serde_json::from_slice::<Value>(&message.payload) else {
+                continue;
+            };
+            let event_type = record["type"].as_str().unwrap_or_default();
+            if event_type == "run_output" {
+                continue;
+            }
+            let status = match event_type {
+                "run_queued" => Some("queued"),
+                "run_assigned" => Some("assigned"),
+                "run_started" => Some("running"),
+                "run_finished" => record["data"]["status"].as_str(),
+                _ => None,
+            };
+            let change = json!({"run_id": record["data"]["run_id"], "type": event_type,
+                                "status": status, "position": record["position"]});
+            let event = Event::default()
+                .id(record["position"].to_string())
+                .event("run")
+                .data(change.to_string());
+            if sender.try_send(event).is_err() && sender.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok(sse(receiver))
+}
