@@ -19,9 +19,9 @@ pub use state::{AppState, GatewaySettings};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use error::ApiError;
-use routes::{health, lab, runs};
+use routes::{health, lab, manage, runs};
 use runledger_bus::{BusNames, CommandSender};
 use runledger_readmodel::Freshness;
 use sqlx::PgPool;
@@ -85,9 +85,21 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{run_id}/log", get(runs::log))
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/cancel", post(runs::cancel))
-        .route("/venvs", get(lab::venvs))
-        .route("/machines", get(lab::machines))
-        .route("/test-cases", get(lab::test_cases))
+        .route("/users", post(manage::register_user))
+        .route("/venvs", get(lab::venvs).post(manage::add_venv))
+        .route("/venvs/{venv_id}", delete(manage::remove_venv))
+        .route(
+            "/machines",
+            get(lab::machines).post(manage::register_machine),
+        )
+        .route(
+            "/machines/{machine_id}",
+            patch(manage::update_machine).delete(manage::retire_machine),
+        )
+        .route(
+            "/test-cases",
+            get(lab::test_cases).post(manage::define_test_case),
+        )
         .route("/events/stream", get(live_changes));
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

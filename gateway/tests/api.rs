@@ -577,3 +577,102 @@ async fn a_log_streams_live_resumes_from_last_event_id_and_ends_with_the_status(
     assert_eq!(text, json!("wo\nthree\n"));
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_is_managed_over_http_by_role_and_ownership() {
+    let api = Api::start().await;
+    let ada = api.login(ADMIN).await;
+    let mia = api.login(MEMBER).await;
+    let otto = api.login(OTHER).await;
+    let post = |path: &'static str, token: String, body: Value| {
+        let api = &api;
+        async move { api.call(Method::POST, path, Some(&token), Some(body)).await }
+    };
+
+    // Users: admins only; a taken name is a conflict.
+    let user = json!({"username": "newbie", "role": "member", "password": password("newbie")});
+    let (status, answer) = post("/api/v1/users", mia.clone(), user.clone()).await;
+    assert_error(status, &answer, StatusCode::FORBIDDEN, "forbidden");
+    let (status, answer) = post("/api/v1/users", ada.clone(), user.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["username"], "newbie");
+    let (status, answer) = post("/api/v1/users", ada.clone(), user).await;
+    assert_error(status, &answer, StatusCode::CONFLICT, "user_exists");
+    api.login("newbie").await;
+
+    // Machines: members register their own; secrets never come back.
+    let machine = json!({"name": "mias-box", "host": "127.0.0.1", "port": 22, "os": "linux",
+                         "username": "mia", "password": "hunter2-machine", "labels": ["gpu"]});
+    let (status, answer) = post("/api/v1/machines", mia.clone(), machine).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let machine_id = answer["machine_id"].as_str().unwrap().to_owned();
+    let position = answer["position"].as_i64().unwrap();
+    let (_, machines) = api
+        .get(&format!("/api/v1/machines?min_position={position}"), &otto)
+        .await;
+    assert_eq!(machines[0]["machine_id"], json!(machine_id), "{machines}");
+    assert_eq!(machines[0]["has_password"], true);
+    assert!(!machines.to_string().contains("hunter2"), "{machines}");
+    let (status, answer) = post("/api/v1/machines", mia.clone(), json!({"name": 7})).await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_payload",
+    );
+
+    // Venvs on it: its owner may; another member may not.
+    let venv = json!({"machine_id": machine_id, "name": "py3"});
+    let (status, answer) = post("/api/v1/venvs", otto.clone(), venv.clone()).await;
+    assert_error(status, &answer, StatusCode::FORBIDDEN, "forbidden");
+    let (status, answer) = post("/api/v1/venvs", mia.clone(), venv).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let venv_id = answer["venv_id"].as_str().unwrap().to_owned();
+    let venv_path = format!("/api/v1/venvs/{venv_id}");
+    let (status, answer) = api.call(Method::DELETE, &venv_path, Some(&mia), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
+    // Updating and retiring: the owner or an admin.
+    let machine_path = format!("/api/v1/machines/{machine_id}");
+    let rename = json!({"name": "mias-big-box"});
+    let (status, answer) = api
+        .call(
+            Method::PATCH,
+            &machine_path,
+            Some(&otto),
+            Some(rename.clone()),
+        )
+        .await;
+    assert_error(status, &answer, StatusCode::FORBIDDEN, "forbidden");
+    let (status, answer) = api
+        .call(Method::PATCH, &machine_path, Some(&mia), Some(rename))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = api
+        .call(Method::DELETE, &machine_path, Some(&otto), None)
+        .await;
+    assert_error(status, &answer, StatusCode::FORBIDDEN, "forbidden");
+    let (status, answer) = api
+        .call(Method::DELETE, &machine_path, Some(&ada), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = api
+        .call(Method::DELETE, "/api/v1/machines/nope", Some(&ada), None)
+        .await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
+
+    // Test cases: admins only.
+    let case = json!({"name": "smoke", "command": "pytest -q", "retries": 1});
+    let (status, answer) = post("/api/v1/test-cases", mia.clone(), case.clone()).await;
+    assert_error(status, &answer, StatusCode::FORBIDDEN, "forbidden");
+    let (status, answer) = post("/api/v1/test-cases", ada.clone(), case).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = post(
+        "/api/v1/test-cases",
+        ada.clone(),
+        json!({"test_case_id": 5}),
+    )
+    .await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
+    api.stop().await;
+}

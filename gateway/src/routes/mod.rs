@@ -4,6 +4,7 @@
 pub mod health;
 pub mod lab;
 pub mod live;
+pub mod manage;
 pub mod runs;
 
 use crate::auth::Caller;
