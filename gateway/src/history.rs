@@ -157,7 +157,17 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Reads one page.
+/// Which rows a query phase reads.
+enum Phase<'a> {
+    /// Rows whose sort value is set, after the cursor if any.
+    Valued(Option<&'a Cursor>),
+    /// Rows whose sort value is null (they come last), after `run_id` if any.
+    Nulls(Option<Uuid>),
+}
+
+/// Reads one page. Rows whose sort value is null come last; they are read by a second query
+/// once the valued rows are exhausted, so each query is a plain range over a `(column, run_id)`
+/// index, with no `OR` that would keep Postgres from using it.
 pub async fn page(
     pool: &PgPool,
     filters: &Filters,
@@ -166,9 +176,83 @@ pub async fn page(
     cursor: Option<&str>,
 ) -> Result<Page, ApiError> {
     let cursor = cursor.map(|raw| Cursor::decode(raw, sort)).transpose()?;
+    let time_filtered = sort.key.time_column() == sort.key.column()
+        && (filters.since.is_some() || filters.until.is_some());
+    let nullable = sort.key != SortKey::QueuedAt && !time_filtered;
+    let mut rows = Vec::new();
+    let first = match &cursor {
+        Some(cursor) if cursor.value.is_null() => Phase::Nulls(Some(cursor.run_id)),
+        cursor => Phase::Valued(cursor.as_ref()),
+    };
+    let nulls_next = matches!(first, Phase::Valued(_)) && nullable;
+    rows.extend(read(pool, filters, sort, &first, limit + 1).await?);
+    if nulls_next && (rows.len() as i64) <= limit {
+        let wanted = limit + 1 - rows.len() as i64;
+        rows.extend(read(pool, filters, sort, &Phase::Nulls(None), wanted).await?);
+    }
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        match rows.last() {
+            Some(last) => Some(
+                Cursor {
+                    sort: sort.label(),
+                    value: sort_value(last, sort.key),
+                    run_id: last.run_id,
+                }
+                .encode()?,
+            ),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Page { rows, next_cursor })
+}
+
+/// One phase's rows, at most `limit`.
+async fn read(
+    pool: &PgPool,
+    filters: &Filters,
+    sort: Sort,
+    phase: &Phase<'_>,
+    limit: i64,
+) -> Result<Vec<RunRow>, ApiError> {
     let column = sort.key.column();
+    let after = if sort.descending { "<" } else { ">" };
+    let direction = if sort.descending { "DESC" } else { "ASC" };
     let mut sql: QueryBuilder<Postgres> =
         QueryBuilder::new("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE true");
+    push_filters(&mut sql, filters, sort);
+    match phase {
+        Phase::Valued(cursor) => {
+            sql.push(format_args!(" AND {column} IS NOT NULL"));
+            if let Some(cursor) = cursor {
+                sql.push(format_args!(" AND ({column}, run_id) {after} ("));
+                push_value(&mut sql, sort.key, &cursor.value)?;
+                sql.push(", ").push_bind(cursor.run_id).push(")");
+            }
+            sql.push(format_args!(
+                " ORDER BY {column} {direction}, run_id {direction} LIMIT "
+            ));
+        }
+        Phase::Nulls(after_id) => {
+            sql.push(format_args!(" AND {column} IS NULL"));
+            if let Some(run_id) = after_id {
+                sql.push(format_args!(" AND run_id {after} ")).push_bind(*run_id);
+            }
+            sql.push(format_args!(" ORDER BY run_id {direction} LIMIT "));
+        }
+    }
+    sql.push_bind(limit);
+    let values: Vec<Value> = sql.build_query_scalar().fetch_all(pool).await?;
+    values
+        .into_iter()
+        .map(serde_json::from_value::<RunRow>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)
+}
+
+fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, filters: &Filters, sort: Sort) {
     if !filters.statuses.is_empty() {
         sql.push(" AND status = ANY(")
             .push_bind(filters.statuses.clone())
@@ -190,37 +274,6 @@ pub async fn page(
     if let Some(until) = filters.until {
         sql.push(format_args!(" AND {time} < ")).push_bind(until);
     }
-    if let Some(cursor) = &cursor {
-        push_keyset(&mut sql, sort, cursor)?;
-    }
-    let direction = if sort.descending { "DESC" } else { "ASC" };
-    sql.push(format_args!(
-        " ORDER BY {column} {direction} NULLS LAST, run_id {direction} LIMIT "
-    ))
-    .push_bind(limit + 1);
-    let values: Vec<Value> = sql.build_query_scalar().fetch_all(pool).await?;
-    let mut rows = values
-        .into_iter()
-        .map(serde_json::from_value::<RunRow>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        match rows.last() {
-            Some(last) => Some(
-                Cursor {
-                    sort: sort.label(),
-                    value: sort_value(last, sort.key),
-                    run_id: last.run_id,
-                }
-                .encode()?,
-            ),
-            None => None,
-        }
-    } else {
-        None
-    };
-    Ok(Page { rows, next_cursor })
 }
 
 fn sort_value(row: &RunRow, key: SortKey) -> Value {
@@ -232,39 +285,22 @@ fn sort_value(row: &RunRow, key: SortKey) -> Value {
     }
 }
 
-/// Rows after the cursor in the sort's order, nulls last:
-/// `(col, run_id) > (v, id) OR col IS NULL` ascending (`<` descending), or, past the last
-/// non-null value, `col IS NULL AND run_id > id`.
-fn push_keyset(
+/// Binds a cursor's sort value with the column's type.
+fn push_value(
     sql: &mut QueryBuilder<'_, Postgres>,
-    sort: Sort,
-    cursor: &Cursor,
+    key: SortKey,
+    value: &Value,
 ) -> Result<(), ApiError> {
-    let column = sort.key.column();
-    let after = if sort.descending { "<" } else { ">" };
-    if cursor.value.is_null() {
-        sql.push(format_args!(" AND {column} IS NULL AND run_id {after} "))
-            .push_bind(cursor.run_id);
-        return Ok(());
-    }
     let bad = || ApiError::bad_request("cursor: malformed value");
-    sql.push(format_args!(" AND (({column}, run_id) {after} ("));
-    match sort.key {
+    match key {
         SortKey::Duration => {
-            let value = cursor.value.as_i64().ok_or_else(bad)?;
-            sql.push_bind(value);
+            sql.push_bind(value.as_i64().ok_or_else(bad)?);
         }
         _ => {
-            let value: DateTime<Utc> =
-                serde_json::from_value(cursor.value.clone()).map_err(|_| bad())?;
-            sql.push_bind(value);
+            let time: DateTime<Utc> = serde_json::from_value(value.clone()).map_err(|_| bad())?;
+            sql.push_bind(time);
         }
     }
-    sql.push(", ").push_bind(cursor.run_id).push(")");
-    if sort.key != SortKey::QueuedAt {
-        sql.push(format_args!(" OR {column} IS NULL"));
-    }
-    sql.push(")");
     Ok(())
 }
 
