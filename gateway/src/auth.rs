@@ -69,24 +69,77 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::unauthorized("the Authorization header is not Bearer <token>")
             })?;
         let token_hash = hash(token);
-        let found: Option<(String, String)> = sqlx::query_as(
-            "SELECT username, role FROM gateway.tokens \
+        if let Some(caller) = state.tokens.get(&token_hash) {
+            return Ok(caller);
+        }
+        let found: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT username, role, expires_at FROM gateway.tokens \
              WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()",
         )
         .bind(&token_hash)
         .fetch_optional(&state.pool)
         .await?;
-        let (username, role) = found
+        let (username, role, expires_at) = found
             .ok_or_else(|| ApiError::unauthorized("the token is unknown, expired or revoked"))?;
         let role = match role.as_str() {
             "admin" => Role::Admin,
             _ => Role::Member,
         };
-        Ok(Caller {
+        let caller = Caller {
             username,
             role,
             token_hash,
-        })
+        };
+        state.tokens.put(&caller, expires_at);
+        Ok(caller)
+    }
+}
+
+/// How long a checked token is trusted without asking Postgres again: a token revoked through
+/// another gateway process keeps working here for at most this long (at once on this one).
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Most tokens remembered; the cache is emptied when it is full.
+const TOKEN_CACHE_SIZE: usize = 10_000;
+
+/// Recently checked tokens, so most requests cost no token query.
+#[derive(Debug, Default)]
+pub struct TokenCache(Mutex<HashMap<Vec<u8>, Cached>>);
+
+/// A checked token: who, when it was checked, when it expires.
+type Cached = (Caller, Instant, DateTime<Utc>);
+
+impl TokenCache {
+    fn get(&self, token_hash: &[u8]) -> Option<Caller> {
+        let cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(token_hash)
+            .filter(|(_, checked, expires_at)| {
+                checked.elapsed() < TOKEN_CACHE_TTL && Utc::now() < *expires_at
+            })
+            .map(|(caller, _, _)| caller.clone())
+    }
+
+    fn put(&self, caller: &Caller, expires_at: DateTime<Utc>) {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= TOKEN_CACHE_SIZE {
+            cache.clear();
+        }
+        let entry = (caller.clone(), Instant::now(), expires_at);
+        cache.insert(caller.token_hash.clone(), entry);
+    }
+
+    fn forget(&self, token_hash: &[u8]) {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.remove(token_hash);
     }
 }
 
@@ -231,5 +284,6 @@ pub async fn revoke_token(
         .bind(&caller.token_hash)
         .execute(&state.pool)
         .await?;
+    state.tokens.forget(&caller.token_hash);
     Ok(StatusCode::NO_CONTENT)
 }

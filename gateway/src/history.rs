@@ -221,7 +221,7 @@ async fn read(
     let after = if sort.descending { "<" } else { ">" };
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let mut sql: QueryBuilder<Postgres> =
-        QueryBuilder::new("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE true");
+        QueryBuilder::new("SELECT * FROM rm_runs.runs WHERE true");
     push_filters(&mut sql, filters, sort);
     match phase {
         Phase::Valued(cursor) => {
@@ -238,18 +238,14 @@ async fn read(
         Phase::Nulls(after_id) => {
             sql.push(format_args!(" AND {column} IS NULL"));
             if let Some(run_id) = after_id {
-                sql.push(format_args!(" AND run_id {after} ")).push_bind(*run_id);
+                sql.push(format_args!(" AND run_id {after} "))
+                    .push_bind(*run_id);
             }
             sql.push(format_args!(" ORDER BY run_id {direction} LIMIT "));
         }
     }
     sql.push_bind(limit);
-    let values: Vec<Value> = sql.build_query_scalar().fetch_all(pool).await?;
-    values
-        .into_iter()
-        .map(serde_json::from_value::<RunRow>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)
+    Ok(sql.build_query_as::<RunRow>().fetch_all(pool).await?)
 }
 
 fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, filters: &Filters, sort: Sort) {

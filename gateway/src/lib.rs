@@ -63,7 +63,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
         let freshness = Freshness::start(pool.clone(), shutdown).await?;
-        Ok(Self {
+        Ok(Self::from_shared(state::Shared {
             commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
             names,
             pool,
@@ -71,7 +71,8 @@ impl AppState {
             freshness,
             settings: Arc::new(settings),
             logins: Arc::default(),
-        })
+            tokens: auth::TokenCache::default(),
+        }))
     }
 }
 

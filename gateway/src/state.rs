@@ -37,9 +37,28 @@ impl GatewaySettings {
     }
 }
 
-/// The gateway's connections and settings; cheap to clone.
+/// The gateway's connections and settings, shared: axum clones the state for every request,
+/// so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn from_shared(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Postgres: read models, the log (read only) and the token table.
     pub pool: PgPool,
     /// NATS, for readiness and live streams.
@@ -54,6 +73,8 @@ pub struct AppState {
     pub settings: Arc<GatewaySettings>,
     /// Failed logins.
     pub logins: Arc<LoginLimiter>,
+    /// Recently checked tokens.
+    pub tokens: crate::auth::TokenCache,
 }
 
 impl AppState {

@@ -79,7 +79,11 @@ impl ReadModel {
     /// The layout version: bump it when a table or the meaning of a column changes, and every
     /// projector rebuilds this read model before serving it.
     pub fn version(self) -> i32 {
-        1
+        match self {
+            // 2: an index on (status, started_at, run_id) for the gateway's history.
+            Self::Runs => 2,
+            Self::Venvs | Self::Machines | Self::TestCases | Self::Users => 1,
+        }
     }
 
     /// The model's tables.

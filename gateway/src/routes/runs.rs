@@ -136,13 +136,11 @@ pub struct Freshness {
 }
 
 async fn find(state: &AppState, run_id: Uuid) -> Result<RunRow, ApiError> {
-    let found: Option<Value> =
-        sqlx::query_scalar("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let row = found.ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
-    serde_json::from_value(row).map_err(ApiError::internal)
+    let found: Option<RunRow> = sqlx::query_as("SELECT * FROM rm_runs.runs WHERE run_id = $1")
+        .bind(run_id)
+        .fetch_optional(&state.pool)
+        .await?;
+    found.ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))
 }
 
 fn run_id_of(

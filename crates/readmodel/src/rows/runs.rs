@@ -50,6 +50,7 @@ pub const RUNS_TABLES: &[Table] = &[
             "finished_at, run_id",
             "duration_ms, run_id",
             "status, queued_at, run_id",
+            "status, started_at, run_id",
             "requested_by, queued_at, run_id",
             "machine_id, queued_at, run_id",
             "test_case_id, queued_at, run_id",
@@ -86,7 +87,7 @@ pub const RUNS_TABLES: &[Table] = &[
 
 /// One run, with every field of the contract's run answer and what the history queries filter
 /// and sort on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[allow(missing_docs)]
 pub struct RunRow {
     pub run_id: Uuid,
