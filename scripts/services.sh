@@ -53,6 +53,14 @@ ensure_sshd() {
   as_root mkdir -p /run/sshd
 }
 
+# Debian's chromium and chromedriver, for the dashboard's browser test.
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
+    say "installing chromium and chromium-driver from the distribution's packages"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 ensure_services() {
   ensure_postgres
   ensure_nats

@@ -1,6 +1,7 @@
 //! Authentication: `POST /api/v1/tokens` checks a user's argon2 password hash (from the user's
 //! `user_registered` event) and issues a random bearer token, stored only as its SHA-256 with
-//! an expiry; `DELETE /api/v1/tokens/current` revokes it. [`Caller`] is the extractor every
+//! an expiry, also set as the dashboard's `HttpOnly`, `SameSite=Strict` cookie (a browser's
+//! `EventSource` cannot send headers); `DELETE /api/v1/tokens/current` revokes it. [`Caller`] is the extractor every
 //! other route uses: 401 without a valid token. Failed logins are limited per username.
 
 use crate::error::ApiError;
@@ -47,6 +48,22 @@ impl Caller {
     }
 }
 
+/// The dashboard's session cookie: the same token, `HttpOnly`, `SameSite=Strict`.
+pub const COOKIE: &str = "rl_token";
+
+/// The token in the `rl_token` cookie, if any.
+fn cookie_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, token)| token)
+        .filter(|token| !token.is_empty())
+}
+
 fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -55,19 +72,19 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header is not Bearer <token>")
-            })?;
+        let token = match parts.headers.get(AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|token| !token.is_empty())
+                .ok_or_else(|| {
+                    ApiError::unauthorized("the Authorization header is not Bearer <token>")
+                })?,
+            None => cookie_token(&parts.headers)
+                .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?,
+        };
         let token_hash = hash(token);
         if let Some(caller) = state.tokens.get(&token_hash) {
             return Ok(caller);
@@ -208,7 +225,14 @@ pub struct Login {
 pub async fn issue_token(
     State(state): State<AppState>,
     body: Result<Json<Login>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        Json<Value>,
+    ),
+    ApiError,
+> {
     let Json(login) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
     if let Err(wait) = state.logins.check(&login.username) {
         return Err(ApiError::new(
@@ -266,8 +290,13 @@ pub async fn issue_token(
     .execute(&state.pool)
     .await?;
     tracing::info!(username = %login.username, "token issued");
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        state.settings.token_ttl.as_secs()
+    );
     Ok((
         StatusCode::CREATED,
+        [(axum::http::header::SET_COOKIE, cookie)],
         Json(
             json!({"token": token, "expires_at": expires_at, "username": login.username,
                     "role": role}),
@@ -275,15 +304,19 @@ pub async fn issue_token(
     ))
 }
 
-/// `DELETE /api/v1/tokens/current`: revokes the caller's token; 204.
+/// `DELETE /api/v1/tokens/current`: revokes the caller's token (and clears the cookie); 204.
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1]), ApiError> {
     sqlx::query("UPDATE gateway.tokens SET revoked_at = now() WHERE token_hash = $1")
         .bind(&caller.token_hash)
         .execute(&state.pool)
         .await?;
     state.tokens.forget(&caller.token_hash);
-    Ok(StatusCode::NO_CONTENT)
+    let cleared = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(axum::http::header::SET_COOKIE, cleared)],
+    ))
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod history;
 pub mod routes;
@@ -101,7 +102,9 @@ pub fn router(state: AppState) -> Router {
             "/test-cases",
             get(lab::test_cases).post(manage::define_test_case),
         )
-        .route("/events/stream", get(live_changes));
+        .route("/events/stream", get(live_changes))
+        .route("/queue", get(lab::queue))
+        .route("/me", get(lab::me));
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -114,6 +117,9 @@ pub fn router(state: AppState) -> Router {
     ];
     let mut router = Router::new()
         .nest("/api/v1", api)
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::script))
+        .route("/assets/app.css", get(dashboard::styles))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::not_found("no such route") })

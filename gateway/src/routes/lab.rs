@@ -74,3 +74,26 @@ pub async fn test_cases(
     )
     .await
 }
+
+/// `GET /api/v1/queue`: the queued runs in order, each with the reason it waits now.
+pub async fn queue(
+    State(state): State<AppState>,
+    _caller: Caller,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    state.fresh(params.min_position).await?;
+    let queued = runledger_readmodel::queue(&state.pool, 1000).await?;
+    Ok(Json(
+        serde_json::to_value(queued).map_err(ApiError::internal)?,
+    ))
+}
+
+/// `GET /api/v1/me`: who the token belongs to.
+pub async fn me(caller: Caller) -> Json<Value> {
+    let role = match caller.role {
+        runledger_types::Role::Admin => "admin",
+        runledger_types::Role::Member => "member",
+    };
+    Json(serde_json::json!({"username": caller.username, "role": role}))
+}

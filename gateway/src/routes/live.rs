@@ -5,7 +5,7 @@
 //! A log stream subscribes first, then sends what the log already holds after the client's
 //! `Last-Event-ID` (a chunk `seq`), then what arrives, skipping chunks already sent; so nothing
 //! committed in between is lost. It ends with a `finished` event carrying the run's final
-//! status.
+//! status and the event's log position (for `min_position`).
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -69,8 +69,8 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
         .map_err(ApiError::unavailable)?;
     // Subscribed first: whatever the log holds now, or NATS delivers from here on, is seen.
     let stream_id = format!("run-{run_id}");
-    let history: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT type, data FROM events WHERE stream_id = $1 \
+    let history: Vec<(String, Value, i64)> = sqlx::query_as(
+        "SELECT type, data, position FROM events WHERE stream_id = $1 \
          AND (type = 'run_finished' OR (type = 'run_output' AND (data->>'seq')::bigint > $2)) \
          ORDER BY stream_version",
     )
@@ -89,8 +89,8 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(async move {
         let mut last = after;
-        for (event_type, data) in history {
-            if !forward(&sender, &event_type, &data, &mut last).await {
+        for (event_type, data, position) in history {
+            if !forward(&sender, &event_type, &data, position, &mut last).await {
                 return;
             }
         }
@@ -109,7 +109,8 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
                 continue;
             }
             let event_type = record["type"].as_str().unwrap_or_default().to_owned();
-            if !forward(&sender, &event_type, &record["data"], &mut last).await {
+            let position = record["position"].as_i64().unwrap_or(0);
+            if !forward(&sender, &event_type, &record["data"], position, &mut last).await {
                 return;
             }
         }
@@ -122,6 +123,7 @@ async fn forward(
     sender: &mpsc::Sender<Event>,
     event_type: &str,
     data: &Value,
+    position: i64,
     last: &mut u64,
 ) -> bool {
     match event_type {
@@ -141,7 +143,7 @@ async fn forward(
         "run_finished" => {
             let end = json!({"status": data["status"], "exit_code": data["exit_code"],
                              "summary": data["summary"], "reason": data["reason"],
-                             "error_code": data["error_code"]});
+                             "error_code": data["error_code"], "position": position});
             let event = Event::default().event("finished").data(end.to_string());
             let _ = sender.send(event).await;
             false

@@ -1,0 +1,30 @@
+//! The dashboard: one page and its script and styles, compiled into the binary (no build step),
+//! served at `/`. It runs on the JSON API with the session cookie, and follows runs live with
+//! Server-Sent Events.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+/// `GET /`
+pub async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("dashboard/index.html"),
+    )
+}
+
+/// `GET /assets/app.js`
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("dashboard/app.js"),
+    )
+}
+
+/// `GET /assets/app.css`
+pub async fn styles() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("dashboard/app.css"),
+    )
+}

@@ -1,0 +1,246 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium` and `chromedriver`, driven over
+//! WebDriver): log in, start a run, watch it finish with its live log, filter the table. The
+//! run is real: an executor in this process runs it on this host (a `local` machine). Screenshots
+//! go to `target/test-artifacts/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use runledger_executor::{ExecutorSettings, run as run_executor};
+use runledger_gateway::{AppState, GatewaySettings};
+use runledger_test_support::{TestLab, eventually};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn chromedriver() -> (Child, u16) {
+    assert!(
+        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+        "{CHROMEDRIVER} or {CHROMIUM} is missing: install them with \
+         `source scripts/services.sh && ensure_chromium` (Debian's chromium, chromium-driver)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    eventually(
+        Duration::from_secs(20),
+        "chromedriver listening",
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    (child, port)
+}
+
+async fn browser(port: u16) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": CHROMIUM,
+               "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                        "--disable-gpu", "--window-size=1280,900"]}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session")
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn log_in_start_a_run_watch_it_finish_and_filter_the_table() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    let client = lab.client();
+    let shutdown = CancellationToken::new();
+    let user = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
+    assert!(
+        client
+            .send("register_user", "bootstrap", user)
+            .await
+            .accepted
+    );
+    let machine_id = Uuid::now_v7();
+    let machine = json!({"machine_id": machine_id, "name": "this-host", "host": "local",
+                         "username": "runner"});
+    assert!(
+        client
+            .send("register_machine", "ada", machine)
+            .await
+            .accepted
+    );
+    let venv = json!({"venv_id": Uuid::now_v7(), "machine_id": machine_id,
+                      "name": format!("browser-{}", &Uuid::now_v7().simple().to_string()[20..]),
+                      "python": "/usr/bin/python3"});
+    assert!(client.send("add_venv", "ada", venv).await.accepted);
+    let test_case = json!({"test_case_id": Uuid::now_v7(), "name": "answer",
+                           "command": "echo computing; python -c 'print(6 * 7)'"});
+    assert!(
+        client
+            .send("define_test_case", "ada", test_case)
+            .await
+            .accepted
+    );
+    let settings = ExecutorSettings::new("browser", lab.nats.names.clone(), lab.keyring.clone());
+    let executor = tokio::spawn(run_executor(
+        lab.nats.client.clone(),
+        settings,
+        shutdown.clone(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(
+        lab.db.pool.clone(),
+        lab.nats.client.clone(),
+        lab.nats.names.clone(),
+        GatewaySettings::new(addr),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
+
+    let (_driver, port) = chromedriver().await;
+    let web = browser(port).await;
+    web.goto(&format!("http://{addr}/")).await.unwrap();
+    web.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .unwrap();
+    web.find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys("ada")
+        .await
+        .unwrap();
+    web.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys("ada-password-1")
+        .await
+        .unwrap();
+    web.find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(WAIT, "the test case in the start form", || async {
+        let options = text_of(&web, "#start-test-case").await;
+        options.contains("answer").then_some(())
+    })
+    .await;
+    assert!(text_of(&web, "#who").await.contains("ada"));
+    web.find(Locator::Css("#start-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The run's page: it provisions, runs and passes, with its log streamed in.
+    let finished = eventually(WAIT, "the run to pass on its page", || async {
+        let facts = text_of(&web, "#run-facts").await;
+        facts.contains("passed").then_some(facts)
+    })
+    .await;
+    assert!(finished.contains("this-host"), "{finished}");
+    eventually(WAIT, "the live log", || async {
+        let log = text_of(&web, "#run-log").await;
+        (log.contains("computing") && log.contains("42")).then_some(())
+    })
+    .await;
+    let trail = text_of(&web, "#trail-table").await;
+    assert!(trail.contains("run_finished"), "{trail}");
+    let run_url = web.current_url().await.unwrap();
+    let run_id = run_url
+        .fragment()
+        .unwrap()
+        .trim_start_matches("run/")
+        .to_owned();
+    std::fs::write(
+        artifacts().join("dashboard-run.png"),
+        web.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The runs table, filtered to passed runs, shows it; filtered to failed, does not.
+    web.goto(&format!("http://{addr}/#runs")).await.unwrap();
+    let select = |status: &'static str| {
+        let web = &web;
+        async move {
+            web.find(Locator::Css("#filter-status"))
+                .await
+                .unwrap()
+                .select_by_value(status)
+                .await
+                .unwrap();
+            web.find(Locator::Css("#apply-filters"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+    select("passed").await;
+    let short = &run_id[..8];
+    eventually(WAIT, "the passed run in the table", || async {
+        let table = text_of(&web, "#runs-table tbody").await;
+        table.contains(short).then_some(())
+    })
+    .await;
+    std::fs::write(
+        artifacts().join("dashboard-runs.png"),
+        web.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    select("failed").await;
+    eventually(WAIT, "an empty table of failed runs", || async {
+        let table = text_of(&web, "#runs-table tbody").await;
+        (!table.contains(short)).then_some(())
+    })
+    .await;
+
+    web.close().await.unwrap();
+    shutdown.cancel();
+    let _ = executor.await;
+    projector.stop().await;
+    handler.stop().await;
+    lab.cleanup().await;
+}
