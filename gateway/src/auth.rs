@@ -222,6 +222,11 @@ pub struct Login {
 
 /// `POST /api/v1/tokens`: 201 `{token, expires_at, username, role}`; 401 for a wrong username or
 /// password (the same answer for both); 429 after too many failures.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", security(()),
+    request_body(content = Object, description = "{username, password}"),
+    responses((status = 201, description = "A token (also set as the rl_token cookie)", body = crate::openapi::TokenBody),
+              (status = 401, description = "Wrong username or password", body = crate::openapi::ErrorBody),
+              (status = 429, description = "Too many failed logins", body = crate::openapi::ErrorBody)))]
 pub async fn issue_token(
     State(state): State<AppState>,
     body: Result<Json<Login>, JsonRejection>,
@@ -305,6 +310,8 @@ pub async fn issue_token(
 }
 
 /// `DELETE /api/v1/tokens/current`: revokes the caller's token (and clears the cookie); 204.
+#[utoipa::path(delete, path = "/api/v1/tokens/current", tag = "auth",
+    responses((status = 204, description = "Revoked"), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,

@@ -28,3 +28,11 @@ pub async fn styles() -> impl IntoResponse {
         include_str!("dashboard/app.css"),
     )
 }
+
+/// `GET /assets/docs.js`: the API docs page's script.
+pub async fn docs_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("dashboard/docs.js"),
+    )
+}

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod history;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
@@ -104,7 +105,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/events/stream", get(live_changes))
         .route("/queue", get(lab::queue))
-        .route("/me", get(lab::me));
+        .route("/me", get(lab::me))
+        .route("/openapi.json", get(openapi::spec));
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -120,6 +122,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))
         .route("/assets/app.css", get(dashboard::styles))
+        .route("/assets/docs.js", get(dashboard::docs_script))
+        .route("/api/docs", get(openapi::docs))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::not_found("no such route") })

@@ -676,3 +676,37 @@ async fn the_lab_is_managed_over_http_by_role_and_ownership() {
     assert_error(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route() {
+    let api = Api::start().await;
+    let (status, spec) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{spec}");
+    let paths = spec["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens/current", "delete"),
+        ("/api/v1/runs", "get"),
+        ("/api/v1/runs", "post"),
+        ("/api/v1/runs/{run_id}", "get"),
+        ("/api/v1/runs/{run_id}/log", "get"),
+        ("/api/v1/runs/{run_id}/events", "get"),
+        ("/api/v1/runs/{run_id}/cancel", "post"),
+        ("/api/v1/venvs", "get"),
+        ("/api/v1/machines", "get"),
+        ("/api/v1/machines/{machine_id}", "patch"),
+        ("/api/v1/test-cases", "post"),
+        ("/healthz", "get"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    assert!(spec["components"]["schemas"]["RunView"]["properties"]["error_code"].is_object());
+    let (status, _) = api.call(Method::GET, "/api/docs", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    api.stop().await;
+}

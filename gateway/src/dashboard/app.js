@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { cursors: [null], page: 0, changes: null, log: null, runId: null };
+const state = { cursors: [null], page: 0, changes: null, log: null, runId: null, minPosition: null };
 
 async function api(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
@@ -130,6 +130,8 @@ async function startRun(event) {
   try {
     const answer = await api("POST", "/api/v1/runs", body);
     $("#start-result").textContent = `started ${answer.run_id}`;
+    // The read models may not include the new run yet: its page asks for that position.
+    state.minPosition = answer.position;
     location.hash = `#run/${answer.run_id}`;
   } catch (error) {
     $("#start-result").textContent = error.message;
@@ -262,8 +264,10 @@ async function route() {
     if (hash.startsWith("#run/")) {
       state.runId = hash.slice(5);
       show("run-view");
-      await loadRun(state.runId);
       followLog(state.runId);
+      const position = state.minPosition;
+      state.minPosition = null;
+      await loadRun(state.runId, position);
     } else if (hash === "#pool") {
       show("pool-view");
       await loadPool();

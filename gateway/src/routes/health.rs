@@ -8,12 +8,14 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 /// `GET /healthz`: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "The process runs")))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: 200 when Postgres answers, NATS is connected and the read models lag the log
 /// by at most `max_ready_lag` events; 503 otherwise, saying which check failed.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "Postgres, NATS or the read models are not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let nats = matches!(
         state.nats.connection_state(),

@@ -30,6 +30,8 @@ async fn rows(
 
 /// `GET /api/v1/venvs`: `[{venv_id, name, machine_id, status, run_id, ...}]`, status one of
 /// `provisioning`, `free`, `in_use`, `broken`, `removed`.
+#[utoipa::path(get, path = "/api/v1/venvs", tag = "lab", params(("min_position" = Option<i64>, Query)),
+    responses((status = 200, description = "The venv pool"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn venvs(
     State(state): State<AppState>,
     _caller: Caller,
@@ -48,6 +50,8 @@ pub async fn venvs(
 }
 
 /// `GET /api/v1/machines`: every machine, with whether it has a password or key, never either.
+#[utoipa::path(get, path = "/api/v1/machines", tag = "lab", params(("min_position" = Option<i64>, Query)),
+    responses((status = 200, description = "Machines, without secrets"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn machines(
     State(state): State<AppState>,
     _caller: Caller,
@@ -62,6 +66,8 @@ pub async fn machines(
 }
 
 /// `GET /api/v1/test-cases`: every test case.
+#[utoipa::path(get, path = "/api/v1/test-cases", tag = "lab", params(("min_position" = Option<i64>, Query)),
+    responses((status = 200, description = "Test cases"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn test_cases(
     State(state): State<AppState>,
     _caller: Caller,
@@ -76,6 +82,8 @@ pub async fn test_cases(
 }
 
 /// `GET /api/v1/queue`: the queued runs in order, each with the reason it waits now.
+#[utoipa::path(get, path = "/api/v1/queue", tag = "lab", params(("min_position" = Option<i64>, Query)),
+    responses((status = 200, description = "The queue with live reasons"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn queue(
     State(state): State<AppState>,
     _caller: Caller,
@@ -90,6 +98,7 @@ pub async fn queue(
 }
 
 /// `GET /api/v1/me`: who the token belongs to.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, description = "username and role"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn me(caller: Caller) -> Json<Value> {
     let role = match caller.role {
         runledger_types::Role::Admin => "admin",

@@ -59,6 +59,10 @@ fn new_id(payload: &Map<String, Value>, field: &str) -> Result<Value, ApiError> 
 }
 
 /// `POST /api/v1/users` `{username, role, password}`: `register_user` (admins only).
+#[utoipa::path(post, path = "/api/v1/users", tag = "lab", request_body(content = Object, description = "The command's payload (docs/commands.md)"), 
+    responses((status = 202, description = "Accepted: register_user (admins)", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn register_user(State(state): State<AppState>, caller: Caller, payload: Body) -> Answer {
     let payload = body(payload)?;
     let username = payload
@@ -77,6 +81,10 @@ pub async fn register_user(State(state): State<AppState>, caller: Caller, payloa
 }
 
 /// `POST /api/v1/machines`: `register_machine`.
+#[utoipa::path(post, path = "/api/v1/machines", tag = "lab", request_body(content = Object, description = "The command's payload (docs/commands.md)"), 
+    responses((status = 202, description = "Accepted: register_machine", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn register_machine(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +104,10 @@ pub async fn register_machine(
 }
 
 /// `PATCH /api/v1/machines/{machine_id}`: `update_machine` with the fields given.
+#[utoipa::path(patch, path = "/api/v1/machines/{machine_id}", tag = "lab", params(("machine_id" = uuid::Uuid, Path)), request_body(content = Object, description = "The command's payload (docs/commands.md)"), 
+    responses((status = 202, description = "Accepted: update_machine", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn update_machine(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,6 +128,10 @@ pub async fn update_machine(
 }
 
 /// `DELETE /api/v1/machines/{machine_id}`: `retire_machine`.
+#[utoipa::path(delete, path = "/api/v1/machines/{machine_id}", tag = "lab", params(("machine_id" = uuid::Uuid, Path)), 
+    responses((status = 202, description = "Accepted: retire_machine", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn retire_machine(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,6 +150,10 @@ pub async fn retire_machine(
 }
 
 /// `POST /api/v1/venvs`: `add_venv`.
+#[utoipa::path(post, path = "/api/v1/venvs", tag = "lab", request_body(content = Object, description = "The command's payload (docs/commands.md)"), 
+    responses((status = 202, description = "Accepted: add_venv", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn add_venv(State(state): State<AppState>, caller: Caller, payload: Body) -> Answer {
     let payload = body(payload)?;
     let id = new_id(&payload, "venv_id")?;
@@ -141,6 +161,10 @@ pub async fn add_venv(State(state): State<AppState>, caller: Caller, payload: Bo
 }
 
 /// `DELETE /api/v1/venvs/{venv_id}`: `remove_venv`.
+#[utoipa::path(delete, path = "/api/v1/venvs/{venv_id}", tag = "lab", params(("venv_id" = uuid::Uuid, Path)), 
+    responses((status = 202, description = "Accepted: remove_venv", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn remove_venv(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +183,10 @@ pub async fn remove_venv(
 }
 
 /// `POST /api/v1/test-cases`: `define_test_case` (admins only).
+#[utoipa::path(post, path = "/api/v1/test-cases", tag = "lab", request_body(content = Object, description = "The command's payload (docs/commands.md)"), 
+    responses((status = 202, description = "Accepted: define_test_case (admins)", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn define_test_case(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,6 +3,7 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::history::{self, DEFAULT_LIMIT, Filters, MAX_LIMIT, Sort};
+use crate::openapi::{RunPage, RunView};
 use crate::routes::{live, parse_opt, parse_uuid, send};
 use crate::state::AppState;
 use axum::Json;
@@ -21,32 +22,46 @@ use uuid::Uuid;
 const LOG_PAGE: i64 = 256;
 
 /// The contract's run answer, plus the attempt, the failure classification and cancellation.
-pub fn run_json(row: &RunRow) -> Value {
-    json!({
-        "run_id": row.run_id,
-        "status": row.status,
-        "user": row.requested_by,
-        "machine_id": row.machine_id,
-        "machine_name": row.machine_name,
-        "test_case_id": row.test_case_id,
-        "test_case_name": row.test_case_name,
-        "venv_id": row.venv_id,
-        "venv_name": row.venv_name,
-        "queued_at": row.queued_at,
-        "started_at": row.started_at,
-        "finished_at": row.finished_at,
-        "duration_ms": row.duration_ms,
-        "exit_code": row.exit_code,
-        "summary": row.summary,
-        "attempt": row.attempt,
-        "reason": row.reason,
-        "error_code": row.error_code,
-        "cancel_requested": row.cancel_requested,
-        "labels": row.labels,
-    })
+pub fn run_view(row: &RunRow) -> RunView {
+    RunView {
+        run_id: row.run_id,
+        status: row.status.clone(),
+        user: row.requested_by.clone(),
+        machine_id: row.machine_id,
+        machine_name: row.machine_name.clone(),
+        test_case_id: row.test_case_id,
+        test_case_name: row.test_case_name.clone(),
+        venv_id: row.venv_id,
+        venv_name: row.venv_name.clone(),
+        queued_at: row.queued_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        duration_ms: row.duration_ms,
+        exit_code: row.exit_code,
+        summary: row.summary.clone(),
+        attempt: row.attempt,
+        reason: row.reason.clone(),
+        error_code: row.error_code.clone(),
+        cancel_requested: row.cancel_requested,
+        labels: row.labels.clone(),
+    }
+}
+
+fn run_json(row: &RunRow) -> Value {
+    serde_json::to_value(run_view(row)).unwrap_or(Value::Null)
 }
 
 /// `GET /api/v1/runs`: `{items, next_cursor}`.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
+    params(("status" = Option<String>, Query, description = "Comma-separated statuses"),
+           ("user" = Option<String>, Query), ("machine_id" = Option<uuid::Uuid>, Query),
+           ("test_case_id" = Option<uuid::Uuid>, Query),
+           ("since" = Option<String>, Query, description = "RFC 3339"),
+           ("until" = Option<String>, Query, description = "RFC 3339"),
+           ("sort" = Option<String>, Query, description = "queued_at, started_at, finished_at, duration; leading - for descending"),
+           ("limit" = Option<i64>, Query, description = "1..=500, default 50"),
+           ("cursor" = Option<String>, Query), ("min_position" = Option<i64>, Query)),
+    responses((status = 200, description = "A page of runs", body = crate::openapi::RunPage), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -101,9 +116,12 @@ pub async fn list(
         )));
     }
     let page = history::page(&state.pool, &filters, sort, limit, get("cursor")).await?;
-    let items: Vec<Value> = page.rows.iter().map(run_json).collect();
+    let page = RunPage {
+        items: page.rows.iter().map(run_view).collect(),
+        next_cursor: page.next_cursor,
+    };
     Ok(Json(
-        json!({"items": items, "next_cursor": page.next_cursor}),
+        serde_json::to_value(page).map_err(ApiError::internal)?,
     ))
 }
 
@@ -159,6 +177,10 @@ fn query<T>(
 }
 
 /// `GET /api/v1/runs/{run_id}`: the run, its per-test results, and why it waits when queued.
+#[utoipa::path(get, path = "/api/v1/runs/{run_id}", tag = "runs",
+    params(("run_id" = uuid::Uuid, Path), ("min_position" = Option<i64>, Query)),
+    responses((status = 200, description = "The run, with tests, queue_reason, executor, env", body = crate::openapi::RunView),
+              (status = 404, description = "No such run", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn detail(
     State(state): State<AppState>,
     _caller: Caller,
@@ -207,6 +229,10 @@ pub struct LogParams {
 
 /// `GET /api/v1/runs/{run_id}/log`: the output so far as `text/plain`, from byte `from`; with
 /// `Accept: text/event-stream`, followed live ([`live::run_log`]).
+#[utoipa::path(get, path = "/api/v1/runs/{run_id}/log", tag = "runs",
+    params(("run_id" = uuid::Uuid, Path), ("from" = Option<i64>, Query, description = "Byte offset"),
+           ("Last-Event-ID" = Option<u64>, Header, description = "With Accept: text/event-stream: resume after this chunk")),
+    responses((status = 200, description = "The output (text/plain), or Server-Sent Events with Accept: text/event-stream", content_type = "text/plain", body = String), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn log(
     State(state): State<AppState>,
     _caller: Caller,
@@ -258,6 +284,9 @@ pub struct EventsParams {
 }
 
 /// `GET /api/v1/runs/{run_id}/events`: the run's events in order: who asked what, when.
+#[utoipa::path(get, path = "/api/v1/runs/{run_id}/events", tag = "runs",
+    params(("run_id" = uuid::Uuid, Path), ("output" = Option<bool>, Query)),
+    responses((status = 200, description = "The run's audit trail"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     _caller: Caller,
@@ -289,6 +318,10 @@ pub type StartBody = Map<String, Value>;
 
 /// `POST /api/v1/runs`: publishes `start_run` as the caller; 202 `{run_id, command_id,
 /// position}` once accepted.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
+    request_body(content = Object, description = "start_run's payload: test_case_id, machine_id?, labels?, venv_id?, env?, run_id?"),
+    responses((status = 202, description = "Accepted: run_id, command_id, position", body = crate::openapi::AcceptedBody),
+              (status = 404, description = "Unknown test case, machine or venv", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -321,6 +354,11 @@ pub struct CancelBody {
 
 /// `POST /api/v1/runs/{run_id}/cancel`: publishes `cancel_run` as the caller (members may cancel
 /// only their own runs); 202 `{run_id, command_id, position}`.
+#[utoipa::path(post, path = "/api/v1/runs/{run_id}/cancel", tag = "runs",
+    params(("run_id" = uuid::Uuid, Path)),
+    responses((status = 202, description = "Accepted", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "A member cancelling another's run", body = crate::openapi::ErrorBody),
+              (status = 409, description = "Already finished", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
