@@ -332,7 +332,7 @@ async fn read_models_follow_the_log_and_a_rebuild_reproduces_them_exactly() {
     assert!(
         statuses.iter().all(|s| s.lag == 0
             && s.version
-                == runledger_readmodel::ReadModel::parse(&s.name)
+                == runledger_readmodel::ReadModel::parse(s.name)
                     .ok()
                     .map(|m| m.version())),
         "{statuses:?}"
