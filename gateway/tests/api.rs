@@ -164,6 +164,16 @@ async fn tokens_health_and_the_401_rules() {
         (Method::GET, "/api/v1/machines".to_owned()),
         (Method::GET, "/api/v1/test-cases".to_owned()),
         (Method::DELETE, "/api/v1/tokens/current".to_owned()),
+        (Method::GET, "/api/v1/queue".to_owned()),
+        (Method::GET, "/api/v1/me".to_owned()),
+        (Method::GET, "/api/v1/events/stream".to_owned()),
+        (Method::POST, "/api/v1/users".to_owned()),
+        (Method::POST, "/api/v1/machines".to_owned()),
+        (Method::PATCH, format!("/api/v1/machines/{}", Uuid::nil())),
+        (Method::DELETE, format!("/api/v1/machines/{}", Uuid::nil())),
+        (Method::POST, "/api/v1/venvs".to_owned()),
+        (Method::DELETE, format!("/api/v1/venvs/{}", Uuid::nil())),
+        (Method::POST, "/api/v1/test-cases".to_owned()),
     ];
     for (method, path) in &protected {
         let (status, answer) = api.call(method.clone(), path, None, None).await;
@@ -708,5 +718,52 @@ async fn the_openapi_document_describes_every_route() {
     assert!(spec["components"]["schemas"]["RunView"]["properties"]["error_code"].is_object());
     let (status, _) = api.call(Method::GET, "/api/docs", None, None).await;
     assert_eq!(status, StatusCode::OK);
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_status_changes_stream_live() {
+    use futures::StreamExt;
+    let api = Api::start().await;
+    let mia = api.login(MEMBER).await;
+    let (status, me) = api.get("/api/v1/me", &mia).await;
+    assert_eq!(
+        (status, me),
+        (
+            StatusCode::OK,
+            json!({"username": MEMBER, "role": "member"})
+        )
+    );
+    let response = api
+        .http
+        .get(format!("{}/api/v1/events/stream", api.base))
+        .bearer_auth(&mia)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let (run_id, position) = api.start_run(&mia).await;
+    let mut seen = String::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            let queued = sse_events(&seen).into_iter().find(|(event, _, data)| {
+                event == "run" && data["run_id"] == json!(run_id) && data["status"] == "queued"
+            });
+            if queued.is_some() {
+                return queued;
+            }
+        }
+        None
+    })
+    .await;
+    assert!(matches!(found, Ok(Some(_))), "{seen}");
+    let (status, queue) = api
+        .get(&format!("/api/v1/queue?min_position={position}"), &mia)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(queue[0]["run_id"], json!(run_id), "{queue}");
+    assert_eq!(queue[0]["reason"], "no_matching_machine", "{queue}");
     api.stop().await;
 }
