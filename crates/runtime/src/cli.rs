@@ -37,6 +37,11 @@ pub enum Command {
     /// Example: `runledger projections rebuild runs venvs`
     #[command(subcommand)]
     Projections(crate::projections::ProjectionsCommand),
+    /// Start, cancel, list, show and follow runs.
+    ///
+    /// Example: `runledger run start <TEST_CASE_ID> --wait --follow --junit-out report.xml`
+    #[command(subcommand)]
+    Run(crate::run::RunCommand),
 }
 
 /// The components `serve` can run.

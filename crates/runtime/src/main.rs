@@ -5,6 +5,7 @@
 mod audit;
 mod cli;
 mod projections;
+mod run;
 mod send;
 mod serve;
 mod settings;
@@ -22,7 +23,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     // `send` and `audit` print data on stdout; their own logging stays quiet unless asked for.
     let default_level = match cli.command {
-        cli::Command::Send(_) | cli::Command::Audit(_) | cli::Command::Projections(_) => "warn",
+        cli::Command::Send(_)
+        | cli::Command::Audit(_)
+        | cli::Command::Projections(_)
+        | cli::Command::Run(_) => "warn",
         _ => "info",
     };
     telemetry::init(&cli.settings.log_format, default_level)?;
@@ -32,5 +36,6 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Send(args) => send::send(&cli.settings, &args).await,
         cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
         cli::Command::Projections(command) => projections::run(&cli.settings, command).await,
+        cli::Command::Run(command) => run::run(&cli.settings, command).await,
     }
 }

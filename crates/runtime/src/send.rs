@@ -3,46 +3,32 @@
 use crate::cli::SendArgs;
 use crate::settings::Settings;
 use anyhow::Context;
-use async_nats::jetstream::message::PublishMessage;
-use futures::StreamExt;
-use runledger_types::{CommandEnvelope, CommandId, Outcome};
+use runledger_bus::CommandSender;
+use runledger_types::CommandId;
 
 /// Publishes, waits for the outcome, prints it as JSON; fails when the command was rejected.
 pub async fn send(settings: &Settings, args: &SendArgs) -> anyhow::Result<()> {
-    let names = settings.names()?;
     let payload: serde_json::Value =
         serde_json::from_str(&args.payload).context("the payload is not valid JSON")?;
-    let envelope = CommandEnvelope {
-        command_id: CommandId::new(),
-        command_type: args.command_type.clone(),
-        actor: args.actor.clone(),
-        correlation_id: None,
-        causation_id: None,
-        payload,
-    };
-    let client = runledger_bus::connect(&settings.nats_url, "runledger-cli").await?;
-    let mut outcomes = client
-        .subscribe(names.outcome_subject(envelope.command_id))
+    let sender = command_sender(settings, args.timeout).await?;
+    let outcome = sender
+        .send(CommandId::new(), &args.command_type, &args.actor, payload)
         .await
-        .context("subscribing to the outcome")?;
-    client.flush().await.context("flushing the subscription")?;
-    let js = runledger_bus::jetstream(client);
-    let message = PublishMessage::build()
-        .payload(serde_json::to_vec(&envelope)?.into())
-        .message_id(envelope.command_id.to_string());
-    js.send_publish(names.command_subject(&args.command_type), message)
-        .await
-        .context("publishing the command")?
-        .await
-        .context("JetStream did not store the command (is a handler's stream there?)")?;
-    let reply = tokio::time::timeout(args.timeout, outcomes.next())
-        .await
-        .context("no outcome in time: is `runledger serve --components handler` running?")?
-        .context("outcome subscription closed")?;
-    let outcome: Outcome = serde_json::from_slice(&reply.payload).context("malformed outcome")?;
+        .context("no outcome: is `runledger serve --components handler` running?")?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     if !outcome.accepted {
         anyhow::bail!("command rejected");
     }
     Ok(())
+}
+
+/// A command sender on a fresh NATS connection, waiting `timeout` for each outcome.
+pub async fn command_sender(
+    settings: &Settings,
+    timeout: std::time::Duration,
+) -> anyhow::Result<CommandSender> {
+    let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
+        .await
+        .context("connecting to NATS (NATS_URL)")?;
+    Ok(CommandSender::new(client, settings.names()?, timeout, 1))
 }

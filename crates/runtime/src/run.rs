@@ -1,0 +1,416 @@
+//! `runledger run ...`: start, cancel, list, show and follow runs from a terminal or a CI job.
+//! Commands go over NATS like any caller's; `list` and `show` read the read models, `log` and
+//! `start --wait` the log and the events NATS carries.
+
+use crate::send::command_sender;
+use crate::settings::Settings;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use runledger_types::CommandId;
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// `runledger run ...`
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Start a run; with --wait, exit 0 only if it passes.
+    ///
+    /// Example: `runledger run start 0193a000-0000-7000-8000-000000000003 --wait --follow --junit-out report.xml`
+    Start(StartArgs),
+    /// Ask for a run to be cancelled.
+    ///
+    /// Example: `runledger run cancel 01a2… --reason "wrong branch"`
+    Cancel(CancelArgs),
+    /// The newest runs, one line each.
+    ///
+    /// Example: `runledger run list --status failed --limit 20`
+    List(ListArgs),
+    /// One run as JSON, with its per-test results.
+    ///
+    /// Example: `runledger run show 01a2…`
+    Show(ShowArgs),
+    /// A run's output; with -f, follow it until the run ends.
+    ///
+    /// Example: `runledger run log 01a2… -f`
+    Log(LogArgs),
+}
+
+/// `runledger run start`
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The test case to run.
+    pub test_case_id: Uuid,
+    /// Run on this machine.
+    #[arg(long)]
+    pub machine: Option<Uuid>,
+    /// Run on a machine carrying this label (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Run in this venv.
+    #[arg(long)]
+    pub venv: Option<Uuid>,
+    /// NAME=VALUE for the run's environment (repeatable).
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Who asks.
+    #[arg(long, env = "RUNLEDGER_ACTOR", default_value = "cli")]
+    pub actor: String,
+    /// Wait for the run to end; the exit code says whether it passed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the run's output while it runs (implies --wait).
+    #[arg(long)]
+    pub follow: bool,
+    /// Write the run's tests as a JUnit XML report here once it ends (implies --wait).
+    #[arg(long)]
+    pub junit_out: Option<PathBuf>,
+}
+
+fn parse_env(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {raw:?}"))
+}
+
+/// `runledger run cancel`
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run.
+    pub run_id: Uuid,
+    /// Why, for the audit history.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who asks.
+    #[arg(long, env = "RUNLEDGER_ACTOR", default_value = "cli")]
+    pub actor: String,
+}
+
+/// `runledger run list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs with this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// How many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+}
+
+/// `runledger run show`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run.
+    pub run_id: Uuid,
+}
+
+/// `runledger run log`
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The run.
+    pub run_id: Uuid,
+    /// Follow the output until the run ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+/// Runs one `run` subcommand.
+pub async fn run(settings: &Settings, command: RunCommand) -> anyhow::Result<()> {
+    match command {
+        RunCommand::Start(args) => start(settings, args).await,
+        RunCommand::Cancel(args) => cancel(settings, args).await,
+        RunCommand::List(args) => list(settings, args).await,
+        RunCommand::Show(args) => show(settings, args).await,
+        RunCommand::Log(args) => log(settings, args).await,
+    }
+}
+
+async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
+    let run_id = Uuid::now_v7();
+    let wait = args.wait || args.follow || args.junit_out.is_some();
+    // Subscribed before the command goes out, so no event of the run can be missed.
+    let events = if wait {
+        Some(RunEvents::subscribe(settings, run_id).await?)
+    } else {
+        None
+    };
+    let mut payload = Map::new();
+    payload.insert("run_id".into(), json!(run_id));
+    payload.insert("test_case_id".into(), json!(args.test_case_id));
+    if let Some(machine) = args.machine {
+        payload.insert("machine_id".into(), json!(machine));
+    }
+    if !args.labels.is_empty() {
+        payload.insert("labels".into(), json!(args.labels));
+    }
+    if let Some(venv) = args.venv {
+        payload.insert("venv_id".into(), json!(venv));
+    }
+    if !args.env.is_empty() {
+        let env: Map<String, Value> = args.env.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        payload.insert("env".into(), Value::Object(env));
+    }
+    let sender = command_sender(settings, Duration::from_secs(10)).await?;
+    let outcome = sender
+        .send(
+            CommandId::new(),
+            "start_run",
+            &args.actor,
+            Value::Object(payload),
+        )
+        .await
+        .context("no outcome: is `runledger serve --components handler` running?")?;
+    if let Some(error) = outcome.error {
+        anyhow::bail!("start_run rejected: {}: {}", error.code, error.message);
+    }
+    println!("{run_id}");
+    let Some(mut events) = events else {
+        return Ok(());
+    };
+    let end = events.until_finished(args.follow, 0).await?;
+    if let Some(path) = &args.junit_out {
+        std::fs::write(path, junit_xml(run_id, &end))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    finished(run_id, &end)
+}
+
+/// Reports how a run ended; an error (exit code 1) unless it passed.
+fn finished(run_id: Uuid, end: &Value) -> anyhow::Result<()> {
+    let status = end["status"].as_str().unwrap_or("unknown");
+    eprintln!(
+        "run {run_id} {status}{}",
+        end["reason"]
+            .as_str()
+            .map(|reason| format!(": {reason}"))
+            .unwrap_or_default()
+    );
+    if status != "passed" {
+        anyhow::bail!("run {run_id} did not pass ({status})");
+    }
+    Ok(())
+}
+
+/// A run's events as NATS carries them.
+struct RunEvents {
+    run_id: Uuid,
+    output: async_nats::Subscriber,
+    finished: async_nats::Subscriber,
+}
+
+impl RunEvents {
+    async fn subscribe(settings: &Settings, run_id: Uuid) -> anyhow::Result<Self> {
+        let names = settings.names()?;
+        let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
+            .await
+            .context("connecting to NATS (NATS_URL)")?;
+        let output = client
+            .subscribe(names.event_subject("run", "run_output"))
+            .await?;
+        let finished = client
+            .subscribe(names.event_subject("run", "run_finished"))
+            .await?;
+        client.flush().await?;
+        Ok(Self {
+            run_id,
+            output,
+            finished,
+        })
+    }
+
+    /// Prints output chunks after `after` (when `print`) until `run_finished`; returns its data.
+    async fn until_finished(&mut self, print: bool, after: u64) -> anyhow::Result<Value> {
+        let wanted = json!(self.run_id);
+        let mut last = after;
+        let mut stdout = std::io::stdout();
+        loop {
+            let message = tokio::select! {
+                message = self.output.next() => message,
+                message = self.finished.next() => message,
+            };
+            let message = message.context("the NATS subscription ended")?;
+            let Ok(record) = serde_json::from_slice::<Value>(&message.payload) else {
+                continue;
+            };
+            if record["data"]["run_id"] != wanted {
+                continue;
+            }
+            match record["type"].as_str() {
+                Some("run_output") => {
+                    let seq = record["data"]["seq"].as_u64().unwrap_or(0);
+                    if print && seq > last {
+                        stdout
+                            .write_all(record["data"]["text"].as_str().unwrap_or("").as_bytes())?;
+                        stdout.flush()?;
+                    }
+                    last = last.max(seq);
+                }
+                Some("run_finished") => return Ok(record["data"].clone()),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The run's `run_finished` data as a JUnit XML report (one testsuite).
+fn junit_xml(run_id: Uuid, end: &Value) -> String {
+    use quick_xml::escape::escape;
+    let tests = end["tests"].as_array().cloned().unwrap_or_default();
+    let count = |status: &str| tests.iter().filter(|t| t["status"] == status).count();
+    let seconds = |t: &Value| t["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"runledger run {run_id}\" \
+         tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        tests.len(),
+        count("failed"),
+        count("error"),
+        count("skipped"),
+        tests.iter().map(seconds).sum::<f64>()
+    );
+    for test in &tests {
+        let name = escape(test["name"].as_str().unwrap_or(""));
+        let class = escape(test["classname"].as_str().unwrap_or(""));
+        let message = escape(test["message"].as_str().unwrap_or(""));
+        xml.push_str(&format!(
+            "  <testcase name=\"{name}\" classname=\"{class}\" time=\"{:.3}\">",
+            seconds(test)
+        ));
+        match test["status"].as_str() {
+            Some("failed") => xml.push_str(&format!("<failure message=\"{message}\"/>")),
+            Some("error") => xml.push_str(&format!("<error message=\"{message}\"/>")),
+            Some("skipped") => xml.push_str("<skipped/>"),
+            _ => {}
+        }
+        xml.push_str("</testcase>\n");
+    }
+    if tests.is_empty() && end["status"] != "passed" {
+        // No per-test results (no JUnit report, or the run never ran): the run is one test.
+        let status = escape(end["status"].as_str().unwrap_or("unknown"));
+        let reason = escape(end["reason"].as_str().unwrap_or(""));
+        xml.push_str(&format!(
+            "  <testcase name=\"run\" classname=\"runledger\"><failure message=\"{status}: {reason}\"/></testcase>\n"
+        ));
+    }
+    xml.push_str("</testsuite>\n");
+    xml
+}
+
+async fn cancel(settings: &Settings, args: CancelArgs) -> anyhow::Result<()> {
+    let sender = command_sender(settings, Duration::from_secs(10)).await?;
+    let payload = json!({"run_id": args.run_id, "reason": args.reason});
+    let outcome = sender
+        .send(CommandId::new(), "cancel_run", &args.actor, payload)
+        .await
+        .context("no outcome: is `runledger serve --components handler` running?")?;
+    if let Some(error) = outcome.error {
+        anyhow::bail!("cancel_run rejected: {}: {}", error.code, error.message);
+    }
+    eprintln!("cancellation of {} accepted", args.run_id);
+    Ok(())
+}
+
+async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    runledger_store::connect(&settings.database_url, 2)
+        .await
+        .context("connecting to Postgres (DATABASE_URL)")
+}
+
+/// A line of `run list`: id, status, user, test case, machine, queued at, duration.
+type ListedRun = (
+    Uuid,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    Option<i64>,
+);
+
+async fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<()> {
+    let pool = pool(settings).await?;
+    let rows: Vec<ListedRun> = sqlx::query_as(
+        "SELECT run_id, status, requested_by, test_case_name, machine_name, queued_at, duration_ms \
+             FROM rm_runs.runs WHERE ($1::text IS NULL OR status = $1) \
+             ORDER BY queued_at DESC, run_id DESC LIMIT $2",
+    )
+    .bind(&args.status)
+    .bind(args.limit.clamp(1, 10_000))
+    .fetch_all(&pool)
+    .await?;
+    println!(
+        "{:<36}  {:<9}  {:<12}  {:<20}  {:<16}  {:<20}  DURATION",
+        "RUN", "STATUS", "USER", "TEST CASE", "MACHINE", "QUEUED"
+    );
+    for (run_id, status, user, test_case, machine, queued_at, duration) in rows {
+        println!(
+            "{run_id:<36}  {status:<9}  {user:<12}  {:<20}  {:<16}  {:<20}  {}",
+            test_case.unwrap_or_default(),
+            machine.unwrap_or_default(),
+            queued_at.format("%Y-%m-%d %H:%M:%S"),
+            duration
+                .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
+    let pool = pool(settings).await?;
+    let row: Option<Value> =
+        sqlx::query_scalar("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE run_id = $1")
+            .bind(args.run_id)
+            .fetch_optional(&pool)
+            .await?;
+    let mut row = row.with_context(|| format!("no run {}", args.run_id))?;
+    let tests: Option<Option<Value>> = sqlx::query_scalar(
+        "SELECT data->'tests' FROM events WHERE stream_id = $1 AND type = 'run_finished' \
+         ORDER BY position DESC LIMIT 1",
+    )
+    .bind(format!("run-{}", args.run_id))
+    .fetch_optional(&pool)
+    .await?;
+    if let Some(object) = row.as_object_mut() {
+        object.insert("tests".into(), tests.flatten().unwrap_or_else(|| json!([])));
+    }
+    println!("{}", serde_json::to_string_pretty(&row)?);
+    Ok(())
+}
+
+async fn log(settings: &Settings, args: LogArgs) -> anyhow::Result<()> {
+    // Subscribed before reading the log, so nothing committed in between is lost.
+    let mut events = if args.follow {
+        Some(RunEvents::subscribe(settings, args.run_id).await?)
+    } else {
+        None
+    };
+    let pool = pool(settings).await?;
+    let stream_id = format!("run-{}", args.run_id);
+    let history: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT type, data FROM events WHERE stream_id = $1 \
+         AND type IN ('run_output', 'run_finished') ORDER BY stream_version",
+    )
+    .bind(&stream_id)
+    .fetch_all(&pool)
+    .await?;
+    let mut stdout = std::io::stdout();
+    let mut last = 0;
+    for (event_type, data) in &history {
+        if event_type == "run_finished" {
+            return finished(args.run_id, data);
+        }
+        stdout.write_all(data["text"].as_str().unwrap_or("").as_bytes())?;
+        last = data["seq"].as_u64().unwrap_or(last);
+    }
+    stdout.flush()?;
+    match events.as_mut() {
+        Some(events) => {
+            let end = events.until_finished(true, last).await?;
+            finished(args.run_id, &end)
+        }
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,178 @@
+//! `runledger run ...` as a CI job uses it: the real binary against a handler and a projector,
+//! with this test playing the executor (its reports are ordinary commands).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use runledger_test_support::{CommandClient, TestLab, eventually, runledger_binary};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use uuid::Uuid;
+
+const EXEC: &str = "executor:cli-test";
+
+fn cli(lab: &TestLab, args: &[&str]) -> Command {
+    let mut command = Command::new(runledger_binary());
+    command
+        .arg("run")
+        .args(args)
+        .env("DATABASE_URL", &lab.db.url)
+        .env("NATS_URL", &lab.nats.url)
+        .env("RUNLEDGER_NATS_PREFIX", lab.nats.names.prefix())
+        .env("RUNLEDGER_ACTOR", "ada")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// An admin, a local machine with a provisioned venv, and a test case; returns the test case.
+async fn lab_with_a_venv(client: &CommandClient) -> Uuid {
+    let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
+    assert!(
+        client
+            .send("register_user", "bootstrap", admin)
+            .await
+            .accepted
+    );
+    let machine_id = Uuid::now_v7();
+    let machine =
+        json!({"machine_id": machine_id, "name": "here", "host": "local", "username": "r"});
+    assert!(
+        client
+            .send("register_machine", "ada", machine)
+            .await
+            .accepted
+    );
+    let venv_id = Uuid::now_v7();
+    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "v"});
+    assert!(client.send("add_venv", "ada", venv).await.accepted);
+    assert!(
+        client
+            .send("report_venv_provisioned", EXEC, json!({"venv_id": venv_id}))
+            .await
+            .accepted
+    );
+    let test_case_id = Uuid::now_v7();
+    let test_case = json!({"test_case_id": test_case_id, "name": "suite", "command": "pytest"});
+    assert!(
+        client
+            .send("define_test_case", "ada", test_case)
+            .await
+            .accepted
+    );
+    test_case_id
+}
+
+/// Plays the executor: starts the run, prints `text`, ends it with `status` and `tests`.
+async fn execute(client: &CommandClient, run_id: &str, text: &str, status: &str, tests: Value) {
+    assert!(
+        client
+            .send("report_run_started", EXEC, json!({"run_id": run_id}))
+            .await
+            .accepted
+    );
+    let output = json!({"run_id": run_id, "seq": 1, "stream": "stdout", "text": text});
+    assert!(
+        client
+            .send("report_run_output", EXEC, output)
+            .await
+            .accepted
+    );
+    let end = json!({"run_id": run_id, "status": status, "exit_code": i32::from(status != "passed"),
+                     "tests": tests});
+    assert!(client.send("report_run_finished", EXEC, end).await.accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_wait_follow_junit_list_show_log_and_cancel() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    let client = lab.client();
+    let test_case = lab_with_a_venv(&client).await.to_string();
+    let junit = std::env::temp_dir().join(format!("runledger-cli-{}.xml", Uuid::now_v7()));
+
+    // start --wait --follow --junit-out: the run id first, then the output, exit 0 on a pass.
+    let mut waiting = cli(&lab, &["start", &test_case, "--follow", "--junit-out"])
+        .arg(&junit)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(waiting.stdout.take().unwrap()).lines();
+    let run_id = stdout.next_line().await.unwrap().expect("the run id");
+    let tests = json!([
+        {"name": "test_ok", "classname": "suite", "status": "passed", "duration_ms": 250},
+        {"name": "test_later", "classname": "suite", "status": "skipped"},
+    ]);
+    execute(&client, &run_id, "hello from the run\n", "passed", tests).await;
+    let output = stdout.next_line().await.unwrap().expect("the run's output");
+    assert_eq!(output, "hello from the run");
+    let status = tokio::time::timeout(Duration::from_secs(20), waiting.wait())
+        .await
+        .expect("the CLI ends with the run")
+        .unwrap();
+    assert!(status.success());
+    let report = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        report.contains(r#"tests="2" failures="0" errors="0" skipped="1""#),
+        "{report}"
+    );
+    assert!(
+        report.contains(r#"<testcase name="test_ok" classname="suite" time="0.250">"#),
+        "{report}"
+    );
+    let _ = std::fs::remove_file(&junit);
+
+    // start (no wait) prints the id; a failing run: log exits 1 after the output.
+    let started = cli(&lab, &["start", &test_case]).output().await.unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let failing = String::from_utf8(started.stdout).unwrap().trim().to_owned();
+    execute(&client, &failing, "boom\n", "failed", json!([])).await;
+    let log = cli(&lab, &["log", &failing]).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&log.stdout), "boom\n");
+    assert_eq!(log.status.code(), Some(1), "a failed run's log exits 1");
+    let shown = eventually(
+        Duration::from_secs(10),
+        "show to see the failure",
+        || async {
+            let shown = cli(&lab, &["show", &failing]).output().await.unwrap();
+            let value: Value = serde_json::from_slice(&shown.stdout).ok()?;
+            (value["status"] == "failed").then_some(value)
+        },
+    )
+    .await;
+    assert_eq!(shown["requested_by"], "ada");
+    let listed = cli(&lab, &["list", "--status", "failed"])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains(&failing) && !listed.contains(&run_id),
+        "{listed}"
+    );
+
+    // cancel: a queued run (the only venv is free again, so start one on a missing label).
+    let queued = cli(&lab, &["start", &test_case, "--label", "nowhere"])
+        .output()
+        .await
+        .unwrap();
+    let queued = String::from_utf8(queued.stdout).unwrap().trim().to_owned();
+    let cancelled = cli(&lab, &["cancel", &queued, "--reason", "no such lab"])
+        .output()
+        .await
+        .unwrap();
+    assert!(cancelled.status.success(), "{cancelled:?}");
+    let again = cli(&lab, &["cancel", &queued]).output().await.unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("run_finished"));
+    let bad = cli(&lab, &["start", "not-a-uuid"]).output().await.unwrap();
+    assert_eq!(bad.status.code(), Some(2), "clap refuses a bad id");
+
+    projector.stop().await;
+    handler.stop().await;
+    lab.cleanup().await;
+}
