@@ -238,7 +238,7 @@ pub async fn issue_token(
     ),
     ApiError,
 > {
-    let Json(login) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    let Json(login) = body.map_err(|err| ApiError::bad_body(&err))?;
     if let Err(wait) = state.logins.check(&login.username) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -359,6 +359,15 @@ async fn runs_are_started_read_cancelled_and_their_errors_are_4xx() {
         .get(&format!("/api/v1/runs/{}", Uuid::nil()), &mia)
         .await;
     assert_error(status, &answer, StatusCode::NOT_FOUND, "not_found");
+    let huge = json!({"test_case_id": api.test_case_id, "env": {"BIG": "x".repeat(5 << 20)}});
+    let (status, _) = api
+        .call(Method::POST, "/api/v1/runs", Some(&mia), Some(huge))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "bodies over 4 MiB are refused"
+    );
     let (status, answer) = api.get("/api/v1/nothing-here", &mia).await;
     assert_error(status, &answer, StatusCode::NOT_FOUND, "not_found");
 

@@ -21,7 +21,7 @@ type Answer = Result<(StatusCode, Json<Value>), ApiError>;
 
 fn body(body: Body) -> Result<Map<String, Value>, ApiError> {
     body.map(|Json(map)| map)
-        .map_err(|err| ApiError::bad_request(err.body_text()))
+        .map_err(|err| ApiError::bad_body(&err))
 }
 
 fn path_id(path: Result<Path<String>, PathRejection>, name: &str) -> Result<Uuid, ApiError> {

@@ -327,7 +327,7 @@ pub async fn start(
     caller: Caller,
     body: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(mut payload) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    let Json(mut payload) = body.map_err(|err| ApiError::bad_body(&err))?;
     let run_id = match payload.get("run_id") {
         Some(raw) => raw
             .as_str()
