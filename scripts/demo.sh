@@ -30,6 +30,21 @@ say "add_venv"
 send --actor admin add_venv '{"venv_id":"0193a000-0000-7000-8000-000000000002","machine_id":"0193a000-0000-7000-8000-000000000001","name":"demo","requirements":["pytest"]}'
 say "define_test_case"
 send --actor admin define_test_case '{"test_case_id":"0193a000-0000-7000-8000-000000000003","name":"hello","command":"python -c \"print(42)\""}'
+say "define_test_case for each example in examples/ (passing, failing, slow pytest suites)"
+n=4
+for example in passing failing slow; do
+  payload=$(python3 - "$example" "$n" <<'PY'
+import json, pathlib, sys
+name, n = sys.argv[1], int(sys.argv[2])
+files = [{"path": p.name, "content": p.read_text()} for p in sorted(pathlib.Path("examples", name).glob("*.py"))]
+print(json.dumps({"test_case_id": f"0193a000-0000-7000-8000-{n:012d}", "name": f"example-{name}",
+                  "description": f"examples/{name}", "command": "python -m pytest -q -s --junitxml=report.xml",
+                  "junit_xml": "report.xml", "files": files, "timeout_s": 600}))
+PY
+)
+  send --actor admin define_test_case "$payload"
+  n=$((n + 1))
+done
 run_id=$(cat /proc/sys/kernel/random/uuid)
 say "start_run (queued until the executor has provisioned the venv, then run on this host)"
 send --actor admin start_run "{\"run_id\":\"$run_id\",\"test_case_id\":\"0193a000-0000-7000-8000-000000000003\",\"labels\":[\"demo\"]}"
@@ -54,10 +69,16 @@ token=$(curl -sf -X POST "$http/api/v1/tokens" -H 'content-type: application/jso
 if [ -n "$token" ]; then
   curl -sf -H "authorization: Bearer $token" "$http/api/v1/runs/$run_id" || true; echo
   curl -sf -H "authorization: Bearer $token" "$http/api/v1/runs/$run_id/log" || true
+  example_run=$(cat /proc/sys/kernel/random/uuid)
+  say "start_run example-failing over HTTP (POST $http/api/v1/runs)"
+  curl -sf -X POST -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"run_id\":\"$example_run\",\"test_case_id\":\"0193a000-0000-7000-8000-000000000005\",\"labels\":[\"demo\"]}" \
+    "$http/api/v1/runs" || true; echo
   echo "token for your own requests: export TOKEN=$token"
   echo "  curl -H \"authorization: Bearer \$TOKEN\" $http/api/v1/runs"
 else
   echo "login failed (is $http taken by another program?)"
 fi
+say "dashboard: $http/  (log in as admin / runledger-demo); API docs: $http/api/docs"
 say "runledger is running (handler: NATS commands -> Postgres log -> RUNLEDGER_EVENTS; projector: log -> read models; executor: runs; gateway: $http). Ctrl-C to stop."
 wait "$server"
