@@ -95,6 +95,7 @@ impl Intake {
         for item in inbound {
             let id = item.meta().command_id;
             if let Some(outcome) = outcomes.get(&id) {
+                count_outcome(&item.meta().command_type, outcome);
                 self.answer(outcome).await;
                 if let Err(err) = item.msg.ack().await {
                     tracing::warn!(command_id = %id, error = %err, "ack failed; the command will be redelivered and answered again");
@@ -107,6 +108,15 @@ impl Intake {
     /// Bookkeeping after a commit: counts it, hands its events to the relay, returns the outcomes.
     pub(crate) fn committed(&self, appended: Appended) -> Vec<Outcome> {
         self.handler.stats.committed(appended.outcomes.len());
+        for event in appended
+            .events
+            .iter()
+            .filter(|e| e.event_type == "run_finished")
+        {
+            let status = serde_json::from_str::<FinishedStatus>(event.data.get())
+                .map_or("unknown", |finished| finished.status.as_str());
+            metrics::counter!("runledger_runs_finished_total", "status" => status).increment(1);
+        }
         // The relay may be gone (shutting down); it then reads the log on restart.
         let _ = self.feed.send(appended.events);
         appended.outcomes
@@ -251,4 +261,28 @@ impl Intake {
             Err(err) => tracing::error!(error = %err, "outcome does not serialise"),
         }
     }
+}
+
+/// `runledger_commands_total{type, outcome}` and, for a rejection,
+/// `runledger_commands_rejected_total{type, code}`. Unknown command types count as `unknown`, so
+/// input cannot grow the label set.
+fn count_outcome(command_type: &str, outcome: &Outcome) {
+    let kind = runledger_types::command::CommandType::from_name(command_type)
+        .map_or("unknown", |kind| kind.as_str());
+    let result = if outcome.accepted {
+        "accepted"
+    } else {
+        "rejected"
+    };
+    metrics::counter!("runledger_commands_total", "type" => kind, "outcome" => result).increment(1);
+    if let Some(error) = &outcome.error {
+        metrics::counter!("runledger_commands_rejected_total", "type" => kind, "code" => error.code.as_str())
+            .increment(1);
+    }
+}
+
+/// The one field of `run_finished` the run counter needs.
+#[derive(serde::Deserialize)]
+struct FinishedStatus {
+    status: runledger_types::RunStatus,
 }

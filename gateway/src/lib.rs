@@ -12,6 +12,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod history;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -64,6 +65,7 @@ impl AppState {
         settings: GatewaySettings,
         shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
+        metrics::handle();
         let freshness = Freshness::start(pool.clone(), shutdown).await?;
         Ok(Self::from_shared(state::Shared {
             commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
@@ -124,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.css", get(dashboard::styles))
         .route("/assets/docs.js", get(dashboard::docs_script))
         .route("/api/docs", get(openapi::docs))
+        .route("/metrics", get(metrics::render))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -134,7 +137,10 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static(value),
         ));
     }
-    router.layer(TraceLayer::new_for_http()).with_state(state)
+    router
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// `GET /api/v1/events/stream`: every run's status changes, as Server-Sent Events.

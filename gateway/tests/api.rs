@@ -776,3 +776,32 @@ async fn run_status_changes_stream_live() {
     assert_eq!(queue[0]["reason"], "no_matching_machine", "{queue}");
     api.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_commands_and_finished_runs() {
+    let api = Api::start().await;
+    let mia = api.login(MEMBER).await;
+    let (run_id, _) = api.start_run(&mia).await;
+    let cancel = format!("/api/v1/runs/{run_id}/cancel");
+    let (status, _) = api.call(Method::POST, &cancel, Some(&mia), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = api.call(Method::POST, &cancel, Some(&mia), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = api.get("/api/v1/runs", &mia).await;
+    assert_eq!(status, StatusCode::OK);
+    // No token needed, as the contract says.
+    let (status, text) = api.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap().to_owned();
+    for series in [
+        r#"runledger_http_requests_total{method="GET",route="/api/v1/runs",status="200"}"#,
+        r#"runledger_http_requests_total{method="POST",route="/api/v1/runs/{run_id}/cancel",status="409"}"#,
+        r#"runledger_commands_total{type="start_run",outcome="accepted"}"#,
+        r#"runledger_commands_rejected_total{type="cancel_run",code="run_finished"}"#,
+        r#"runledger_runs_finished_total{status="cancelled"}"#,
+        "runledger_http_request_seconds",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+    api.stop().await;
+}

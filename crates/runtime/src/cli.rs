@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Most runs one executor process drives at once.
     #[arg(long, env = "RUNLEDGER_EXECUTOR_MAX_RUNS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub executor_max_runs: u64,
+    /// Also serve Prometheus `/metrics` on this address (for processes without a gateway, whose
+    /// port serves `/metrics` already), e.g. `127.0.0.1:9464`.
+    #[arg(long, env = "RUNLEDGER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,15 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let mut tasks: JoinSet<(Component, anyhow::Result<()>)> = JoinSet::new();
+    // Every component records into this process's recorder from the start.
+    runledger_gateway::metrics::handle();
+    if let Some(addr) = args.metrics_addr {
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            let result = runledger_gateway::metrics::serve_standalone(addr, token).await;
+            (Component::Gateway, result.map_err(anyhow::Error::from))
+        });
+    }
     for component in dedup(&args.components) {
         match component {
             Component::Handler => {

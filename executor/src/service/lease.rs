@@ -80,6 +80,10 @@ pub(crate) async fn keep_lease(worker: Arc<Worker>, every: Duration, shutdown: C
             _ = tick.tick() => {}
         }
         let run_ids = worker.held.snapshot();
+        metrics::gauge!("runledger_executor_active_runs", "executor" => worker.name.clone())
+            .set(run_ids.len() as f64);
+        metrics::counter!("runledger_executor_heartbeats_total", "executor" => worker.name.clone())
+            .increment(1);
         if let Err(err) = worker
             .reporter
             .send("executor_heartbeat", json!({ "run_ids": run_ids }))

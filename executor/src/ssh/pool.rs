@@ -90,7 +90,18 @@ impl SshPool {
             }
         }
         if pooled.len() < self.options.max_connections_per_machine.max(1) {
-            let (connection, _) = connect(target, &self.options).await?;
+            let started = std::time::Instant::now();
+            let (connection, _) = match connect(target, &self.options).await {
+                Ok(connected) => connected,
+                Err(err) => {
+                    let reason = format!("{:?}", err.kind()).to_lowercase();
+                    metrics::counter!("runledger_ssh_connect_failures_total", "reason" => reason)
+                        .increment(1);
+                    return Err(err);
+                }
+            };
+            metrics::histogram!("runledger_ssh_connect_seconds")
+                .record(started.elapsed().as_secs_f64());
             self.opened.fetch_add(1, Ordering::Relaxed);
             let fresh = Pooled {
                 connection: Arc::new(connection),
