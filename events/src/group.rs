@@ -212,7 +212,10 @@ impl Intake {
             }
             let snapshot = self.lab.clone();
             let batch = build(&mut self.lab);
-            match self.handler.store.append(&batch).await {
+            let started = std::time::Instant::now();
+            let appended = self.handler.store.append(&batch).await;
+            metrics::histogram!("runledger_append_seconds").record(started.elapsed().as_secs_f64());
+            match appended {
                 Ok(appended) => {
                     let head = snapshot.position() + batch.events.len() as i64;
                     self.lab.set_position(head);

@@ -50,7 +50,12 @@ impl Intake {
         self.lab
             .set_position(lab_before.position() + batch.events.len() as i64);
         let store = self.handler.store.clone();
-        let task = tokio::spawn(async move { store.append(&batch).await });
+        let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let appended = store.append(&batch).await;
+            metrics::histogram!("runledger_append_seconds").record(started.elapsed().as_secs_f64());
+            appended
+        });
         let group = Decided {
             inbound,
             lab_before,

@@ -126,7 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.css", get(dashboard::styles))
         .route("/assets/docs.js", get(dashboard::docs_script))
         .route("/api/docs", get(openapi::docs))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(metrics::render_with_lab))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::not_found("no such route") })

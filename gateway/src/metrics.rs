@@ -2,8 +2,9 @@
 //! `metrics` facade), `GET /metrics` on the gateway's port, a standalone `/metrics` listener for
 //! processes without a gateway, and the HTTP request counter.
 
+use crate::state::AppState;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,12 +28,52 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-/// `GET /metrics`: every series in the Prometheus text format.
+/// `GET /metrics` on the gateway: the log and read-model gauges read now, then every series in
+/// the Prometheus text format.
+pub async fn render_with_lab(State(state): State<AppState>) -> impl IntoResponse {
+    if let Err(err) = record_lab(&state).await {
+        tracing::warn!(error = %err, "metrics: cannot read the log head or the venv pool");
+    }
+    render().await
+}
+
+/// `GET /metrics` without a database: every series the process recorded.
 pub async fn render() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle().render(),
     )
+}
+
+/// `runledger_log_head`, `runledger_projection_lag_events` and `runledger_venvs{machine, status}`.
+async fn record_lab(state: &AppState) -> Result<(), runledger_readmodel::ReadModelError> {
+    let head = runledger_readmodel::log_head(&state.pool).await?;
+    metrics::gauge!("runledger_log_head").set(head as f64);
+    let lag = head - state.freshness.position();
+    metrics::gauge!("runledger_projection_lag_events").set(lag.max(0) as f64);
+    let pool: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT coalesce(m.name, v.machine_id::text), v.status, count(*) \
+         FROM rm_venvs.venvs v LEFT JOIN rm_machines.machines m USING (machine_id) \
+         GROUP BY 1, 2",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .map_err(runledger_readmodel::ReadModelError::from)?;
+    let machines: std::collections::BTreeSet<&str> = pool
+        .iter()
+        .map(|(machine, _, _)| machine.as_str())
+        .collect();
+    for status in ["provisioning", "free", "in_use", "broken", "removed"] {
+        for &machine in &machines {
+            let count = pool
+                .iter()
+                .find(|(m, s, _)| m == machine && s == status)
+                .map_or(0, |(_, _, count)| *count);
+            metrics::gauge!("runledger_venvs", "machine" => machine.to_owned(), "status" => status)
+                .set(count as f64);
+        }
+    }
+    Ok(())
 }
 
 /// Counts every request as `runledger_http_requests_total{method, route, status}` (the route

@@ -789,6 +789,30 @@ async fn metrics_count_requests_commands_and_finished_runs() {
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = api.get("/api/v1/runs", &mia).await;
     assert_eq!(status, StatusCode::OK);
+    let client = api.client();
+    let machine_id = Uuid::now_v7();
+    let machine =
+        json!({"machine_id": machine_id, "name": "box-1", "host": "local", "username": "r"});
+    assert!(
+        client
+            .send("register_machine", ADMIN, machine)
+            .await
+            .accepted
+    );
+    let venv = json!({"venv_id": Uuid::now_v7(), "machine_id": machine_id, "name": "v1"});
+    assert!(client.send("add_venv", ADMIN, venv).await.accepted);
+    // The pool gauges are read from the read models when scraped.
+    runledger_test_support::eventually(
+        std::time::Duration::from_secs(10),
+        "the pool gauge",
+        || async {
+            let (_, text) = api.call(Method::GET, "/metrics", None, None).await;
+            text.as_str()?
+                .contains(r#"runledger_venvs{machine="box-1",status="provisioning"} 1"#)
+                .then_some(())
+        },
+    )
+    .await;
     // No token needed, as the contract says.
     let (status, text) = api.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -800,6 +824,10 @@ async fn metrics_count_requests_commands_and_finished_runs() {
         r#"runledger_commands_rejected_total{type="cancel_run",code="run_finished"}"#,
         r#"runledger_runs_finished_total{status="cancelled"}"#,
         "runledger_http_request_seconds",
+        "runledger_append_seconds",
+        "runledger_log_head",
+        "runledger_projection_lag_events",
+        "runledger_projected_events_total",
     ] {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }

@@ -158,7 +158,11 @@ async fn lead(
         };
         // On failure the caches are forgotten and the caller steps down; whoever leads next
         // starts again from the stored checkpoints.
+        let started = std::time::Instant::now();
         engine::apply_batch(pool, &mut projections, &facts, through, Checkpoints::Table).await?;
+        metrics::histogram!("runledger_projection_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("runledger_projected_events_total").increment(facts.len() as u64);
         let position = projections
             .iter()
             .map(Projection::position)
