@@ -176,3 +176,136 @@ async fn start_wait_follow_junit_list_show_log_and_cancel() {
     handler.stop().await;
     lab.cleanup().await;
 }
+
+fn lab_cli(lab: &TestLab, args: &[&str]) -> Command {
+    let mut command = Command::new(runledger_binary());
+    command
+        .args(args)
+        .env("DATABASE_URL", &lab.db.url)
+        .env("NATS_URL", &lab.nats.url)
+        .env("RUNLEDGER_NATS_PREFIX", lab.nats.names.prefix())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn ok_line(command: &mut Command) -> String {
+    let output = command.output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_machines_venvs_and_test_cases_from_the_cli() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    let user = [
+        "user",
+        "add",
+        "ada",
+        "--role",
+        "admin",
+        "--actor",
+        "bootstrap",
+    ];
+    ok_line(lab_cli(&lab, &user).env("RUNLEDGER_NEW_PASSWORD", "ada-password-1")).await;
+    let missing = lab_cli(
+        &lab,
+        &["user", "add", "mia", "--password-env", "NOT_SET_ANYWHERE"],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_SET_ANYWHERE"));
+    let member = ["user", "add", "mia", "--actor", "ada"];
+    ok_line(lab_cli(&lab, &member).env("RUNLEDGER_NEW_PASSWORD", "mia-password-1")).await;
+
+    let machine_id = ok_line(&mut lab_cli(
+        &lab,
+        &[
+            "machine", "add", "here", "--host", "local", "--user", "r", "--label", "demo",
+            "--actor", "mia",
+        ],
+    ))
+    .await;
+    let venv_id = ok_line(&mut lab_cli(
+        &lab,
+        &[
+            "venv",
+            "add",
+            &machine_id,
+            "py",
+            "--requirement",
+            "pytest",
+            "--actor",
+            "mia",
+        ],
+    ))
+    .await;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/passing");
+    let refused = lab_cli(
+        &lab,
+        &[
+            "test-case",
+            "add",
+            "smoke",
+            "--command",
+            "pytest",
+            "--dir",
+            examples,
+            "--actor",
+            "mia",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        !refused.status.success(),
+        "members may not define test cases"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("forbidden"));
+    let test_case_id = ok_line(&mut lab_cli(
+        &lab,
+        &[
+            "test-case",
+            "add",
+            "smoke",
+            "--command",
+            "python -m pytest -q",
+            "--dir",
+            examples,
+            "--junit-xml",
+            "report.xml",
+            "--actor",
+            "ada",
+        ],
+    ))
+    .await;
+    let defined = lab
+        .store
+        .read_after(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "test_case_defined")
+        .unwrap();
+    assert_eq!(defined.data["test_case_id"], json!(test_case_id));
+    assert_eq!(defined.data["files"][0]["path"], "test_arithmetic.py");
+
+    let listed = eventually(Duration::from_secs(10), "the lists", || async {
+        let machines = ok_line(&mut lab_cli(&lab, &["machine", "list"])).await;
+        let venvs = ok_line(&mut lab_cli(&lab, &["venv", "list"])).await;
+        let cases = ok_line(&mut lab_cli(&lab, &["test-case", "list"])).await;
+        (machines.contains(&machine_id) && venvs.contains(&venv_id) && cases.contains("smoke"))
+            .then_some(machines)
+    })
+    .await;
+    assert!(listed.contains("mia"), "the owner is listed: {listed}");
+    projector.stop().await;
+    handler.stop().await;
+    lab.cleanup().await;
+}

@@ -39,9 +39,16 @@ fn alerts_and_dashboards_use_emitted_series() {
         let used = series_in(&read(file));
         assert!(!used.is_empty(), "{file} names no series");
         let unknown: Vec<_> = used.difference(&emitted).collect();
-        assert!(unknown.is_empty(), "{file} uses series nothing emits: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "{file} uses series nothing emits: {unknown:?}"
+        );
     }
     let dashboard: serde_json::Value =
         serde_json::from_str(&read("deploy/grafana/runledger.json")).expect("valid JSON");
-    assert!(dashboard["panels"].as_array().is_some_and(|p| !p.is_empty()));
+    assert!(
+        dashboard["panels"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
 }

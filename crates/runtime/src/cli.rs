@@ -42,6 +42,26 @@ pub enum Command {
     /// Example: `runledger run start <TEST_CASE_ID> --wait --follow --junit-out report.xml`
     #[command(subcommand)]
     Run(crate::run::RunCommand),
+    /// Register users.
+    ///
+    /// Example: `RUNLEDGER_NEW_PASSWORD=... runledger user add ada --role admin`
+    #[command(subcommand)]
+    User(crate::lab::UserCommand),
+    /// Register and list machines.
+    ///
+    /// Example: `runledger machine add lab-01 --host 10.0.0.5 --user tester --key-file ~/.ssh/lab`
+    #[command(subcommand)]
+    Machine(crate::lab::MachineCommand),
+    /// Add and list venvs.
+    ///
+    /// Example: `runledger venv add <MACHINE_ID> py311 --requirement pytest`
+    #[command(subcommand)]
+    Venv(crate::lab::VenvCommand),
+    /// Define and list test cases.
+    ///
+    /// Example: `runledger test-case add smoke --command "python -m pytest -q" --dir examples/passing`
+    #[command(subcommand)]
+    TestCase(crate::lab::TestCaseCommand),
 }
 
 /// The components `serve` can run.

@@ -4,6 +4,7 @@
 
 mod audit;
 mod cli;
+mod lab;
 mod projections;
 mod run;
 mod send;
@@ -26,7 +27,11 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Send(_)
         | cli::Command::Audit(_)
         | cli::Command::Projections(_)
-        | cli::Command::Run(_) => "warn",
+        | cli::Command::Run(_)
+        | cli::Command::User(_)
+        | cli::Command::Machine(_)
+        | cli::Command::Venv(_)
+        | cli::Command::TestCase(_) => "warn",
         _ => "info",
     };
     telemetry::init(&cli.settings.log_format, default_level)?;
@@ -37,5 +42,9 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
         cli::Command::Projections(command) => projections::run(&cli.settings, command).await,
         cli::Command::Run(command) => run::run(&cli.settings, command).await,
+        cli::Command::User(command) => lab::user(&cli.settings, command).await,
+        cli::Command::Machine(command) => lab::machine(&cli.settings, command).await,
+        cli::Command::Venv(command) => lab::venv(&cli.settings, command).await,
+        cli::Command::TestCase(command) => lab::test_case(&cli.settings, command).await,
     }
 }
