@@ -184,6 +184,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         let result = last.task.await;
         intake.finish(last.group, result, None).await;
     }
+    hand_back(&mut messages).await;
     shutdown.cancel();
     if let Err(err) = relay.await {
         tracing::error!(error = %err, "outbox relay task failed");
@@ -192,4 +193,41 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         tracing::error!(error = %err, "sealer task failed");
     }
     ended
+}
+
+/// How long shutdown keeps taking messages already routed to this handler, to hand them back.
+const HAND_BACK_FOR: Duration = Duration::from_millis(500);
+/// A quiet gap that ends the hand-back early.
+const HAND_BACK_IDLE: Duration = Duration::from_millis(100);
+/// When handed-back messages are delivered again: after this process has gone, so another
+/// handler gets them, not this one.
+const HAND_BACK_DELAY: Duration = Duration::from_secs(1);
+
+/// On shutdown, hands back (NAK, delayed past this process's exit) the messages already pulled or
+/// routed to this handler but not decided, so another handler gets them in about a second rather
+/// than after their ack wait.
+async fn hand_back<S, E>(messages: &mut S)
+where
+    S: futures::Stream<Item = Result<async_nats::jetstream::Message, E>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + HAND_BACK_FOR;
+    let mut handed_back = 0_usize;
+    loop {
+        let wait =
+            HAND_BACK_IDLE.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let Ok(Some(Ok(message))) = tokio::time::timeout(wait, messages.next()).await else {
+            break;
+        };
+        let nak = async_nats::jetstream::AckKind::Nak(Some(HAND_BACK_DELAY));
+        if let Err(err) = message.ack_with(nak).await {
+            tracing::warn!(error = %err, "cannot hand a command back; it is redelivered after its ack wait");
+        }
+        handed_back += 1;
+    }
+    if handed_back > 0 {
+        tracing::info!(
+            handed_back,
+            "commands handed back to the stream for another handler"
+        );
+    }
 }
