@@ -52,6 +52,18 @@ impl Api {
                 .await
                 .accepted
         );
+        // The projector builds the read models when it starts: wait for them.
+        runledger_test_support::eventually(
+            std::time::Duration::from_secs(30),
+            "the read models",
+            || async {
+                let models = runledger_readmodel::status(&lab.db.pool).await.ok()?;
+                (models.len() == runledger_readmodel::ALL.len()
+                    && models.iter().all(|m| m.lag == 0))
+                .then_some(())
+            },
+        )
+        .await;
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -781,13 +793,15 @@ async fn run_status_changes_stream_live() {
 async fn metrics_count_requests_commands_and_finished_runs() {
     let api = Api::start().await;
     let mia = api.login(MEMBER).await;
-    let (run_id, _) = api.start_run(&mia).await;
+    let (run_id, position) = api.start_run(&mia).await;
     let cancel = format!("/api/v1/runs/{run_id}/cancel");
     let (status, _) = api.call(Method::POST, &cancel, Some(&mia), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (status, _) = api.call(Method::POST, &cancel, Some(&mia), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = api.get("/api/v1/runs", &mia).await;
+    let (status, _) = api
+        .get(&format!("/api/v1/runs?min_position={position}"), &mia)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let client = api.client();
     let machine_id = Uuid::now_v7();
