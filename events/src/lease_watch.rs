@@ -131,7 +131,7 @@ pub(crate) async fn publish(
 mod tests {
     use super::*;
     use runledger_domain::{Actor, Command, decide, evolve};
-    use runledger_types::command::{ExecutorHeartbeat, ReportRunStarted};
+    use runledger_types::command::ExecutorHeartbeat;
     use runledger_types::event::{RunAssigned, RunRequested, RunStarted};
     use runledger_types::{Event, RunId, TestCaseId};
 
@@ -163,7 +163,6 @@ mod tests {
             evolve(&mut lab, event);
         }
         beat(&mut lab, heartbeats);
-        let _ = ReportRunStarted { run_id };
         lab
     }
 

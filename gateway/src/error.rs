@@ -121,6 +121,12 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<runledger_store::StoreError> for ApiError {
+    fn from(err: runledger_store::StoreError) -> Self {
+        Self::internal(err)
+    }
+}
+
 impl From<runledger_readmodel::ReadModelError> for ApiError {
     fn from(err: runledger_readmodel::ReadModelError) -> Self {
         match err {

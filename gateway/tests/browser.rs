@@ -4,9 +4,10 @@
 //! go to `target/test-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use fantoccini::{Client, ClientBuilder, Locator};
 use runledger_executor::{ExecutorSettings, run as run_executor};
-use runledger_gateway::{AppState, GatewaySettings};
 use runledger_test_support::{TestLab, eventually};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -122,18 +123,7 @@ async fn log_in_start_a_run_watch_it_finish_and_filter_the_table() {
         shutdown.clone(),
     ));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = AppState::new(
-        lab.db.pool.clone(),
-        lab.nats.client.clone(),
-        lab.nats.names.clone(),
-        GatewaySettings::new(addr),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
+    let addr = common::serve_gateway(&lab, &shutdown).await;
 
     let (_driver, port) = chromedriver().await;
     let web = browser(port).await;

@@ -6,10 +6,12 @@
 
 mod commands;
 mod names;
+mod run_feed;
 mod setup;
 
 pub use commands::{CommandSender, SendError};
 pub use names::{BusNames, InvalidPrefix};
+pub use run_feed::{FedEvent, RunFeed};
 pub use setup::{BusError, connect, ensure_streams, handler_consumer, jetstream};
 
 /// The `Nats-Msg-Id` header name.

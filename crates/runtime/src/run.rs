@@ -6,7 +6,8 @@ use crate::send::command_sender;
 use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use futures::StreamExt;
+use runledger_bus::RunFeed;
+use runledger_store::EventStore;
 use runledger_types::CommandId;
 use serde_json::{Map, Value, json};
 use std::io::Write;
@@ -133,7 +134,7 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     let wait = args.wait || args.follow || args.junit_out.is_some();
     // Subscribed before the command goes out, so no event of the run can be missed.
     let events = if wait {
-        Some(RunEvents::subscribe(settings, run_id).await?)
+        Some(follow(settings, run_id).await?)
     } else {
         None
     };
@@ -167,10 +168,10 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
         anyhow::bail!("start_run rejected: {}: {}", error.code, error.message);
     }
     println!("{run_id}");
-    let Some(mut events) = events else {
+    let Some(mut feed) = events else {
         return Ok(());
     };
-    let end = events.until_finished(args.follow, 0).await?;
+    let end = until_finished(&mut feed, args.follow, 0).await?;
     if let Some(path) = &args.junit_out {
         std::fs::write(path, junit_xml(run_id, &end))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -194,63 +195,34 @@ fn finished(run_id: Uuid, end: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A run's events as NATS carries them.
-struct RunEvents {
-    run_id: Uuid,
-    output: async_nats::Subscriber,
-    finished: async_nats::Subscriber,
+/// Subscribes to the run's events (before anything about it is read or sent).
+async fn follow(settings: &Settings, run_id: Uuid) -> anyhow::Result<RunFeed> {
+    let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
+        .await
+        .context("connecting to NATS (NATS_URL)")?;
+    let feed = RunFeed::subscribe(&client, &settings.names()?, run_id).await?;
+    client.flush().await?;
+    Ok(feed)
 }
 
-impl RunEvents {
-    async fn subscribe(settings: &Settings, run_id: Uuid) -> anyhow::Result<Self> {
-        let names = settings.names()?;
-        let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
-            .await
-            .context("connecting to NATS (NATS_URL)")?;
-        let output = client
-            .subscribe(names.event_subject("run", "run_output"))
-            .await?;
-        let finished = client
-            .subscribe(names.event_subject("run", "run_finished"))
-            .await?;
-        client.flush().await?;
-        Ok(Self {
-            run_id,
-            output,
-            finished,
-        })
-    }
-
-    /// Prints output chunks after `after` (when `print`) until `run_finished`; returns its data.
-    async fn until_finished(&mut self, print: bool, after: u64) -> anyhow::Result<Value> {
-        let wanted = json!(self.run_id);
-        let mut last = after;
-        let mut stdout = std::io::stdout();
-        loop {
-            let message = tokio::select! {
-                message = self.output.next() => message,
-                message = self.finished.next() => message,
-            };
-            let message = message.context("the NATS subscription ended")?;
-            let Ok(record) = serde_json::from_slice::<Value>(&message.payload) else {
-                continue;
-            };
-            if record["data"]["run_id"] != wanted {
-                continue;
-            }
-            match record["type"].as_str() {
-                Some("run_output") => {
-                    let seq = record["data"]["seq"].as_u64().unwrap_or(0);
-                    if print && seq > last {
-                        stdout
-                            .write_all(record["data"]["text"].as_str().unwrap_or("").as_bytes())?;
-                        stdout.flush()?;
-                    }
-                    last = last.max(seq);
+/// Prints output chunks numbered after `after` (when `print`) until `run_finished`; returns its
+/// data.
+async fn until_finished(feed: &mut RunFeed, print: bool, after: u64) -> anyhow::Result<Value> {
+    let mut last = after;
+    let mut stdout = std::io::stdout();
+    loop {
+        let event = feed.next().await.context("the NATS subscription ended")?;
+        match event.event_type.as_str() {
+            "run_output" => {
+                let seq = event.data["seq"].as_u64().unwrap_or(0);
+                if print && seq > last {
+                    stdout.write_all(event.data["text"].as_str().unwrap_or("").as_bytes())?;
+                    stdout.flush()?;
                 }
-                Some("run_finished") => return Ok(record["data"].clone()),
-                _ => {}
+                last = last.max(seq);
             }
+            "run_finished" => return Ok(event.data),
+            _ => {}
         }
     }
 }
@@ -366,15 +338,15 @@ async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
             .fetch_optional(&pool)
             .await?;
     let mut row = row.with_context(|| format!("no run {}", args.run_id))?;
-    let tests: Option<Option<Value>> = sqlx::query_scalar(
-        "SELECT data->'tests' FROM events WHERE stream_id = $1 AND type = 'run_finished' \
-         ORDER BY position DESC LIMIT 1",
-    )
-    .bind(format!("run-{}", args.run_id))
-    .fetch_optional(&pool)
-    .await?;
+    let finished = EventStore::new(pool)
+        .last_of_type(&format!("run-{}", args.run_id), "run_finished")
+        .await?;
+    let tests = finished
+        .map(|finished| finished.data["tests"].clone())
+        .filter(|tests| !tests.is_null())
+        .unwrap_or_else(|| json!([]));
     if let Some(object) = row.as_object_mut() {
-        object.insert("tests".into(), tests.flatten().unwrap_or_else(|| json!([])));
+        object.insert("tests".into(), tests);
     }
     println!("{}", serde_json::to_string_pretty(&row)?);
     Ok(())
@@ -382,33 +354,27 @@ async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
 
 async fn log(settings: &Settings, args: LogArgs) -> anyhow::Result<()> {
     // Subscribed before reading the log, so nothing committed in between is lost.
-    let mut events = if args.follow {
-        Some(RunEvents::subscribe(settings, args.run_id).await?)
+    let mut feed = if args.follow {
+        Some(follow(settings, args.run_id).await?)
     } else {
         None
     };
-    let pool = pool(settings).await?;
-    let stream_id = format!("run-{}", args.run_id);
-    let history: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT type, data FROM events WHERE stream_id = $1 \
-         AND type IN ('run_output', 'run_finished') ORDER BY stream_version",
-    )
-    .bind(&stream_id)
-    .fetch_all(&pool)
-    .await?;
+    let history = EventStore::new(pool(settings).await?)
+        .run_output_after(args.run_id, 0)
+        .await?;
     let mut stdout = std::io::stdout();
     let mut last = 0;
-    for (event_type, data) in &history {
-        if event_type == "run_finished" {
-            return finished(args.run_id, data);
+    for record in &history {
+        if record.event_type == "run_finished" {
+            return finished(args.run_id, &record.data);
         }
-        stdout.write_all(data["text"].as_str().unwrap_or("").as_bytes())?;
-        last = data["seq"].as_u64().unwrap_or(last);
+        stdout.write_all(record.data["text"].as_str().unwrap_or("").as_bytes())?;
+        last = record.data["seq"].as_u64().unwrap_or(last);
     }
     stdout.flush()?;
-    match events.as_mut() {
-        Some(events) => {
-            let end = events.until_finished(true, last).await?;
+    match feed.as_mut() {
+        Some(feed) => {
+            let end = until_finished(feed, true, last).await?;
             finished(args.run_id, &end)
         }
         None => Ok(()),

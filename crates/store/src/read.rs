@@ -108,6 +108,47 @@ impl EventStore {
         Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
     }
 
+    /// The latest event of `event_type` in one stream, if any.
+    pub async fn last_of_type(
+        &self,
+        stream_id: &str,
+        event_type: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            ", data FROM events WHERE stream_id = $1 AND type = $2 \
+             ORDER BY stream_version DESC LIMIT 1"
+        );
+        let row = sqlx::query(SQL)
+            .bind(stream_id)
+            .bind(event_type)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(parsed_record).transpose()?)
+    }
+
+    /// A run's `run_output` events numbered after `after_seq`, and its `run_finished` if it has
+    /// one, in order: what a reader following the run's output has not seen yet.
+    pub async fn run_output_after(
+        &self,
+        run_id: Uuid,
+        after_seq: u64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            event_columns!(),
+            ", data FROM events WHERE stream_id = $1 AND (type = 'run_finished' \
+             OR (type = 'run_output' AND (data->>'seq')::bigint > $2)) ORDER BY stream_version"
+        );
+        let rows = sqlx::query(SQL)
+            .bind(format!("run-{run_id}"))
+            .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
+    }
+
     /// The recorded outcomes of those of `ids` that were already handled.
     pub async fn outcomes(
         &self,

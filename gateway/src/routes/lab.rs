@@ -17,13 +17,21 @@ pub struct Params {
     min_position: Option<i64>,
 }
 
+/// Checks the parameters and waits for `min_position` if asked.
+async fn fresh(
+    state: &AppState,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<(), ApiError> {
+    let Query(params) = params.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    state.fresh(params.min_position).await
+}
+
 async fn rows(
     state: &AppState,
     params: Result<Query<Params>, QueryRejection>,
     sql: &'static str,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    state.fresh(params.min_position).await?;
+    fresh(state, params).await?;
     let rows: Vec<Value> = sqlx::query_scalar(sql).fetch_all(&state.pool).await?;
     Ok(Json(Value::Array(rows)))
 }
@@ -89,8 +97,7 @@ pub async fn queue(
     _caller: Caller,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    state.fresh(params.min_position).await?;
+    fresh(&state, params).await?;
     let queued = runledger_readmodel::queue(&state.pool, 1000).await?;
     Ok(Json(
         serde_json::to_value(queued).map_err(ApiError::internal)?,

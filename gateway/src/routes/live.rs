@@ -12,6 +12,8 @@ use crate::state::AppState;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
+use runledger_bus::RunFeed;
+use runledger_store::EventStore;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::time::Duration;
@@ -56,61 +58,37 @@ fn sse(receiver: mpsc::Receiver<Event>) -> EventStream {
 
 /// The output of `run_id` from after chunk `after`, live, ending with its final status.
 pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventStream, ApiError> {
-    let names = &state.names;
-    let mut output = state
-        .nats
-        .subscribe(names.event_subject("run", "run_output"))
-        .await
-        .map_err(ApiError::unavailable)?;
-    let mut finished = state
-        .nats
-        .subscribe(names.event_subject("run", "run_finished"))
-        .await
-        .map_err(ApiError::unavailable)?;
     // Subscribed first: whatever the log holds now, or NATS delivers from here on, is seen.
+    let mut feed = RunFeed::subscribe(&state.nats, &state.names, run_id)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let store = EventStore::new(state.pool.clone());
     let stream_id = format!("run-{run_id}");
-    let history: Vec<(String, Value, i64)> = sqlx::query_as(
-        "SELECT type, data, position FROM events WHERE stream_id = $1 \
-         AND (type = 'run_finished' OR (type = 'run_output' AND (data->>'seq')::bigint > $2)) \
-         ORDER BY stream_version",
-    )
-    .bind(&stream_id)
-    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-    .fetch_all(&state.pool)
-    .await?;
-    let known: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1)")
-            .bind(&stream_id)
-            .fetch_one(&state.pool)
-            .await?;
-    if !known {
+    if store
+        .last_of_type(&stream_id, "run_requested")
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("no run {run_id}")));
     }
+    let history = store.run_output_after(run_id, after).await?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(async move {
         let mut last = after;
-        for (event_type, data, position) in history {
-            if !forward(&sender, &event_type, &data, position, &mut last).await {
+        for record in history {
+            let (event_type, position) = (record.event_type.as_str(), record.position);
+            if !forward(&sender, event_type, &record.data, position, &mut last).await {
                 return;
             }
         }
-        let wanted = json!(run_id);
         loop {
-            let message = tokio::select! {
+            let event = tokio::select! {
                 () = sender.closed() => return,
-                message = output.next() => message,
-                message = finished.next() => message,
+                event = feed.next() => event,
             };
-            let Some(message) = message else { return };
-            let Ok(record) = serde_json::from_slice::<Value>(&message.payload) else {
-                continue;
-            };
-            if record["data"]["run_id"] != wanted {
-                continue;
-            }
-            let event_type = record["type"].as_str().unwrap_or_default().to_owned();
-            let position = record["position"].as_i64().unwrap_or(0);
-            if !forward(&sender, &event_type, &record["data"], position, &mut last).await {
+            let Some(event) = event else { return };
+            let (event_type, position) = (event.event_type.as_str(), event.position);
+            if !forward(&sender, event_type, &event.data, position, &mut last).await {
                 return;
             }
         }

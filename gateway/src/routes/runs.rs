@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runledger_readmodel::rows::RunRow;
+use runledger_store::EventStore;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -190,14 +191,11 @@ pub async fn detail(
     let run_id = run_id_of(path)?;
     state.fresh(query(params)?.min_position).await?;
     let row = find(&state, run_id).await?;
-    let tests: Option<Value> = sqlx::query_scalar::<_, Option<Value>>(
-        "SELECT data->'tests' FROM events WHERE stream_id = $1 AND type = 'run_finished' \
-         ORDER BY position DESC LIMIT 1",
-    )
-    .bind(format!("run-{run_id}"))
-    .fetch_optional(&state.pool)
-    .await?
-    .flatten();
+    let tests = EventStore::new(state.pool.clone())
+        .last_of_type(&format!("run-{run_id}"), "run_finished")
+        .await?
+        .map(|finished| finished.data["tests"].clone())
+        .filter(|tests| !tests.is_null());
     let queue_reason: Option<String> = if row.status == "queued" {
         sqlx::query_scalar("SELECT reason FROM rm_venvs.queue WHERE run_id = $1")
             .bind(run_id)
