@@ -61,6 +61,20 @@ ensure_chromium() {
   fi
 }
 
+# kubernetes-validate from PyPI (the Kubernetes API's JSON schemas, bundled, so it works offline)
+# for tests/tests/deploy.rs; it brings jsonschema and PyYAML, which the Compose check uses too.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+ensure_python_tools() {
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI (pip --user)"
+  local pip=(python3 -m pip install --user --quiet --disable-pip-version-check --root-user-action=ignore)
+  # A Python that refuses user installs (PEP 668) takes them with --break-system-packages.
+  "${pip[@]}" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" 2>/dev/null \
+    || "${pip[@]}" --break-system-packages "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+}
+
 ensure_services() {
   ensure_postgres
   ensure_nats
