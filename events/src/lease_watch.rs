@@ -150,8 +150,8 @@ mod tests {
             }),
             Event::RunAssigned(RunAssigned {
                 run_id,
-                venv_id: runledger_types::VenvId(Uuid::from_u128(3)),
-                machine_id: runledger_types::MachineId(Uuid::from_u128(4)),
+                venv_id: Some(runledger_types::VenvId(Uuid::from_u128(3))),
+                machine_id: Some(runledger_types::MachineId(Uuid::from_u128(4))),
                 attempt: 1,
             }),
             Event::RunStarted(RunStarted {

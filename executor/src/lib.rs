@@ -19,6 +19,7 @@ pub mod chunker;
 pub mod classify;
 pub mod driver;
 pub mod feed;
+pub mod jenkins;
 pub mod junit;
 pub mod local;
 pub mod render;

@@ -9,8 +9,8 @@ mod target;
 mod tests;
 
 pub use model::{
-    Assignment, MachineInfo, ResolvedRun, ResolvedVenv, RunInfo, TestCaseInfo, VenvInfo,
-    VenvStatus, ViewError,
+    Assignment, MachineInfo, Resolved, ResolvedJenkinsRun, ResolvedRun, ResolvedVenv, RunInfo,
+    TestCaseInfo, VenvInfo, VenvStatus, ViewError,
 };
 pub use target::{Target, UnsealError, unseal_target};
 
@@ -99,6 +99,8 @@ impl LabView {
                     assignment: None,
                     executor: None,
                     cancel_requested: false,
+                    jenkins_queue_item: None,
+                    jenkins_build: None,
                 };
                 self.runs.insert(e.run_id, run);
             }
@@ -107,7 +109,7 @@ impl LabView {
                 let machine = self
                     .run(e.run_id)
                     .and_then(|r| r.assignment)
-                    .map(|a| a.machine_id);
+                    .and_then(|a| a.machine_id);
                 if machine.is_some()
                     && self.abandoned.get(&e.run_id).map(|a| a.machine_id) == machine
                 {
@@ -133,6 +135,12 @@ impl LabView {
                     r.executor = None;
                 });
             }
+            Event::JenkinsBuildQueued(e) => self.with_run(e.run_id, |r| {
+                r.jenkins_queue_item = Some(e.queue_item.clone());
+            }),
+            Event::JenkinsBuildStarted(e) => self.with_run(e.run_id, |r| {
+                r.jenkins_build = Some((e.number, e.url.clone()));
+            }),
             Event::UserRegistered(_)
             | Event::RunOutput(_)
             | Event::ExecutorHeartbeat(_)
@@ -146,10 +154,12 @@ impl LabView {
         let Some(run) = self.runs.get(&run_id) else {
             return;
         };
-        if let (Some(executor), Some(assignment)) = (&run.executor, run.assignment) {
+        // A Jenkins build leaves no process behind on a machine of the lab.
+        let machine_id = run.assignment.and_then(|a| a.machine_id);
+        if let (Some(executor), Some(machine_id)) = (&run.executor, machine_id) {
             let abandoned = Abandoned {
                 executor: executor.clone(),
-                machine_id: assignment.machine_id,
+                machine_id,
             };
             self.abandoned.insert(run_id, abandoned);
         }
@@ -205,8 +215,9 @@ impl LabView {
         self.finished.get(&run_id).copied()
     }
 
-    /// The run's latest assignment with its test case, venv and machine.
-    pub fn resolve_run(&self, run_id: RunId) -> Result<ResolvedRun, ViewError> {
+    /// The run's latest assignment with everything needed to drive it: its test case, venv and
+    /// machine, or its Jenkins job and the build earlier attempts recorded.
+    pub fn resolve(&self, run_id: RunId) -> Result<Resolved, ViewError> {
         if let Some(status) = self.finished(run_id) {
             return Err(ViewError::RunFinished { run_id, status });
         }
@@ -215,8 +226,23 @@ impl LabView {
         let test_case = self
             .test_case(run.test_case_id)
             .ok_or(ViewError::UnknownTestCase(run.test_case_id))?;
-        let ResolvedVenv { venv, machine } = self.resolve_venv(assignment.venv_id)?;
-        Ok(ResolvedRun {
+        let Some(venv_id) = assignment.venv_id else {
+            let job = test_case
+                .jenkins
+                .clone()
+                .ok_or(ViewError::NotAssigned(run_id))?;
+            return Ok(Resolved::Jenkins(Box::new(ResolvedJenkinsRun {
+                run_id,
+                assignment,
+                job,
+                run_env: run.env.clone(),
+                timeout_s: test_case.timeout_s,
+                queue_item: run.jenkins_queue_item.clone(),
+                build: run.jenkins_build.clone(),
+            })));
+        };
+        let ResolvedVenv { venv, machine } = self.resolve_venv(venv_id)?;
+        Ok(Resolved::Venv(Box::new(ResolvedRun {
             run_id,
             assignment,
             test_case: test_case.clone(),
@@ -224,7 +250,15 @@ impl LabView {
             venv,
             machine,
             cancel_requested: run.cancel_requested,
-        })
+        })))
+    }
+
+    /// [`Self::resolve`] for a run that uses a venv; a Jenkins run is [`ViewError::NotAssigned`].
+    pub fn resolve_run(&self, run_id: RunId) -> Result<ResolvedRun, ViewError> {
+        match self.resolve(run_id)? {
+            Resolved::Venv(run) => Ok(*run),
+            Resolved::Jenkins(_) => Err(ViewError::NotAssigned(run_id)),
+        }
     }
 
     /// The venv (unless removed) with its machine.
@@ -287,6 +321,7 @@ impl LabView {
             test_case_id: e.test_case_id,
             name: e.name.clone(),
             command: e.command.clone(),
+            jenkins: e.jenkins.clone(),
             files: e.files.clone(),
             env: e.env.clone(),
             timeout_s: e.timeout_s,

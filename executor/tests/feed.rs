@@ -79,8 +79,8 @@ impl Relay {
 fn assigned(run_id: RunId, venv_id: VenvId, machine_id: MachineId) -> Event {
     Event::RunAssigned(RunAssigned {
         run_id,
-        venv_id,
-        machine_id,
+        venv_id: Some(venv_id),
+        machine_id: Some(machine_id),
         attempt: 1,
     })
 }
@@ -114,7 +114,8 @@ async fn lab_events(relay: &mut Relay) -> RunId {
             test_case_id,
             name: MachineName::parse("suite").expect("name"),
             description: String::new(),
-            command: Text::parse("true").expect("command"),
+            command: Some(Text::parse("true").expect("command")),
+            jenkins: None,
             files: Vec::new(),
             env: BTreeMap::new(),
             timeout_s: 60,

@@ -55,6 +55,18 @@ pub struct RunView {
     pub cancel_requested: bool,
     /// Labels the request asked for.
     pub labels: Vec<String>,
+    /// For a run of a Jenkins job: the build it follows, once started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jenkins_build: Option<JenkinsBuildView>,
+}
+
+/// The Jenkins build a run follows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JenkinsBuildView {
+    /// The build number.
+    pub number: i64,
+    /// The build's page.
+    pub url: String,
 }
 
 /// A page of the run history.

@@ -38,7 +38,10 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
             }
         }
         Event::TestCaseDefined(e) => {
-            let test_case = crate::state::TestCaseState { retries: e.retries };
+            let test_case = crate::state::TestCaseState {
+                retries: e.retries,
+                jenkins: e.jenkins.is_some(),
+            };
             lab.test_cases.insert(e.test_case_id, test_case);
         }
         Event::ExecutorHeartbeat(_) | Event::CommandRejected(_) => {}
@@ -126,6 +129,12 @@ fn evolve_run(lab: &mut Lab, event: &Event) {
             run.cancel_requested = true;
         }),
         Event::RunFinished(e) => run_finished(lab, e),
+        Event::JenkinsBuildQueued(e) => with_run(lab, e.run_id, |run| {
+            run.jenkins.get_or_insert_default().queue_item = Some(e.queue_item.clone());
+        }),
+        Event::JenkinsBuildStarted(e) => with_run(lab, e.run_id, |run| {
+            run.jenkins.get_or_insert_default().build = Some((e.number, e.url.clone()));
+        }),
         _ => {}
     }
 }
@@ -146,6 +155,7 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
         executor: None,
         cancel_requested: false,
         last_seq: 0,
+        jenkins: None,
         ticket: None,
     };
     lab.runs.insert(e.run_id, run);
@@ -168,8 +178,8 @@ fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
     leave_queue(lab, e.run_id);
     with_run(lab, e.run_id, |run| {
         run.phase = RunPhase::Assigned;
-        run.venv_id = Some(e.venv_id);
-        run.machine_id = Some(e.machine_id);
+        run.venv_id = e.venv_id;
+        run.machine_id = e.machine_id;
         run.attempt = e.attempt;
         run.executor = None;
         run.cancel_requested = false;

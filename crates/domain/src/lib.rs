@@ -30,8 +30,8 @@ mod tests;
 pub use decide::decide;
 pub use evolve::evolve;
 pub use state::{
-    Lab, MachineState, RunPhase, RunSelector, RunState, TestCaseState, UserState, VenvState,
-    VenvStatus,
+    JenkinsProgress, Lab, MachineState, RunPhase, RunSelector, RunState, TestCaseState, UserState,
+    VenvState, VenvStatus,
 };
 
 #[doc(no_inline)]

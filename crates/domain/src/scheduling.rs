@@ -90,8 +90,8 @@ pub fn assignment(
         Event::VenvLeased(VenvLeased { venv_id, run_id }),
         Event::RunAssigned(RunAssigned {
             run_id,
-            venv_id,
-            machine_id,
+            venv_id: Some(venv_id),
+            machine_id: Some(machine_id),
             attempt,
         }),
     ]

@@ -6,7 +6,7 @@
 use imbl::{OrdMap, OrdSet};
 use runledger_types::{
     Actor, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId, TestCaseId,
-    Username, VenvId, VenvName,
+    Text, Username, VenvId, VenvName,
 };
 use std::collections::BTreeSet;
 
@@ -61,8 +61,20 @@ pub struct VenvState {
 /// A defined test case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestCaseState {
-    /// How often an infrastructure error may be retried (used by a later issue).
+    /// How often an infrastructure error may be retried.
     pub retries: u32,
+    /// True when its runs trigger a Jenkins job instead of using a venv.
+    pub jenkins: bool,
+}
+
+/// The Jenkins build a run follows, as far as the executor has reported it. Kept across the
+/// run's attempts: a retry follows the same queue item or build instead of triggering another.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JenkinsProgress {
+    /// The queue item the trigger created.
+    pub queue_item: Option<Text>,
+    /// The build's number and URL, once it started.
+    pub build: Option<(u64, Text)>,
 }
 
 /// What a run asked for: every given part must hold for a venv to serve it.
@@ -114,6 +126,8 @@ pub struct RunState {
     pub cancel_requested: bool,
     /// The highest output `seq` recorded (0 for none).
     pub last_seq: u64,
+    /// The Jenkins build it follows (runs of Jenkins test cases only).
+    pub jenkins: Option<JenkinsProgress>,
     /// Its place in the queue while queued.
     pub(crate) ticket: Option<u64>,
 }

@@ -208,7 +208,8 @@ pub fn test_case(id: TestCaseId) -> Event {
         test_case_id: id,
         name: MachineName::parse("unit tests").expect("name"),
         description: String::new(),
-        command: Text::parse("pytest -q").expect("text"),
+        command: Some(Text::parse("pytest -q").expect("text")),
+        jenkins: None,
         files: Vec::new(),
         env: Default::default(),
         timeout_s: 3600,
@@ -271,8 +272,8 @@ pub fn assigned(run_id: RunId, venv_id: VenvId, machine_id: MachineId) -> [Event
         Event::VenvLeased(VenvLeased { venv_id, run_id }),
         Event::RunAssigned(RunAssigned {
             run_id,
-            venv_id,
-            machine_id,
+            venv_id: Some(venv_id),
+            machine_id: Some(machine_id),
             attempt: 1,
         }),
     ]

@@ -81,8 +81,11 @@ impl ReadModel {
     pub fn version(self) -> i32 {
         match self {
             // 2: an index on (status, started_at, run_id) for the gateway's history.
-            Self::Runs => 2,
-            Self::Venvs | Self::Machines | Self::TestCases | Self::Users => 1,
+            // 3: the Jenkins build of runs of Jenkins jobs.
+            Self::Runs => 3,
+            // 2: Jenkins jobs (`jenkins`; `command` may be null).
+            Self::TestCases => 2,
+            Self::Venvs | Self::Machines | Self::Users => 1,
         }
     }
 

@@ -114,16 +114,28 @@ pub enum VenvCommand {
 
 /// `runledger test-case ...`
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum TestCaseCommand {
-    /// Define a test case from a directory: its files are uploaded into every run.
+    /// Define a test case from a directory: its files are uploaded into every run. Or, with
+    /// `--jenkins-url` and `--jenkins-job` instead of `--command`, a test case whose runs
+    /// trigger a Jenkins job.
     ///
     /// Example: `runledger test-case add smoke --command "python -m pytest -q --junitxml=report.xml" --junit-xml report.xml --dir examples/passing`
+    ///
+    /// Example: `JENKINS_TOKEN=... runledger test-case add nightly --jenkins-url https://jenkins.lab/ --jenkins-job team/nightly --jenkins-param BRANCH=main --jenkins-user ci --jenkins-token-env JENKINS_TOKEN`
     Add {
         /// A name.
         name: String,
         /// The command, run inside the venv.
-        #[arg(long)]
-        command: String,
+        #[arg(
+            long,
+            required_unless_present = "jenkins_job",
+            conflicts_with = "jenkins_job"
+        )]
+        command: Option<String>,
+        #[command(flatten)]
+        jenkins: JenkinsArgs,
         /// A directory whose files (not subdirectories) go into every run's working directory.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -143,6 +155,53 @@ pub enum TestCaseCommand {
     ///
     /// Example: `runledger test-case list`
     List,
+}
+
+/// The Jenkins job a test case triggers instead of a command.
+#[derive(Debug, Args)]
+pub struct JenkinsArgs {
+    /// The Jenkins server's URL.
+    #[arg(long, requires = "jenkins_job")]
+    jenkins_url: Option<String>,
+    /// The job's full name (`folder/job`).
+    #[arg(long, requires = "jenkins_url")]
+    jenkins_job: Option<String>,
+    /// A build parameter, `NAME=VALUE` (repeatable).
+    #[arg(
+        long = "jenkins-param",
+        value_name = "NAME=VALUE",
+        requires = "jenkins_job"
+    )]
+    jenkins_params: Vec<String>,
+    /// The Jenkins user the API token belongs to.
+    #[arg(long, requires = "jenkins_token_env")]
+    jenkins_user: Option<String>,
+    /// The environment variable holding the user's API token (never on the command line).
+    #[arg(long, requires = "jenkins_user")]
+    jenkins_token_env: Option<String>,
+}
+
+impl JenkinsArgs {
+    /// The payload's `jenkins` object, if a job is named.
+    fn payload(&self) -> anyhow::Result<Option<serde_json::Value>> {
+        let (Some(url), Some(job)) = (&self.jenkins_url, &self.jenkins_job) else {
+            return Ok(None);
+        };
+        let mut parameters = serde_json::Map::new();
+        for pair in &self.jenkins_params {
+            let (name, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--jenkins-param {pair:?}: expected NAME=VALUE"))?;
+            parameters.insert(name.to_owned(), json!(value));
+        }
+        let mut jenkins = json!({"url": url, "job": job, "parameters": parameters});
+        if let (Some(user), Some(variable)) = (&self.jenkins_user, &self.jenkins_token_env) {
+            let token = std::env::var(variable)
+                .with_context(|| format!("reading the API token from ${variable}"))?;
+            jenkins["credentials"] = json!({"username": user, "api_token": token});
+        }
+        Ok(Some(jenkins))
+    }
 }
 
 /// Sends `command_type` and prints the new thing's id; fails on a rejection.
@@ -261,7 +320,9 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
         TestCaseCommand::List => {
             list(
                 settings,
-                "SELECT test_case_id::text, name, command, timeout_s::text, retries::text \
+                "SELECT test_case_id::text, name, \
+                 coalesce(command, 'jenkins: ' || (jenkins->>'url') || ' ' || (jenkins->>'job')), \
+                 timeout_s::text, retries::text \
                  FROM rm_test_cases.test_cases ORDER BY name",
                 &["TEST CASE", "NAME", "COMMAND", "TIMEOUT", "RETRIES"],
             )
@@ -270,6 +331,7 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
         TestCaseCommand::Add {
             name,
             command,
+            jenkins,
             dir,
             junit_xml,
             timeout_s,
@@ -293,8 +355,15 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
             }
             let test_case_id = Uuid::now_v7();
             let mut payload = json!({"test_case_id": test_case_id, "name": name,
-                                     "command": command, "files": files,
                                      "timeout_s": timeout_s, "retries": retries});
+            match (command, jenkins.payload()?) {
+                (Some(command), _) => {
+                    payload["command"] = json!(command);
+                    payload["files"] = json!(files);
+                }
+                (None, Some(job)) => payload["jenkins"] = job,
+                (None, None) => anyhow::bail!("give --command or --jenkins-url and --jenkins-job"),
+            }
             if let Some(junit) = junit_xml {
                 payload["junit_xml"] = json!(junit);
             }

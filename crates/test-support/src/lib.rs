@@ -11,6 +11,7 @@
 mod binary;
 mod client;
 mod db;
+mod jenkins;
 mod lab;
 mod nats;
 mod sshd;
@@ -18,6 +19,7 @@ mod sshd;
 pub use binary::runledger_binary;
 pub use client::CommandClient;
 pub use db::TestDb;
+pub use jenkins::{FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER};
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
 pub use sshd::{TEST_USER, TestSshd};

@@ -3,6 +3,7 @@
 
 use crate::command::{OutputStream, TestFile, TestResult};
 use crate::ids::{CommandId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId};
+use crate::jenkins::JenkinsJob;
 use crate::rejection::Rejection;
 use crate::secret::{PasswordHash, SealedSecret};
 use crate::values::{
@@ -39,6 +40,8 @@ pub enum Event {
     RunOutput(RunOutput),
     RunCancelRequested(RunCancelRequested),
     RunFinished(RunFinished),
+    JenkinsBuildQueued(JenkinsBuildQueued),
+    JenkinsBuildStarted(JenkinsBuildStarted),
     ExecutorHeartbeat(ExecutorHeartbeat),
     CommandRejected(CommandRejected),
 }
@@ -67,6 +70,8 @@ impl Event {
             Self::RunOutput(e) => StreamId::new(S::Run, e.run_id),
             Self::RunCancelRequested(e) => StreamId::new(S::Run, e.run_id),
             Self::RunFinished(e) => StreamId::new(S::Run, e.run_id),
+            Self::JenkinsBuildQueued(e) => StreamId::new(S::Run, e.run_id),
+            Self::JenkinsBuildStarted(e) => StreamId::new(S::Run, e.run_id),
             Self::ExecutorHeartbeat(e) => StreamId::new(S::Executor, &e.executor),
             Self::CommandRejected(e) => StreamId::new(S::Command, e.command_id),
         }
@@ -94,6 +99,8 @@ impl Event {
             Self::RunOutput(_) => "run_output",
             Self::RunCancelRequested(_) => "run_cancel_requested",
             Self::RunFinished(_) => "run_finished",
+            Self::JenkinsBuildQueued(_) => "jenkins_build_queued",
+            Self::JenkinsBuildStarted(_) => "jenkins_build_started",
             Self::ExecutorHeartbeat(_) => "executor_heartbeat",
             Self::CommandRejected(_) => "command_rejected",
         }
@@ -121,6 +128,8 @@ impl Event {
             Self::RunOutput(data) => serde_json::value::to_raw_value(data),
             Self::RunCancelRequested(data) => serde_json::value::to_raw_value(data),
             Self::RunFinished(data) => serde_json::value::to_raw_value(data),
+            Self::JenkinsBuildQueued(data) => serde_json::value::to_raw_value(data),
+            Self::JenkinsBuildStarted(data) => serde_json::value::to_raw_value(data),
             Self::ExecutorHeartbeat(data) => serde_json::value::to_raw_value(data),
             Self::CommandRejected(data) => serde_json::value::to_raw_value(data),
         }
@@ -157,6 +166,8 @@ impl Event {
             "run_output" => RunOutput,
             "run_cancel_requested" => RunCancelRequested,
             "run_finished" => RunFinished,
+            "jenkins_build_queued" => JenkinsBuildQueued,
+            "jenkins_build_started" => JenkinsBuildStarted,
             "executor_heartbeat" => ExecutorHeartbeat,
             "command_rejected" => CommandRejected,
         }
@@ -303,7 +314,12 @@ pub struct TestCaseDefined {
     pub test_case_id: TestCaseId,
     pub name: MachineName,
     pub description: String,
-    pub command: Text,
+    /// The command run inside the venv; absent for a Jenkins job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Text>,
+    /// The Jenkins job its runs trigger instead (API token sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jenkins: Option<JenkinsJob<SealedSecret>>,
     pub files: Vec<TestFile>,
     pub env: BTreeMap<EnvName, String>,
     pub timeout_s: u32,
@@ -339,13 +355,16 @@ pub struct RunQueued {
     pub reason: String,
 }
 
-/// `run_assigned`: the run holds a venv and waits for an executor.
+/// `run_assigned`: the run holds a venv and waits for an executor. A run of a Jenkins job needs
+/// neither venv nor machine: its `run_assigned` names none and any executor may take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct RunAssigned {
     pub run_id: RunId,
-    pub venv_id: VenvId,
-    pub machine_id: MachineId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv_id: Option<VenvId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<MachineId>,
     /// 1 for the first attempt; retries count up.
     pub attempt: u32,
 }
@@ -393,6 +412,24 @@ pub struct RunFinished {
     pub error_code: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestResult>,
+}
+
+/// `jenkins_build_queued`: the run's Jenkins build was triggered and waits in Jenkins' queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct JenkinsBuildQueued {
+    pub run_id: RunId,
+    /// The queue item's URL.
+    pub queue_item: Text,
+}
+
+/// `jenkins_build_started`: the run's Jenkins build has a number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct JenkinsBuildStarted {
+    pub run_id: RunId,
+    pub number: u64,
+    pub url: Text,
 }
 
 /// `executor_heartbeat`: the executor is alive and holds `run_ids`.

@@ -9,6 +9,7 @@ pub mod command;
 pub mod envelope;
 pub mod event;
 pub mod ids;
+pub mod jenkins;
 pub mod outcome;
 pub mod parse;
 pub mod rejection;

@@ -54,6 +54,8 @@ codes! {
     OutputGap => "output_gap": "An output chunk whose predecessor is not recorded yet; send it again after that one.",
     LeaseRenewed => "lease_renewed": "The executor sent a heartbeat since its lease was judged expired.",
     HostKeyMismatch => "host_key_mismatch": "The reported host key differs from the pinned one.",
+    NotAJenkinsRun => "not_a_jenkins_run": "The run's test case does not name a Jenkins job, or a Jenkins run was given a machine, labels or a venv.",
+    JenkinsBuildRecorded => "jenkins_build_recorded": "The run already follows another Jenkins queue item or build.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
-fn invalid(message: impl Into<String>) -> InvalidValue {
+pub(crate) fn invalid(message: impl Into<String>) -> InvalidValue {
     InvalidValue(message.into())
 }
 
@@ -58,8 +58,9 @@ macro_rules! validated_string {
         }
     };
 }
+pub(crate) use validated_string;
 
-fn check_text(raw: &str, what: &str, max: usize) -> Result<(), InvalidValue> {
+pub(crate) fn check_text(raw: &str, what: &str, max: usize) -> Result<(), InvalidValue> {
     if raw.trim().is_empty() {
         return Err(invalid(format!("{what} must not be empty")));
     }

@@ -13,6 +13,8 @@
 //!   executor's and must not be driven), and connects the transport (an unreachable machine or
 //!   refused credentials end the run as `error` before `drive_run` is reached: the caller reports
 //!   that with [`TransportErrorKind::error_code`]).
+//! - [`drive_jenkins`] runs a [`JenkinsRunJob`]: triggers (or finds) the Jenkins build,
+//!   streams its console and reports how it ended.
 //! - [`drive_provisioning`] runs a venv's provisioning script and reports
 //!   `report_venv_provisioned` or `report_venv_provisioning_failed`.
 //!
@@ -20,6 +22,7 @@
 //! `report_run_output` is logged and the run goes on (that chunk is lost); a failed final report
 //! is returned as [`NotReported`], holding the outcome so that the caller can send it again.
 
+mod jenkins;
 mod output;
 mod provision;
 mod run;
@@ -34,6 +37,7 @@ use std::time::Duration;
 use runledger_types::ids::RunId;
 use runledger_types::values::{EnvName, Os};
 
+pub use jenkins::{JenkinsEnd, JenkinsRunJob, build_parameters, drive_jenkins};
 pub use provision::{MAX_OUTPUT_TAIL, ProvisionOutcome, drive_provisioning};
 pub use run::drive_run;
 pub use transport::{Transport, TransportError, TransportErrorKind};

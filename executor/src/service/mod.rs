@@ -8,6 +8,7 @@
 //! a run is driven its item is kept alive (`in_progress`) and the view is watched for
 //! `run_cancel_requested`. Items are acked once their final report is accepted.
 
+mod jenkins;
 mod lease;
 mod machines;
 mod reporter;
@@ -60,6 +61,8 @@ pub struct ExecutorSettings {
     /// How often the executor sends `executor_heartbeat` naming the runs it drives; keep it
     /// well under the handler's executor lease (default: 5 s against a 30 s lease).
     pub heartbeat_every: Duration,
+    /// How often a Jenkins server is asked about a build's queue item, console and result.
+    pub jenkins_poll: Duration,
 }
 
 impl ExecutorSettings {
@@ -78,6 +81,7 @@ impl ExecutorSettings {
             shutdown_grace: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(5),
             provisioning_timeout: Duration::from_secs(30 * 60),
+            jenkins_poll: Duration::from_secs(1),
         }
     }
 }
@@ -104,6 +108,9 @@ pub(crate) struct Worker {
     pub(crate) machines: Machines,
     pub(crate) keep_alive_every: Duration,
     pub(crate) provisioning_timeout: Duration,
+    /// Opens Jenkins API tokens.
+    pub(crate) keyring: Keyring,
+    pub(crate) jenkins_poll: Duration,
 }
 
 /// Runs the executor until `shutdown` is cancelled (then waits up to `shutdown_grace` for work
@@ -137,6 +144,8 @@ pub async fn run(
         machines: Machines::new(settings.keyring.clone(), settings.ssh),
         keep_alive_every: (settings.work.ack_wait / 3).max(Duration::from_millis(100)),
         provisioning_timeout: settings.provisioning_timeout,
+        keyring: settings.keyring.clone(),
+        jenkins_poll: settings.jenkins_poll,
     });
     tracing::info!("executor started");
     let lease = tokio::spawn(lease::keep_lease(

@@ -6,11 +6,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::NatsReporter;
 use super::Worker;
 use super::venv::settle;
 use crate::driver::{RunJob, drive_run};
 use crate::feed::{ViewHandle, WorkItem};
-use crate::view::ResolvedRun;
+use crate::view::{Resolved, ResolvedRun};
 use runledger_types::{Event, RunId};
 
 /// Executes the run `item` assigns, if it is still current and this executor wins the claim
@@ -26,14 +27,14 @@ pub(crate) async fn handle(worker: &Worker, item: WorkItem) {
         return;
     };
     let run_id = assigned.run_id;
-    let span =
-        tracing::info_span!("run", %run_id, venv_id = %assigned.venv_id, position = item.position);
+    let venv_id = assigned.venv_id.map(|id| id.to_string());
+    let span = tracing::info_span!("run", %run_id, venv_id = venv_id.as_deref().unwrap_or("none"), position = item.position);
     execute(worker, &item, run_id).instrument(span).await;
 }
 
 async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
-    let resolved = match worker.view.read(|view| view.resolve_run(run_id)) {
-        Ok(run) if run.assignment.position == item.position => run,
+    let resolved = match worker.view.read(|view| view.resolve(run_id)) {
+        Ok(run) if run.assignment().position == item.position => run,
         Ok(_) => {
             tracing::info!("stale assignment; skipping");
             return settle(item).await;
@@ -66,27 +67,9 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
     }
     let cancel = CancellationToken::new();
     let work = async {
-        match worker.machines.connect(&resolved.machine, &reporter).await {
-            Ok(transport) => {
-                let job = job(&resolved);
-                drive_run(&transport, &job, &reporter, cancel.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|err| err.source.to_string())
-            }
-            Err(unreachable) => {
-                tracing::warn!(reason = %unreachable.reason, "cannot reach the machine");
-                let payload = json!({
-                    "run_id": run_id,
-                    "status": "error",
-                    "reason": unreachable.reason,
-                    "error_code": unreachable.kind.error_code().as_str(),
-                });
-                match reporter.send("report_run_finished", payload).await {
-                    Ok(_) => Ok(()),
-                    Err(err) => Err(err.to_string()),
-                }
-            }
+        match &resolved {
+            Resolved::Venv(run) => drive_on_machine(worker, run, &reporter, &cancel).await,
+            Resolved::Jenkins(run) => super::jenkins::drive(worker, run, &reporter, &cancel).await,
         }
     };
     let done = tokio::select! {
@@ -99,6 +82,35 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
     match done {
         Ok(()) => settle(item).await,
         Err(err) => tracing::error!(error = %err, "run end not reported"),
+    }
+}
+
+/// Connects to the run's machine and drives the run there; reports an unreachable machine as
+/// the run's end. `Err` says the end could not be reported.
+async fn drive_on_machine(
+    worker: &Worker,
+    run: &ResolvedRun,
+    reporter: &NatsReporter,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    match worker.machines.connect(&run.machine, reporter).await {
+        Ok(transport) => drive_run(&transport, &job(run), reporter, cancel.clone())
+            .await
+            .map(|_| ())
+            .map_err(|err| err.source.to_string()),
+        Err(unreachable) => {
+            tracing::warn!(reason = %unreachable.reason, "cannot reach the machine");
+            let payload = json!({
+                "run_id": run.run_id,
+                "status": "error",
+                "reason": unreachable.reason,
+                "error_code": unreachable.kind.error_code().as_str(),
+            });
+            match reporter.send("report_run_finished", payload).await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(err.to_string()),
+            }
+        }
     }
 }
 
@@ -156,7 +168,12 @@ fn job(run: &ResolvedRun) -> RunJob {
         run_id: run.run_id,
         os: run.machine.os,
         venv_path: run.venv.path.as_str().to_owned(),
-        command: run.test_case.command.as_str().to_owned(),
+        command: run
+            .test_case
+            .command
+            .as_ref()
+            .map(|command| command.as_str().to_owned())
+            .unwrap_or_default(),
         test_case_env: run.test_case.env.clone(),
         run_env: run.run_env.clone(),
         files,

@@ -2,6 +2,7 @@
 //! what a driver gets when it resolves a run or venv.
 
 use runledger_types::command::TestFile;
+use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
     EnvName, Host, HostKeyFingerprint, Line, MachineId, MachineName, Os, Port, RelativePath,
     RemotePath, RemoteUser, RunId, RunStatus, SealedSecret, TestCaseId, Text, VenvId, VenvName,
@@ -62,8 +63,10 @@ pub struct TestCaseInfo {
     pub test_case_id: TestCaseId,
     /// Its name.
     pub name: MachineName,
-    /// The command run inside the venv.
-    pub command: Text,
+    /// The command run inside the venv; absent for a Jenkins job.
+    pub command: Option<Text>,
+    /// The Jenkins job its runs trigger instead (API token sealed).
+    pub jenkins: Option<JenkinsJob<SealedSecret>>,
     /// Files uploaded into the run's working directory.
     pub files: Vec<TestFile>,
     /// Environment for the command (the run's own env is laid over it).
@@ -79,10 +82,10 @@ pub struct TestCaseInfo {
 /// The latest assignment of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Assignment {
-    /// The leased venv.
-    pub venv_id: VenvId,
-    /// Its machine.
-    pub machine_id: MachineId,
+    /// The leased venv (none for a run of a Jenkins job).
+    pub venv_id: Option<VenvId>,
+    /// Its machine (none for a run of a Jenkins job).
+    pub machine_id: Option<MachineId>,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// Position of the `run_assigned` event: a work item at another position is stale.
@@ -102,6 +105,48 @@ pub struct RunInfo {
     pub executor: Option<String>,
     /// Someone asked to cancel the latest attempt.
     pub cancel_requested: bool,
+    /// The Jenkins queue item the run follows, once recorded.
+    pub jenkins_queue_item: Option<Text>,
+    /// The Jenkins build (number, URL) the run follows, once recorded.
+    pub jenkins_build: Option<(u64, Text)>,
+}
+
+/// What an assigned run needs: a venv on a machine, or a Jenkins server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// A command run inside a venv.
+    Venv(Box<ResolvedRun>),
+    /// A Jenkins job's build.
+    Jenkins(Box<ResolvedJenkinsRun>),
+}
+
+impl Resolved {
+    /// The run's latest assignment.
+    pub fn assignment(&self) -> &Assignment {
+        match self {
+            Self::Venv(run) => &run.assignment,
+            Self::Jenkins(run) => &run.assignment,
+        }
+    }
+}
+
+/// Everything the Jenkins driver needs; the API token still sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedJenkinsRun {
+    /// The run.
+    pub run_id: RunId,
+    /// Its assignment (attempt, position).
+    pub assignment: Assignment,
+    /// The job to build.
+    pub job: JenkinsJob<SealedSecret>,
+    /// The run's env: overrides build parameters of the same name.
+    pub run_env: BTreeMap<EnvName, String>,
+    /// Past this the build is stopped and the run ends `timed_out`.
+    pub timeout_s: u32,
+    /// The queue item an earlier attempt recorded.
+    pub queue_item: Option<Text>,
+    /// The build an earlier attempt recorded.
+    pub build: Option<(u64, Text)>,
 }
 
 /// Everything a driver needs to execute a run; credentials still sealed.

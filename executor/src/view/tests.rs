@@ -58,7 +58,8 @@ fn lab(host: &str) -> Lab {
             test_case_id,
             name: MachineName::parse("suite").expect("name"),
             description: String::new(),
-            command: Text::parse("pytest -q").expect("command"),
+            command: Some(Text::parse("pytest -q").expect("command")),
+            jenkins: None,
             files: Vec::new(),
             env: env("A", "1"),
             timeout_s: 60,
@@ -77,8 +78,8 @@ fn lab(host: &str) -> Lab {
         Event::VenvLeased(VenvLeased { venv_id, run_id }),
         Event::RunAssigned(RunAssigned {
             run_id,
-            venv_id,
-            machine_id,
+            venv_id: Some(venv_id),
+            machine_id: Some(machine_id),
             attempt: 1,
         }),
     ];
@@ -109,7 +110,10 @@ fn an_assigned_run_resolves_to_everything_a_driver_needs() {
     assert_eq!(run.assignment.attempt, 1);
     assert_eq!(run.assignment.position, 7);
     assert_eq!(run.test_case.test_case_id, lab.test_case_id);
-    assert_eq!(run.test_case.command.as_str(), "pytest -q");
+    assert_eq!(
+        run.test_case.command.as_ref().map(|c| c.as_str()),
+        Some("pytest -q")
+    );
     assert_eq!(run.run_env.len(), 1);
     assert_eq!(run.venv.venv_id, lab.venv_id);
     assert_eq!(run.venv.status, VenvStatus::Leased(lab.run_id));
@@ -217,8 +221,8 @@ fn runs_move_through_cancel_retry_and_finish() {
     assert!(view.resolve_run(run_id).expect("resolves").cancel_requested);
     let retry = RunAssigned {
         run_id,
-        venv_id: lab.venv_id,
-        machine_id: lab.machine_id,
+        venv_id: Some(lab.venv_id),
+        machine_id: Some(lab.machine_id),
         attempt: 2,
     };
     view.apply(10, &Event::RunAssigned(retry));

@@ -251,7 +251,7 @@ async function loadLab() {
   tc.replaceChildren();
   for (const c of cases) {
     const row = document.createElement("tr");
-    cell(row, c.name); cell(row, c.command); cell(row, `${c.timeout_s} s`); cell(row, c.retries); cell(row, c.junit_xml);
+    cell(row, c.name); cell(row, c.command ?? (c.jenkins ? `Jenkins: ${c.jenkins.job}` : '')); cell(row, `${c.timeout_s} s`); cell(row, c.retries); cell(row, c.junit_xml);
     tc.append(row);
   }
 }

@@ -45,6 +45,13 @@ pub fn run_view(row: &RunRow) -> RunView {
         error_code: row.error_code.clone(),
         cancel_requested: row.cancel_requested,
         labels: row.labels.clone(),
+        jenkins_build: match (row.jenkins_build_number, &row.jenkins_build_url) {
+            (Some(number), Some(url)) => Some(crate::openapi::JenkinsBuildView {
+                number,
+                url: url.clone(),
+            }),
+            _ => None,
+        },
     }
 }
 

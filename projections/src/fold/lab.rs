@@ -10,6 +10,7 @@ use runledger_readmodel::rows::{
 };
 use runledger_types::Event;
 use runledger_types::event::{MachineRegistered, MachineUpdated, TestCaseDefined};
+use runledger_types::jenkins::JenkinsJobView;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -188,7 +189,14 @@ fn defined(
         test_case_id: e.test_case_id.0,
         name: e.name.as_str().to_owned(),
         description: e.description.clone(),
-        command: e.command.as_str().to_owned(),
+        command: e
+            .command
+            .as_ref()
+            .map(|command| command.as_str().to_owned()),
+        jenkins: e
+            .jenkins
+            .as_ref()
+            .map(|job| json(&JenkinsJobView::from(job))),
         files: json(&e.files),
         env: json(&e.env),
         timeout_s: i64::from(e.timeout_s),

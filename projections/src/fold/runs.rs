@@ -21,6 +21,20 @@ impl KeyedRow for RunRow {
 /// Runs not yet finished stay cached between batches; past this many, the cache starts over.
 const CACHE_CAPACITY: usize = 100_000;
 
+/// How long a run waited or ran, seen as its events were projected (for the metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunTiming {
+    /// From `run_requested` to its first `run_assigned`.
+    QueueWait(f64),
+    /// From `run_started` to `run_finished`, with the final status.
+    Duration {
+        /// The final status.
+        status: String,
+        /// Seconds.
+        seconds: f64,
+    },
+}
+
 /// Folds run events into run rows and output chunks.
 #[derive(Debug)]
 pub struct RunsFold {
@@ -28,6 +42,8 @@ pub struct RunsFold {
     output: Vec<OutputRow>,
     names: HashMap<(NameKind, Uuid), String>,
     new_names: Vec<NameRow>,
+    /// Collected only when asked for (the live projector), taken after each batch.
+    timings: Option<Vec<RunTiming>>,
 }
 
 impl Default for RunsFold {
@@ -37,11 +53,25 @@ impl Default for RunsFold {
             output: Vec::new(),
             names: HashMap::new(),
             new_names: Vec::new(),
+            timings: None,
         }
     }
 }
 
 impl RunsFold {
+    /// From now on, collect the [`RunTiming`]s of the runs folded.
+    pub fn collect_timings(&mut self) {
+        self.timings.get_or_insert_with(Vec::new);
+    }
+
+    /// The timings collected since the last call.
+    pub fn take_timings(&mut self) -> Vec<RunTiming> {
+        self.timings
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Loads the names runs are stamped with (all of them: there are few).
     pub async fn load_state(
         &mut self,
@@ -91,6 +121,10 @@ impl RunsFold {
                 run.cancel_reason.clone_from(&e.reason);
             }),
             Event::RunFinished(e) => self.finished(fact, e),
+            Event::JenkinsBuildStarted(e) => self.touch(fact, e.run_id.0, |run| {
+                run.jenkins_build_number = Some(i64::try_from(e.number).unwrap_or(i64::MAX));
+                run.jenkins_build_url = Some(e.url.as_str().to_owned());
+            }),
             Event::MachineRegistered(e) => {
                 self.name(NameKind::Machine, e.machine_id.0, e.name.as_str())
             }
@@ -210,23 +244,34 @@ impl RunsFold {
             output_chunks: 0,
             last_position: fact.position,
             updated_at: fact.recorded_at,
+            jenkins_build_number: None,
+            jenkins_build_url: None,
         });
     }
 
     fn assigned(&mut self, fact: &Fact, e: &RunAssigned) {
-        let machine_name = self.name_of(NameKind::Machine, e.machine_id.0);
-        let venv_name = self.name_of(NameKind::Venv, e.venv_id.0);
+        let machine_name = e
+            .machine_id
+            .and_then(|id| self.name_of(NameKind::Machine, id.0));
+        let venv_name = e.venv_id.and_then(|id| self.name_of(NameKind::Venv, id.0));
+        let mut waited = None;
         self.touch(fact, e.run_id.0, |run| {
+            if e.attempt <= 1 {
+                waited = Some(seconds(fact.recorded_at - run.queued_at));
+            }
             run.status = "assigned".into();
-            run.machine_id = Some(e.machine_id.0);
+            run.machine_id = e.machine_id.map(|id| id.0);
             run.machine_name = machine_name;
-            run.venv_id = Some(e.venv_id.0);
+            run.venv_id = e.venv_id.map(|id| id.0);
             run.venv_name = venv_name;
             run.attempt = i32::try_from(e.attempt).unwrap_or(i32::MAX);
             run.assigned_at = Some(fact.recorded_at);
             run.executor = None;
             run.cancel_requested = false;
         });
+        if let (Some(timings), Some(waited)) = (&mut self.timings, waited) {
+            timings.push(RunTiming::QueueWait(waited));
+        }
     }
 
     fn output(&mut self, fact: &Fact, e: &RunOutput) {
@@ -253,18 +298,33 @@ impl RunsFold {
     }
 
     fn finished(&mut self, fact: &Fact, e: &RunFinished) {
+        let mut ran = None;
         self.touch(fact, e.run_id.0, |run| {
             run.status = e.status.as_str().to_owned();
             run.finished_at = Some(fact.recorded_at);
             run.duration_ms = run
                 .started_at
                 .map(|started| (fact.recorded_at - started).num_milliseconds());
+            ran = run
+                .started_at
+                .map(|started| seconds(fact.recorded_at - started));
             run.exit_code = e.exit_code;
             run.summary = e.summary.as_ref().map(json);
             run.reason.clone_from(&e.reason);
             run.error_code.clone_from(&e.error_code);
         });
+        if let (Some(timings), Some(seconds)) = (&mut self.timings, ran) {
+            timings.push(RunTiming::Duration {
+                status: e.status.as_str().to_owned(),
+                seconds,
+            });
+        }
     }
+}
+
+/// A span of time in seconds (negative spans, from clock steps between processes, count as 0).
+fn seconds(span: chrono::TimeDelta) -> f64 {
+    (span.num_milliseconds().max(0) as f64) / 1000.0
 }
 
 /// An output chunk as a line of COPY text, written by hand: it is the most frequent row by far
@@ -291,6 +351,7 @@ fn run_of(event: &Event) -> Option<Uuid> {
         Event::RunOutput(e) => Some(e.run_id.0),
         Event::RunCancelRequested(e) => Some(e.run_id.0),
         Event::RunFinished(e) => Some(e.run_id.0),
+        Event::JenkinsBuildStarted(e) => Some(e.run_id.0),
         _ => None,
     }
 }

@@ -118,9 +118,10 @@ pub fn test_case(index: usize) -> anyhow::Result<TestCaseDefined> {
         test_case_id: TestCaseId::new(),
         name: MachineName::parse(format!("suite-{index}"))?,
         description: format!("Regression suite {index}: API, storage and scheduler tests"),
-        command: Text::parse(format!(
+        command: Some(Text::parse(format!(
             "pytest -q -n 4 --junitxml=report.xml tests/suite_{index}"
-        ))?,
+        ))?),
+        jenkins: None,
         files: vec![TestFile {
             path: RelativePath::parse("conftest.py")?,
             content: Some("import pytest\n\n@pytest.fixture\ndef lab():\n    return {}\n".into()),

@@ -159,8 +159,8 @@ impl Sim {
         log.append(command, &Event::VenvLeased(leased))?;
         let assigned = RunAssigned {
             run_id: run.id,
-            venv_id,
-            machine_id: self.machines[run.machine].id,
+            venv_id: Some(venv_id),
+            machine_id: Some(self.machines[run.machine].id),
             attempt: 1,
         };
         run.assigned = Some(log.append(command, &Event::RunAssigned(assigned))?);

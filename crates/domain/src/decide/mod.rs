@@ -1,6 +1,7 @@
 //! Decide: a pure function from the lab's state and one command to the events to append, or to
 //! the [`Rejection`] that explains why nothing changes. One module per command family.
 
+mod jenkins;
 mod machines;
 mod reports;
 mod runs;
@@ -9,7 +10,7 @@ mod users;
 mod venvs;
 
 use crate::authz;
-use crate::state::{Lab, MachineState, RunState, VenvState};
+use crate::state::{Lab, MachineState, RunState, TestCaseState, VenvState};
 use runledger_types::{
     Actor, Command, Event, MachineId, Rejection, RejectionCode, RunId, TestCaseId, VenvId,
 };
@@ -35,6 +36,8 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::ReportVenvProvisioned(c) => venvs::provisioned(lab, c),
         Command::ReportVenvProvisioningFailed(c) => venvs::provisioning_failed(lab, c),
         Command::ReportHostKey(c) => machines::report_host_key(lab, c),
+        Command::ReportJenkinsQueued(c) => jenkins::queued(lab, executor, c),
+        Command::ReportJenkinsBuild(c) => jenkins::build_started(lab, executor, c),
         Command::ExpireExecutorLease(c) => reports::expire_lease(lab, c),
         Command::ExecutorHeartbeat(c) => Ok(vec![Event::ExecutorHeartbeat(
             runledger_types::event::ExecutorHeartbeat {
@@ -96,9 +99,9 @@ fn run(lab: &Lab, run_id: RunId) -> Result<&RunState, Rejection> {
 }
 
 /// `unknown_test_case` unless `test_case_id` is defined.
-fn require_test_case(lab: &Lab, test_case_id: TestCaseId) -> Result<(), Rejection> {
+fn require_test_case(lab: &Lab, test_case_id: TestCaseId) -> Result<&TestCaseState, Rejection> {
     match lab.test_case(&test_case_id) {
-        Some(_) => Ok(()),
+        Some(test_case) => Ok(test_case),
         None => reject(
             RejectionCode::UnknownTestCase,
             format!("test case {test_case_id} is not defined"),

@@ -8,7 +8,9 @@ use crate::state::{Lab, RunPhase, RunState};
 use runledger_types::command::{
     ExpireExecutorLease, ReportRunFinished, ReportRunOutput, ReportRunStarted, first_seq_of_attempt,
 };
-use runledger_types::event::{RunFinished, RunOutput, RunQueued, RunStarted, VenvReleased};
+use runledger_types::event::{
+    RunAssigned, RunFinished, RunOutput, RunQueued, RunStarted, VenvReleased,
+};
 use runledger_types::{Event, Rejection, RejectionCode, RunId, RunStatus};
 
 /// `run_started` for an assigned run. Repeated by the executor that started it: no events.
@@ -149,28 +151,40 @@ fn finish(lab: &Lab, found: &RunState, command: &ReportRunFinished) -> Vec<Event
     let retries = lab
         .test_case(&found.test_case_id)
         .map_or(0, |test_case| test_case.retries);
-    if let Some(venv_id) = found.venv_id
-        && command.status == RunStatus::Error
-        && !found.cancel_requested
-        && found.attempt <= retries
-    {
+    if command.status == RunStatus::Error && !found.cancel_requested && found.attempt <= retries {
         let cause = command
             .reason
             .as_deref()
             .or(command.error_code.as_deref())
             .unwrap_or("infrastructure error");
-        let decided = vec![
-            Event::VenvReleased(VenvReleased { venv_id, run_id }),
-            Event::RunQueued(RunQueued {
-                run_id,
-                reason: format!(
-                    "retrying: attempt {} of {} ended in error ({cause})",
-                    found.attempt,
-                    retries + 1
-                ),
-            }),
-        ];
-        return then_fill(lab, decided, [venv_id]);
+        let queued = Event::RunQueued(RunQueued {
+            run_id,
+            reason: format!(
+                "retrying: attempt {} of {} ended in error ({cause})",
+                found.attempt,
+                retries + 1
+            ),
+        });
+        return match found.venv_id {
+            Some(venv_id) => then_fill(
+                lab,
+                vec![
+                    Event::VenvReleased(VenvReleased { venv_id, run_id }),
+                    queued,
+                ],
+                [venv_id],
+            ),
+            // A Jenkins run waits for no venv: the next attempt is assigned at once.
+            None => vec![
+                queued,
+                Event::RunAssigned(RunAssigned {
+                    run_id,
+                    venv_id: None,
+                    machine_id: None,
+                    attempt: found.attempt + 1,
+                }),
+            ],
+        };
     }
     let mut decided = vec![Event::RunFinished(RunFinished {
         run_id,
@@ -188,7 +202,11 @@ fn finish(lab: &Lab, found: &RunState, command: &ReportRunFinished) -> Vec<Event
     then_fill(lab, decided, [venv_id])
 }
 
-fn same_executor(run_id: RunId, found: &RunState, executor: &str) -> Result<(), Rejection> {
+pub(super) fn same_executor(
+    run_id: RunId,
+    found: &RunState,
+    executor: &str,
+) -> Result<(), Rejection> {
     match found.executor.as_deref() {
         Some(holder) if holder != executor => reject(
             RejectionCode::ExecutorMismatch,

@@ -9,9 +9,10 @@ use crate::scheduling::{assignment, free_venv_for, queue_reason};
 use crate::state::{Lab, RunPhase, RunSelector, VenvStatus};
 use runledger_types::command::{CancelRun, StartRun};
 use runledger_types::event::{
-    RunCancelRequested, RunFinished, RunQueued, RunRequested, VenvReleased,
+    RunAssigned, RunCancelRequested, RunFinished, RunQueued, RunRequested, VenvReleased,
 };
 use runledger_types::{Actor, Event, Rejection, RejectionCode, RunStatus, VenvId};
+use std::collections::BTreeSet;
 
 /// `run_requested`, then either `venv_leased` + `run_assigned` (a free venv matches; the
 /// smallest id wins) or `run_queued` with the reason it waits.
@@ -26,7 +27,10 @@ pub(super) fn start_run(
             format!("run {} already exists", command.run_id),
         );
     }
-    require_test_case(lab, command.test_case_id)?;
+    let test_case = require_test_case(lab, command.test_case_id)?;
+    if test_case.jenkins {
+        return start_jenkins_run(actor, command);
+    }
     if let Some(machine_id) = command.machine_id {
         live_machine(lab, machine_id)?;
     }
@@ -56,6 +60,38 @@ pub(super) fn start_run(
         })),
     }
     Ok(events)
+}
+
+/// A run of a Jenkins job: `run_requested` and at once `run_assigned` without venv or machine
+/// (Jenkins queues builds itself). A machine, labels or venv cannot apply and are refused.
+fn start_jenkins_run(actor: &Actor, command: &StartRun) -> Result<Vec<Event>, Rejection> {
+    if command.machine_id.is_some() || command.venv_id.is_some() || !command.labels.is_empty() {
+        return reject(
+            RejectionCode::NotAJenkinsRun,
+            format!(
+                "test case {} runs as a Jenkins job: machine_id, labels and venv_id do not apply",
+                command.test_case_id
+            ),
+        );
+    }
+    let run_id = command.run_id;
+    Ok(vec![
+        Event::RunRequested(RunRequested {
+            run_id,
+            test_case_id: command.test_case_id,
+            user: actor.clone(),
+            machine_id: None,
+            labels: BTreeSet::new(),
+            venv_id: None,
+            env: command.env.clone(),
+        }),
+        Event::RunAssigned(RunAssigned {
+            run_id,
+            venv_id: None,
+            machine_id: None,
+            attempt: 1,
+        }),
+    ])
 }
 
 /// A venv named by `start_run` must exist, be usable, and sit on the named machine (if any).

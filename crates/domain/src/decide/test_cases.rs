@@ -22,6 +22,7 @@ pub(super) fn define_test_case(
         name: command.name.clone(),
         description: command.description.clone(),
         command: command.command.clone(),
+        jenkins: command.jenkins.clone(),
         files: command.files.clone(),
         env: command.env.clone(),
         timeout_s: command.timeout_s,

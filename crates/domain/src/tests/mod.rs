@@ -1,6 +1,7 @@
 //! Given/when/then tests of every rule, one file per command family.
 
 mod authorization;
+mod jenkins;
 mod leases;
 mod machines;
 mod property;

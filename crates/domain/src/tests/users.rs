@@ -49,7 +49,8 @@ fn define(id: runledger_types::TestCaseId) -> DefineTestCase {
         test_case_id: id,
         name: MachineName::parse("smoke").expect("name"),
         description: "quick checks".into(),
-        command: Text::parse("pytest -x").expect("text"),
+        command: Some(Text::parse("pytest -x").expect("text")),
+        jenkins: None,
         files: vec![TestFile {
             path: RelativePath::parse("conftest.py").expect("path"),
             content: Some("# fixtures".into()),
@@ -70,6 +71,7 @@ fn define_test_case_copies_every_field() {
         name: c.name.clone(),
         description: c.description.clone(),
         command: c.command.clone(),
+        jenkins: None,
         files: c.files.clone(),
         env: c.env.clone(),
         timeout_s: 60,

@@ -37,7 +37,8 @@ pub const TEST_CASES_TABLES: &[Table] = &[Table {
         ("test_case_id", "uuid NOT NULL"),
         ("name", "text NOT NULL"),
         ("description", "text NOT NULL"),
-        ("command", "text NOT NULL"),
+        ("command", "text"),
+        ("jenkins", "jsonb"),
         ("files", "jsonb NOT NULL"),
         ("env", "jsonb NOT NULL"),
         ("timeout_s", "bigint NOT NULL"),
@@ -98,7 +99,10 @@ pub struct TestCaseRow {
     pub test_case_id: Uuid,
     pub name: String,
     pub description: String,
-    pub command: String,
+    /// The command run inside the venv; absent for a Jenkins job.
+    pub command: Option<String>,
+    /// The Jenkins job (`url`, `job`, `parameters`, `username`; never the token).
+    pub jenkins: Option<serde_json::Value>,
     /// The files copied into the run's directory, as defined.
     pub files: serde_json::Value,
     pub env: serde_json::Value,

@@ -40,6 +40,8 @@ pub const RUNS_TABLES: &[Table] = &[
             ("output_chunks", "bigint NOT NULL"),
             ("last_position", "bigint NOT NULL"),
             ("updated_at", "timestamptz NOT NULL"),
+            ("jenkins_build_number", "bigint"),
+            ("jenkins_build_url", "text"),
         ],
         key: &["run_id"],
         // History queries: newest first by default, filtered by one of these, keyset-paged on
@@ -136,6 +138,10 @@ pub struct RunRow {
     pub last_position: i64,
     /// `recorded_at` of that event.
     pub updated_at: DateTime<Utc>,
+    /// The Jenkins build a run of a Jenkins job follows, once it started.
+    pub jenkins_build_number: Option<i64>,
+    /// That build's URL.
+    pub jenkins_build_url: Option<String>,
 }
 
 /// Where a chunk of a run's output is: its `run_output` event's `position` in the log, and

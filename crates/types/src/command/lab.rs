@@ -2,7 +2,8 @@
 
 use super::InvalidPayload;
 use crate::ids::{MachineId, TestCaseId, VenvId};
-use crate::secret::SecretString;
+use crate::jenkins::JenkinsJob;
+use crate::secret::{SealedSecret, SecretString};
 use crate::values::{
     EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, RelativePath,
     RemotePath, RemoteUser, Role, Text, Username, VenvName,
@@ -247,10 +248,11 @@ pub struct TestFile {
     pub content_base64: Option<String>,
 }
 
-/// `define_test_case`
+/// `define_test_case`: a command run inside a venv, or a Jenkins job (exactly one of the two).
+/// `S` is the Jenkins API token: clear on the way in, sealed once protected.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DefineTestCase {
+pub struct DefineTestCase<S = SealedSecret> {
     /// The new test case's id.
     pub test_case_id: TestCaseId,
     /// Display name.
@@ -258,8 +260,12 @@ pub struct DefineTestCase {
     /// Free text.
     #[serde(default)]
     pub description: String,
-    /// Command line run inside the venv.
-    pub command: Text,
+    /// Command line run inside the venv (absent for a Jenkins job).
+    #[serde(default)]
+    pub command: Option<Text>,
+    /// The Jenkins job its runs trigger instead of a command.
+    #[serde(default = "no_job")]
+    pub jenkins: Option<JenkinsJob<S>>,
     /// Files copied into the working directory.
     #[serde(default)]
     pub files: Vec<TestFile>,
@@ -277,6 +283,35 @@ pub struct DefineTestCase {
     pub retries: u32,
 }
 
+fn no_job<S>() -> Option<JenkinsJob<S>> {
+    None
+}
+
+impl DefineTestCase<SecretString> {
+    /// The same test case with its Jenkins API token (if any) mapped by `seal`.
+    pub fn map_secret<T, E>(
+        self,
+        seal: impl FnOnce(SecretString) -> Result<T, E>,
+    ) -> Result<DefineTestCase<T>, E> {
+        let jenkins = match self.jenkins {
+            Some(job) => Some(job.map_secret(seal)?),
+            None => None,
+        };
+        Ok(DefineTestCase {
+            test_case_id: self.test_case_id,
+            name: self.name,
+            description: self.description,
+            command: self.command,
+            jenkins,
+            files: self.files,
+            env: self.env,
+            timeout_s: self.timeout_s,
+            junit_xml: self.junit_xml,
+            retries: self.retries,
+        })
+    }
+}
+
 fn default_timeout() -> u32 {
     3600
 }
@@ -286,7 +321,7 @@ pub const MAX_TIMEOUT_S: u32 = 7 * 24 * 3600;
 /// Most retries a test case may ask for.
 pub const MAX_RETRIES: u32 = 10;
 
-impl DefineTestCase {
+impl DefineTestCase<SecretString> {
     pub(super) fn checked(self) -> Result<Self, InvalidPayload> {
         if self.timeout_s == 0 || self.timeout_s > MAX_TIMEOUT_S {
             return Err(InvalidPayload(format!(
@@ -305,6 +340,23 @@ impl DefineTestCase {
                 )));
             }
         }
-        Ok(self)
+        match &self.jenkins {
+            None if self.command.is_none() => Err(InvalidPayload(
+                "payload: give a command (run inside a venv) or a jenkins job".into(),
+            )),
+            None => Ok(self),
+            Some(_) if self.command.is_some() => Err(InvalidPayload(
+                "payload: give either a command or a jenkins job, not both".into(),
+            )),
+            Some(_) if !self.files.is_empty() || !self.env.is_empty() || self.junit_xml.is_some() => {
+                Err(InvalidPayload(
+                    "payload.jenkins: a Jenkins job takes no files, env or junit_xml (use jenkins.parameters; Jenkins' own test report is read)".into(),
+                ))
+            }
+            Some(job) => match job.check() {
+                Ok(()) => Ok(self),
+                Err(err) => Err(InvalidPayload(format!("payload.jenkins.{err}"))),
+            },
+        }
     }
 }

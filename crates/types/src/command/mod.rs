@@ -1,6 +1,6 @@
 //! Commands: what callers ask for. Each payload type deserialises only when valid.
 //!
-//! Three commands carry secrets. They arrive as [`Incoming`] with clear-text
+//! Four commands carry secrets. They arrive as [`Incoming`] with clear-text
 //! [`SecretString`]s; the handler seals or hashes them ([`Incoming::protect`]) before the domain
 //! ever sees the [`Command`], so no decided event can hold a secret in clear.
 
@@ -48,6 +48,10 @@ pub enum Command {
     ReportVenvProvisioningFailed(ReportVenvProvisioningFailed),
     /// `report_host_key` (executor)
     ReportHostKey(ReportHostKey),
+    /// `report_jenkins_queued` (executor)
+    ReportJenkinsQueued(ReportJenkinsQueued),
+    /// `report_jenkins_build` (executor)
+    ReportJenkinsBuild(ReportJenkinsBuild),
     /// `executor_heartbeat` (executor)
     ExecutorHeartbeat(ExecutorHeartbeat),
     /// `expire_executor_lease` (the handler's lease watch)
@@ -65,6 +69,8 @@ pub enum Incoming {
     RegisterMachine(RegisterMachine<SecretString>),
     /// `update_machine` with clear-text credentials.
     UpdateMachine(UpdateMachine<SecretString>),
+    /// `define_test_case`, with a Jenkins job's clear-text API token.
+    DefineTestCase(DefineTestCase<SecretString>),
 }
 
 /// Turns clear-text secrets into storable ones; implemented by the secrets crate.
@@ -93,6 +99,9 @@ impl Incoming {
             Self::UpdateMachine(c) => {
                 Command::UpdateMachine(c.map_secrets(|s| protector.seal(&s))?)
             }
+            Self::DefineTestCase(c) => {
+                Command::DefineTestCase(c.map_secret(|s| protector.seal(&s))?)
+            }
         })
     }
 
@@ -103,6 +112,7 @@ impl Incoming {
             Self::RegisterUser(_) => CommandType::RegisterUser,
             Self::RegisterMachine(_) => CommandType::RegisterMachine,
             Self::UpdateMachine(_) => CommandType::UpdateMachine,
+            Self::DefineTestCase(_) => CommandType::DefineTestCase,
         }
     }
 }
@@ -156,6 +166,8 @@ command_types! {
     ReportVenvProvisioned => "report_venv_provisioned",
     ReportVenvProvisioningFailed => "report_venv_provisioning_failed",
     ReportHostKey => "report_host_key",
+    ReportJenkinsQueued => "report_jenkins_queued",
+    ReportJenkinsBuild => "report_jenkins_build",
     ExecutorHeartbeat => "executor_heartbeat",
     ExpireExecutorLease => "expire_executor_lease",
 }
@@ -171,6 +183,8 @@ impl CommandType {
                 | Self::ReportVenvProvisioned
                 | Self::ReportVenvProvisioningFailed
                 | Self::ReportHostKey
+                | Self::ReportJenkinsQueued
+                | Self::ReportJenkinsBuild
                 | Self::ExecutorHeartbeat
         )
     }
@@ -195,6 +209,8 @@ impl Command {
             Self::ReportVenvProvisioned(_) => CommandType::ReportVenvProvisioned,
             Self::ReportVenvProvisioningFailed(_) => CommandType::ReportVenvProvisioningFailed,
             Self::ReportHostKey(_) => CommandType::ReportHostKey,
+            Self::ReportJenkinsQueued(_) => CommandType::ReportJenkinsQueued,
+            Self::ReportJenkinsBuild(_) => CommandType::ReportJenkinsBuild,
             Self::ExecutorHeartbeat(_) => CommandType::ExecutorHeartbeat,
             Self::ExpireExecutorLease(_) => CommandType::ExpireExecutorLease,
         }
@@ -234,9 +250,9 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::RetireMachine => ready(Command::RetireMachine(decode(payload)?)),
         T::AddVenv => ready(Command::AddVenv(decode(payload)?)),
         T::RemoveVenv => ready(Command::RemoveVenv(decode(payload)?)),
-        T::DefineTestCase => ready(Command::DefineTestCase(
-            decode::<DefineTestCase>(payload)?.checked()?,
-        )),
+        T::DefineTestCase => {
+            Incoming::DefineTestCase(decode::<DefineTestCase<SecretString>>(payload)?.checked()?)
+        }
         T::StartRun => ready(Command::StartRun(decode(payload)?)),
         T::CancelRun => ready(Command::CancelRun(decode(payload)?)),
         T::ReportRunStarted => ready(Command::ReportRunStarted(decode(payload)?)),
@@ -251,6 +267,8 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
             ready(Command::ReportVenvProvisioningFailed(decode(payload)?))
         }
         T::ReportHostKey => ready(Command::ReportHostKey(decode(payload)?)),
+        T::ReportJenkinsQueued => ready(Command::ReportJenkinsQueued(decode(payload)?)),
+        T::ReportJenkinsBuild => ready(Command::ReportJenkinsBuild(decode(payload)?)),
         T::ExecutorHeartbeat => ready(Command::ExecutorHeartbeat(decode(payload)?)),
         T::ExpireExecutorLease => ready(Command::ExpireExecutorLease(decode(payload)?)),
     })

@@ -3,7 +3,7 @@
 
 use super::InvalidPayload;
 use crate::ids::{MachineId, RunId, VenvId};
-use crate::values::{HostKeyFingerprint, RunStatus, TestSummary};
+use crate::values::{HostKeyFingerprint, RunStatus, TestSummary, Text};
 use serde::{Deserialize, Serialize};
 
 /// `report_run_started`: the executor has started the run's process.
@@ -12,6 +12,30 @@ use serde::{Deserialize, Serialize};
 pub struct ReportRunStarted {
     /// The run.
     pub run_id: RunId,
+}
+
+/// `report_jenkins_queued`: the executor triggered the run's Jenkins build; Jenkins queued it
+/// as `queue_item` (the `Location` of the trigger's answer). Recorded before the build starts,
+/// so a retried trigger follows this item instead of starting a second build.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportJenkinsQueued {
+    /// The run.
+    pub run_id: RunId,
+    /// The queue item's URL, e.g. `https://jenkins/queue/item/42/`.
+    pub queue_item: Text,
+}
+
+/// `report_jenkins_build`: the run's Jenkins build started, with its number and URL.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportJenkinsBuild {
+    /// The run.
+    pub run_id: RunId,
+    /// The build number.
+    pub number: u64,
+    /// The build's URL, e.g. `https://jenkins/job/nightly/17/`.
+    pub url: Text,
 }
 
 /// Which output stream a chunk came from.

@@ -1,0 +1,73 @@
+//! A run of a Jenkins job: open the API token, build the client, drive the build.
+
+use super::{NatsReporter, Worker};
+use crate::driver::{JenkinsRunJob, build_parameters, drive_jenkins};
+use crate::jenkins::JenkinsClient;
+use crate::view::ResolvedJenkinsRun;
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Drives `run` through its Jenkins server; a token that cannot be opened or a client that
+/// cannot be built ends the run as `error`. `Err` says the end could not be reported.
+pub(super) async fn drive(
+    worker: &Worker,
+    run: &ResolvedJenkinsRun,
+    reporter: &NatsReporter,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let client = match client(worker, run) {
+        Ok(client) => client,
+        Err((code, reason)) => {
+            tracing::warn!(%reason, "cannot talk to the Jenkins server");
+            let payload = json!({
+                "run_id": run.run_id,
+                "status": "error",
+                "reason": reason,
+                "error_code": code,
+            });
+            return reporter
+                .send("report_run_finished", payload)
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string());
+        }
+    };
+    let job = JenkinsRunJob {
+        run_id: run.run_id,
+        job: run.job.job.clone(),
+        parameters: build_parameters(&run.job.parameters, &run.run_env),
+        timeout: Duration::from_secs(u64::from(run.timeout_s)),
+        queue_item: run.queue_item.as_ref().map(|item| item.as_str().to_owned()),
+        build: run
+            .build
+            .as_ref()
+            .map(|(number, url)| (*number, url.as_str().to_owned())),
+        after_seq: crate::chunker::first_seq_of_attempt(run.assignment.attempt),
+        poll: worker.jenkins_poll,
+    };
+    drive_jenkins(&client, &job, reporter, cancel.clone())
+        .await
+        .map(drop)
+        .map_err(|err| err.source.to_string())
+}
+
+fn client(
+    worker: &Worker,
+    run: &ResolvedJenkinsRun,
+) -> Result<JenkinsClient, (&'static str, String)> {
+    let auth = match &run.job.credentials {
+        Some(credentials) => {
+            let token = worker.keyring.open(&credentials.api_token).map_err(|err| {
+                (
+                    "jenkins_auth_failed",
+                    format!("cannot open the Jenkins API token: {err}"),
+                )
+            })?;
+            Some((credentials.username.clone(), token.expose().to_owned()))
+        }
+        None => None,
+    };
+    JenkinsClient::new(run.job.url.base(), auth)
+        .map_err(|err| (err.kind.error_code(), err.to_string()))
+}
