@@ -6,14 +6,20 @@
 # machine is this host (`local` transport): the executor provisions the venv and runs the test
 # as child processes. Ctrl-C stops the service.
 # Running it again is harmless: already-registered things are answered with a clear rejection.
+# RUNLEDGER_BIN=path/to/runledger skips the release build (the test suite runs the demo so);
+# DATABASE_URL, NATS_URL, RUNLEDGER_NATS_PREFIX and RUNLEDGER_HTTP_ADDR are passed through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_services
 
-say "building runledger (release)"
-cargo build --release --locked --bin runledger
-bin=target/release/runledger
+bin="${RUNLEDGER_BIN:-}"
+if [[ -z "$bin" ]]; then
+  say "building runledger (release)"
+  cargo build --release --locked --bin runledger
+  bin=target/release/runledger
+fi
+http="http://${RUNLEDGER_HTTP_ADDR:-127.0.0.1:8080}"
 
 say "starting runledger serve --dev"
 "$bin" serve --dev &
@@ -21,7 +27,11 @@ server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT INT TERM
 
 send() { "$bin" send "$@" || true; }
-sleep 2
+for _ in $(seq 1 120); do
+  if curl -sf "$http/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then echo "runledger serve stopped; see its log above" >&2; exit 1; fi
+  sleep 0.5
+done
 say "register_user admin"
 send register_user '{"username":"admin","role":"admin","password":"runledger-demo"}'
 say "register_machine (this host, local transport)"
@@ -62,7 +72,6 @@ say "audit history: runledger audit --format table"
 say "tamper evidence: runledger audit verify"
 sleep 1
 "$bin" audit verify || true
-http="http://${RUNLEDGER_HTTP_ADDR:-127.0.0.1:8080}"
 say "the HTTP gateway: log in (POST $http/api/v1/tokens) and read the run back"
 token=$(curl -sf -X POST "$http/api/v1/tokens" -H 'content-type: application/json' \
   -d '{"username":"admin","password":"runledger-demo"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p' || true)

@@ -66,7 +66,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
         metrics::handle();
-        let freshness = Freshness::start(pool.clone(), shutdown).await?;
+        let freshness = Freshness::start(pool.clone(), shutdown.clone()).await?;
         Ok(Self::from_shared(state::Shared {
             commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
             names,
@@ -76,6 +76,7 @@ impl AppState {
             settings: Arc::new(settings),
             logins: Arc::default(),
             tokens: auth::TokenCache::default(),
+            shutdown,
         }))
     }
 }

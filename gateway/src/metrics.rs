@@ -9,21 +9,46 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Buckets of every latency histogram (seconds): a millisecond to a minute.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Buckets of the run duration and queue wait histograms (seconds): a second to a day.
+const RUN_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0,
+    86400.0,
+];
+
+/// The exporter, with histograms (not summaries) so that dashboards can aggregate them.
+fn builder() -> PrometheusBuilder {
+    let builder = PrometheusBuilder::new();
+    let with_runs = builder.set_buckets(LATENCY_BUCKETS).and_then(|b| {
+        b.set_buckets_for_metric(Matcher::Prefix("runledger_run_".into()), RUN_BUCKETS)
+    });
+    match with_runs {
+        Ok(builder) => builder,
+        Err(err) => {
+            tracing::warn!(error = %err, "histogram buckets refused; exporting summaries");
+            PrometheusBuilder::new()
+        }
+    }
+}
+
 /// The process's recorder, installed on first use (later callers share it).
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
+        builder()
             .install_recorder()
             .unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "another metrics recorder is installed; /metrics stays empty");
-                PrometheusBuilder::new().build_recorder().handle()
+                builder().build_recorder().handle()
             })
     })
 }
@@ -45,12 +70,31 @@ pub async fn render() -> impl IntoResponse {
     )
 }
 
-/// `runledger_log_head`, `runledger_projection_lag_events` and `runledger_venvs{machine, status}`.
+/// The last position the outbox relay published: the events stream's last sequence (the relay
+/// keeps the two equal).
+async fn published(state: &AppState) -> Result<i64, String> {
+    let js = runledger_bus::jetstream(state.nats.clone());
+    let mut stream = js
+        .get_stream(state.names.events_stream())
+        .await
+        .map_err(|err| err.to_string())?;
+    let info = stream.info().await.map_err(|err| err.to_string())?;
+    i64::try_from(info.state.last_sequence).map_err(|err| err.to_string())
+}
+
+/// `runledger_log_head`, `runledger_projection_lag_events`, `runledger_outbox_lag_events` and
+/// `runledger_venvs{machine, status}`.
 async fn record_lab(state: &AppState) -> Result<(), runledger_readmodel::ReadModelError> {
     let head = runledger_readmodel::log_head(&state.pool).await?;
     metrics::gauge!("runledger_log_head").set(head as f64);
     let lag = head - state.freshness.position();
     metrics::gauge!("runledger_projection_lag_events").set(lag.max(0) as f64);
+    match published(state).await {
+        Ok(published) => {
+            metrics::gauge!("runledger_outbox_lag_events").set((head - published).max(0) as f64);
+        }
+        Err(err) => tracing::warn!(error = %err, "metrics: cannot read the events stream"),
+    }
     let pool: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT coalesce(m.name, v.machine_id::text), v.status, count(*) \
          FROM rm_venvs.venvs v LEFT JOIN rm_machines.machines m USING (machine_id) \

@@ -75,6 +75,9 @@ pub struct Shared {
     pub logins: Arc<LoginLimiter>,
     /// Recently checked tokens.
     pub tokens: crate::auth::TokenCache,
+    /// Cancelled when the gateway shuts down: live streams end then, so that the graceful
+    /// shutdown is not held up by a dashboard left open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

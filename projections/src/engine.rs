@@ -42,6 +42,19 @@ impl Projection {
         }
     }
 
+    /// From now on, collect the run timings the runs fold sees (the live projector only: a
+    /// rebuild replays history that was observed already).
+    pub fn collect_run_timings(&mut self) {
+        if let Fold::Runs(fold) = &mut self.fold {
+            fold.collect_timings();
+        }
+    }
+
+    /// The run timings folded since the last call.
+    pub fn take_run_timings(&mut self) -> Vec<crate::fold::runs::RunTiming> {
+        self.fold.take_run_timings()
+    }
+
     /// The last position applied (0 if unknown).
     pub fn position(&self) -> i64 {
         self.position.unwrap_or(0)

@@ -6,6 +6,7 @@
 
 use crate::engine::{self, Checkpoints, Projection, ReadUntil};
 use crate::error::ProjectionError;
+use crate::fold::runs::RunTiming;
 use crate::rebuild;
 use runledger_readmodel::{ALL, ReadModel};
 use runledger_store::PgPool;
@@ -132,7 +133,11 @@ async fn lead(
     build_missing(pool).await?;
     let mut projections: Vec<Projection> = ALL
         .into_iter()
-        .map(|model| Projection::new(model, model.schema(), None))
+        .map(|model| {
+            let mut projection = Projection::new(model, model.schema(), None);
+            projection.collect_run_timings();
+            projection
+        })
         .collect();
     let mut pages = engine::read_ahead(
         pool.clone(),
@@ -163,6 +168,9 @@ async fn lead(
         metrics::histogram!("runledger_projection_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("runledger_projected_events_total").increment(facts.len() as u64);
+        for projection in &mut projections {
+            record_run_timings(projection.take_run_timings());
+        }
         let position = projections
             .iter()
             .map(Projection::position)
@@ -175,6 +183,21 @@ async fn lead(
             .fetch_add(facts.len() as u64, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// `runledger_run_queue_wait_seconds` and `runledger_run_duration_seconds{status}`.
+fn record_run_timings(timings: Vec<RunTiming>) {
+    for timing in timings {
+        match timing {
+            RunTiming::QueueWait(seconds) => {
+                metrics::histogram!("runledger_run_queue_wait_seconds").record(seconds);
+            }
+            RunTiming::Duration { status, seconds } => {
+                metrics::histogram!("runledger_run_duration_seconds", "status" => status)
+                    .record(seconds);
+            }
+        }
+    }
 }
 
 /// The least position the read models' checkpoints hold.

@@ -124,8 +124,11 @@ pub async fn run(
     let js = runledger_bus::jetstream(nats.clone());
     runledger_bus::ensure_streams(&js, &settings.names).await?;
     let (writer, view) = feed::shared_view();
+    // The events follower and the heartbeat outlive `shutdown` until the runs in flight are
+    // done: a run being finished still needs to see cancellations and to hold its lease.
+    let drained = CancellationToken::new();
     let follower = {
-        let (js, names, token) = (js.clone(), settings.names.clone(), shutdown.child_token());
+        let (js, names, token) = (js.clone(), settings.names.clone(), drained.clone());
         tokio::spawn(async move { feed::follow_events(&js, &names, writer, token).await })
     };
     let queues = feed::work_consumers(&js, &settings.names, settings.work).await?;
@@ -151,7 +154,7 @@ pub async fn run(
     let lease = tokio::spawn(lease::keep_lease(
         Arc::clone(&worker),
         settings.heartbeat_every,
-        shutdown.child_token(),
+        drained.clone(),
     ));
     let mut tasks = JoinSet::new();
     let taken = tokio::select! {
@@ -159,13 +162,14 @@ pub async fn run(
         taken = take_venvs(&queues.venvs, &worker, settings.max_concurrent_provisions, &shutdown) => taken,
     };
     shutdown.cancel();
-    let drained = tokio::time::timeout(settings.shutdown_grace, async {
+    let drained_in_time = tokio::time::timeout(settings.shutdown_grace, async {
         while tasks.join_next().await.is_some() {}
     });
-    if drained.await.is_err() {
+    if drained_in_time.await.is_err() {
         tracing::warn!("work still in flight after the shutdown grace; abandoning it");
         tasks.abort_all();
     }
+    drained.cancel();
     let _ = lease.await;
     let _ = follower.await;
     tracing::info!("executor stopped");

@@ -73,6 +73,7 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
     }
     let history = store.run_output_after(run_id, after).await?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         let mut last = after;
         for record in history {
@@ -84,6 +85,7 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
         loop {
             let event = tokio::select! {
                 () = sender.closed() => return,
+                () = shutdown.cancelled() => return,
                 event = feed.next() => event,
             };
             let Some(event) = event else { return };
@@ -139,10 +141,12 @@ pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
         .await
         .map_err(ApiError::unavailable)?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         loop {
             let message = tokio::select! {
                 () = sender.closed() => return,
+                () = shutdown.cancelled() => return,
                 message = events.next() => message,
             };
             let Some(message) = message else { return };

@@ -36,6 +36,15 @@ impl Fold {
         }
     }
 
+    /// The run timings folded since the last call (none unless collecting; see
+    /// [`RunsFold::collect_timings`]).
+    pub fn take_run_timings(&mut self) -> Vec<super::runs::RunTiming> {
+        match self {
+            Self::Runs(fold) => fold.take_timings(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Loads what the fold keeps in memory for the whole schema (after a clear).
     pub async fn load_state(
         &mut self,
