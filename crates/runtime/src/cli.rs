@@ -126,3 +126,38 @@ fn humantime_secs(raw: &str) -> Result<Duration, String> {
         .map(Duration::from_secs)
         .map_err(|_| format!("expected seconds such as 10s, got {raw:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command a user can type has `--help` with an example.
+    #[test]
+    fn every_subcommand_has_an_example() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub
+                    .get_long_about()
+                    .or(sub.get_about())
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let example = help.split("Example: `").skip(1).any(|rest| {
+                    rest.split('`')
+                        .next()
+                        .is_some_and(|e| e.contains("runledger"))
+                });
+                if !example {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        walk(&cli, "runledger", &mut missing);
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
+}

@@ -28,16 +28,22 @@ pub struct StateArgs {
 #[derive(Debug, Clone, Copy, Subcommand)]
 enum Target {
     /// A run: phase and status, test case, user, selector, venv, machine, attempt, executor.
+    ///
+    /// Example: `runledger audit state --at 120 run 0193a000-0000-7000-8000-00000000000a`
     Run {
         /// The run's id.
         run_id: Uuid,
     },
     /// A venv: machine, name, status, and the run leasing it.
+    ///
+    /// Example: `runledger audit state venv 0193a000-0000-7000-8000-000000000002`
     Venv {
         /// The venv's id.
         venv_id: Uuid,
     },
     /// A machine's pool: the machine, every venv on it, and the queued runs that could use it.
+    ///
+    /// Example: `runledger audit state --at 2026-11-24T10:00:00Z pool 0193a000-0000-7000-8000-000000000001`
     Pool {
         /// The machine's id.
         machine_id: Uuid,
