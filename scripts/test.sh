@@ -25,3 +25,6 @@ if [[ -z "${RUNLEDGER_BIN:-}" && -x "$runledger_bin" ]]; then
     export RUNLEDGER_BIN="$runledger_bin"
 fi
 cargo test --workspace --locked
+say "the otlp feature (OpenTelemetry span export)"
+cargo clippy -p runledger --features otlp --all-targets --locked -- -D warnings
+cargo test -p runledger --features otlp --locked --bin runledger telemetry

@@ -23,7 +23,8 @@ pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>
     };
     for item in items {
         let meta = item.meta();
-        let span = tracing::debug_span!("command", command_id = %meta.command_id, command_type = %meta.command_type, actor = %meta.actor);
+        let correlation_id = correlation_of(meta);
+        let span = tracing::debug_span!("command", command_id = %meta.command_id, command_type = %meta.command_type, actor = %meta.actor, %correlation_id);
         let _entered = span.enter();
         match &item.command {
             Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command) {
@@ -59,6 +60,12 @@ pub(crate) fn reject(
     record(lab, batch, meta, vec![event], Some(rejection), now);
 }
 
+/// The command's correlation id; a command sent without one starts its own chain, named by its
+/// command id, which its events and everything they cause carry on.
+fn correlation_of(meta: &CommandMeta) -> uuid::Uuid {
+    meta.correlation_id.unwrap_or(meta.command_id.0)
+}
+
 fn record(
     lab: &mut Lab,
     batch: &mut AppendBatch,
@@ -72,15 +79,17 @@ fn record(
         let stream_id = event.stream_id();
         let stream_version = lab.stream_version(&stream_id) + 1;
         evolve(lab, &event);
+        let event_id = EventId::new();
+        tracing::debug!(%event_id, %stream_id, event_type = event.event_type(), "event decided");
         batch.events.push(NewEvent {
-            event_id: EventId::new(),
+            event_id,
             stream_id,
             stream_version,
             event,
             recorded_at: now,
             actor: meta.actor.clone(),
             command_id: meta.command_id,
-            correlation_id: meta.correlation_id,
+            correlation_id: Some(correlation_of(meta)),
             causation_id: Some(meta.causation_id.unwrap_or(meta.command_id.0)),
         });
     }

@@ -259,11 +259,13 @@ async fn an_unacked_item_is_delivered_again_after_ack_wait() {
     let first = next(&work.runs).await.expect("delivered");
     assert_eq!((first.position, first.deliveries), (position, 1));
     drop(first); // the executor died holding it
-    // A redelivery that lands on a pull request just as it expires waits one more ack_wait.
+    // A redelivery that lands on a pull request just as it expires is lost and counted; it
+    // comes again one ack_wait later (so on a loaded machine the count may pass 2).
     let again = next_within(&work.runs, Duration::from_secs(10))
         .await
         .expect("delivered again");
-    assert_eq!((again.position, again.deliveries), (position, 2));
+    assert_eq!(again.position, position);
+    assert!(again.deliveries >= 2, "{}", again.deliveries);
     again.ack().await.expect("ack");
     assert!(next(&work.runs).await.is_none(), "acked work stays done");
     nats.cleanup().await;

@@ -16,7 +16,7 @@ use runledger_test_support::{
     CommandClient, FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER, TestLab, eventually,
 };
 use runledger_types::jenkins::{JenkinsJobName, RUN_ID_PARAMETER};
-use runledger_types::{EventRecord, Outcome, RunId, RunStatus};
+use runledger_types::{CommandId, EventRecord, Outcome, RunId, RunStatus};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -90,6 +90,21 @@ async fn start(client: &CommandClient, test_case_id: Uuid, env: Value) -> Uuid {
     run_id
 }
 
+/// `start_run` with a correlation id, as a CI server tying its own job to the run would send it.
+async fn start_correlated(client: &CommandClient, test_case_id: Uuid, correlation: Uuid) -> Uuid {
+    let (run_id, command_id) = (Uuid::now_v7(), CommandId::new());
+    let payload = json!({"run_id": run_id, "test_case_id": test_case_id});
+    let mut body = CommandClient::body(command_id, "start_run", ADMIN, payload);
+    body["correlation_id"] = json!(correlation);
+    let mut outcome = client.outcome_subscription(command_id).await;
+    let body = serde_json::to_vec(&body).unwrap();
+    client
+        .publish_raw("start_run", Some(&command_id.to_string()), body)
+        .await;
+    accepted(CommandClient::next_outcome(&mut outcome).await);
+    run_id
+}
+
 /// `(stream, text)` of the run's output, concatenated per stream.
 fn output(log: &[EventRecord], run_id: Uuid) -> (String, String) {
     let mut stdout = String::new();
@@ -156,6 +171,23 @@ async fn a_jenkins_job_runs_end_to_end() {
     let test_case = define(&client, &jenkins, Some(JENKINS_TOKEN), 60).await;
     let run_id = start(&client, test_case, json!({"BRANCH": "feature-x"})).await;
     let end = finished(lab, run_id).await;
+    let log = events(lab).await;
+    // Without a correlation id, the start_run's command id names the chain.
+    let requested = of_run(&log, run_id, "run_requested");
+    let chain = requested[0].correlation_id.expect("a correlation id");
+    assert_eq!(chain, requested[0].command_id.0);
+    for event in log
+        .iter()
+        .filter(|e| e.stream_id == format!("run-{run_id}"))
+    {
+        assert_eq!(
+            event.correlation_id,
+            Some(chain),
+            "{} {}",
+            event.event_type,
+            event.actor
+        );
+    }
     assert_eq!(end["status"], "failed", "{end}");
     assert_eq!(
         end["summary"],
@@ -192,6 +224,26 @@ async fn a_jenkins_job_runs_end_to_end() {
     // The API token is sealed in the log, never in clear.
     let text: String = log.iter().map(|e| e.data.to_string()).collect();
     assert!(!text.contains(JENKINS_TOKEN));
+
+    // A caller's correlation id is carried from the command through the executor's reports.
+    let correlation = Uuid::now_v7();
+    let run_id = start_correlated(&client, test_case, correlation).await;
+    finished(lab, run_id).await;
+    let log = events(lab).await;
+    let run_events: Vec<_> = log
+        .iter()
+        .filter(|e| e.stream_id == format!("run-{run_id}"))
+        .collect();
+    assert!(run_events.iter().any(|e| e.actor == "executor:jx"));
+    for event in run_events {
+        assert_eq!(
+            event.correlation_id,
+            Some(correlation),
+            "{} {}",
+            event.event_type,
+            event.actor
+        );
+    }
 
     // A wrong token: Jenkins answers 401, the run ends `error` with the reason.
     let wrong = define(&client, &jenkins, Some("not-the-token"), 60).await;

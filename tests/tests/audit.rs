@@ -127,6 +127,12 @@ fn filter() -> AuditFilter {
 async fn each_filter_selects_exactly_its_events() {
     let history = History::build().await;
     let run1_stream = format!("run-{}", history.run1);
+    let run1_chain = history
+        .all
+        .iter()
+        .find(|e| e.event_type == "run_requested" && e.stream_id == run1_stream)
+        .and_then(|e| e.correlation_id)
+        .expect("a command's events carry a correlation id");
     let cases: Vec<(&str, AuditFilter, Keep<'_>)> = vec![
         (
             "stream id",
@@ -175,6 +181,14 @@ async fn each_filter_selects_exactly_its_events() {
                 ..filter()
             },
             Box::new(|e| e.actor == EXECUTOR),
+        ),
+        (
+            "correlation: the chain of run 1's start_run",
+            AuditFilter {
+                correlations: vec![run1_chain],
+                ..filter()
+            },
+            Box::new(move |e| e.correlation_id == Some(run1_chain)),
         ),
         (
             "positions, inclusive",

@@ -296,12 +296,66 @@ async fn users_machines_venvs_and_test_cases_from_the_cli() {
     assert_eq!(defined.data["test_case_id"], json!(test_case_id));
     assert_eq!(defined.data["files"][0]["path"], "test_arithmetic.py");
 
+    // A test case that runs a Jenkins job; the API token comes from the environment and is
+    // sealed before it reaches the log.
+    let jenkins = [
+        "test-case",
+        "add",
+        "nightly",
+        "--jenkins-url",
+        "http://127.0.0.1:9/",
+        "--jenkins-job",
+        "team/nightly",
+        "--jenkins-param",
+        "BRANCH=main",
+        "--jenkins-user",
+        "ci-bot",
+        "--jenkins-token-env",
+        "JENKINS_TOKEN",
+        "--actor",
+        "ada",
+    ];
+    let nightly = ok_line(lab_cli(&lab, &jenkins).env("JENKINS_TOKEN", "11aa22bb33cc44dd")).await;
+    let log = lab.store.read_after(0, 1000).await.unwrap();
+    let defined = log
+        .iter()
+        .find(|e| e.event_type == "test_case_defined" && e.data["test_case_id"] == json!(nightly))
+        .unwrap();
+    assert_eq!(defined.data["jenkins"]["job"], "team/nightly");
+    assert_eq!(defined.data["jenkins"]["parameters"]["BRANCH"], "main");
+    assert!(defined.data["jenkins"]["credentials"]["api_token"]["ciphertext"].is_string());
+    assert!(!defined.data.to_string().contains("11aa22bb33cc44dd"));
+    let both = lab_cli(
+        &lab,
+        &[
+            "test-case",
+            "add",
+            "x",
+            "--command",
+            "true",
+            "--jenkins-url",
+            "http://j/",
+            "--jenkins-job",
+            "a",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        !both.status.success(),
+        "a command and a Jenkins job together are refused"
+    );
+
     let listed = eventually(Duration::from_secs(10), "the lists", || async {
         let machines = ok_line(&mut lab_cli(&lab, &["machine", "list"])).await;
         let venvs = ok_line(&mut lab_cli(&lab, &["venv", "list"])).await;
         let cases = ok_line(&mut lab_cli(&lab, &["test-case", "list"])).await;
-        (machines.contains(&machine_id) && venvs.contains(&venv_id) && cases.contains("smoke"))
-            .then_some(machines)
+        (machines.contains(&machine_id)
+            && venvs.contains(&venv_id)
+            && cases.contains("smoke")
+            && cases.contains("jenkins: http://127.0.0.1:9/ team/nightly"))
+        .then_some(machines)
     })
     .await;
     assert!(listed.contains("mia"), "the owner is listed: {listed}");

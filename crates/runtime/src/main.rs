@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         | cli::Command::TestCase(_) => "warn",
         _ => "info",
     };
-    telemetry::init(&cli.settings.log_format, default_level)?;
+    let _telemetry = telemetry::init(&cli.settings.log_format, default_level)?;
     match cli.command {
         cli::Command::Serve(args) => serve::serve(&cli.settings, &args).await,
         cli::Command::Migrate => serve::migrate(&cli.settings).await,

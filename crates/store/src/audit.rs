@@ -24,6 +24,9 @@ pub struct AuditFilter {
     pub types: Vec<String>,
     /// Actors exactly as recorded, e.g. `admin` or `executor:e1`.
     pub actors: Vec<String>,
+    /// Correlation ids: every event of a chain started by one command (a run's, from
+    /// `start_run` through the executor's reports to `run_finished`).
+    pub correlations: Vec<uuid::Uuid>,
     /// Only events with `recorded_at` at or after this instant (inclusive).
     pub since: Option<DateTime<Utc>>,
     /// Only events with `recorded_at` strictly before this instant (exclusive), so
@@ -49,6 +52,12 @@ impl AuditFilter {
             query
                 .push(" AND actor = ANY(")
                 .push_bind(&self.actors)
+                .push(")");
+        }
+        if !self.correlations.is_empty() {
+            query
+                .push(" AND correlation_id = ANY(")
+                .push_bind(&self.correlations)
                 .push(")");
         }
         if let Some(since) = self.since {
@@ -154,6 +163,7 @@ mod tests {
             streams: vec!["run".into(), "user-x'; DROP TABLE events; --".into()],
             types: vec!["run_queued".into()],
             actors: vec!["admin".into()],
+            correlations: vec![uuid::Uuid::nil()],
             since: Some(Utc::now()),
             until: Some(Utc::now()),
             from: Some(1),
@@ -164,6 +174,6 @@ mod tests {
         filter.push_conditions(&mut query);
         let sql = query.sql();
         assert!(!sql.contains("DROP") && !sql.contains("admin"), "{sql}");
-        assert_eq!(sql.matches('$').count(), 9, "{sql}");
+        assert_eq!(sql.matches('$').count(), 10, "{sql}");
     }
 }

@@ -53,6 +53,7 @@ pub struct NatsReporter {
     timeout: Duration,
     attempts: u32,
     causation_id: Option<EventId>,
+    correlation_id: Option<uuid::Uuid>,
 }
 
 impl NatsReporter {
@@ -73,6 +74,7 @@ impl NatsReporter {
             timeout,
             attempts: attempts.max(1),
             causation_id: None,
+            correlation_id: None,
         }
     }
 
@@ -80,6 +82,15 @@ impl NatsReporter {
     pub fn caused_by(&self, causation_id: EventId) -> Self {
         Self {
             causation_id: Some(causation_id),
+            ..self.clone()
+        }
+    }
+
+    /// The same reporter, with reports carrying `correlation_id` (the work item's, so that a run's
+    /// reports continue the chain of the command that assigned it).
+    pub fn correlated(&self, correlation_id: Option<uuid::Uuid>) -> Self {
+        Self {
+            correlation_id,
             ..self.clone()
         }
     }
@@ -109,6 +120,7 @@ impl NatsReporter {
             "type": command_type,
             "actor": self.actor,
             "causation_id": self.causation_id,
+            "correlation_id": self.correlation_id,
             "payload": payload,
         });
         let body = serde_json::to_vec(&body).map_err(|err| ReporterError::BadOutcome {

@@ -28,7 +28,8 @@ pub(crate) async fn handle(worker: &Worker, item: WorkItem) {
     };
     let run_id = assigned.run_id;
     let venv_id = assigned.venv_id.map(|id| id.to_string());
-    let span = tracing::info_span!("run", %run_id, venv_id = venv_id.as_deref().unwrap_or("none"), position = item.position);
+    let correlation_id = item.meta.correlation_id.map(|id| id.to_string());
+    let span = tracing::info_span!("run", %run_id, venv_id = venv_id.as_deref().unwrap_or("none"), position = item.position, event_id = %item.meta.event_id, correlation_id = correlation_id.as_deref().unwrap_or("none"));
     execute(worker, &item, run_id).instrument(span).await;
 }
 
@@ -49,7 +50,10 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
         tracing::info!("this process already drives the run; skipping");
         return settle(item).await;
     };
-    let reporter = worker.reporter.caused_by(item.meta.event_id);
+    let reporter = worker
+        .reporter
+        .caused_by(item.meta.event_id)
+        .correlated(item.meta.correlation_id);
     match reporter
         .send("report_run_started", json!({"run_id": run_id}))
         .await

@@ -20,7 +20,8 @@ pub(crate) async fn handle(worker: &Worker, item: WorkItem) {
         return;
     };
     let venv_id = added.venv_id;
-    let span = tracing::info_span!("provision", %venv_id, position = item.position);
+    let correlation_id = item.meta.correlation_id.map(|id| id.to_string());
+    let span = tracing::info_span!("provision", %venv_id, position = item.position, event_id = %item.meta.event_id, correlation_id = correlation_id.as_deref().unwrap_or("none"));
     provision(worker, &item, venv_id).instrument(span).await;
 }
 
@@ -33,7 +34,10 @@ async fn provision(worker: &Worker, item: &WorkItem, venv_id: VenvId) {
             return;
         }
     };
-    let reporter = worker.reporter.caused_by(item.meta.event_id);
+    let reporter = worker
+        .reporter
+        .caused_by(item.meta.event_id)
+        .correlated(item.meta.correlation_id);
     let work = async {
         match worker.machines.connect(&resolved.machine, &reporter).await {
             Ok(transport) => {

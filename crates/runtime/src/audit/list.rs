@@ -26,6 +26,10 @@ pub struct ListArgs {
     /// An actor as recorded, e.g. `admin` or `executor:e1`. Repeat for several.
     #[arg(long = "actor", value_name = "ACTOR")]
     actors: Vec<String>,
+    /// A correlation id: the events of one chain (a run's, from `start_run` to its end, carry
+    /// the correlation id of the `start_run`, or its command id). Repeat for several.
+    #[arg(long = "correlation", value_name = "UUID")]
+    correlations: Vec<uuid::Uuid>,
     /// Only events recorded at or after this RFC 3339 time (inclusive).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     since: Option<DateTime<Utc>>,
@@ -55,6 +59,7 @@ impl ListArgs {
             streams: self.streams.clone(),
             types: self.types.clone(),
             actors: self.actors.clone(),
+            correlations: self.correlations.clone(),
             since: self.since,
             until: self.until,
             from: self.from,

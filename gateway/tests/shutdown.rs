@@ -1,0 +1,80 @@
+//! A gateway asked to stop ends its live streams, so that its graceful shutdown is not held up
+//! by a dashboard left open: the status stream ends and the server task returns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures::StreamExt;
+use runledger_gateway::{AppState, GatewaySettings};
+use runledger_test_support::{TestLab, eventually};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_live_streams_and_the_server() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
+    assert!(
+        lab.client()
+            .send("register_user", "bootstrap", admin)
+            .await
+            .accepted
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(
+        lab.db.pool.clone(),
+        lab.nats.client.clone(),
+        lab.nats.names.clone(),
+        GatewaySettings::new(addr),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let server = tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
+
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let token = eventually(Duration::from_secs(20), "a token", || async {
+        let answer = http
+            .post(format!("{base}/api/v1/tokens"))
+            .json(&json!({"username": "ada", "password": "ada-password-1"}))
+            .send()
+            .await
+            .ok()?;
+        let body: Value = answer.json().await.ok()?;
+        body["token"].as_str().map(str::to_owned)
+    })
+    .await;
+    let stream = http
+        .get(format!("{base}/api/v1/events/stream"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.bytes_stream();
+
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the status stream ends on shutdown");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the gateway stops while a client still listened")
+        .unwrap()
+        .unwrap();
+    projector.stop().await;
+    handler.stop().await;
+    lab.cleanup().await;
+}
