@@ -249,10 +249,18 @@ async fn read(
 }
 
 fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, filters: &Filters, sort: Sort) {
-    if !filters.statuses.is_empty() {
-        sql.push(" AND status = ANY(")
-            .push_bind(filters.statuses.clone())
-            .push(")");
+    match filters.statuses.as_slice() {
+        [] => {}
+        // One status as an equality: the planner then walks the (status, <time>, run_id) index
+        // in order and reads just one page, where `= ANY` made it skip through the time index.
+        [status] => {
+            sql.push(" AND status = ").push_bind(status.clone());
+        }
+        statuses => {
+            sql.push(" AND status = ANY(")
+                .push_bind(statuses.to_vec())
+                .push(")");
+        }
     }
     if let Some(user) = &filters.user {
         sql.push(" AND requested_by = ").push_bind(user.clone());

@@ -10,6 +10,7 @@ use runledger_test_support::{TestLab, TestSshd, eventually, runledger_binary};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -33,12 +34,16 @@ fn free_port() -> u16 {
 struct Demo {
     child: Child,
     group: String,
+    /// What the script and the server printed after the dashboard's address.
+    later: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        // Usually gone already (stopped by SIGTERM): then `kill` finds nothing, quietly.
         let _ = std::process::Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.group)])
+            .stderr(Stdio::null())
             .status();
     }
 }
@@ -84,8 +89,21 @@ async fn demo(lab: &TestLab, addr: &str) -> (Demo, Vec<String>) {
         seen.join("\n")
     );
     // Keep draining its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (Demo { child, group }, seen)
+    let later: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = Arc::clone(&later);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    (
+        Demo {
+            child,
+            group,
+            later,
+        },
+        seen,
+    )
 }
 
 /// SIGTERM to the script, as Ctrl-C would: it stops the server it started.
@@ -96,10 +114,14 @@ async fn stop(mut demo: Demo) {
         .await
         .unwrap();
     assert!(status.success());
-    tokio::time::timeout(Duration::from_secs(60), demo.child.wait())
-        .await
-        .expect("the demo stops on SIGTERM")
-        .unwrap();
+    let started = std::time::Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(90), demo.child.wait()).await;
+    let printed = demo.later.lock().unwrap().join("\n");
+    assert!(
+        stopped.is_ok(),
+        "the demo did not stop within 90 s of SIGTERM; it printed:\n{printed}"
+    );
+    println!("the demo stopped {:?} after SIGTERM", started.elapsed());
 }
 
 struct Api {
@@ -300,6 +322,39 @@ async fn the_demo_works_its_metrics_show_every_series_and_a_second_run_does_no_h
         .filter(|run| run["test_case_name"] == "hello")
         .count();
     assert_eq!(hello, 2, "{passed:?}\n{}", output.join("\n"));
+
+    // SIGTERM while a run is going: the executor finishes it and the handler records its end
+    // before the process exits.
+    let test_case_id = Uuid::now_v7();
+    let sleeper = json!({"test_case_id": test_case_id, "name": "sleeper",
+                         "command": "echo begun; sleep 4; echo done"});
+    assert!(
+        client
+            .send("define_test_case", "admin", sleeper)
+            .await
+            .accepted
+    );
+    let run_id = Uuid::now_v7();
+    let start = json!({"run_id": run_id, "test_case_id": test_case_id, "labels": ["demo"]});
+    assert!(client.send("start_run", "admin", start).await.accepted);
+    let of_run = |e: &runledger_types::EventRecord, kind: &str| {
+        e.event_type == kind && e.data["run_id"] == json!(run_id)
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the sleeper's first output",
+        || async {
+            let log = lab.store.read_after(0, 100_000).await.unwrap();
+            log.iter().any(|e| of_run(e, "run_output")).then_some(())
+        },
+    )
+    .await;
     stop(second).await;
+    let log = lab.store.read_after(0, 100_000).await.unwrap();
+    let end = log
+        .iter()
+        .find(|e| of_run(e, "run_finished"))
+        .expect("the run's end was recorded before the service exited");
+    assert_eq!(end.data["status"], "passed", "{}", end.data);
     lab.cleanup().await;
 }

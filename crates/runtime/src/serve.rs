@@ -32,9 +32,27 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// `runledger serve`: runs the chosen components until SIGINT or SIGTERM.
+///
+/// Shutdown comes in two stages: the executor stops taking work and finishes (or hands back)
+/// its runs first, while this process's handler can still record their ends; then the other
+/// components stop. A component that fails stops everything at once.
 pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
+    let signal = CancellationToken::new();
+    tokio::spawn(stop_on_signal(signal.clone()));
+    let executor_done = CancellationToken::new();
+    if !args.components.contains(&Component::Executor) {
+        executor_done.cancel();
+    }
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    {
+        let (signal, executor_done, shutdown) =
+            (signal.clone(), executor_done.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            executor_done.cancelled().await;
+            shutdown.cancel();
+        });
+    }
     let mut tasks: JoinSet<(Component, anyhow::Result<()>)> = JoinSet::new();
     // Every component records into this process's recorder from the start.
     runledger_gateway::metrics::handle();
@@ -71,9 +89,10 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
             }
             Component::Executor => {
                 let (nats, executor) = executor(settings, args).await?;
-                let token = shutdown.clone();
+                let (token, done) = (signal.clone(), executor_done.clone());
                 tasks.spawn(async move {
                     let result = runledger_executor::run(nats, executor, token).await;
+                    done.cancel();
                     (component, result.map_err(anyhow::Error::from))
                 });
             }
@@ -103,8 +122,9 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         if let Err(err) = result {
             tracing::error!(?component, error = %format!("{err:#}"), "component failed; stopping");
             failure.get_or_insert(err);
+            shutdown.cancel();
         }
-        shutdown.cancel();
+        signal.cancel();
     }
     failure.map_or(Ok(()), Err)
 }
