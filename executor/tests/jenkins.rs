@@ -422,3 +422,72 @@ async fn a_later_attempt_follows_the_build_instead_of_triggering() {
     assert_eq!(jenkins.triggers(), 1);
     assert_eq!(jenkins.builds(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_executor_hands_its_jenkins_run_to_a_retry_that_follows_the_same_build() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let client = lab.client();
+    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
+    accepted(client.send("register_user", "bootstrap", user).await);
+    let jenkins = FakeJenkins::start(job(40, "SUCCESS", 100)).await;
+    let settings = || {
+        let mut settings =
+            ExecutorSettings::new("phoenix", lab.nats.names.clone(), lab.keyring.clone());
+        settings.jenkins_poll = Duration::from_millis(100);
+        settings.heartbeat_every = Duration::from_millis(200);
+        settings.shutdown_grace = Duration::from_secs(5);
+        settings
+    };
+    let first = tokio::spawn(run(
+        lab.nats.client.clone(),
+        settings(),
+        CancellationToken::new(),
+    ));
+
+    let test_case_id = Uuid::now_v7();
+    let job = json!({"url": jenkins.url, "job": JOB,
+                     "credentials": {"username": JENKINS_USER, "api_token": JENKINS_TOKEN}});
+    let payload = json!({"test_case_id": test_case_id, "name": "retried", "jenkins": job,
+                         "timeout_s": 120, "retries": 1});
+    accepted(client.send("define_test_case", ADMIN, payload).await);
+    let run_id = start(&client, test_case_id, json!({})).await;
+    eventually(WAIT, "the build started", || async {
+        let log = events(&lab).await;
+        (!of_run(&log, run_id, "jenkins_build_started").is_empty()).then_some(())
+    })
+    .await;
+    // The process dies: nothing is reported; its runs' tasks are gone.
+    first.abort();
+    let _ = first.await;
+
+    let shutdown = CancellationToken::new();
+    let second = tokio::spawn(run(lab.nats.client.clone(), settings(), shutdown.clone()));
+    let end = finished(&lab, run_id).await;
+    let log = events(&lab).await;
+    let trail: Vec<String> = log
+        .iter()
+        .filter(|e| e.stream_id == format!("run-{run_id}") && e.event_type != "run_output")
+        .map(|e| format!("{} {} {}", e.event_type, e.actor, e.data))
+        .collect();
+    assert_eq!(end["status"], "passed", "{end}\n{}", trail.join("\n"));
+    let queued = of_run(&log, run_id, "run_queued");
+    assert!(
+        queued.iter().any(|e| e.data["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("executor lost")),
+        "{queued:?}"
+    );
+    assert_eq!(of_run(&log, run_id, "run_assigned").len(), 2);
+    assert_eq!(
+        jenkins.triggers(),
+        1,
+        "the retry follows the build instead of triggering"
+    );
+    assert_eq!(jenkins.builds(), 1);
+    shutdown.cancel();
+    second.await.unwrap().unwrap();
+    handler.stop().await;
+    lab.cleanup().await;
+}

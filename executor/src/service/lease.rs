@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::Worker;
 use crate::render;
 use crate::ssh::RemoteExit;
-use crate::view::MachineInfo;
+use crate::view::{MachineInfo, Resolved};
 
 /// The runs this process is driving (or reconciling) right now.
 #[derive(Debug, Default, Clone)]
@@ -137,13 +137,16 @@ pub(crate) async fn keep_lease(worker: Arc<Worker>, every: Duration, shutdown: C
     reconciling.abort_all();
 }
 
-/// Ends what an earlier process left of `run_id` and reports the run lost.
+/// Ends what an earlier process left of `run_id` and reports the run lost. A run of a Jenkins
+/// job leaves nothing on a machine: its next attempt follows the same build.
 async fn reconcile(worker: &Worker, run_id: RunId) {
-    let Ok(run) = worker.view.read(|view| view.resolve_run(run_id)) else {
+    let Ok(run) = worker.view.read(|view| view.resolve(run_id)) else {
         return;
     };
     tracing::warn!("run started by an earlier process of this executor; ending it");
-    end_leftovers(worker, run_id, &run.machine).await;
+    if let Resolved::Venv(run) = &run {
+        end_leftovers(worker, run_id, &run.machine).await;
+    }
     let payload = json!({
         "run_id": run_id,
         "status": "error",

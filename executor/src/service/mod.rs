@@ -25,6 +25,7 @@ use runledger_secrets::Keyring;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::feed::{self, FeedError, ViewHandle, WorkConfig, WorkQueue};
 use crate::ssh::SshOptions;
@@ -129,7 +130,11 @@ pub async fn run(
     let drained = CancellationToken::new();
     let follower = {
         let (js, names, token) = (js.clone(), settings.names.clone(), drained.clone());
-        tokio::spawn(async move { feed::follow_events(&js, &names, writer, token).await })
+        // Aborted with this future if it is dropped (its caller gave up on it): no follower
+        // or heartbeat outlives the executor it belongs to.
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            feed::follow_events(&js, &names, writer, token).await
+        }))
     };
     let queues = feed::work_consumers(&js, &settings.names, settings.work).await?;
     let reporter = NatsReporter::new(
@@ -151,11 +156,11 @@ pub async fn run(
         jenkins_poll: settings.jenkins_poll,
     });
     tracing::info!("executor started");
-    let lease = tokio::spawn(lease::keep_lease(
+    let lease = AbortOnDropHandle::new(tokio::spawn(lease::keep_lease(
         Arc::clone(&worker),
         settings.heartbeat_every,
         drained.clone(),
-    ));
+    )));
     let mut tasks = JoinSet::new();
     let taken = tokio::select! {
         taken = take(&queues.runs, &worker, settings.max_concurrent_runs, &shutdown, &mut tasks, Kind::Run) => taken,
