@@ -222,6 +222,14 @@ impl JenkinsClient {
             ));
         }
         let response = checked(response, WHAT).await?;
+        // Jenkins answers a trigger with 201; a redirect (to a login page, say) queued nothing.
+        if !response.status().is_success() {
+            return Err(JenkinsError::new(
+                JenkinsErrorKind::Refused,
+                WHAT,
+                format!("HTTP {} instead of 201 Created", response.status()),
+            ));
+        }
         let location = response
             .headers()
             .get(LOCATION)
