@@ -9,8 +9,8 @@ mod target;
 mod tests;
 
 pub use model::{
-    Assignment, MachineInfo, Resolved, ResolvedJenkinsRun, ResolvedRun, ResolvedVenv, RunInfo,
-    TestCaseInfo, VenvInfo, VenvStatus, ViewError,
+    Assignment, EndedJenkinsRun, MachineInfo, Resolved, ResolvedJenkinsRun, ResolvedRun,
+    ResolvedVenv, RunInfo, TestCaseInfo, VenvInfo, VenvStatus, ViewError,
 };
 pub use target::{Target, UnsealError, unseal_target};
 
@@ -33,6 +33,9 @@ pub struct LabView {
     /// Attempts whose executor was lost, by run: who started them and on which machine, until
     /// a later attempt starts on that machine (it ends the leftovers itself).
     abandoned: HashMap<RunId, Abandoned>,
+    /// Runs of Jenkins jobs that ended in error with a queue item or build recorded, whose
+    /// build may outlive them (few: errors of Jenkins runs only).
+    ended_jenkins: HashMap<RunId, EndedJenkinsRun>,
 }
 
 /// An attempt that ended because its executor was lost: its processes may still run.
@@ -124,6 +127,9 @@ impl LabView {
                 if e.error_code.as_deref() == Some(EXECUTOR_LOST) {
                     self.abandon(e.run_id);
                 }
+                if e.status == RunStatus::Error {
+                    self.keep_jenkins_build(e.run_id);
+                }
                 self.runs.remove(&e.run_id);
                 self.finished.insert(e.run_id, e.status);
             }
@@ -147,6 +153,34 @@ impl LabView {
             | Event::CommandRejected(_) => {}
         }
         true
+    }
+
+    /// Keeps what is needed to stop the Jenkins build of a run ending in error.
+    fn keep_jenkins_build(&mut self, run_id: RunId) {
+        let Some(run) = self.runs.get(&run_id) else {
+            return;
+        };
+        if run.jenkins_queue_item.is_none() && run.jenkins_build.is_none() {
+            return;
+        }
+        let Some(job) = self
+            .test_cases
+            .get(&run.test_case_id)
+            .and_then(|test_case| test_case.jenkins.clone())
+        else {
+            return;
+        };
+        let ended = EndedJenkinsRun {
+            job,
+            queue_item: run.jenkins_queue_item.clone(),
+            build: run.jenkins_build.clone(),
+        };
+        self.ended_jenkins.insert(run_id, ended);
+    }
+
+    /// The Jenkins build of `run_id`, if the run ended in error with one recorded.
+    pub fn ended_jenkins(&self, run_id: RunId) -> Option<&EndedJenkinsRun> {
+        self.ended_jenkins.get(&run_id)
     }
 
     /// Records the run's current attempt as abandoned, if an executor had started it.

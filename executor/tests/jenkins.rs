@@ -491,3 +491,54 @@ async fn a_restarted_executor_hands_its_jenkins_run_to_a_retry_that_follows_the_
     handler.stop().await;
     lab.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_build_of_a_run_that_ends_in_error_is_stopped() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let client = lab.client();
+    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
+    accepted(client.send("register_user", "bootstrap", user).await);
+    let jenkins = FakeJenkins::start(job(600, "SUCCESS", 100)).await;
+    let settings = || {
+        let mut settings =
+            ExecutorSettings::new("crashy", lab.nats.names.clone(), lab.keyring.clone());
+        settings.jenkins_poll = Duration::from_millis(100);
+        settings.heartbeat_every = Duration::from_millis(200);
+        settings.shutdown_grace = Duration::from_secs(5);
+        settings
+    };
+    let first = tokio::spawn(run(
+        lab.nats.client.clone(),
+        settings(),
+        CancellationToken::new(),
+    ));
+    // No retries: the crashed attempt ends the run.
+    let test_case_id = define(&client, &jenkins, Some(JENKINS_TOKEN), 600).await;
+    let run_id = start(&client, test_case_id, json!({})).await;
+    eventually(WAIT, "the build started", || async {
+        let log = events(&lab).await;
+        (!of_run(&log, run_id, "jenkins_build_started").is_empty()).then_some(())
+    })
+    .await;
+    first.abort();
+    let _ = first.await;
+
+    let shutdown = CancellationToken::new();
+    let second = tokio::spawn(run(lab.nats.client.clone(), settings(), shutdown.clone()));
+    let end = finished(&lab, run_id).await;
+    assert_eq!(end["status"], "error", "{end}");
+    assert_eq!(end["error_code"], "executor_lost", "{end}");
+    eventually(WAIT, "the orphaned build stopped", || async {
+        jenkins
+            .stops()
+            .contains(&(1, "stop".to_owned()))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(jenkins.builds(), 1);
+    shutdown.cancel();
+    second.await.unwrap().unwrap();
+    handler.stop().await;
+    lab.cleanup().await;
+}

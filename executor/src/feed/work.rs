@@ -38,6 +38,8 @@ pub enum WorkKind {
     Run,
     /// `venv_added`: provision the venv.
     Venv,
+    /// `run_finished`: clean up after a run that ended in error (stop its Jenkins build).
+    Ended,
 }
 
 impl WorkKind {
@@ -46,27 +48,31 @@ impl WorkKind {
         match self {
             Self::Run => names.event_subject("run", "run_assigned"),
             Self::Venv => names.event_subject("venv", "venv_added"),
+            Self::Ended => names.event_subject("run", "run_finished"),
         }
     }
 
-    /// `<PREFIX>_EXECUTOR_RUNS` / `<PREFIX>_EXECUTOR_VENVS`, shared by every executor.
+    /// `<PREFIX>_EXECUTOR_RUNS` / `_VENVS` / `_ENDS`, shared by every executor.
     pub fn durable_name(self, names: &BusNames) -> String {
         let events = names.events_stream();
         let prefix = events.strip_suffix("_EVENTS").unwrap_or(&events);
         match self {
             Self::Run => format!("{prefix}_EXECUTOR_RUNS"),
             Self::Venv => format!("{prefix}_EXECUTOR_VENVS"),
+            Self::Ended => format!("{prefix}_EXECUTOR_ENDS"),
         }
     }
 }
 
-/// The executor's two work queues.
+/// The executor's work queues.
 #[derive(Debug)]
 pub struct WorkConsumers {
     /// `run_assigned` items.
     pub runs: WorkQueue,
     /// `venv_added` items.
     pub venvs: WorkQueue,
+    /// `run_finished` items.
+    pub ends: WorkQueue,
 }
 
 /// Creates (when missing) and opens the durable work consumers on `<PREFIX>_EVENTS`.
@@ -82,6 +88,7 @@ pub async fn work_consumers(
     Ok(WorkConsumers {
         runs: WorkQueue::open(&stream, names, WorkKind::Run, config).await?,
         venvs: WorkQueue::open(&stream, names, WorkKind::Venv, config).await?,
+        ends: WorkQueue::open(&stream, names, WorkKind::Ended, config).await?,
     })
 }
 

@@ -4,6 +4,8 @@ use super::{NatsReporter, Worker};
 use crate::driver::{JenkinsRunJob, build_parameters, drive_jenkins};
 use crate::jenkins::JenkinsClient;
 use crate::view::ResolvedJenkinsRun;
+use runledger_types::SealedSecret;
+use runledger_types::jenkins::JenkinsJob;
 use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +18,7 @@ pub(super) async fn drive(
     reporter: &NatsReporter,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
-    let client = match client(worker, run) {
+    let client = match client(worker, &run.job) {
         Ok(client) => client,
         Err((code, reason)) => {
             tracing::warn!(%reason, "cannot talk to the Jenkins server");
@@ -52,11 +54,13 @@ pub(super) async fn drive(
         .map_err(|err| err.source.to_string())
 }
 
-fn client(
+/// A client of `job`'s server, with its API token opened; on failure the run's error code and
+/// reason.
+pub(super) fn client(
     worker: &Worker,
-    run: &ResolvedJenkinsRun,
+    job: &JenkinsJob<SealedSecret>,
 ) -> Result<JenkinsClient, (&'static str, String)> {
-    let auth = match &run.job.credentials {
+    let auth = match &job.credentials {
         Some(credentials) => {
             let token = worker.keyring.open(&credentials.api_token).map_err(|err| {
                 (
@@ -68,6 +72,5 @@ fn client(
         }
         None => None,
     };
-    JenkinsClient::new(run.job.url.base(), auth)
-        .map_err(|err| (err.kind.error_code(), err.to_string()))
+    JenkinsClient::new(job.url.base(), auth).map_err(|err| (err.kind.error_code(), err.to_string()))
 }

@@ -1,13 +1,15 @@
 //! The executor service: follows the log into a [`LabView`](crate::view::LabView), takes
 //! `venv_added` and `run_assigned` work from the shared durable consumers, drives each one
-//! ([`driver`](crate::driver)) over SSH or the local transport, and reports back through
-//! [`NatsReporter`] as the actor `executor:<name>`.
+//! ([`driver`](crate::driver)) over SSH, the local transport or Jenkins, and reports back through
+//! [`NatsReporter`] as the actor `executor:<name>`. A third consumer, of `run_finished`, stops
+//! the Jenkins build of a run that ended in error (it may outlive its run otherwise).
 //!
 //! A run is claimed with `report_run_started`: only an accepted outcome carrying a
 //! `run_started` event makes it this executor's; otherwise the item is acked and skipped. While
 //! a run is driven its item is kept alive (`in_progress`) and the view is watched for
 //! `run_cancel_requested`. Items are acked once their final report is accepted.
 
+mod ended;
 mod jenkins;
 mod lease;
 mod machines;
@@ -164,7 +166,8 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let taken = tokio::select! {
         taken = take(&queues.runs, &worker, settings.max_concurrent_runs, &shutdown, &mut tasks, Kind::Run) => taken,
-        taken = take_venvs(&queues.venvs, &worker, settings.max_concurrent_provisions, &shutdown) => taken,
+        taken = take_apart(&queues.venvs, &worker, settings.max_concurrent_provisions, &shutdown, Kind::Venv) => taken,
+        taken = take_apart(&queues.ends, &worker, settings.max_concurrent_provisions, &shutdown, Kind::Ended) => taken,
     };
     shutdown.cancel();
     let drained_in_time = tokio::time::timeout(settings.shutdown_grace, async {
@@ -185,17 +188,20 @@ pub async fn run(
 enum Kind {
     Run,
     Venv,
+    Ended,
 }
 
-/// Provisioning work, in its own task set so the run loop's set is not borrowed twice.
-async fn take_venvs(
+/// Provisioning and clean-up work, each in its own task set so the run loop's set is not
+/// borrowed twice.
+async fn take_apart(
     queue: &WorkQueue,
     worker: &Arc<Worker>,
     limit: usize,
     shutdown: &CancellationToken,
+    kind: Kind,
 ) -> Result<(), ExecutorError> {
     let mut tasks = JoinSet::new();
-    let taken = take(queue, worker, limit, shutdown, &mut tasks, Kind::Venv).await;
+    let taken = take(queue, worker, limit, shutdown, &mut tasks, kind).await;
     while tasks.join_next().await.is_some() {}
     taken
 }
@@ -226,6 +232,7 @@ async fn take(
             match kind {
                 Kind::Run => run::handle(&worker, item).await,
                 Kind::Venv => venv::handle(&worker, item).await,
+                Kind::Ended => ended::handle(&worker, item).await,
             }
             drop(permit);
         });

@@ -130,6 +130,17 @@ impl Resolved {
     }
 }
 
+/// The Jenkins build of a run that ended in error: it may still be running in Jenkins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedJenkinsRun {
+    /// The job (its server and credentials).
+    pub job: JenkinsJob<SealedSecret>,
+    /// The queue item the run recorded.
+    pub queue_item: Option<Text>,
+    /// The build the run recorded.
+    pub build: Option<(u64, Text)>,
+}
+
 /// Everything the Jenkins driver needs; the API token still sealed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedJenkinsRun {
