@@ -135,13 +135,20 @@ struct Stack {
     executor: tokio::task::JoinHandle<Result<(), runledger_executor::ExecutorError>>,
 }
 
+/// An executor `name` that asks Jenkins every 100 ms and heartbeats every 200 ms.
+fn executor_settings(lab: &TestLab, name: &str) -> ExecutorSettings {
+    let mut settings = ExecutorSettings::new(name, lab.nats.names.clone(), lab.keyring.clone());
+    settings.shutdown_grace = Duration::from_secs(5);
+    settings.jenkins_poll = Duration::from_millis(100);
+    settings.heartbeat_every = Duration::from_millis(200);
+    settings
+}
+
 async fn stack() -> Stack {
     let lab = TestLab::create().await;
     let handler = lab.start_handler().await;
     let shutdown = CancellationToken::new();
-    let mut settings = ExecutorSettings::new("jx", lab.nats.names.clone(), lab.keyring.clone());
-    settings.shutdown_grace = Duration::from_secs(5);
-    settings.jenkins_poll = Duration::from_millis(100);
+    let settings = executor_settings(&lab, "jx");
     let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
     let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
     accepted(lab.client().send("register_user", "bootstrap", user).await);
@@ -151,6 +158,49 @@ async fn stack() -> Stack {
         shutdown,
         executor,
     }
+}
+
+/// A run of `fake`'s job (test case with `retries`) whose executor dies once the build has
+/// started, then the executor started again under the same name; returns the stack around the
+/// second process, the fake and the run.
+async fn crashed_mid_build(fake: FakeJob, retries: u32) -> (Stack, FakeJenkins, Uuid) {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let client = lab.client();
+    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
+    accepted(client.send("register_user", "bootstrap", user).await);
+    let jenkins = FakeJenkins::start(fake).await;
+    let settings = executor_settings(&lab, "phoenix");
+    let first = tokio::spawn(run(
+        lab.nats.client.clone(),
+        settings,
+        CancellationToken::new(),
+    ));
+    let test_case_id = Uuid::now_v7();
+    let job = json!({"url": jenkins.url, "job": JOB,
+                     "credentials": {"username": JENKINS_USER, "api_token": JENKINS_TOKEN}});
+    let payload = json!({"test_case_id": test_case_id, "name": "crashed", "jenkins": job,
+                         "timeout_s": 600, "retries": retries});
+    accepted(client.send("define_test_case", ADMIN, payload).await);
+    let run_id = start(&client, test_case_id, json!({})).await;
+    eventually(WAIT, "the build started", || async {
+        let log = events(&lab).await;
+        (!of_run(&log, run_id, "jenkins_build_started").is_empty()).then_some(())
+    })
+    .await;
+    // The process dies: nothing is reported; its runs' tasks are gone.
+    first.abort();
+    let _ = first.await;
+    let shutdown = CancellationToken::new();
+    let settings = executor_settings(&lab, "phoenix");
+    let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
+    let stack = Stack {
+        lab,
+        handler,
+        shutdown,
+        executor,
+    };
+    (stack, jenkins, run_id)
 }
 
 impl Stack {
@@ -425,46 +475,10 @@ async fn a_later_attempt_follows_the_build_instead_of_triggering() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_executor_hands_its_jenkins_run_to_a_retry_that_follows_the_same_build() {
-    let lab = TestLab::create().await;
-    let handler = lab.start_handler().await;
-    let client = lab.client();
-    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
-    accepted(client.send("register_user", "bootstrap", user).await);
-    let jenkins = FakeJenkins::start(job(40, "SUCCESS", 100)).await;
-    let settings = || {
-        let mut settings =
-            ExecutorSettings::new("phoenix", lab.nats.names.clone(), lab.keyring.clone());
-        settings.jenkins_poll = Duration::from_millis(100);
-        settings.heartbeat_every = Duration::from_millis(200);
-        settings.shutdown_grace = Duration::from_secs(5);
-        settings
-    };
-    let first = tokio::spawn(run(
-        lab.nats.client.clone(),
-        settings(),
-        CancellationToken::new(),
-    ));
-
-    let test_case_id = Uuid::now_v7();
-    let job = json!({"url": jenkins.url, "job": JOB,
-                     "credentials": {"username": JENKINS_USER, "api_token": JENKINS_TOKEN}});
-    let payload = json!({"test_case_id": test_case_id, "name": "retried", "jenkins": job,
-                         "timeout_s": 120, "retries": 1});
-    accepted(client.send("define_test_case", ADMIN, payload).await);
-    let run_id = start(&client, test_case_id, json!({})).await;
-    eventually(WAIT, "the build started", || async {
-        let log = events(&lab).await;
-        (!of_run(&log, run_id, "jenkins_build_started").is_empty()).then_some(())
-    })
-    .await;
-    // The process dies: nothing is reported; its runs' tasks are gone.
-    first.abort();
-    let _ = first.await;
-
-    let shutdown = CancellationToken::new();
-    let second = tokio::spawn(run(lab.nats.client.clone(), settings(), shutdown.clone()));
-    let end = finished(&lab, run_id).await;
-    let log = events(&lab).await;
+    let (stack, jenkins, run_id) = crashed_mid_build(job(40, "SUCCESS", 100), 1).await;
+    let lab = &stack.lab;
+    let end = finished(lab, run_id).await;
+    let log = events(lab).await;
     let trail: Vec<String> = log
         .iter()
         .filter(|e| e.stream_id == format!("run-{run_id}") && e.event_type != "run_output")
@@ -486,47 +500,14 @@ async fn a_restarted_executor_hands_its_jenkins_run_to_a_retry_that_follows_the_
         "the retry follows the build instead of triggering"
     );
     assert_eq!(jenkins.builds(), 1);
-    shutdown.cancel();
-    second.await.unwrap().unwrap();
-    handler.stop().await;
-    lab.cleanup().await;
+    stack.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_build_of_a_run_that_ends_in_error_is_stopped() {
-    let lab = TestLab::create().await;
-    let handler = lab.start_handler().await;
-    let client = lab.client();
-    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
-    accepted(client.send("register_user", "bootstrap", user).await);
-    let jenkins = FakeJenkins::start(job(600, "SUCCESS", 100)).await;
-    let settings = || {
-        let mut settings =
-            ExecutorSettings::new("crashy", lab.nats.names.clone(), lab.keyring.clone());
-        settings.jenkins_poll = Duration::from_millis(100);
-        settings.heartbeat_every = Duration::from_millis(200);
-        settings.shutdown_grace = Duration::from_secs(5);
-        settings
-    };
-    let first = tokio::spawn(run(
-        lab.nats.client.clone(),
-        settings(),
-        CancellationToken::new(),
-    ));
     // No retries: the crashed attempt ends the run.
-    let test_case_id = define(&client, &jenkins, Some(JENKINS_TOKEN), 600).await;
-    let run_id = start(&client, test_case_id, json!({})).await;
-    eventually(WAIT, "the build started", || async {
-        let log = events(&lab).await;
-        (!of_run(&log, run_id, "jenkins_build_started").is_empty()).then_some(())
-    })
-    .await;
-    first.abort();
-    let _ = first.await;
-
-    let shutdown = CancellationToken::new();
-    let second = tokio::spawn(run(lab.nats.client.clone(), settings(), shutdown.clone()));
-    let end = finished(&lab, run_id).await;
+    let (stack, jenkins, run_id) = crashed_mid_build(job(600, "SUCCESS", 100), 0).await;
+    let end = finished(&stack.lab, run_id).await;
     assert_eq!(end["status"], "error", "{end}");
     assert_eq!(end["error_code"], "executor_lost", "{end}");
     eventually(WAIT, "the orphaned build stopped", || async {
@@ -537,8 +518,5 @@ async fn the_build_of_a_run_that_ends_in_error_is_stopped() {
     })
     .await;
     assert_eq!(jenkins.builds(), 1);
-    shutdown.cancel();
-    second.await.unwrap().unwrap();
-    handler.stop().await;
-    lab.cleanup().await;
+    stack.stop().await;
 }

@@ -2,8 +2,9 @@
 //! by a dashboard left open: the status stream ends and the server task returns.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use futures::StreamExt;
-use runledger_gateway::{AppState, GatewaySettings};
 use runledger_test_support::{TestLab, eventually};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -22,19 +23,8 @@ async fn shutdown_ends_live_streams_and_the_server() {
             .accepted
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let state = AppState::new(
-        lab.db.pool.clone(),
-        lab.nats.client.clone(),
-        lab.nats.names.clone(),
-        GatewaySettings::new(addr),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let server = tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
+    let (addr, server) = common::serve_gateway_task(&lab, &shutdown).await;
 
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");

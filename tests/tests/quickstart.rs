@@ -162,7 +162,7 @@ impl Api {
             .unwrap()
     }
 
-    /// The runs with `status` (comma-separated) of test case `test_case_id`, if given.
+    /// The first page of `GET /api/v1/runs?<query>`.
     async fn runs(&self, query: &str) -> Vec<Value> {
         self.get(&format!("/api/v1/runs?{query}")).await["items"]
             .as_array()

@@ -156,21 +156,26 @@ impl FakeJenkins {
 
     /// Starts a build directly (as if triggered earlier), returning its number and URL.
     pub fn start_build(&self, parameters: &[(&str, &str)]) -> (u64, String) {
-        let mut state = self.state();
-        let number = state.builds.len() as u64 + 1;
         let parameters = parameters
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
-        state.builds.insert(
-            number,
-            Build {
-                parameters,
-                started: Instant::now(),
-                stopped: None,
-            },
-        );
+        let number = self.state().new_build(parameters);
         (number, self.shared.build_url(number))
+    }
+}
+
+impl Jenkins {
+    /// Starts the next build, now, with `parameters`; returns its number.
+    fn new_build(&mut self, parameters: Vec<(String, String)>) -> u64 {
+        let number = self.builds.len() as u64 + 1;
+        let build = Build {
+            parameters,
+            started: Instant::now(),
+            stopped: None,
+        };
+        self.builds.insert(number, build);
+        number
     }
 }
 
@@ -199,16 +204,8 @@ fn advance(job: &FakeJob, state: &mut Jenkins) {
         .map(|(id, _)| *id)
         .collect();
     for id in ready {
-        let number = state.builds.len() as u64 + 1;
         let parameters = state.queue[&id].parameters.clone();
-        state.builds.insert(
-            number,
-            Build {
-                parameters,
-                started: Instant::now(),
-                stopped: None,
-            },
-        );
+        let number = state.new_build(parameters);
         if let Some(item) = state.queue.get_mut(&id) {
             item.build = Some(number);
         }

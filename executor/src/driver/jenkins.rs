@@ -493,8 +493,10 @@ impl<R: Reporter> Follower<'_, R> {
     fn verdict(&self, result: &str, stop: Option<Stop>) -> JenkinsEnd {
         match (result, stop) {
             ("SUCCESS", _) => JenkinsEnd {
+                status: RunStatus::Passed,
                 reason: None,
-                ..JenkinsEnd::new(RunStatus::Passed, "")
+                error_code: None,
+                report: None,
             },
             ("ABORTED", Some(stop)) => {
                 JenkinsEnd::new(stop.status(), stop.reason(self.job.timeout))

@@ -6,7 +6,6 @@ use crate::jenkins::JenkinsClient;
 use crate::view::ResolvedJenkinsRun;
 use runledger_types::SealedSecret;
 use runledger_types::jenkins::JenkinsJob;
-use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -22,14 +21,8 @@ pub(super) async fn drive(
         Ok(client) => client,
         Err((code, reason)) => {
             tracing::warn!(%reason, "cannot talk to the Jenkins server");
-            let payload = json!({
-                "run_id": run.run_id,
-                "status": "error",
-                "reason": reason,
-                "error_code": code,
-            });
             return reporter
-                .send("report_run_finished", payload)
+                .report_error_end(run.run_id, code, &reason)
                 .await
                 .map(drop)
                 .map_err(|err| err.to_string());

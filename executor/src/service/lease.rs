@@ -147,13 +147,12 @@ async fn reconcile(worker: &Worker, run_id: RunId) {
     if let Resolved::Venv(run) = &run {
         end_leftovers(worker, run_id, &run.machine).await;
     }
-    let payload = json!({
-        "run_id": run_id,
-        "status": "error",
-        "reason": format!("executor lost: {} restarted while running it", worker.name),
-        "error_code": "executor_lost",
-    });
-    if let Err(err) = worker.reporter.send("report_run_finished", payload).await {
+    let reason = format!("executor lost: {} restarted while running it", worker.name);
+    let reported = worker
+        .reporter
+        .report_error_end(run_id, "executor_lost", &reason)
+        .await;
+    if let Err(err) = reported {
         tracing::warn!(error = %err, "lost run not reported; trying again on a later heartbeat");
     }
 }

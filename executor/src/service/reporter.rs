@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::StreamExt;
 use runledger_bus::BusNames;
-use runledger_types::{CommandId, EventId, Outcome};
+use runledger_types::{CommandId, EventId, Outcome, RunId};
 use serde_json::{Value, json};
 
 use crate::driver::{PendingReport, ReportError, Reporter};
@@ -98,6 +98,19 @@ impl NatsReporter {
     /// The actor reports are sent as.
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+
+    /// Ends `run_id` as `error` with `error_code` and `reason`: for failures before any driver
+    /// ran it (an unreachable machine, a token that cannot be opened, a lost predecessor).
+    pub async fn report_error_end(
+        &self,
+        run_id: RunId,
+        error_code: &str,
+        reason: &str,
+    ) -> Result<Outcome, ReporterError> {
+        let payload = json!({"run_id": run_id, "status": "error", "reason": reason,
+                             "error_code": error_code});
+        self.send("report_run_finished", payload).await
     }
 
     /// Sends one report under a fresh command id and returns its outcome, accepted or not.

@@ -104,16 +104,12 @@ async fn drive_on_machine(
             .map_err(|err| err.source.to_string()),
         Err(unreachable) => {
             tracing::warn!(reason = %unreachable.reason, "cannot reach the machine");
-            let payload = json!({
-                "run_id": run.run_id,
-                "status": "error",
-                "reason": unreachable.reason,
-                "error_code": unreachable.kind.error_code().as_str(),
-            });
-            match reporter.send("report_run_finished", payload).await {
-                Ok(_) => Ok(()),
-                Err(err) => Err(err.to_string()),
-            }
+            let code = unreachable.kind.error_code().as_str();
+            reporter
+                .report_error_end(run.run_id, code, &unreachable.reason)
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
         }
     }
 }

@@ -4,10 +4,23 @@
 use runledger_gateway::{AppState, GatewaySettings};
 use runledger_test_support::TestLab;
 use std::net::SocketAddr;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Serves a gateway over `lab` on a free loopback port until `shutdown`; returns its address.
+#[allow(dead_code)] // not every test binary uses every helper
 pub async fn serve_gateway(lab: &TestLab, shutdown: &CancellationToken) -> SocketAddr {
+    serve_gateway_task(lab, shutdown).await.0
+}
+
+/// [`serve_gateway`], also returning the server's task (it ends once the gateway has stopped).
+pub async fn serve_gateway_task(
+    lab: &TestLab,
+    shutdown: &CancellationToken,
+) -> (
+    SocketAddr,
+    JoinHandle<Result<(), runledger_gateway::GatewayError>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(
@@ -19,6 +32,6 @@ pub async fn serve_gateway(lab: &TestLab, shutdown: &CancellationToken) -> Socke
     )
     .await
     .unwrap();
-    tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
-    addr
+    let task = tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
+    (addr, task)
 }
