@@ -171,7 +171,8 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
             Wake::Message(Some(Ok(message))) => *message,
         };
         let group = gather_rest(first, &mut messages, max_batch, LINGER).await;
-        let next = intake.start(group, in_flight.is_some()).await;
+        let after = in_flight.as_mut().and_then(InFlight::take_ended);
+        let next = intake.start(group, after).await;
         in_flight = match in_flight.take() {
             Some(previous) => {
                 let result = previous.task.await;

@@ -1,6 +1,7 @@
 //! Pipelined group commit: while one group's transaction is in Postgres, the next group is
 //! decided on top of it, speculatively. The next group's append names the log head the first one
-//! leads to, so it can only commit after it. If a group fails, its decisions and those of the
+//! leads to, so it can only commit after it; it is sent once the first append has ended (one
+//! statement each, see `EventStore::append`). If a group fails, its decisions and those of the
 //! group started on top of it are void: the lab goes back to what it was before the failed group
 //! and both groups are handled the careful way ([`Intake::process_inbound`]).
 
@@ -13,6 +14,7 @@ use runledger_domain::Lab;
 use runledger_store::{Appended, StoreError};
 use runledger_types::{CommandId, Outcome};
 use std::collections::HashMap;
+use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinHandle};
 
 /// What an append task ends with.
@@ -24,6 +26,16 @@ pub(crate) struct InFlight {
     pub task: JoinHandle<Result<Appended, StoreError>>,
     /// What to answer once it commits.
     pub group: Decided,
+    /// Resolves once the append has ended (committed or not): the group decided on top of this
+    /// one sends its own append only then, or it would find the head not yet moved.
+    ended: Option<oneshot::Receiver<()>>,
+}
+
+impl InFlight {
+    /// What the group decided on top of this one waits for before it appends.
+    pub(crate) fn take_ended(&mut self) -> Option<oneshot::Receiver<()>> {
+        self.ended.take()
+    }
 }
 
 /// A group's messages and the lab before its decisions.
@@ -39,7 +51,13 @@ impl Intake {
     /// Commands are not looked up first: a command handled before (a redelivery) makes the
     /// append fail on the `commands` key, and the careful way then looks it up. That costs a
     /// retry after a crash and saves a query per group the rest of the time.
-    pub(crate) async fn start(&mut self, messages: Vec<Message>, on_top: bool) -> Option<InFlight> {
+    /// `after` is the end of the append this group is decided on top of, if any.
+    pub(crate) async fn start(
+        &mut self,
+        messages: Vec<Message>,
+        after: Option<oneshot::Receiver<()>>,
+    ) -> Option<InFlight> {
+        let on_top = after.is_some();
         let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
         if !on_top && catch_up(&self.handler.store, &mut self.lab).await.is_err() {
             self.process_inbound(&inbound).await;
@@ -50,17 +68,27 @@ impl Intake {
         self.lab
             .set_position(lab_before.position() + batch.events.len() as i64);
         let store = self.handler.store.clone();
+        let (ended, ended_rx) = oneshot::channel();
         let task = tokio::spawn(async move {
+            if let Some(previous) = after {
+                // Err only means the previous append's task is gone: it has ended too.
+                let _ = previous.await;
+            }
             let started = std::time::Instant::now();
             let appended = store.append(&batch).await;
             metrics::histogram!("runledger_append_seconds").record(started.elapsed().as_secs_f64());
+            drop(ended);
             appended
         });
         let group = Decided {
             inbound,
             lab_before,
         };
-        Some(InFlight { task, group })
+        Some(InFlight {
+            task,
+            group,
+            ended: Some(ended_rx),
+        })
     }
 
     /// Completes a group whose append ended with `result`. On success it is answered and `next`

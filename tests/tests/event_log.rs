@@ -52,14 +52,23 @@ async fn stale_heads_taken_versions_and_repeated_commands_conflict() {
         .append(&batch_of(vec![heartbeat("b", 1)], Some(0)))
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
-    let taken = store.append(&batch_of(vec![heartbeat("a", 2)], None)).await;
-    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
-    let mut again = batch_of(vec![heartbeat("c", 1)], None);
-    again.commands[0].command_id = first.commands[0].command_id;
-    assert!(matches!(
-        store.append(&again).await,
-        Err(StoreError::AlreadyHandled)
-    ));
+    let ahead = store
+        .append(&batch_of(vec![heartbeat("b", 1)], Some(5)))
+        .await;
+    assert!(matches!(ahead, Err(StoreError::Conflict(_))), "{ahead:?}");
+    // Both ways of appending: at a known head (one statement) and at whatever the head is.
+    for expected_head in [Some(2), None] {
+        let taken = store
+            .append(&batch_of(vec![heartbeat("a", 2)], expected_head))
+            .await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+        let mut again = batch_of(vec![heartbeat("c", 1)], expected_head);
+        again.commands[0].command_id = first.commands[0].command_id;
+        assert!(matches!(
+            store.append(&again).await,
+            Err(StoreError::AlreadyHandled)
+        ));
+    }
 
     // Nothing of the refused batches was written; the head is where it was.
     assert_eq!(store.head().await.unwrap(), 2);
@@ -71,8 +80,9 @@ async fn stale_heads_taken_versions_and_repeated_commands_conflict() {
     db.cleanup().await;
 }
 
-/// 16 writers append concurrently while a follower reads by position: the follower must see
-/// every event exactly once, in the order the log reports, with no gap ever skipped.
+/// 16 writers append concurrently, half at whatever the head is and half at the head they read,
+/// while a follower reads by position: the follower must see every event exactly once, in the
+/// order the log reports, with no gap ever skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_sees_every_event_once_in_order_under_concurrent_writers() {
     const WRITERS: usize = 16;
@@ -119,7 +129,20 @@ async fn a_follower_sees_every_event_once_in_order_under_concurrent_writers() {
                     })
                     .collect();
                 written.extend(events.iter().map(|e| e.event_id));
-                store.append(&batch_of(events, None)).await.unwrap();
+                if writer % 2 == 0 {
+                    store.append(&batch_of(events, None)).await.unwrap();
+                    continue;
+                }
+                // The other half append at the head they read (one statement), again on
+                // conflict, as the handler's pipelined groups do.
+                loop {
+                    let head = store.head().await.unwrap();
+                    match store.append(&batch_of(events.clone(), Some(head))).await {
+                        Ok(_) => break,
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(err) => panic!("append at {head}: {err}"),
+                    }
+                }
             }
             written
         }));

@@ -347,17 +347,51 @@ async fn throughput(args: &Args) -> Value {
     let elapsed = last.duration_since(start).as_secs_f64();
     let passed = done.values().filter(|f| f.status == "passed").count();
     let rss = bench.executor_rss_kib();
+    let baseline_execs_per_s = bare_execs_per_s(&bench, args.throughput_runs, venvs).await;
     bench.stop().await;
+    let runs_per_s = args.throughput_runs as f64 / elapsed;
     json!({
         "bench": "throughput",
         "runs": args.throughput_runs,
         "venvs": venvs,
         "passed": passed,
         "seconds": elapsed,
-        "runs_per_s": args.throughput_runs as f64 / elapsed,
+        "runs_per_s": runs_per_s,
+        "baseline_exec_per_s": baseline_execs_per_s,
+        "ratio": runs_per_s / baseline_execs_per_s,
         "executor_peak_rss_mib": rss as f64 / 1024.0,
         "target": {"runs_per_s": 300},
     })
+}
+
+/// Baseline for `throughput`: `count` bare russh execs of `echo ok` on the same sshd, `parallel`
+/// at a time over as many connections as the executor's pool would open (four channels each),
+/// with nothing recorded: what the machine's sshd and shells allow at all.
+async fn bare_execs_per_s(bench: &Bench, count: usize, parallel: usize) -> f64 {
+    let mut connections = Vec::new();
+    for _ in 0..parallel.div_ceil(4) {
+        let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default())
+            .await
+            .unwrap();
+        connections.push(std::sync::Arc::new(connection));
+    }
+    let start = Instant::now();
+    futures::stream::iter(0..count)
+        .map(|n| {
+            let connection = connections[n % connections.len()].clone();
+            async move {
+                let (sink, mut source) = mpsc::channel(16);
+                let drain = tokio::spawn(async move { while source.recv().await.is_some() {} });
+                let status = connection.exec("echo ok", &sink).await.unwrap();
+                drop(sink);
+                drain.await.unwrap();
+                status
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect::<Vec<_>>()
+        .await;
+    count as f64 / start.elapsed().as_secs_f64()
 }
 
 async fn output(args: &Args) -> Value {
