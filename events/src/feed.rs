@@ -52,6 +52,12 @@ impl Feed {
         }
     }
 
+    /// Whether the feed holds events that [`Feed::take_after`] did not hand on: they follow a
+    /// position it does not hold, which only the log has.
+    pub(crate) fn is_behind_a_gap(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
     /// Up to `limit` events directly following `published`, if the feed holds them.
     pub(crate) fn take_after(&mut self, published: i64, limit: usize) -> Vec<RawEventRecord> {
         while let Ok(batch) = self.receiver.try_recv() {
@@ -106,6 +112,7 @@ mod tests {
         sender.send(vec![event(5)]).expect("open");
         // Position 3 is not next after 1: another process committed 2, the relay must read it.
         assert!(feed.take_after(1, 10).is_empty());
+        assert!(feed.is_behind_a_gap());
         assert_eq!(positions(&feed.take_after(2, 2)), [3, 4]);
         // A gap inside the feed (8 is someone else's) stops the run.
         sender
@@ -114,6 +121,7 @@ mod tests {
         assert_eq!(positions(&feed.take_after(4, 10)), [5, 6, 7]);
         assert!(feed.take_after(7, 10).is_empty());
         assert_eq!(positions(&feed.take_after(8, 10)), [9]);
+        assert!(!feed.is_behind_a_gap());
     }
 
     #[test]

@@ -124,23 +124,31 @@ impl Relay {
     ) -> Result<(), RelayError> {
         let mut published = self.stream_last_sequence().await?;
         let mut checked = Instant::now();
+        // The log is looked at when the feed skips a position (another process's event) and at
+        // least every POLL; not after each batch of our own, which the feed hands on in full.
+        let mut looked = Instant::now()
+            .checked_sub(POLL)
+            .unwrap_or_else(Instant::now);
         while !self.shutdown.is_cancelled() {
             let fed = feed.take_after(published, PAGE as usize);
             if !fed.is_empty() {
                 published = self.publish_records(published, fed).await?;
                 continue;
             }
-            let head = self.store.head().await?;
-            if head < published {
-                return Err(RelayError::StreamAhead {
-                    stream: published,
-                    head,
-                });
-            }
-            if head > published {
-                let records = self.store.read_after_raw(published, PAGE).await?;
-                published = self.publish_records(published, records).await?;
-                continue;
+            if feed.is_behind_a_gap() || looked.elapsed() >= POLL {
+                looked = Instant::now();
+                let head = self.store.head().await?;
+                if head < published {
+                    return Err(RelayError::StreamAhead {
+                        stream: published,
+                        head,
+                    });
+                }
+                if head > published {
+                    let records = self.store.read_after_raw(published, PAGE).await?;
+                    published = self.publish_records(published, records).await?;
+                    continue;
+                }
             }
             if checked.elapsed() > Duration::from_secs(5) {
                 leader.ping().await?;
@@ -149,7 +157,7 @@ impl Relay {
             tokio::select! {
                 () = self.shutdown.cancelled() => {}
                 () = feed.wait() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(POLL.saturating_sub(looked.elapsed())) => {}
             }
         }
         Ok(())
