@@ -2,7 +2,9 @@
 //! `user_registered` event) and issues a random bearer token, stored only as its SHA-256 with
 //! an expiry, also set as the dashboard's `HttpOnly`, `SameSite=Strict` cookie (a browser's
 //! `EventSource` cannot send headers); `DELETE /api/v1/tokens/current` revokes it. [`Caller`] is the extractor every
-//! other route uses: 401 without a valid token. Failed logins are limited per username.
+//! other route uses: 401 without a valid token, checked tokens cached briefly ([`TokenCache`];
+//! revocations reach every gateway's cache through [`crate::revocations`]). Failed logins are
+//! limited per username.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -112,8 +114,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// How long a checked token is trusted without asking Postgres again: a token revoked through
-/// another gateway process keeps working here for at most this long (at once on this one).
+/// How long a checked token is trusted without asking Postgres again. A revocation through any
+/// gateway process reaches the others' caches at once (see [`crate::revocations`]); this bounds
+/// how long a revoked token keeps working while that notification cannot be received.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
 /// Most tokens remembered; the cache is emptied when it is full.
 const TOKEN_CACHE_SIZE: usize = 10_000;
@@ -127,11 +130,7 @@ type Cached = (Caller, Instant, DateTime<Utc>);
 
 impl TokenCache {
     fn get(&self, token_hash: &[u8]) -> Option<Caller> {
-        let cache = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache
+        self.lock()
             .get(token_hash)
             .filter(|(_, checked, expires_at)| {
                 checked.elapsed() < TOKEN_CACHE_TTL && Utc::now() < *expires_at
@@ -140,10 +139,7 @@ impl TokenCache {
     }
 
     fn put(&self, caller: &Caller, expires_at: DateTime<Utc>) {
-        let mut cache = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self.lock();
         if cache.len() >= TOKEN_CACHE_SIZE {
             cache.clear();
         }
@@ -151,12 +147,20 @@ impl TokenCache {
         cache.insert(caller.token_hash.clone(), entry);
     }
 
-    fn forget(&self, token_hash: &[u8]) {
-        let mut cache = self
-            .0
+    /// Drops one token: it is checked against Postgres on its next use.
+    pub(crate) fn forget(&self, token_hash: &[u8]) {
+        self.lock().remove(token_hash);
+    }
+
+    /// Drops every token (a revocation may have been missed).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Cached>> {
+        self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.remove(token_hash);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -316,10 +320,15 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1]), ApiError> {
-    sqlx::query("UPDATE gateway.tokens SET revoked_at = now() WHERE token_hash = $1")
-        .bind(&caller.token_hash)
-        .execute(&state.pool)
-        .await?;
+    // The notification reaches every gateway process when the revocation commits.
+    sqlx::query(
+        "WITH revoked AS (UPDATE gateway.tokens SET revoked_at = now() WHERE token_hash = $1 \
+         RETURNING token_hash) SELECT pg_notify($2, encode(token_hash, 'base64')) FROM revoked",
+    )
+    .bind(&caller.token_hash)
+    .bind(crate::revocations::REVOKED_CHANNEL)
+    .execute(&state.pool)
+    .await?;
     state.tokens.forget(&caller.token_hash);
     let cleared = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok((

@@ -14,6 +14,7 @@ pub mod error;
 pub mod history;
 pub mod metrics;
 pub mod openapi;
+pub mod revocations;
 pub mod routes;
 pub mod state;
 
@@ -67,6 +68,8 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         metrics::handle();
         let freshness = Freshness::start(pool.clone(), shutdown.clone()).await?;
+        let tokens = Arc::new(auth::TokenCache::default());
+        revocations::follow(pool.clone(), tokens.clone(), shutdown.clone());
         Ok(Self::from_shared(state::Shared {
             commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
             names,
@@ -75,7 +78,7 @@ impl AppState {
             freshness,
             settings: Arc::new(settings),
             logins: Arc::default(),
-            tokens: auth::TokenCache::default(),
+            tokens,
             shutdown,
         }))
     }

@@ -74,7 +74,7 @@ pub struct Shared {
     /// Failed logins.
     pub logins: Arc<LoginLimiter>,
     /// Recently checked tokens.
-    pub tokens: crate::auth::TokenCache,
+    pub tokens: Arc<crate::auth::TokenCache>,
     /// Cancelled when the gateway shuts down: live streams end then, so that the graceful
     /// shutdown is not held up by a dashboard left open.
     pub shutdown: tokio_util::sync::CancellationToken,

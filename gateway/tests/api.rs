@@ -840,3 +840,41 @@ async fn metrics_count_requests_commands_and_finished_runs() {
     }
     api.stop().await;
 }
+
+/// A token revoked through one gateway process stops working on another at once, though the
+/// other had checked (and cached) it just before: well within the cache's 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_one_gateway_stops_working_on_the_others() {
+    let api = Api::start().await;
+    let other = common::serve_gateway(&api.lab, &api.shutdown).await;
+    let other_runs = format!("http://{other}/api/v1/runs");
+    let token = api.login(MEMBER).await;
+    let on_other = || async {
+        let response = api
+            .http
+            .get(&other_runs)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        response.status()
+    };
+    assert_eq!(on_other().await, StatusCode::OK);
+    let (status, _) = api
+        .call(Method::DELETE, "/api/v1/tokens/current", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let waited = std::time::Instant::now();
+    runledger_test_support::eventually(
+        std::time::Duration::from_secs(5),
+        "the other gateway refusing the revoked token",
+        || async { (on_other().await == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await;
+    assert!(
+        waited.elapsed() < runledger_gateway::auth::TOKEN_CACHE_TTL,
+        "refused only after {:?}",
+        waited.elapsed()
+    );
+    api.stop().await;
+}
