@@ -267,6 +267,16 @@ async fn read_models_follow_the_log_and_a_rebuild_reproduces_them_exactly() {
         [2, 3]
     );
     assert_eq!(tail[0].byte_offset, 11);
+    // Page by page, as the gateway serves a log: a chunk a page, then two from byte 12.
+    let pool = &lab.db.pool;
+    assert_eq!(
+        output_pages(pool, ids.passed_run, 0, 1).await,
+        ["collecting\n", "test_a PASSED\n", "1 passed\n"]
+    );
+    assert_eq!(
+        output_pages(pool, ids.passed_run, 12, 2).await,
+        ["est_a PASSED\n1 passed\n"]
+    );
     assert_eq!(
         row(&incremental, "rm_venvs.venvs", "venv_id", ids.broken_venv)["status"],
         "removed"
@@ -469,4 +479,14 @@ async fn readers_wait_for_a_position_with_a_bound() {
     projector.stop().await;
     handler.stop().await;
     lab.cleanup().await;
+}
+
+/// A run's output read with [`runledger_readmodel::OutputText`], page by page.
+async fn output_pages(pool: &sqlx::PgPool, run_id: Uuid, from: i64, page: i64) -> Vec<String> {
+    let mut text = runledger_readmodel::OutputText::new(pool.clone(), run_id, from, page);
+    let mut pages = Vec::new();
+    while let Some(next) = text.next_page().await.unwrap() {
+        pages.push(next);
+    }
+    pages
 }

@@ -22,5 +22,5 @@ pub use freshness::{
     Freshness, PROJECTED_CHANNEL, ProjectionStatus, log_head, projected_position, status,
 };
 pub use model::{ALL, ReadModel, Table};
-pub use output::{OutputChunk, run_output};
+pub use output::{OutputChunk, OutputText, run_output};
 pub use queue::{QueuedRun, queue};

@@ -42,3 +42,50 @@ pub async fn run_output(
         .fetch_all(pool)
         .await?)
 }
+
+/// A run's output as text from a byte offset, a page of chunks at a time: for serving a log of
+/// any size without holding it whole.
+#[derive(Debug, Clone)]
+pub struct OutputText {
+    pool: PgPool,
+    run_id: Uuid,
+    next: i64,
+    page: i64,
+    done: bool,
+}
+
+impl OutputText {
+    /// Reads `run_id`'s output from byte `from`, `page` chunks per read.
+    pub fn new(pool: PgPool, run_id: Uuid, from: i64, page: i64) -> Self {
+        Self {
+            pool,
+            run_id,
+            next: from,
+            page: page.max(1),
+            done: false,
+        }
+    }
+
+    /// The next page's text; `None` once the output recorded so far has been read.
+    pub async fn next_page(&mut self) -> Result<Option<String>, ReadModelError> {
+        if self.done {
+            return Ok(None);
+        }
+        let chunks = run_output(&self.pool, self.run_id, self.next, self.page).await?;
+        self.done = (chunks.len() as i64) < self.page;
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        let before = self.next;
+        let mut text = String::new();
+        for chunk in &chunks {
+            // A `from` inside a chunk starts there; inside a multi-byte character, at the next chunk.
+            let skip = usize::try_from(self.next - chunk.byte_offset).unwrap_or(0);
+            text.push_str(chunk.text.get(skip..).unwrap_or(""));
+            self.next = chunk.byte_offset + chunk.text.len() as i64;
+        }
+        // Chunks always end past `next`; should one not, stop rather than read it again.
+        self.done |= self.next <= before;
+        Ok(Some(text))
+    }
+}

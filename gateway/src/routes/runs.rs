@@ -12,6 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use runledger_readmodel::OutputText;
 use runledger_readmodel::rows::RunRow;
 use runledger_store::EventStore;
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Output chunks read per page while streaming a log.
+/// Output chunks read per page while serving a log.
 const LOG_PAGE: i64 = 256;
 
 /// The contract's run answer, plus the attempt, the failure classification and cancellation.
@@ -257,24 +258,20 @@ pub async fn log(
         return Err(ApiError::bad_request("from: must be a byte offset ≥ 0"));
     }
     find(&state, run_id).await?;
-    let mut text = String::new();
-    let mut next = from;
-    loop {
-        let chunks = runledger_readmodel::run_output(&state.pool, run_id, next, LOG_PAGE).await?;
-        let Some(last) = chunks.last() else { break };
-        let end = last.byte_offset + last.text.len() as i64;
-        for chunk in &chunks {
-            let skip = usize::try_from(next - chunk.byte_offset).unwrap_or(0);
-            text.push_str(chunk.text.get(skip..).unwrap_or(""));
-            next = chunk.byte_offset + chunk.text.len() as i64;
-        }
-        if (chunks.len() as i64) < LOG_PAGE || end <= from {
-            break;
-        }
-    }
+    // The first page is read before answering, so a failing read is still a 5xx; the rest is
+    // streamed page by page (an error then cuts the response short).
+    let mut output = OutputText::new(state.pool.clone(), run_id, from, LOG_PAGE);
+    let first = output.next_page().await?;
+    let rest = futures::stream::try_unfold(output, |mut output| async move {
+        Ok::<_, runledger_readmodel::ReadModelError>(
+            output.next_page().await?.map(|text| (text, output)),
+        )
+    });
+    let first = first.map(Ok::<_, runledger_readmodel::ReadModelError>);
+    let body = futures::StreamExt::chain(futures::stream::iter(first), rest);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from(text),
+        Body::from_stream(body),
     )
         .into_response())
 }
