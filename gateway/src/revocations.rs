@@ -27,12 +27,12 @@ pub(crate) fn follow(pool: PgPool, tokens: Arc<TokenCache>, shutdown: Cancellati
     tokio::spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = follow_until_error(&pool, &tokens) => {}
+            () = keep_following(&pool, &tokens) => {}
         }
     });
 }
 
-async fn follow_until_error(pool: &PgPool, tokens: &TokenCache) {
+async fn keep_following(pool: &PgPool, tokens: &TokenCache) {
     loop {
         match listen(pool).await {
             Ok(mut listener) => {
