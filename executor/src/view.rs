@@ -199,6 +199,13 @@ impl LabView {
         }
     }
 
+    /// The machine of `run_id`'s lost attempt, if its executor was lost and no later attempt has
+    /// started on that machine since.
+    pub fn lost_attempt_machine(&self, run_id: RunId) -> Option<&MachineInfo> {
+        let abandoned = self.abandoned.get(&run_id)?;
+        self.machines.get(&abandoned.machine_id)
+    }
+
     /// The lost attempts `executor` started whose leftovers nobody has ended yet, with their
     /// machines, ascending run id.
     pub fn abandoned_by(&self, executor: &str) -> Vec<(RunId, MachineInfo)> {

@@ -1,7 +1,8 @@
 //! Crash safety with real processes: an executor killed with `kill -9` mid-run. The handler's
 //! lease watch ends the run `error` (`executor_lost`) and frees the venv, or retries it when the
 //! test case allows; a restarted executor under the same name ends the processes the dead one
-//! left on the machine, and reports the runs it still held.
+//! left on the machine, and reports the runs it still held; when it never comes back, another
+//! executor ends them once the run has ended.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
@@ -218,6 +219,28 @@ async fn a_killed_executor_loses_its_run_frees_the_venv_and_its_successor_cleans
     .await;
 
     kill_9(other).await;
+    handler.stop().await;
+    drop(setup.sshd);
+    setup.lab.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_executor_ends_what_a_lost_executor_left_on_the_machine() {
+    let lease = Duration::from_secs(4);
+    let (setup, handler, doomed) = setup(lease, "gone").await;
+    let lab = &setup.lab;
+    let run_id = setup.start_sleeper(0).await;
+    assert!(processes_of(run_id) >= 2, "the sleep runs on the machine");
+    // Another executor, started once the run is taken; the lost one never comes back.
+    let survivor = executor(lab, "survivor");
+    kill_9(doomed).await;
+    let end = event_of(lab, "run_finished", run_id, 0).await;
+    assert_eq!(end.data["error_code"], "executor_lost", "{}", end.data);
+    eventually(WAIT, "the leftover processes to end", || async {
+        (processes_of(run_id) == 0).then_some(())
+    })
+    .await;
+    kill_9(survivor).await;
     handler.stop().await;
     drop(setup.sshd);
     setup.lab.cleanup().await;

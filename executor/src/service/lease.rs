@@ -158,7 +158,7 @@ async fn reconcile(worker: &Worker, run_id: RunId) {
 }
 
 /// Ends the processes `run_id` left on `machine` and removes its working directory.
-async fn end_leftovers(worker: &Worker, run_id: RunId, machine: &MachineInfo) {
+pub(super) async fn end_leftovers(worker: &Worker, run_id: RunId, machine: &MachineInfo) {
     let os = machine.os;
     match worker.machines.connect(machine, &worker.reporter).await {
         Ok(transport) => {
