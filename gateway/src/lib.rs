@@ -12,6 +12,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod history;
+pub mod live_hub;
 pub mod metrics;
 pub mod openapi;
 pub mod revocations;
@@ -52,6 +53,9 @@ pub enum GatewayError {
     /// The read models' position could not be followed.
     #[error(transparent)]
     ReadModel(#[from] runledger_readmodel::ReadModelError),
+    /// The run events could not be subscribed to (for live streams).
+    #[error("cannot subscribe to the run events: {0}")]
+    Subscribe(async_nats::SubscribeError),
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
@@ -68,6 +72,9 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         metrics::handle();
         let freshness = Freshness::start(pool.clone(), shutdown.clone()).await?;
+        let live = live_hub::LiveHub::start(&nats, &names, shutdown.clone())
+            .await
+            .map_err(GatewayError::Subscribe)?;
         let tokens = Arc::new(auth::TokenCache::default());
         revocations::follow(pool.clone(), tokens.clone(), shutdown.clone());
         Ok(Self::from_shared(state::Shared {
@@ -76,6 +83,7 @@ impl AppState {
             pool,
             nats,
             freshness,
+            live,
             settings: Arc::new(settings),
             logins: Arc::default(),
             tokens,

@@ -69,6 +69,8 @@ pub struct Shared {
     pub commands: CommandSender,
     /// The read models' position.
     pub freshness: Freshness,
+    /// The run events, one subscription shared by every live stream.
+    pub live: crate::live_hub::LiveHub,
     /// Settings.
     pub settings: Arc<GatewaySettings>,
     /// Failed logins.

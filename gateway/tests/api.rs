@@ -462,11 +462,10 @@ fn sse_events(body: &str) -> Vec<(String, Option<String>, Value)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_streams_live_resumes_from_last_event_id_and_ends_with_the_status() {
-    let api = Api::start().await;
+/// A run on a `local` machine, started by the member and reported started by `EXEC`; returns
+/// the run and the member's token.
+async fn a_running_run(api: &Api) -> (Uuid, String) {
     let client = api.client();
-    let exec = "executor:e1";
     let machine_id = Uuid::now_v7();
     let machine = json!({"machine_id": machine_id, "name": "here", "host": "local",
                          "username": "runner"});
@@ -482,7 +481,7 @@ async fn a_log_streams_live_resumes_from_last_event_id_and_ends_with_the_status(
     let provisioned = json!({"venv_id": venv_id});
     assert!(
         client
-            .send("report_venv_provisioned", exec, provisioned)
+            .send("report_venv_provisioned", EXEC, provisioned)
             .await
             .accepted
     );
@@ -490,10 +489,22 @@ async fn a_log_streams_live_resumes_from_last_event_id_and_ends_with_the_status(
     let (run_id, _) = api.start_run(&mia).await;
     assert!(
         client
-            .send("report_run_started", exec, json!({"run_id": run_id}))
+            .send("report_run_started", EXEC, json!({"run_id": run_id}))
             .await
             .accepted
     );
+    (run_id, mia)
+}
+
+/// The executor the tests report as.
+const EXEC: &str = "executor:e1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_streams_live_resumes_from_last_event_id_and_ends_with_the_status() {
+    let api = Api::start().await;
+    let client = api.client();
+    let exec = EXEC;
+    let (run_id, mia) = a_running_run(&api).await;
     let output = |seq: u64, text: &str| json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text});
     for (seq, text) in [(1, "one\n"), (2, "two\n")] {
         assert!(
@@ -875,6 +886,52 @@ async fn a_token_revoked_on_one_gateway_stops_working_on_the_others() {
         waited.elapsed() < runledger_gateway::auth::TOKEN_CACHE_TTL,
         "refused only after {:?}",
         waited.elapsed()
+    );
+    api.stop().await;
+}
+
+/// A log streamed from the start reads a long history page by page (more chunks than a page),
+/// in order, without a gap, and ends with the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_streams_whole_and_in_order() {
+    let api = Api::start().await;
+    let client = api.client();
+    let (run_id, mia) = a_running_run(&api).await;
+    const CHUNKS: u64 = 300;
+    for seq in 1..=CHUNKS {
+        let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout",
+                           "text": format!("line {seq}\n")});
+        assert!(client.send("report_run_output", EXEC, chunk).await.accepted);
+    }
+    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});
+    assert!(
+        client
+            .send("report_run_finished", EXEC, finished)
+            .await
+            .accepted
+    );
+    let response = api
+        .http
+        .get(format!("{}/api/v1/runs/{run_id}/log", api.base))
+        .bearer_auth(&mia)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let body = tokio::time::timeout(std::time::Duration::from_secs(20), response.text())
+        .await
+        .expect("the stream ends with the run")
+        .unwrap();
+    let events = sse_events(&body);
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|(event, _, _)| event == "output")
+        .map(|(_, _, data)| data["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=CHUNKS).collect::<Vec<_>>());
+    assert_eq!(
+        events.last().map(|(event, _, _)| event.as_str()),
+        Some("finished")
     );
     api.stop().await;
 }

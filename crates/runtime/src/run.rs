@@ -352,6 +352,9 @@ async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Output chunks read from the log at a time by `run log`.
+const HISTORY_PAGE: i64 = 256;
+
 async fn log(settings: &Settings, args: LogArgs) -> anyhow::Result<()> {
     // Subscribed before reading the log, so nothing committed in between is lost.
     let mut feed = if args.follow {
@@ -359,17 +362,24 @@ async fn log(settings: &Settings, args: LogArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let history = EventStore::new(pool(settings).await?)
-        .run_output_after(args.run_id, 0)
-        .await?;
+    let store = EventStore::new(pool(settings).await?);
     let mut stdout = std::io::stdout();
     let mut last = 0;
-    for record in &history {
-        if record.event_type == "run_finished" {
-            return finished(args.run_id, &record.data);
+    loop {
+        let page = store
+            .run_output_after(args.run_id, last, HISTORY_PAGE)
+            .await?;
+        let before = last;
+        for record in &page {
+            if record.event_type == "run_finished" {
+                return finished(args.run_id, &record.data);
+            }
+            stdout.write_all(record.data["text"].as_str().unwrap_or("").as_bytes())?;
+            last = record.data["seq"].as_u64().unwrap_or(last);
         }
-        stdout.write_all(record.data["text"].as_str().unwrap_or("").as_bytes())?;
-        last = record.data["seq"].as_u64().unwrap_or(last);
+        if (page.len() as i64) < HISTORY_PAGE || last == before {
+            break;
+        }
     }
     stdout.flush()?;
     match feed.as_mut() {

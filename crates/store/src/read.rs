@@ -128,22 +128,26 @@ impl EventStore {
         Ok(row.as_ref().map(parsed_record).transpose()?)
     }
 
-    /// A run's `run_output` events numbered after `after_seq`, and its `run_finished` if it has
-    /// one, in order: what a reader following the run's output has not seen yet.
+    /// Up to `limit` of a run's `run_output` events numbered after `after_seq`, and its
+    /// `run_finished` if it has one and the page reaches it, in order: what a reader following
+    /// the run's output has not seen yet. Fewer than `limit` means there is no more for now.
     pub async fn run_output_after(
         &self,
         run_id: Uuid,
         after_seq: u64,
+        limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
             event_columns!(),
             ", data FROM events WHERE stream_id = $1 AND (type = 'run_finished' \
-             OR (type = 'run_output' AND (data->>'seq')::bigint > $2)) ORDER BY stream_version"
+             OR (type = 'run_output' AND (data->>'seq')::bigint > $2)) ORDER BY stream_version \
+             LIMIT $3"
         );
         let rows = sqlx::query(SQL)
             .bind(format!("run-{run_id}"))
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)

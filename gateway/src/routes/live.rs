@@ -2,9 +2,11 @@
 //! Postgres): a run's output (`GET /api/v1/runs/{run_id}/log` with `Accept: text/event-stream`)
 //! and every run's status changes (`GET /api/v1/events/stream`).
 //!
-//! A log stream subscribes first, then sends what the log already holds after the client's
-//! `Last-Event-ID` (a chunk `seq`), then what arrives, skipping chunks already sent; so nothing
-//! committed in between is lost. It ends with a `finished` event carrying the run's final
+//! Both take their events from the gateway's one [`LiveHub`](crate::live_hub::LiveHub)
+//! subscription. A log stream subscribes first, then sends what the log already holds after the
+//! client's `Last-Event-ID` (a chunk `seq`), page by page, then what arrives, skipping chunks
+//! already sent; so nothing committed in between is lost, and a stream that falls behind the hub
+//! reads what it missed from the log. It ends with a `finished` event carrying the run's final
 //! status and the event's log position (for `min_position`).
 
 use crate::error::ApiError;
@@ -12,11 +14,11 @@ use crate::state::AppState;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use runledger_bus::RunFeed;
 use runledger_store::EventStore;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -56,12 +58,13 @@ fn sse(receiver: mpsc::Receiver<Event>) -> EventStream {
     Sse::new(stream.boxed()).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
+/// Output chunks read from the log at a time (the history, and what a lagging stream missed).
+const HISTORY_PAGE: i64 = 256;
+
 /// The output of `run_id` from after chunk `after`, live, ending with its final status.
 pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventStream, ApiError> {
     // Subscribed first: whatever the log holds now, or NATS delivers from here on, is seen.
-    let mut feed = RunFeed::subscribe(&state.nats, &state.names, run_id)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let mut events = state.live.subscribe();
     let store = EventStore::new(state.pool.clone());
     let stream_id = format!("run-{run_id}");
     if store
@@ -71,31 +74,64 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
     {
         return Err(ApiError::not_found(format!("no run {run_id}")));
     }
-    let history = store.run_output_after(run_id, after).await?;
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         let mut last = after;
-        for record in history {
-            let (event_type, position) = (record.event_type.as_str(), record.position);
-            if !forward(&sender, event_type, &record.data, position, &mut last).await {
-                return;
-            }
+        if !from_the_log(&store, run_id, &sender, &mut last).await {
+            return;
         }
         loop {
-            let event = tokio::select! {
+            let received = tokio::select! {
                 () = sender.closed() => return,
                 () = shutdown.cancelled() => return,
-                event = feed.next() => event,
+                received = events.recv() => received,
             };
-            let Some(event) = event else { return };
-            let (event_type, position) = (event.event_type.as_str(), event.position);
-            if !forward(&sender, event_type, &event.data, position, &mut last).await {
+            let more = match received {
+                Ok(event) if event.run_id == Some(run_id) => {
+                    let (event_type, position) = (event.event_type.as_str(), event.position);
+                    forward(&sender, event_type, &event.data, position, &mut last).await
+                }
+                Ok(_) => true,
+                // Fell behind the hub: what was missed is in the log.
+                Err(RecvError::Lagged(_)) => from_the_log(&store, run_id, &sender, &mut last).await,
+                Err(RecvError::Closed) => false,
+            };
+            if !more {
                 return;
             }
         }
     });
     Ok(sse(receiver))
+}
+
+/// Sends the run's output after chunk `last` that the log holds, page by page; false once the
+/// stream is over (finished, the client left, or the log could not be read).
+async fn from_the_log(
+    store: &EventStore,
+    run_id: Uuid,
+    sender: &mpsc::Sender<Event>,
+    last: &mut u64,
+) -> bool {
+    loop {
+        let page = match store.run_output_after(run_id, *last, HISTORY_PAGE).await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::warn!(%run_id, error = %err, "cannot read a run's output for its live log");
+                return false;
+            }
+        };
+        let before = *last;
+        for record in &page {
+            let (event_type, position) = (record.event_type.as_str(), record.position);
+            if !forward(sender, event_type, &record.data, position, last).await {
+                return false;
+            }
+        }
+        if (page.len() as i64) < HISTORY_PAGE || *last == before {
+            return true;
+        }
+    }
 }
 
 /// Sends one of the run's events; false once the stream is over (finished, or the client left).
@@ -133,27 +169,28 @@ async fn forward(
 }
 
 /// Every run's status changes: `event: run`, data `{run_id, type, status?, position}` for each
-/// run event but output.
+/// run event but output. A client that falls behind misses changes (the dashboard reloads the
+/// list now and then).
 pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
-    let mut events = state
-        .nats
-        .subscribe(format!("{}.events.run.*", state.names.prefix()))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let mut events = state.live.subscribe();
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         loop {
-            let message = tokio::select! {
+            let received = tokio::select! {
                 () = sender.closed() => return,
                 () = shutdown.cancelled() => return,
-                message = events.next() => message,
+                received = events.recv() => received,
             };
-            let Some(message) = message else { return };
-            let Ok(record) = serde_json::from_slice::<Value>(&message.payload) else {
-                continue;
+            let event = match received {
+                Ok(event) => event,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "a run changes stream fell behind");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
             };
-            let event_type = record["type"].as_str().unwrap_or_default();
+            let event_type = event.event_type.as_str();
             if event_type == "run_output" {
                 continue;
             }
@@ -161,13 +198,13 @@ pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
                 "run_queued" => Some("queued"),
                 "run_assigned" => Some("assigned"),
                 "run_started" => Some("running"),
-                "run_finished" => record["data"]["status"].as_str(),
+                "run_finished" => event.data["status"].as_str(),
                 _ => None,
             };
-            let change = json!({"run_id": record["data"]["run_id"], "type": event_type,
-                                "status": status, "position": record["position"]});
+            let change = json!({"run_id": event.data["run_id"], "type": event_type,
+                                "status": status, "position": event.position});
             let event = Event::default()
-                .id(record["position"].to_string())
+                .id(event.position.to_string())
                 .event("run")
                 .data(change.to_string());
             if sender.try_send(event).is_err() && sender.is_closed() {
