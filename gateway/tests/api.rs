@@ -935,3 +935,52 @@ async fn a_long_log_streams_whole_and_in_order() {
     );
     api.stop().await;
 }
+
+/// A client that reads nothing while much more output arrives than its stream buffers (the
+/// socket, the stream's channel and the hub's 256 events) still gets every chunk, in order,
+/// once it reads: the stream, fallen behind the hub, read what it missed from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_log_client_loses_nothing() {
+    let api = Api::start().await;
+    let client = api.client();
+    let (run_id, mia) = a_running_run(&api).await;
+    let response = api
+        .http
+        .get(format!("{}/api/v1/runs/{run_id}/log", api.base))
+        .bearer_auth(&mia)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // 1,000 chunks of 32 KiB (32 MiB) while the client reads nothing.
+    const CHUNKS: u64 = 1000;
+    let text = "x".repeat(32 * 1024 - 1) + "\n";
+    for seq in 1..=CHUNKS {
+        let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text});
+        assert!(client.send("report_run_output", EXEC, chunk).await.accepted);
+    }
+    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});
+    assert!(
+        client
+            .send("report_run_finished", EXEC, finished)
+            .await
+            .accepted
+    );
+    let body = tokio::time::timeout(std::time::Duration::from_secs(60), response.text())
+        .await
+        .expect("the stream ends with the run")
+        .unwrap();
+    let events = sse_events(&body);
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter(|(event, _, _)| event == "output")
+        .map(|(_, _, data)| data["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=CHUNKS).collect::<Vec<_>>());
+    assert_eq!(
+        events.last().map(|(event, _, _)| event.as_str()),
+        Some("finished")
+    );
+    api.stop().await;
+}
