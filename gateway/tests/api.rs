@@ -890,17 +890,16 @@ async fn a_token_revoked_on_one_gateway_stops_working_on_the_others() {
     api.stop().await;
 }
 
-/// A log streamed from the start reads a long history page by page (more chunks than a page),
-/// in order, without a gap, and ends with the run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_log_streams_whole_and_in_order() {
-    let api = Api::start().await;
+/// Reports chunks `1..=chunks` of `run_id`'s output (`text` each) as `EXEC`, then its end.
+async fn report_output_and_finish(
+    api: &Api,
+    run_id: Uuid,
+    chunks: u64,
+    text: impl Fn(u64) -> String,
+) {
     let client = api.client();
-    let (run_id, mia) = a_running_run(&api).await;
-    const CHUNKS: u64 = 300;
-    for seq in 1..=CHUNKS {
-        let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout",
-                           "text": format!("line {seq}\n")});
+    for seq in 1..=chunks {
+        let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text(seq)});
         assert!(client.send("report_run_output", EXEC, chunk).await.accepted);
     }
     let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});
@@ -910,15 +909,25 @@ async fn a_long_log_streams_whole_and_in_order() {
             .await
             .accepted
     );
+}
+
+/// `run_id`'s live log as Server-Sent Events, once the answer's headers have come.
+async fn open_log_stream(api: &Api, run_id: Uuid, token: &str) -> reqwest::Response {
     let response = api
         .http
         .get(format!("{}/api/v1/runs/{run_id}/log", api.base))
-        .bearer_auth(&mia)
+        .bearer_auth(token)
         .header("accept", "text/event-stream")
         .send()
         .await
         .unwrap();
-    let body = tokio::time::timeout(std::time::Duration::from_secs(20), response.text())
+    assert_eq!(response.status(), StatusCode::OK);
+    response
+}
+
+/// Reads the stream to its end (within `limit`): chunks `1..=chunks` in order, then `finished`.
+async fn assert_whole_log(response: reqwest::Response, chunks: u64, limit: std::time::Duration) {
+    let body = tokio::time::timeout(limit, response.text())
         .await
         .expect("the stream ends with the run")
         .unwrap();
@@ -928,11 +937,22 @@ async fn a_long_log_streams_whole_and_in_order() {
         .filter(|(event, _, _)| event == "output")
         .map(|(_, _, data)| data["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=CHUNKS).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=chunks).collect::<Vec<_>>());
     assert_eq!(
         events.last().map(|(event, _, _)| event.as_str()),
         Some("finished")
     );
+}
+
+/// A log streamed from the start reads a long history page by page (more chunks than a page),
+/// in order, without a gap, and ends with the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_streams_whole_and_in_order() {
+    let api = Api::start().await;
+    let (run_id, mia) = a_running_run(&api).await;
+    report_output_and_finish(&api, run_id, 300, |seq| format!("line {seq}\n")).await;
+    let response = open_log_stream(&api, run_id, &mia).await;
+    assert_whole_log(response, 300, std::time::Duration::from_secs(20)).await;
     api.stop().await;
 }
 
@@ -942,45 +962,11 @@ async fn a_long_log_streams_whole_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_log_client_loses_nothing() {
     let api = Api::start().await;
-    let client = api.client();
     let (run_id, mia) = a_running_run(&api).await;
-    let response = api
-        .http
-        .get(format!("{}/api/v1/runs/{run_id}/log", api.base))
-        .bearer_auth(&mia)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let response = open_log_stream(&api, run_id, &mia).await;
     // 1,000 chunks of 32 KiB (32 MiB) while the client reads nothing.
-    const CHUNKS: u64 = 1000;
     let text = "x".repeat(32 * 1024 - 1) + "\n";
-    for seq in 1..=CHUNKS {
-        let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text});
-        assert!(client.send("report_run_output", EXEC, chunk).await.accepted);
-    }
-    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});
-    assert!(
-        client
-            .send("report_run_finished", EXEC, finished)
-            .await
-            .accepted
-    );
-    let body = tokio::time::timeout(std::time::Duration::from_secs(60), response.text())
-        .await
-        .expect("the stream ends with the run")
-        .unwrap();
-    let events = sse_events(&body);
-    let seqs: Vec<u64> = events
-        .iter()
-        .filter(|(event, _, _)| event == "output")
-        .map(|(_, _, data)| data["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, (1..=CHUNKS).collect::<Vec<_>>());
-    assert_eq!(
-        events.last().map(|(event, _, _)| event.as_str()),
-        Some("finished")
-    );
+    report_output_and_finish(&api, run_id, 1000, |_| text.clone()).await;
+    assert_whole_log(response, 1000, std::time::Duration::from_secs(60)).await;
     api.stop().await;
 }

@@ -88,19 +88,10 @@ fn outcome_of(record: &CommandRecord, events: &[NewEvent], base: i64) -> Outcome
     Outcome::accepted(record.command_id, refs)
 }
 
-const INSERT_EVENTS: &str = "INSERT INTO events (position, event_id, stream_id, stream_version, type, \
-     schema_version, recorded_at, actor, command_id, correlation_id, causation_id, data) \
-     SELECT p, e, s, v, t, $12, r, a, c, co, ca, d::jsonb FROM UNNEST($1::bigint[], $2::uuid[], \
-     $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::text[], $8::uuid[], $9::uuid[], \
-     $10::uuid[], $11::text[]) AS x(p, e, s, v, t, r, a, c, co, ca, d)";
-
-const INSERT_COMMANDS: &str = "INSERT INTO commands (command_id, type, actor, accepted, outcome, \
-     handled_at) SELECT i, t, a, ok, o::jsonb, now() FROM UNNEST($1::uuid[], $2::text[], \
-     $3::text[], $4::bool[], $5::text[]) AS x(i, t, a, ok, o)";
-
 /// The append of a batch decided at a known log head, as one statement (one round trip, its
-/// own transaction): it takes the head's row lock only while the head is still `expected`, and
-/// inserts the events and commands only then. Returns the head it found and whether it wrote.
+/// own transaction unless run inside one): it takes the head's row lock only while the head is
+/// still `expected`, and inserts the events and commands only then. Returns the head it found
+/// and whether it wrote.
 const APPEND_AT: &str = "WITH head AS (\
        UPDATE log_head SET position = position + $17 WHERE position = $18 RETURNING position), \
      new_events AS (\
@@ -126,186 +117,113 @@ impl EventStore {
     ///
     /// With `expected_head` the append is one statement, one round trip; an append that must
     /// follow another one still under way has to wait for it to end first, or it finds the head
-    /// not yet moved and conflicts.
+    /// not yet moved and conflicts. Without, the head is locked first and the same statement
+    /// appends at it, in one transaction.
     pub async fn append(&self, batch: &AppendBatch) -> Result<Appended, StoreError> {
         match batch.expected_head {
-            Some(expected) => self.append_at(batch, expected).await,
-            None => self.append_at_head(batch).await,
+            Some(expected) => append_at(&self.pool, batch, expected).await,
+            None => {
+                let mut tx = self.pool.begin().await?;
+                let head: i64 = sqlx::query_scalar("SELECT position FROM log_head FOR UPDATE")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let appended = append_at(&mut *tx, batch, head).await?;
+                tx.commit().await?;
+                Ok(appended)
+            }
         }
-    }
-
-    async fn append_at(&self, batch: &AppendBatch, expected: i64) -> Result<Appended, StoreError> {
-        let records = records(&batch.events, expected)?;
-        let outcomes = outcomes(batch, expected);
-        let events = EventColumns::of(&records);
-        let commands = CommandColumns::of(&batch.commands, &outcomes)?;
-        let (head, written): (i64, bool) = sqlx::query_as(APPEND_AT)
-            .bind(&events.positions)
-            .bind(&events.event_ids)
-            .bind(&events.stream_ids)
-            .bind(&events.versions)
-            .bind(&events.types)
-            .bind(&events.recorded_at)
-            .bind(&events.actors)
-            .bind(&events.command_ids)
-            .bind(&events.correlation_ids)
-            .bind(&events.causation_ids)
-            .bind(&events.data)
-            .bind(CURRENT_SCHEMA_VERSION)
-            .bind(&commands.ids)
-            .bind(&commands.types)
-            .bind(&commands.actors)
-            .bind(&commands.accepted)
-            .bind(records.len() as i64)
-            .bind(expected)
-            .bind(&commands.outcomes)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
-        if !written {
-            return Err(StoreError::Conflict(format!(
-                "log head is {head}, decisions were made at {expected}"
-            )));
-        }
-        Ok(Appended {
-            outcomes,
-            events: records,
-        })
-    }
-
-    /// An append at whatever the head is: a transaction that locks the head first.
-    async fn append_at_head(&self, batch: &AppendBatch) -> Result<Appended, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let count = batch.events.len() as i64;
-        let base: i64 = sqlx::query_scalar(
-            "UPDATE log_head SET position = position + $1 RETURNING position - $1",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        let records = records(&batch.events, base)?;
-        insert_events(&mut tx, &records).await?;
-        let outcomes = outcomes(batch, base);
-        insert_commands(&mut tx, &batch.commands, &outcomes).await?;
-        tx.commit().await?;
-        Ok(Appended {
-            outcomes,
-            events: records,
-        })
     }
 }
 
-fn outcomes(batch: &AppendBatch, base: i64) -> Vec<Outcome> {
-    batch
+/// Appends `batch` at position `expected` with [`APPEND_AT`].
+async fn append_at<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    batch: &AppendBatch,
+    expected: i64,
+) -> Result<Appended, StoreError> {
+    let records = records(&batch.events, expected)?;
+    let outcomes: Vec<Outcome> = batch
         .commands
         .iter()
-        .map(|record| outcome_of(record, &batch.events, base))
-        .collect()
-}
-
-/// A batch's events as the column arrays both inserts bind.
-struct EventColumns<'a> {
-    positions: Vec<i64>,
-    event_ids: Vec<Uuid>,
-    stream_ids: Vec<&'a str>,
-    versions: Vec<i64>,
-    types: Vec<&'a str>,
-    recorded_at: Vec<DateTime<Utc>>,
-    actors: Vec<&'a str>,
-    command_ids: Vec<Uuid>,
-    correlation_ids: Vec<Option<Uuid>>,
-    causation_ids: Vec<Option<Uuid>>,
-    data: Vec<&'a str>,
-}
-
-impl<'a> EventColumns<'a> {
-    fn of(records: &'a [RawEventRecord]) -> Self {
-        let column = |f: fn(&RawEventRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
-        EventColumns {
-            positions: records.iter().map(|r| r.position).collect(),
-            event_ids: records.iter().map(|r| r.event_id.0).collect(),
-            stream_ids: column(|r| &r.stream_id),
-            versions: records.iter().map(|r| r.stream_version).collect(),
-            types: column(|r| &r.event_type),
-            recorded_at: records.iter().map(|r| r.recorded_at).collect(),
-            actors: column(|r| &r.actor),
-            command_ids: records.iter().map(|r| r.command_id.0).collect(),
-            correlation_ids: records.iter().map(|r| r.correlation_id).collect(),
-            causation_ids: records.iter().map(|r| r.causation_id).collect(),
-            data: column(|r| r.data.get()),
-        }
-    }
-}
-
-/// A batch's command records as the column arrays both inserts bind.
-struct CommandColumns<'a> {
-    ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    actors: Vec<&'a str>,
-    accepted: Vec<bool>,
-    outcomes: Vec<String>,
-}
-
-impl<'a> CommandColumns<'a> {
-    fn of(records: &'a [CommandRecord], outcomes: &[Outcome]) -> Result<Self, StoreError> {
-        Ok(CommandColumns {
-            ids: records.iter().map(|r| r.command_id.0).collect(),
-            types: records.iter().map(|r| r.command_type.as_str()).collect(),
-            actors: records.iter().map(|r| r.actor.as_str()).collect(),
-            accepted: outcomes.iter().map(|o| o.accepted).collect(),
-            outcomes: outcomes
+        .map(|record| outcome_of(record, &batch.events, expected))
+        .collect();
+    let column = |f: fn(&RawEventRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+    let outcome_json = outcomes
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| StoreError::Corrupt(format!("outcome does not serialise: {err}")))?;
+    let commands = &batch.commands;
+    let (head, written): (i64, bool) = sqlx::query_as(APPEND_AT)
+        .bind(records.iter().map(|r| r.position).collect::<Vec<i64>>())
+        .bind(records.iter().map(|r| r.event_id.0).collect::<Vec<Uuid>>())
+        .bind(column(|r| &r.stream_id))
+        .bind(
+            records
                 .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| StoreError::Corrupt(format!("outcome does not serialise: {err}")))?,
-        })
-    }
-}
-
-async fn insert_commands(
-    tx: &mut sqlx::PgTransaction<'_>,
-    records: &[CommandRecord],
-    outcomes: &[Outcome],
-) -> Result<(), StoreError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let commands = CommandColumns::of(records, outcomes)?;
-    sqlx::query(INSERT_COMMANDS)
-        .bind(&commands.ids)
-        .bind(&commands.types)
-        .bind(&commands.actors)
-        .bind(&commands.accepted)
-        .bind(&commands.outcomes)
-        .execute(&mut **tx)
-        .await
-        .map_err(classify)?;
-    Ok(())
-}
-
-async fn insert_events(
-    tx: &mut sqlx::PgTransaction<'_>,
-    records: &[RawEventRecord],
-) -> Result<(), StoreError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let events = EventColumns::of(records);
-    sqlx::query(INSERT_EVENTS)
-        .bind(&events.positions)
-        .bind(&events.event_ids)
-        .bind(&events.stream_ids)
-        .bind(&events.versions)
-        .bind(&events.types)
-        .bind(&events.recorded_at)
-        .bind(&events.actors)
-        .bind(&events.command_ids)
-        .bind(&events.correlation_ids)
-        .bind(&events.causation_ids)
-        .bind(&events.data)
+                .map(|r| r.stream_version)
+                .collect::<Vec<i64>>(),
+        )
+        .bind(column(|r| &r.event_type))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.recorded_at)
+                .collect::<Vec<DateTime<Utc>>>(),
+        )
+        .bind(column(|r| &r.actor))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.command_id.0)
+                .collect::<Vec<Uuid>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.correlation_id)
+                .collect::<Vec<Option<Uuid>>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.causation_id)
+                .collect::<Vec<Option<Uuid>>>(),
+        )
+        .bind(column(|r| r.data.get()))
         .bind(CURRENT_SCHEMA_VERSION)
-        .execute(&mut **tx)
+        .bind(
+            commands
+                .iter()
+                .map(|r| r.command_id.0)
+                .collect::<Vec<Uuid>>(),
+        )
+        .bind(
+            commands
+                .iter()
+                .map(|r| r.command_type.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(
+            commands
+                .iter()
+                .map(|r| r.actor.as_str())
+                .collect::<Vec<&str>>(),
+        )
+        .bind(outcomes.iter().map(|o| o.accepted).collect::<Vec<bool>>())
+        .bind(records.len() as i64)
+        .bind(expected)
+        .bind(&outcome_json)
+        .fetch_one(executor)
         .await
         .map_err(classify)?;
-    Ok(())
+    if !written {
+        return Err(StoreError::Conflict(format!(
+            "log head is {head}, decisions were made at {expected}"
+        )));
+    }
+    Ok(Appended {
+        outcomes,
+        events: records,
+    })
 }
