@@ -118,6 +118,7 @@ async fn lab_events(relay: &mut Relay) -> RunId {
             jenkins: None,
             files: Vec::new(),
             env: BTreeMap::new(),
+            env_overridable: Default::default(),
             timeout_s: 60,
             junit_xml: None,
             retries: 0,

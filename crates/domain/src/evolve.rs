@@ -41,6 +41,7 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
             let test_case = crate::state::TestCaseState {
                 retries: e.retries,
                 jenkins: e.jenkins.is_some(),
+                env_overridable: e.env_overridable.clone(),
             };
             lab.test_cases.insert(e.test_case_id, test_case);
         }
@@ -58,6 +59,7 @@ fn machine_registered(lab: &mut Lab, e: &MachineRegistered) {
         os: e.os,
         labels: e.labels.clone(),
         host_key: e.host_key.clone(),
+        local: e.host.is_local(),
         retired: false,
     };
     lab.machines.insert(e.machine_id, machine);
@@ -69,6 +71,9 @@ fn machine_updated(lab: &mut Lab, e: &MachineUpdated) {
     };
     if let Some(os) = e.os {
         machine.os = os;
+    }
+    if let Some(host) = &e.host {
+        machine.local = host.is_local();
     }
     if let Some(labels) = &e.labels {
         machine.labels = labels.clone();

@@ -5,8 +5,8 @@
 
 use imbl::{OrdMap, OrdSet};
 use runledger_types::{
-    Actor, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId, TestCaseId,
-    Text, Username, VenvId, VenvName,
+    Actor, EnvName, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId,
+    TestCaseId, Text, Username, VenvId, VenvName,
 };
 use std::collections::BTreeSet;
 
@@ -28,6 +28,9 @@ pub struct MachineState {
     pub labels: BTreeSet<Label>,
     /// The pinned host key, once known.
     pub host_key: Option<HostKeyFingerprint>,
+    /// True for host `local`: its work runs on an executor's own host, so only admins and
+    /// trusted systems manage it.
+    pub local: bool,
     /// True once retired: no new runs go to it.
     pub retired: bool,
 }
@@ -65,6 +68,8 @@ pub struct TestCaseState {
     pub retries: u32,
     /// True when its runs trigger a Jenkins job instead of using a venv.
     pub jenkins: bool,
+    /// The names a run's `env` may set.
+    pub env_overridable: BTreeSet<EnvName>,
 }
 
 /// The Jenkins build a run follows, as far as the executor has reported it. Kept across the

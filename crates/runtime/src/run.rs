@@ -71,7 +71,7 @@ pub struct StartArgs {
     pub junit_out: Option<PathBuf>,
 }
 
-fn parse_env(raw: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(raw: &str) -> Result<(String, String), String> {
     raw.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .ok_or_else(|| format!("expected NAME=VALUE, got {raw:?}"))

@@ -176,6 +176,10 @@ async fn executor(
     tracing::info!(%name, "executor name");
     let mut executor = ExecutorSettings::new(name, settings.names()?, keyring);
     executor.max_concurrent_runs = usize::try_from(args.executor_max_runs).unwrap_or(16);
+    executor.allow_local = args.executor_allow_local || args.dev;
+    if executor.allow_local {
+        tracing::warn!("this executor runs work on `local` machines, as its own child processes");
+    }
     executor.heartbeat_every =
         (Duration::from_secs(args.executor_lease_s) / 6).max(Duration::from_millis(500));
     Ok((nats, executor))

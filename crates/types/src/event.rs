@@ -322,6 +322,9 @@ pub struct TestCaseDefined {
     pub jenkins: Option<JenkinsJob<SealedSecret>>,
     pub files: Vec<TestFile>,
     pub env: BTreeMap<EnvName, String>,
+    /// The names a run's `env` may set; absent in events recorded before runs were limited.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub env_overridable: BTreeSet<EnvName>,
     pub timeout_s: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit_xml: Option<RelativePath>,

@@ -62,6 +62,7 @@ fn lab(host: &str) -> Lab {
             jenkins: None,
             files: Vec::new(),
             env: env("A", "1"),
+            env_overridable: Default::default(),
             timeout_s: 60,
             junit_xml: None,
             retries: 1,

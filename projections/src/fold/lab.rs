@@ -199,6 +199,7 @@ fn defined(
             .map(|job| json(&JenkinsJobView::from(job))),
         files: json(&e.files),
         env: json(&e.env),
+        env_overridable: json(&e.env_overridable),
         timeout_s: i64::from(e.timeout_s),
         junit_xml: e.junit_xml.as_ref().map(|path| path.as_str().to_owned()),
         retries: i64::from(e.retries),

@@ -128,6 +128,7 @@ pub fn test_case(index: usize) -> anyhow::Result<TestCaseDefined> {
             content_base64: None,
         }],
         env,
+        env_overridable: Default::default(),
         timeout_s: 900,
         junit_xml: Some(RelativePath::parse("report.xml")?),
         retries: 0,

@@ -6,7 +6,7 @@
 use super::{live_machine, reject, require_test_case, run, venv};
 use crate::authz::{Principal, forbidden, principal};
 use crate::scheduling::{assignment, free_venv_for, queue_reason};
-use crate::state::{Lab, RunPhase, RunSelector, VenvStatus};
+use crate::state::{Lab, RunPhase, RunSelector, TestCaseState, VenvStatus};
 use runledger_types::command::{CancelRun, StartRun};
 use runledger_types::event::{
     RunAssigned, RunCancelRequested, RunFinished, RunQueued, RunRequested, VenvReleased,
@@ -28,6 +28,7 @@ pub(super) fn start_run(
         );
     }
     let test_case = require_test_case(lab, command.test_case_id)?;
+    check_run_env(command, test_case)?;
     if test_case.jenkins {
         return start_jenkins_run(actor, command);
     }
@@ -60,6 +61,38 @@ pub(super) fn start_run(
         })),
     }
     Ok(events)
+}
+
+/// A run's `env` may set only the names its test case lists in `env_overridable`, and never a
+/// protected one (the test case's own list cannot hold one, but events recorded before the
+/// list was checked might).
+fn check_run_env(command: &StartRun, test_case: &TestCaseState) -> Result<(), Rejection> {
+    let refused: Vec<&str> = command
+        .env
+        .keys()
+        .filter(|name| name.is_protected() || !test_case.env_overridable.contains(*name))
+        .map(|name| name.as_str())
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let allowed = match test_case.env_overridable.is_empty() {
+        true => "none".to_owned(),
+        false => test_case
+            .env_overridable
+            .iter()
+            .map(|name| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    reject(
+        RejectionCode::EnvNotOverridable,
+        format!(
+            "payload.env: test case {} does not let runs set {} (overridable: {allowed})",
+            command.test_case_id,
+            refused.join(", ")
+        ),
+    )
 }
 
 /// A run of a Jenkins job: `run_requested` and at once `run_assigned` without venv or machine

@@ -41,6 +41,7 @@ pub const TEST_CASES_TABLES: &[Table] = &[Table {
         ("jenkins", "jsonb"),
         ("files", "jsonb NOT NULL"),
         ("env", "jsonb NOT NULL"),
+        ("env_overridable", "jsonb NOT NULL"),
         ("timeout_s", "bigint NOT NULL"),
         ("junit_xml", "text"),
         ("retries", "bigint NOT NULL"),
@@ -106,6 +107,8 @@ pub struct TestCaseRow {
     /// The files copied into the run's directory, as defined.
     pub files: serde_json::Value,
     pub env: serde_json::Value,
+    /// The names a run's env may set (a JSON array).
+    pub env_overridable: serde_json::Value,
     pub timeout_s: i64,
     pub junit_xml: Option<String>,
     pub retries: i64,

@@ -272,6 +272,10 @@ pub struct DefineTestCase<S = SealedSecret> {
     /// Environment for the command.
     #[serde(default)]
     pub env: BTreeMap<EnvName, String>,
+    /// The names a run's `env` may set (for a Jenkins job: the build parameters a run may
+    /// override); default none. Protected names ([`EnvName::is_protected`]) are refused here.
+    #[serde(default)]
+    pub env_overridable: BTreeSet<EnvName>,
     /// Seconds before the run is stopped as `timed_out`; default 3600.
     #[serde(default = "default_timeout")]
     pub timeout_s: u32,
@@ -305,6 +309,7 @@ impl DefineTestCase<SecretString> {
             jenkins,
             files: self.files,
             env: self.env,
+            env_overridable: self.env_overridable,
             timeout_s: self.timeout_s,
             junit_xml: self.junit_xml,
             retries: self.retries,
@@ -331,6 +336,12 @@ impl DefineTestCase<SecretString> {
         if self.retries > MAX_RETRIES {
             return Err(InvalidPayload(format!(
                 "payload.retries: must be at most {MAX_RETRIES}"
+            )));
+        }
+        if let Some(name) = self.env_overridable.iter().find(|name| name.is_protected()) {
+            return Err(InvalidPayload(format!(
+                "payload.env_overridable: {name} can never be set by a run (it changes which \
+                 loader, shell or interpreter code runs)"
             )));
         }
         for (index, file) in self.files.iter().enumerate() {
