@@ -369,6 +369,7 @@ impl LabView {
             timeout_s: e.timeout_s,
             junit_xml: e.junit_xml.clone(),
             retries: e.retries,
+            max_output_bytes: e.max_output_bytes,
         };
         self.test_cases.insert(e.test_case_id, test_case);
     }

@@ -122,6 +122,7 @@ async fn lab_events(relay: &mut Relay) -> RunId {
             timeout_s: 60,
             junit_xml: None,
             retries: 0,
+            max_output_bytes: 1 << 20,
         }),
         Event::RunRequested(RunRequested {
             run_id,

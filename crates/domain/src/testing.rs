@@ -215,6 +215,7 @@ pub fn test_case(id: TestCaseId) -> Event {
         env_overridable: [EnvName::parse("X").expect("env")].into(),
         timeout_s: 3600,
         junit_xml: None,
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 0,
     })
 }

@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// port serves `/metrics` already), e.g. `127.0.0.1:9464`.
     #[arg(long, env = "RUNLEDGER_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics` (the gateway's and the standalone
+    /// one); unset, `/metrics` is open.
+    #[arg(long, env = "RUNLEDGER_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub metrics_token: Option<runledger_types::SecretString>,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +125,11 @@ pub struct SendArgs {
     /// How long to wait for the outcome.
     #[arg(long, default_value = "10s", value_parser = humantime_secs)]
     pub timeout: Duration,
+}
+
+/// A secret flag's value, kept out of `Debug` output.
+fn secret(raw: &str) -> Result<runledger_types::SecretString, String> {
+    Ok(runledger_types::SecretString::new(raw))
 }
 
 fn humantime_secs(raw: &str) -> Result<Duration, String> {

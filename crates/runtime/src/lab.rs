@@ -158,6 +158,9 @@ pub enum TestCaseCommand {
         /// `PYTHON*`, `BASH_ENV`, ...) are refused.
         #[arg(long = "env-overridable", value_name = "NAME")]
         env_overridable: Vec<String>,
+        /// Most bytes of output a run records; past it output is dropped with a note.
+        #[arg(long, default_value_t = runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES)]
+        max_output_bytes: u64,
         #[command(flatten)]
         actor: Actor,
     },
@@ -348,6 +351,7 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
             retries,
             env,
             env_overridable,
+            max_output_bytes,
             actor,
         } => {
             let mut files = Vec::new();
@@ -372,7 +376,8 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
                 .collect();
             let mut payload = json!({"test_case_id": test_case_id, "name": name,
                                      "timeout_s": timeout_s, "retries": retries,
-                                     "env_overridable": env_overridable});
+                                     "env_overridable": env_overridable,
+                                     "max_output_bytes": max_output_bytes});
             if !env.is_empty() {
                 payload["env"] = Value::Object(env);
             }

@@ -56,10 +56,15 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
     let mut tasks: JoinSet<(Component, anyhow::Result<()>)> = JoinSet::new();
     // Every component records into this process's recorder from the start.
     runledger_gateway::metrics::handle();
+    let metrics_token = runledger_gateway::metrics::MetricsToken::new(
+        args.metrics_token.as_ref().map(|t| t.expose()),
+    );
     if let Some(addr) = args.metrics_addr {
         let token = shutdown.clone();
+        let metrics_token = metrics_token.clone();
         tasks.spawn(async move {
-            let result = runledger_gateway::metrics::serve_standalone(addr, token).await;
+            let result =
+                runledger_gateway::metrics::serve_standalone(addr, metrics_token, token).await;
             (Component::Gateway, result.map_err(anyhow::Error::from))
         });
     }
@@ -107,8 +112,9 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                     .with_context(|| format!("RUNLEDGER_HTTP_ADDR {:?}", settings.http_addr))?;
                 let names = settings.names()?;
                 let token = shutdown.clone();
+                let mut gateway = GatewaySettings::new(addr);
+                gateway.metrics_token = metrics_token.clone();
                 tasks.spawn(async move {
-                    let gateway = GatewaySettings::new(addr);
                     let result = runledger_gateway::run(pool, nats, names, gateway, token).await;
                     (component, result.map_err(anyhow::Error::from))
                 });

@@ -329,6 +329,9 @@ pub struct TestCaseDefined {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit_xml: Option<RelativePath>,
     pub retries: u32,
+    /// Most bytes of output a run records (the default for events recorded before the limit).
+    #[serde(default = "crate::command::default_max_output_bytes")]
+    pub max_output_bytes: u64,
 }
 
 /// `run_requested`: someone asked for a run.

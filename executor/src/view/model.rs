@@ -79,6 +79,8 @@ pub struct TestCaseInfo {
     pub junit_xml: Option<RelativePath>,
     /// How many times an infrastructure error may be retried.
     pub retries: u32,
+    /// Most bytes of output a run records.
+    pub max_output_bytes: u64,
 }
 
 /// The latest assignment of a run.

@@ -203,6 +203,7 @@ fn defined(
         timeout_s: i64::from(e.timeout_s),
         junit_xml: e.junit_xml.as_ref().map(|path| path.as_str().to_owned()),
         retries: i64::from(e.retries),
+        max_output_bytes: i64::try_from(e.max_output_bytes).unwrap_or(i64::MAX),
         defined_by: fact.actor.clone(),
         defined_at,
         updated_at: fact.recorded_at,

@@ -131,6 +131,7 @@ pub fn test_case(index: usize) -> anyhow::Result<TestCaseDefined> {
         env_overridable: Default::default(),
         timeout_s: 900,
         junit_xml: Some(RelativePath::parse("report.xml")?),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 0,
     })
 }

@@ -29,5 +29,6 @@ pub(super) fn define_test_case(
         timeout_s: command.timeout_s,
         junit_xml: command.junit_xml.clone(),
         retries: command.retries,
+        max_output_bytes: command.max_output_bytes,
     })])
 }

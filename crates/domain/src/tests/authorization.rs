@@ -87,6 +87,7 @@ fn define_smoke() -> runledger_types::command::DefineTestCase {
         env_overridable: Default::default(),
         timeout_s: 10,
         junit_xml: None,
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 0,
     }
 }

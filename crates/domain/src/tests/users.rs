@@ -60,6 +60,7 @@ fn define(id: runledger_types::TestCaseId) -> DefineTestCase {
         env_overridable: [EnvName::parse("TARGET").expect("env")].into(),
         timeout_s: 60,
         junit_xml: Some(RelativePath::parse("report.xml").expect("path")),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 2,
     }
 }
@@ -78,6 +79,7 @@ fn define_test_case_copies_every_field() {
         env_overridable: c.env_overridable.clone(),
         timeout_s: 60,
         junit_xml: c.junit_xml.clone(),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 2,
     });
     let lab = given(&users())

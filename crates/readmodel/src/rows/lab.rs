@@ -45,6 +45,7 @@ pub const TEST_CASES_TABLES: &[Table] = &[Table {
         ("timeout_s", "bigint NOT NULL"),
         ("junit_xml", "text"),
         ("retries", "bigint NOT NULL"),
+        ("max_output_bytes", "bigint NOT NULL"),
         ("defined_by", "text NOT NULL"),
         ("defined_at", "timestamptz NOT NULL"),
         ("updated_at", "timestamptz NOT NULL"),
@@ -112,6 +113,8 @@ pub struct TestCaseRow {
     pub timeout_s: i64,
     pub junit_xml: Option<String>,
     pub retries: i64,
+    /// Most bytes of output a run records.
+    pub max_output_bytes: i64,
     pub defined_by: String,
     pub defined_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
