@@ -151,6 +151,8 @@ pub struct Lab {
     /// Queued runs by ticket: ascending tickets are the order of their `run_queued` events.
     pub(crate) queue: OrdMap<u64, RunId>,
     pub(crate) next_ticket: u64,
+    /// How many queued runs each actor asked for, so the per-actor cap is checked in O(log n).
+    pub(crate) queued_by: OrdMap<Actor, u32>,
     /// Index of the runs an executor is running, so the lease watch never scans every run.
     pub(crate) running: OrdSet<RunId>,
     pub(crate) versions: OrdMap<StreamId, i64>,
@@ -218,6 +220,11 @@ impl Lab {
     /// Every run, by ascending id.
     pub fn runs(&self) -> impl Iterator<Item = (&RunId, &RunState)> {
         self.runs.iter()
+    }
+
+    /// How many of the queued runs `actor` asked for.
+    pub fn queued_by(&self, actor: &Actor) -> u32 {
+        self.queued_by.get(actor).copied().unwrap_or(0)
     }
 
     /// How many runs wait in the queue.

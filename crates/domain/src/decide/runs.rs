@@ -14,6 +14,10 @@ use runledger_types::event::{
 use runledger_types::{Actor, Event, Rejection, RejectionCode, RunStatus, VenvId};
 use std::collections::BTreeSet;
 
+/// Most runs one actor may have waiting in the queue: a script in a loop cannot grow the
+/// queue, and the state every handler holds, without bound.
+pub const MAX_QUEUED_RUNS_PER_ACTOR: u32 = 1000;
+
 /// `run_requested`, then either `venv_leased` + `run_assigned` (a free venv matches; the
 /// smallest id wins) or `run_queued` with the reason it waits.
 pub(super) fn start_run(
@@ -55,6 +59,15 @@ pub(super) fn start_run(
     })];
     match free_venv_for(lab, &selector) {
         Some((venv_id, machine_id)) => events.extend(assignment(run_id, venv_id, machine_id, 1)),
+        None if lab.queued_by(actor) >= MAX_QUEUED_RUNS_PER_ACTOR => {
+            return reject(
+                RejectionCode::TooManyQueuedRuns,
+                format!(
+                    "{actor} already has {MAX_QUEUED_RUNS_PER_ACTOR} runs waiting in the queue; \
+                     start more once some have been assigned"
+                ),
+            );
+        }
         None => events.push(Event::RunQueued(RunQueued {
             run_id,
             reason: queue_reason(lab, &selector).to_owned(),

@@ -307,3 +307,34 @@ fn loader_and_interpreter_variables_are_never_overridable_by_a_run() {
             .then_reject(RejectionCode::EnvNotOverridable);
     }
 }
+
+#[test]
+fn one_actor_may_queue_only_so_many_runs() {
+    let mut lab = crate::Lab::new();
+    for event in world() {
+        crate::evolve(&mut lab, &event);
+    }
+    let queued = |n: u128| {
+        let mut c = start(r(1000 + n));
+        c.labels = labels(&["no-such-machine"]);
+        start_cmd(c)
+    };
+    let limit = u128::from(crate::MAX_QUEUED_RUNS_PER_ACTOR);
+    for n in 0..limit {
+        apply(&mut lab, MEMBER, &queued(n)).expect("queued");
+    }
+    assert_eq!(
+        lab.queued_by(&actor_of(MEMBER)),
+        crate::MAX_QUEUED_RUNS_PER_ACTOR
+    );
+    let refused = apply(&mut lab, MEMBER, &queued(limit)).expect_err("over the cap");
+    assert_eq!(refused.code, RejectionCode::TooManyQueuedRuns);
+    // Another actor is not held back, and a run that leaves the queue makes room.
+    apply(&mut lab, OTHER, &queued(limit + 1)).expect("another actor");
+    let cancel = Command::CancelRun(CancelRun {
+        run_id: r(1000),
+        reason: None,
+    });
+    apply(&mut lab, MEMBER, &cancel).expect("cancelled");
+    apply(&mut lab, MEMBER, &queued(limit + 2)).expect("room again");
+}
