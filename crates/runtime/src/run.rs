@@ -197,9 +197,7 @@ fn finished(run_id: Uuid, end: &Value) -> anyhow::Result<()> {
 
 /// Subscribes to the run's events (before anything about it is read or sent).
 async fn follow(settings: &Settings, run_id: Uuid) -> anyhow::Result<RunFeed> {
-    let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let client = settings.nats("runledger-cli").await?;
     let feed = RunFeed::subscribe(&client, &settings.names()?, run_id).await?;
     client.flush().await?;
     Ok(feed)

@@ -103,9 +103,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
             }
             Component::Gateway => {
                 let pool = database(settings).await?;
-                let nats = runledger_bus::connect(&settings.nats_url, "runledger-gateway")
-                    .await
-                    .context("connecting to NATS (NATS_URL)")?;
+                let nats = settings.nats("runledger-gateway").await?;
                 let addr = settings
                     .http_addr
                     .parse()
@@ -148,9 +146,7 @@ fn dedup(components: &[Component]) -> Vec<Component> {
 async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handler> {
     let keyring = Keyring::new(settings.secret_key(args.dev)?, Vec::new());
     let pool = database(settings).await?;
-    let nats = runledger_bus::connect(&settings.nats_url, "runledger-handler")
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let nats = settings.nats("runledger-handler").await?;
     Ok(Handler {
         store: EventStore::new(pool),
         nats,
@@ -176,9 +172,7 @@ async fn executor(
         .ok()
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(default_executor_name);
-    let nats = runledger_bus::connect(&settings.nats_url, &format!("runledger-executor-{name}"))
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let nats = settings.nats(&format!("runledger-executor-{name}")).await?;
     tracing::info!(%name, "executor name");
     let mut executor = ExecutorSettings::new(name, settings.names()?, keyring);
     executor.max_concurrent_runs = usize::try_from(args.executor_max_runs).unwrap_or(16);

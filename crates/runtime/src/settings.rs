@@ -53,6 +53,9 @@ pub struct Settings {
         global = true
     )]
     pub nats_prefix: String,
+    /// NATS credentials and TLS.
+    #[command(flatten)]
+    pub nats_auth: NatsArgs,
     /// `text` or `json`.
     #[arg(
         long,
@@ -61,6 +64,61 @@ pub struct Settings {
         global = true
     )]
     pub log_format: String,
+}
+
+/// NATS credentials and TLS, under the names the `nats` CLI reads too.
+#[derive(Args, Clone, Default)]
+pub struct NatsArgs {
+    /// User name (with NATS_PASSWORD).
+    #[arg(long = "nats-user", env = "NATS_USER", global = true)]
+    pub user: Option<String>,
+    /// The user's password.
+    #[arg(
+        long = "nats-password",
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
+    /// A token the server accepts.
+    #[arg(
+        long = "nats-token",
+        env = "NATS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+    /// A `.creds` file (user JWT and NKey seed).
+    #[arg(long = "nats-creds", env = "NATS_CREDS", global = true)]
+    pub creds: Option<std::path::PathBuf>,
+    /// A file holding a user NKey seed.
+    #[arg(long = "nats-nkey", env = "NATS_NKEY", global = true)]
+    pub nkey: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) to verify the server with; turns TLS on.
+    #[arg(long = "nats-ca", env = "NATS_CA", global = true)]
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), with NATS_KEY.
+    #[arg(long = "nats-cert", env = "NATS_CERT", global = true, requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long = "nats-key", env = "NATS_KEY", global = true, requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl NatsArgs {
+    /// The bus's view of these settings.
+    pub fn auth(&self) -> runledger_bus::NatsAuth {
+        runledger_bus::NatsAuth {
+            token: self.token.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            creds_file: self.creds.clone(),
+            nkey_seed_file: self.nkey.clone(),
+            ca_file: self.ca.clone(),
+            cert_file: self.cert.clone(),
+            key_file: self.key.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -93,6 +151,13 @@ fn redact_url(url: &str) -> String {
 }
 
 impl Settings {
+    /// Connects to NATS with the configured credentials, naming the connection `name`.
+    pub async fn nats(&self, name: &str) -> anyhow::Result<async_nats::Client> {
+        runledger_bus::connect_with(&self.nats_url, name, &self.nats_auth.auth())
+            .await
+            .context("connecting to NATS (NATS_URL)")
+    }
+
     /// The NATS names under the configured prefix.
     pub fn names(&self) -> anyhow::Result<BusNames> {
         BusNames::new(&self.nats_prefix).context("RUNLEDGER_NATS_PREFIX")
@@ -144,6 +209,7 @@ mod tests {
             secret_key: secret_key.map(str::to_owned),
             secret_key_file,
             nats_prefix: "runledger".into(),
+            nats_auth: Default::default(),
             log_format: "text".into(),
         }
     }
