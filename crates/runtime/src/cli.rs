@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// port serves `/metrics` already), e.g. `127.0.0.1:9464`.
     #[arg(long, env = "RUNLEDGER_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Count failed logins by the last `X-Forwarded-For` address (the one your proxy appends)
+    /// instead of the TCP peer. Only behind a proxy that sets it: otherwise any client picks
+    /// its own address and escapes the login limit.
+    #[arg(long, env = "RUNLEDGER_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Args)]

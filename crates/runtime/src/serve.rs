@@ -107,8 +107,11 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                     .with_context(|| format!("RUNLEDGER_HTTP_ADDR {:?}", settings.http_addr))?;
                 let names = settings.names()?;
                 let token = shutdown.clone();
+                let mut gateway = GatewaySettings::new(addr);
+                // Development serves plain HTTP: a Secure cookie would never come back.
+                gateway.secure_cookie = !args.dev;
+                gateway.trust_forwarded_for = args.trust_forwarded_for;
                 tasks.spawn(async move {
-                    let gateway = GatewaySettings::new(addr);
                     let result = runledger_gateway::run(pool, nats, names, gateway, token).await;
                     (component, result.map_err(anyhow::Error::from))
                 });
