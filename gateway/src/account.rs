@@ -23,7 +23,7 @@ pub struct Account {
 
 impl Account {
     /// The account of `username`, if registered.
-    #[tracing::instrument(skip(store), err(Debug))]
+    #[tracing::instrument(skip(store))]
     pub async fn load(store: &EventStore, username: &str) -> Result<Option<Account>, ApiError> {
         let stream = StreamId::new(StreamType::User, username);
         let records = store.read_stream(stream.as_str()).await?;

@@ -84,7 +84,7 @@ const RESERVE: &str = "\
 pub struct RetryAfter(pub u64);
 
 /// Reserves one attempt of `username` from `client`; `Err` while it must wait.
-#[tracing::instrument(skip_all, fields(username, client), err(Debug))]
+#[tracing::instrument(skip_all, fields(username = %username, client = %client))]
 pub async fn reserve(
     pool: &PgPool,
     limits: &LoginLimits,

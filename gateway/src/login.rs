@@ -61,7 +61,7 @@ impl IntoResponse for Refusal {
 
 /// Checks `password` for `username` as `client`: `Some(account)` when it matches (disabled or
 /// not), `None` when it does not or there is no such user; 429 while the client must wait.
-#[tracing::instrument(skip_all, fields(username, client = %client.0))]
+#[tracing::instrument(skip_all, fields(username = %username, client = %client.0))]
 pub async fn check_password(
     state: &AppState,
     client: &ClientKey,

@@ -241,3 +241,25 @@ async fn old_failed_logins_are_pruned() {
     assert_eq!(rows().await, 0);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spraying_many_usernames_from_one_address_is_limited_too() {
+    let t = Logins::start().await;
+    let (sprayed, _, _) = common::serve_gateway_with(&t.lab, &t.shutdown, |s| {
+        s.login_limits.free_per_client = 3;
+    })
+    .await;
+    let sprayer = from("127.0.0.21");
+    // Each username fails once: no per-user limit applies, the per-address one does.
+    for n in 0..4 {
+        let user = format!("guess{n}");
+        let (status, _, _) = login(&sprayer, sprayed, &user, "wrong-password", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {n}");
+    }
+    let (status, retry_after, _) = login(&sprayer, sprayed, ADMIN, &password(ADMIN), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some());
+    let (status, _, _) = login(&from("127.0.0.22"), sprayed, ADMIN, &password(ADMIN), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    t.stop().await;
+}
