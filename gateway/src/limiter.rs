@@ -127,16 +127,20 @@ pub enum Refused {
 }
 
 /// The attempt succeeded: forgets `username`'s failures from `client`, and takes the attempt
-/// back from the address's count.
+/// back from the address's count. Two statements, each locking one row, in the order
+/// [`reserve`] locks them, so that the two cannot deadlock.
 pub async fn succeeded(pool: &PgPool, username: &str, client: &str) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM gateway.login_attempts WHERE username = $1 AND client = $2")
+        .bind(user_key(username))
+        .bind(client)
+        .execute(pool)
+        .await?;
     sqlx::query(
-        "WITH mine AS (DELETE FROM gateway.login_attempts WHERE username = $1 AND client = $2) \
-         UPDATE gateway.login_attempts SET failures = greatest(failures - 1, 0) \
-         WHERE username = $3 AND client = $2",
+        "UPDATE gateway.login_attempts SET failures = greatest(failures - 1, 0) \
+         WHERE username = $1 AND client = $2",
     )
-    .bind(user_key(username))
-    .bind(client)
     .bind(ANY_USER)
+    .bind(client)
     .execute(pool)
     .await?;
     Ok(())
