@@ -22,7 +22,10 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
     }
     match event {
         Event::UserRegistered(e) => {
-            let user = crate::state::UserState { role: e.role };
+            let user = crate::state::UserState {
+                role: e.role,
+                disabled: false,
+            };
             lab.users.insert(e.username.clone(), user);
         }
         Event::MachineRegistered(e) => machine_registered(lab, e),
@@ -45,6 +48,13 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
             };
             lab.test_cases.insert(e.test_case_id, test_case);
         }
+        Event::UserDisabled(e) => {
+            if let Some(user) = lab.users.get_mut(&e.username) {
+                user.disabled = true;
+            }
+        }
+        // Tokens and password hashes are the gateway's business, not the lab's.
+        Event::PasswordChanged(_) | Event::TokensRevoked(_) => {}
         Event::ExecutorHeartbeat(_) | Event::CommandRejected(_) => {}
         other => {
             evolve_venv(lab, other);

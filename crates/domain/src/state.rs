@@ -15,6 +15,8 @@ use std::collections::BTreeSet;
 pub struct UserState {
     /// `admin` or `member`.
     pub role: Role,
+    /// Disabled users may not log in or act; there is no way back (register a new name).
+    pub disabled: bool,
 }
 
 /// A registered machine.

@@ -31,6 +31,8 @@ codes! {
     InvalidPayload => "invalid_payload": "The payload broke a field rule; the message names the field.",
     Forbidden => "forbidden": "The actor may not do this.",
     UserExists => "user_exists": "The username is taken.",
+    UnknownUser => "unknown_user": "No user with that username.",
+    UserDisabled => "user_disabled": "The user is disabled.",
     MachineExists => "machine_exists": "The machine id is taken.",
     UnknownMachine => "unknown_machine": "No machine with that id.",
     MachineRetired => "machine_retired": "The machine is retired.",
