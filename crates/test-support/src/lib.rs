@@ -22,7 +22,7 @@ pub use db::TestDb;
 pub use jenkins::{FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER};
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
-pub use sshd::{TEST_USER, TestSshd};
+pub use sshd::{TEST_USER, TestSshd, auth_lines};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
