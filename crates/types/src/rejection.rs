@@ -56,6 +56,7 @@ codes! {
     HostKeyMismatch => "host_key_mismatch": "The reported host key differs from the pinned one.",
     NotAJenkinsRun => "not_a_jenkins_run": "The run's test case does not name a Jenkins job, or a Jenkins run was given a machine, labels or a venv.",
     JenkinsBuildRecorded => "jenkins_build_recorded": "The run already follows another Jenkins queue item or build.",
+    JenkinsOriginMismatch => "jenkins_origin_mismatch": "The reported Jenkins queue item or build URL is not on the scheme, host and port of the test case's Jenkins URL.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 
