@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{NotReported, Reporter, output};
 use crate::jenkins::{
-    BuildState, Found, JenkinsClient, JenkinsError, JenkinsErrorKind, QueueState, TestReport,
+    BuildState, ConsoleCursor, Found, JenkinsClient, JenkinsError, JenkinsErrorKind, QueueState,
+    TestReport,
 };
 use crate::ssh::Output;
 
@@ -400,7 +401,7 @@ impl<R: Reporter> Follower<'_, R> {
     /// Streams the build's console until it ends (stopping it on cancel or timeout), then reads
     /// its result and test report.
     async fn follow_build(&self, url: &str) -> JenkinsEnd {
-        let mut offset = 0;
+        let mut cursor = ConsoleCursor::default();
         let mut unreachable_since = None;
         let mut stopping: Option<(Stop, Instant, usize)> = None;
         loop {
@@ -425,14 +426,17 @@ impl<R: Reporter> Follower<'_, R> {
                     tracing::warn!(error = %err, how, "stopping the build failed");
                 }
             }
-            match self.client.console(url, offset).await {
-                Ok(page) => {
+            let sink = &self.sink;
+            let read = self
+                .client
+                .read_console(url, &mut cursor, |piece| async move {
+                    let _ = sink.send(Output::Stdout(piece)).await;
+                })
+                .await;
+            match read {
+                Ok(more) => {
                     unreachable_since = None;
-                    if !page.text.is_empty() {
-                        let _ = self.sink.send(Output::Stdout(page.text)).await;
-                    }
-                    offset = page.next_offset;
-                    if !page.more {
+                    if !more {
                         break;
                     }
                 }
