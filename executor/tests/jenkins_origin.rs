@@ -251,3 +251,33 @@ async fn a_run_of_a_build_with_a_large_console_reports_all_of_it() {
     assert_eq!(stdout.len(), text.len());
     assert!(stdout == text, "the run's output differs from the console");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_console_answer_does_not_hold_up_cancel() {
+    let mut running = job((0..600).map(|i| format!("step {i}")).collect());
+    running.line_delay = Duration::from_millis(100);
+    let jenkins = FakeJenkins::start(running).await;
+    jenkins.stall_next_console_after(1_000);
+    let cancel = CancellationToken::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            cancel.cancel();
+        })
+    };
+    let started = std::time::Instant::now();
+    let recorder = Recorder::default();
+    let end = drive_jenkins(&client(&jenkins), &driver_job(), &recorder, cancel)
+        .await
+        .unwrap();
+    canceller.await.unwrap();
+    // Well under the 30 s a silent answer may last.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!jenkins.stops().is_empty(), "the build was not stopped");
+    assert_eq!(end.status, RunStatus::Cancelled, "{end:?}");
+}

@@ -79,8 +79,9 @@ struct Jenkins {
     queue_items_at: Option<String>,
     /// Another server's base URL to name in build URLs (queue items' `executable`, job builds).
     builds_at: Option<String>,
-    /// Break the next console answer off after this many body bytes.
-    cut_console: Option<usize>,
+    /// Break the next console answer off after this many body bytes (`true`), or send them and
+    /// then nothing more (`false`).
+    cut_console: Option<(usize, bool)>,
 }
 
 struct Shared {
@@ -178,7 +179,12 @@ impl FakeJenkins {
 
     /// The next console answer sends `bytes` bytes of its body, then breaks the connection.
     pub fn cut_next_console_after(&self, bytes: usize) {
-        self.state().cut_console = Some(bytes);
+        self.state().cut_console = Some((bytes, true));
+    }
+
+    /// The next console answer sends `bytes` bytes of its body, then stalls forever.
+    pub fn stall_next_console_after(&self, bytes: usize) {
+        self.state().cut_console = Some((bytes, false));
     }
 
     /// Starts a build directly (as if triggered earlier), returning its number and URL.
@@ -268,14 +274,19 @@ fn console(job: &FakeJob, build: &Build) -> (String, bool) {
     (text, !done)
 }
 
-/// A body that sends the first `cut` bytes of `body`, then fails (the connection breaks).
-fn broken_off(mut body: Vec<u8>, cut: usize) -> Response {
+/// A body that sends the first `cut` bytes of `body`, then fails (the connection breaks) or,
+/// unless `broken`, sends nothing more.
+fn broken_off(mut body: Vec<u8>, cut: usize, broken: bool) -> Response {
+    use futures::StreamExt as _;
     body.truncate(cut);
-    let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(Bytes::from(body)),
-        Err(std::io::Error::other("connection broken off")),
-    ];
-    axum::body::Body::from_stream(futures::stream::iter(parts)).into_response()
+    let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(body))]);
+    let rest = match broken {
+        true => {
+            futures::stream::iter([Err(std::io::Error::other("connection broken off"))]).boxed()
+        }
+        false => futures::stream::pending().boxed(),
+    };
+    axum::body::Body::from_stream(first.chain(rest)).into_response()
 }
 
 fn parameters_json(parameters: &[(String, String)]) -> Value {
@@ -451,7 +462,7 @@ async fn route(
                 ));
             }
             let mut response = match state.cut_console.take() {
-                Some(cut) => broken_off(page.into_bytes(), cut),
+                Some((cut, broken)) => broken_off(page.into_bytes(), cut, broken),
                 None => page.into_response(),
             };
             for (name, value) in headers {

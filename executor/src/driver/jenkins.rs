@@ -426,21 +426,16 @@ impl<R: Reporter> Follower<'_, R> {
                     tracing::warn!(error = %err, how, "stopping the build failed");
                 }
             }
-            let sink = &self.sink;
-            let read = self
-                .client
-                .read_console(url, &mut cursor, |piece| async move {
-                    let _ = sink.send(Output::Stdout(piece)).await;
-                })
-                .await;
-            match read {
-                Ok(more) => {
+            match self.read_console(url, &mut cursor, stopping.as_ref()).await {
+                // Interrupted: stop the build, or take its next stop step.
+                None => continue,
+                Some(Ok(more)) => {
                     unreachable_since = None;
                     if !more {
                         break;
                     }
                 }
-                Err(err) => {
+                Some(Err(err)) => {
                     if let Err(end) = self.tolerate(err, &mut unreachable_since) {
                         return end;
                     }
@@ -467,6 +462,37 @@ impl<R: Reporter> Follower<'_, R> {
         JenkinsEnd {
             report,
             ..self.verdict(&result, stop)
+        }
+    }
+
+    /// One console read, streamed to the sink; `None` when it was interrupted (however long the
+    /// answer, it does not hold up cancel, the timeout or the next stop step). The cursor keeps
+    /// what was handed on, so an interrupted read goes on where it stopped.
+    async fn read_console(
+        &self,
+        url: &str,
+        cursor: &mut ConsoleCursor,
+        stopping: Option<&(Stop, Instant, usize)>,
+    ) -> Option<Result<bool, JenkinsError>> {
+        let sink = &self.sink;
+        let read = self.client.read_console(url, cursor, |piece| async move {
+            let _ = sink.send(Output::Stdout(piece)).await;
+        });
+        let interrupt = async {
+            match stopping {
+                None => tokio::select! {
+                    () = self.cancel.cancelled() => {}
+                    () = tokio::time::sleep_until(self.deadline) => {}
+                },
+                Some((_, since, step)) => match STOP_STEPS.get(*step) {
+                    Some((after, _)) => tokio::time::sleep_until(*since + *after).await,
+                    None => std::future::pending().await,
+                },
+            }
+        };
+        tokio::select! {
+            read = read => Some(read),
+            () = interrupt => None,
         }
     }
 

@@ -64,20 +64,13 @@ impl JenkinsClient {
         let mut skip = Skip::new(cursor.handed_on);
         let mut piece = BytesMut::new();
         let mut read: u64 = 0;
-        loop {
-            let chunk = response
-                .chunk()
-                .await
-                .map_err(|err| JenkinsError::transport(WHAT, &err));
-            let chunk = match chunk {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(err) => {
-                    // What was handed on from this read is skipped when it is read again.
-                    cursor.handed_on = cursor.handed_on.max(read - piece.len() as u64);
-                    return Err(err);
-                }
-            };
+        // `cursor.handed_on` moves with every piece, so that a read broken off or dropped
+        // mid-body is taken up where it stopped.
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| JenkinsError::transport(WHAT, &err))?
+        {
             read += chunk.len() as u64;
             let mut fresh = skip.fresh(chunk);
             while !fresh.is_empty() {
@@ -85,15 +78,16 @@ impl JenkinsClient {
                 piece.extend_from_slice(&fresh.split_to(room.min(fresh.len())));
                 if piece.len() == CONSOLE_PIECE {
                     hand_on(piece.split().freeze()).await;
+                    let through = read - fresh.len() as u64;
+                    cursor.handed_on = cursor.handed_on.max(through);
                 }
             }
         }
         if !piece.is_empty() {
             hand_on(piece.split().freeze()).await;
         }
-        let handed_on = read.max(cursor.handed_on);
         *cursor = ConsoleCursor {
-            offset: size.unwrap_or(cursor.offset + handed_on),
+            offset: size.unwrap_or(cursor.offset + read.max(cursor.handed_on)),
             handed_on: 0,
         };
         Ok(more)
