@@ -2,9 +2,9 @@
 //! with `report_host_key`, and only the handler's acceptance (`host_key_pinned`, or the same key
 //! pinned already) lets the connection go on to authentication.
 
-use runledger_types::MachineId;
+use runledger_types::command::ReportHostKey;
 use runledger_types::rejection::{Rejection, RejectionCode};
-use serde_json::json;
+use runledger_types::{HostKeyFingerprint, MachineId};
 
 use super::reporter::{NatsReporter, ReporterError};
 use crate::ssh::{ApprovalError, ApproveHostKey};
@@ -18,6 +18,9 @@ pub enum PinRefused {
     /// The handler refused the report for another reason.
     #[error("report_host_key was rejected ({:?}): {}", .0.code, .0.message)]
     Rejected(Rejection),
+    /// The presented key's fingerprint is not one the handler would take.
+    #[error("unusable fingerprint: {0}")]
+    BadFingerprint(String),
     /// The handler refused the report without saying why.
     #[error("report_host_key was rejected without a reason")]
     Unexplained,
@@ -45,7 +48,14 @@ impl PinThroughHandler {
     /// Reports `fingerprint` and reads the handler's answer.
     #[tracing::instrument(skip_all, fields(machine_id = %self.machine_id, fingerprint), err)]
     pub async fn pin(&self, fingerprint: &str) -> Result<(), PinRefused> {
-        let payload = json!({"machine_id": self.machine_id, "fingerprint": fingerprint});
+        let fingerprint = HostKeyFingerprint::parse(fingerprint)
+            .map_err(|err| PinRefused::BadFingerprint(err.to_string()))?;
+        let report = ReportHostKey {
+            machine_id: self.machine_id,
+            fingerprint,
+        };
+        let payload = serde_json::to_value(&report)
+            .map_err(|err| PinRefused::BadFingerprint(err.to_string()))?;
         let outcome = self
             .reporter
             .send("report_host_key", payload)
