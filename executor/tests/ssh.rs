@@ -239,6 +239,23 @@ async fn download_round_trips_and_reports_missing_and_too_large_files() {
 }
 
 #[tokio::test]
+async fn the_pool_lends_a_connection_only_to_callers_with_its_credential() {
+    let sshd = TestSshd::start();
+    let pool = SshPool::new(SshOptions::default());
+    let owner = password(&sshd);
+    let held = pool.get(&owner, &AcceptFirstKey).await.unwrap();
+    // Another machine with the same address and user but without the password.
+    let intruder = target(&sshd, SshAuth::Password("not-the-password".into()));
+    let error = pool.get(&intruder, &AcceptFirstKey).await.err();
+    assert!(
+        matches!(error, Some(SshError::AuthFailed { .. })),
+        "{error:?}"
+    );
+    assert!(!held.is_closed());
+    assert_eq!(pool.connections_opened(), 1);
+}
+
+#[tokio::test]
 async fn the_pool_runs_20_concurrent_execs_over_one_connection_and_reconnects() {
     let sshd = TestSshd::start();
     let target = target(&sshd, SshAuth::PrivateKey(sshd.ed25519_key.clone()));

@@ -38,7 +38,7 @@ impl SshTarget {
 }
 
 /// A credential for SSH user authentication.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum SshAuth {
     /// Password authentication.
     Password(String),

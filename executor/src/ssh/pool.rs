@@ -19,10 +19,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ApproveHostKey, SshConnection, SshError, SshOptions, SshTarget, connect};
+use super::{ApproveHostKey, SshAuth, SshConnection, SshError, SshOptions, SshTarget, connect};
 
-/// The pool's key: one set of connections per machine address and user.
-type Key = (String, u16, String);
+/// The pool's key: one set of connections per machine address, user and credential. The
+/// credential is part of it so that a machine registered with another's address and user but
+/// without its password or key never rides on that machine's authenticated connections.
+type Key = (String, u16, String, SshAuth);
 /// One machine's connections; its async lock makes concurrent callers share one connect.
 type Slot = Arc<tokio::sync::Mutex<Vec<Pooled>>>;
 
@@ -56,7 +58,8 @@ impl Deref for PooledConnection {
     }
 }
 
-/// A pool of SSH connections per `(host, port, username)`, reconnecting when one breaks.
+/// A pool of SSH connections per `(host, port, username, credential)`, reconnecting when one
+/// breaks.
 pub struct SshPool {
     options: SshOptions,
     slots: Mutex<HashMap<Key, Slot>>,
@@ -142,7 +145,12 @@ impl SshPool {
     }
 
     fn slot(&self, target: &SshTarget) -> Slot {
-        let key = (target.host.clone(), target.port, target.username.clone());
+        let key = (
+            target.host.clone(),
+            target.port,
+            target.username.clone(),
+            target.auth.clone(),
+        );
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key).or_default().clone()
     }
