@@ -48,6 +48,7 @@ impl PinThroughHandler {
     /// Reports `fingerprint` and reads the handler's answer.
     #[tracing::instrument(skip_all, fields(machine_id = %self.machine_id, fingerprint), err)]
     pub async fn pin(&self, fingerprint: &str) -> Result<(), PinRefused> {
+        tracing::Span::current().record("fingerprint", fingerprint);
         let fingerprint = HostKeyFingerprint::parse(fingerprint)
             .map_err(|err| PinRefused::BadFingerprint(err.to_string()))?;
         let report = ReportHostKey {
