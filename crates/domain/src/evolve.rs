@@ -43,7 +43,7 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
         Event::TestCaseDefined(e) => {
             let test_case = crate::state::TestCaseState {
                 retries: e.retries,
-                jenkins: e.jenkins.is_some(),
+                jenkins: e.jenkins.as_ref().map(|job| job.url.clone()),
                 env_overridable: e.env_overridable.clone(),
             };
             lab.test_cases.insert(e.test_case_id, test_case);

@@ -15,6 +15,7 @@ mod jenkins;
 mod lab;
 mod nats;
 mod nats_server;
+mod spy;
 mod sshd;
 
 pub use binary::runledger_binary;
@@ -24,7 +25,8 @@ pub use jenkins::{FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER};
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
 pub use nats_server::TestNatsServer;
-pub use sshd::{TEST_USER, TestSshd};
+pub use spy::{HttpSpy, SpiedRequest};
+pub use sshd::{TEST_USER, TestSshd, auth_lines};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -60,6 +60,7 @@ codes! {
     JenkinsBuildRecorded => "jenkins_build_recorded": "The run already follows another Jenkins queue item or build.",
     EnvNotOverridable => "env_not_overridable": "A run's env names a variable its test case does not let runs set.",
     TooManyQueuedRuns => "too_many_queued_runs": "The actor already has the most runs waiting in the queue that one actor may have.",
+    JenkinsOriginMismatch => "jenkins_origin_mismatch": "The reported Jenkins queue item or build URL is not on the scheme, host and port of the test case's Jenkins URL.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 
