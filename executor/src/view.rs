@@ -281,6 +281,7 @@ impl LabView {
                 job,
                 run_env: overridable_env(&run.env, test_case),
                 timeout_s: test_case.timeout_s,
+                max_output_bytes: test_case.max_output_bytes,
                 queue_item: run.jenkins_queue_item.clone(),
                 build: run.jenkins_build.clone(),
             })));

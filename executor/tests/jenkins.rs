@@ -404,6 +404,7 @@ fn driver_job(run_id: RunId, attempt: u32) -> JenkinsRunJob {
         queue_item: None,
         build: None,
         after_seq: u64::from(attempt - 1) << 32,
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         poll: Duration::from_millis(50),
     }
 }

@@ -49,6 +49,7 @@ fn driver_job() -> JenkinsRunJob {
         queue_item: None,
         build: None,
         after_seq: 0,
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         poll: Duration::from_millis(50),
     }
 }
@@ -280,4 +281,38 @@ async fn a_stalled_console_answer_does_not_hold_up_cancel() {
     );
     assert!(!jenkins.stops().is_empty(), "the build was not stopped");
     assert_eq!(end.status, RunStatus::Cancelled, "{end:?}");
+}
+
+/// A console past the test case's output limit: the limit's worth is recorded, then a note of
+/// how much was dropped, and the run ends as the build did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_past_the_output_limit_is_cut_with_a_note() {
+    let (lines, text) = large_console();
+    let jenkins = FakeJenkins::start(job(lines)).await;
+    let recorder = Recorder::default();
+    let mut job = driver_job();
+    job.max_output_bytes = 1024 * 1024;
+    let end = drive_jenkins(&client(&jenkins), &job, &recorder, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(end.status, RunStatus::Passed, "{end:?}");
+    // The driver's own lines count against the limit too: the console is cut a little sooner.
+    let stdout = recorder.stdout();
+    assert!(
+        stdout.len() <= 1024 * 1024 && stdout.len() > 1000 * 1024,
+        "{}",
+        stdout.len()
+    );
+    assert!(
+        text.starts_with(&stdout),
+        "the recorded part is the console's start"
+    );
+    let stderr: String = recorder
+        .reported("report_run_output")
+        .iter()
+        .filter(|chunk| chunk["stream"] == "stderr")
+        .map(|chunk| chunk["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(stderr.contains("output limit reached"), "{stderr}");
+    assert!(stderr.contains("bytes of output were dropped"), "{stderr}");
 }

@@ -56,6 +56,8 @@ pub struct JenkinsRunJob {
     pub build: Option<(u64, String)>,
     /// The output `seq` this attempt numbers its chunks after.
     pub after_seq: u64,
+    /// Most bytes of console output recorded; the rest is dropped with a note.
+    pub max_output_bytes: u64,
     /// How often Jenkins is asked for news.
     pub poll: Duration,
 }
@@ -124,7 +126,7 @@ pub async fn drive_jenkins<R: Reporter>(
         follow,
         output::pump(
             job.run_id,
-            (job.after_seq, u64::MAX),
+            (job.after_seq, job.max_output_bytes),
             source,
             reporter,
             marker

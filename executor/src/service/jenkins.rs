@@ -39,6 +39,7 @@ pub(super) async fn drive(
             .as_ref()
             .map(|(number, url)| (*number, url.as_str().to_owned())),
         after_seq: crate::chunker::first_seq_of_attempt(run.assignment.attempt),
+        max_output_bytes: run.max_output_bytes,
         poll: worker.jenkins_poll,
     };
     drive_jenkins(&client, &job, reporter, cancel.clone())

@@ -158,6 +158,8 @@ pub struct ResolvedJenkinsRun {
     pub run_env: BTreeMap<EnvName, String>,
     /// Past this the build is stopped and the run ends `timed_out`.
     pub timeout_s: u32,
+    /// Most bytes of console output recorded.
+    pub max_output_bytes: u64,
     /// The queue item an earlier attempt recorded.
     pub queue_item: Option<Text>,
     /// The build an earlier attempt recorded.
