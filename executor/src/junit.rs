@@ -12,10 +12,10 @@
 //! instructions and the DOCTYPE are ignored; entities it declares are not expanded, so using one
 //! is an error, like any other undefined entity.
 //!
-//! Reports travel inside one NATS message, so the result is bounded: texts are cut at
-//! [`MAX_NAME_BYTES`] / [`MAX_MESSAGE_BYTES`] (on a character boundary, marked with `…`), and the
-//! list keeps at most [`MAX_TESTS`] entries (`truncated` then says so); the summary still counts
-//! every test. Malformed XML is a [`JunitError`], never a panic.
+//! The result is bounded: texts are cut at [`MAX_NAME_BYTES`] / [`MAX_MESSAGE_BYTES`] (on a
+//! character boundary, marked with `…`), and the list keeps at most [`MAX_TESTS`] entries
+//! (`truncated` then says so); the summary still counts every test. Results too many for one
+//! NATS message are reported in parts (see the driver's `report_run_tests`). Malformed XML is a [`JunitError`], never a panic.
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
@@ -25,8 +25,8 @@ use runledger_types::values::TestSummary;
 
 /// Largest report read, in bytes; a bigger file is refused before parsing.
 pub const MAX_REPORT_BYTES: usize = 32 * 1024 * 1024;
-/// Most per-test results kept.
-pub const MAX_TESTS: usize = 2_000;
+/// Most per-test results kept: a suite of 100,000 tests keeps all of them (sent in parts).
+pub const MAX_TESTS: usize = 100_000;
 /// Longest kept test or class name, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
 /// Longest kept failure message, in bytes.

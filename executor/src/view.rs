@@ -152,6 +152,7 @@ impl LabView {
             | Event::PasswordChanged(_)
             | Event::TokensRevoked(_)
             | Event::RunOutput(_)
+            | Event::RunTestsReported(_)
             | Event::ExecutorHeartbeat(_)
             | Event::CommandRejected(_) => {}
         }

@@ -504,3 +504,56 @@ async fn output_past_the_limit_is_dropped_and_the_run_still_ends() {
         "{stderr}"
     );
 }
+
+/// A JUnit report of 6,000 tests (about 1.5 MB of results, more than one NATS message holds)
+/// goes out as numbered `report_run_tests` parts, each small enough, then `report_run_finished`
+/// without tests: every result is sent, in order.
+#[tokio::test]
+async fn a_large_junit_report_is_sent_in_parts() {
+    let machine = locally();
+    let script = "import sys\n\
+        cases = ''.join('<testcase classname=\"suite.module_%d\" name=\"test_%05d_%s\" time=\"0.001\"/>' % (i % 50, i, 'x' * 150) for i in range(6000))\n\
+        open('report.xml', 'w').write('<testsuite tests=\"6000\">' + cases + '</testsuite>')\n";
+    let mut job = job("python3 make_report.py", Some("report.xml"));
+    job.files = vec![("make_report.py".into(), script.as_bytes().to_vec())];
+    let recorder = Recorder::default();
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &recorder,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Passed);
+    let reports = recorder.0.lock().unwrap();
+    let parts: Vec<&Value> = reports
+        .iter()
+        .filter(|(kind, _, _)| *kind == "report_run_tests")
+        .map(|(_, payload, _)| payload)
+        .collect();
+    assert!(parts.len() >= 4, "{} parts", parts.len());
+    let mut names = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        assert_eq!(part["part"], index + 1);
+        let size = serde_json::to_vec(part).unwrap().len();
+        assert!(size < 300 * 1024, "part {} is {size} bytes", index + 1);
+        names.extend(
+            part["tests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].clone()),
+        );
+    }
+    assert_eq!(names.len(), 6000);
+    assert_eq!(names[0], json!(format!("test_00000_{}", "x".repeat(150))));
+    assert_eq!(
+        names[5999],
+        json!(format!("test_05999_{}", "x".repeat(150)))
+    );
+    let (kind, finished, _) = reports.last().unwrap();
+    assert_eq!(*kind, "report_run_finished");
+    assert_eq!(finished["tests"], json!([]));
+    assert_eq!(finished["summary"]["passed"], 6000);
+}

@@ -1014,3 +1014,55 @@ async fn a_runs_audit_trail_pages() {
     }
     api.stop().await;
 }
+
+/// Per-test results sent in parts ahead of `run_finished` come back whole, in order, in the
+/// run's detail.
+#[tokio::test]
+async fn per_test_results_sent_in_parts_come_back_whole() {
+    let api = Api::start().await;
+    let (run_id, mia) = a_running_run(&api).await;
+    let client = api.client();
+    let test = |n: u32| {
+        json!({"name": format!("test_{n}"), "classname": "suite",
+                               "status": "passed", "duration_ms": 1})
+    };
+    for part in 1..=3u32 {
+        let tests: Vec<Value> = (1..=2).map(|i| test(part * 10 + i)).collect();
+        let payload = json!({"run_id": run_id, "part": part, "tests": tests});
+        assert!(
+            client
+                .send("report_run_tests", EXEC, payload)
+                .await
+                .accepted
+        );
+    }
+    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0,
+                          "tests": [test(99)]});
+    assert!(
+        client
+            .send("report_run_finished", EXEC, finished)
+            .await
+            .accepted
+    );
+    let names = runledger_test_support::eventually(
+        std::time::Duration::from_secs(10),
+        "the finished run in the read model",
+        || async {
+            let (_, run) = api.get(&format!("/api/v1/runs/{run_id}"), &mia).await;
+            (run["status"] == "passed").then(|| {
+                run["tests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+        },
+    )
+    .await;
+    let expected = [
+        "test_11", "test_12", "test_21", "test_22", "test_31", "test_32", "test_99",
+    ];
+    assert_eq!(names, expected);
+    api.stop().await;
+}

@@ -140,6 +140,9 @@ fn evolve_run(lab: &mut Lab, event: &Event) {
         Event::RunOutput(e) => with_run(lab, e.run_id, |run| {
             run.last_seq = run.last_seq.max(e.seq);
         }),
+        Event::RunTestsReported(e) => with_run(lab, e.run_id, |run| {
+            run.tests_parts = run.tests_parts.max(e.part);
+        }),
         Event::RunCancelRequested(e) => with_run(lab, e.run_id, |run| {
             run.cancel_requested = true;
         }),
@@ -170,6 +173,7 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
         executor: None,
         cancel_requested: false,
         last_seq: 0,
+        tests_parts: 0,
         jenkins: None,
         ticket: None,
     };
@@ -203,6 +207,7 @@ fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
         run.venv_id = e.venv_id;
         run.machine_id = e.machine_id;
         run.attempt = e.attempt;
+        run.tests_parts = 0;
         run.executor = None;
         run.cancel_requested = false;
     });

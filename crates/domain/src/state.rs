@@ -135,6 +135,8 @@ pub struct RunState {
     pub cancel_requested: bool,
     /// The highest output `seq` recorded (0 for none).
     pub last_seq: u64,
+    /// How many parts of per-test results the current attempt recorded.
+    pub tests_parts: u32,
     /// The Jenkins build it follows (runs of Jenkins test cases only).
     pub jenkins: Option<JenkinsProgress>,
     /// Its place in the queue while queued.

@@ -173,7 +173,12 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     };
     let end = until_finished(&mut feed, args.follow, 0).await?;
     if let Some(path) = &args.junit_out {
-        std::fs::write(path, junit_xml(run_id, &end))
+        // A large report comes in parts before run_finished: the log has all of them.
+        let tests = EventStore::new(pool(settings).await?)
+            .run_tests(run_id)
+            .await?
+            .unwrap_or_default();
+        std::fs::write(path, junit_xml(run_id, &end, &tests))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     finished(run_id, &end)
@@ -225,10 +230,9 @@ async fn until_finished(feed: &mut RunFeed, print: bool, after: u64) -> anyhow::
     }
 }
 
-/// The run's `run_finished` data as a JUnit XML report (one testsuite).
-fn junit_xml(run_id: Uuid, end: &Value) -> String {
+/// The run's per-test results as a JUnit XML report (one testsuite).
+fn junit_xml(run_id: Uuid, end: &Value, tests: &[Value]) -> String {
     use quick_xml::escape::escape;
-    let tests = end["tests"].as_array().cloned().unwrap_or_default();
     let count = |status: &str| tests.iter().filter(|t| t["status"] == status).count();
     let seconds = |t: &Value| t["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
     let mut xml = format!(
@@ -240,7 +244,7 @@ fn junit_xml(run_id: Uuid, end: &Value) -> String {
         count("skipped"),
         tests.iter().map(seconds).sum::<f64>()
     );
-    for test in &tests {
+    for test in tests {
         let name = escape(test["name"].as_str().unwrap_or(""));
         let class = escape(test["classname"].as_str().unwrap_or(""));
         let message = escape(test["message"].as_str().unwrap_or(""));
@@ -336,13 +340,10 @@ async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
             .fetch_optional(&pool)
             .await?;
     let mut row = row.with_context(|| format!("no run {}", args.run_id))?;
-    let finished = EventStore::new(pool)
-        .last_of_type(&format!("run-{}", args.run_id), "run_finished")
-        .await?;
-    let tests = finished
-        .map(|finished| finished.data["tests"].clone())
-        .filter(|tests| !tests.is_null())
-        .unwrap_or_else(|| json!([]));
+    let tests = EventStore::new(pool)
+        .run_tests(args.run_id)
+        .await?
+        .map_or_else(|| json!([]), Value::Array);
     if let Some(object) = row.as_object_mut() {
         object.insert("tests".into(), tests);
     }

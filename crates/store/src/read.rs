@@ -128,6 +128,36 @@ impl EventStore {
         Ok(row.as_ref().map(parsed_record).transpose()?)
     }
 
+    /// The per-test results of a run's last finished attempt: its `run_tests_reported` parts in
+    /// order, then the `tests` of its `run_finished`. `None` until the run has finished.
+    pub async fn run_tests(
+        &self,
+        run_id: impl std::fmt::Display,
+    ) -> Result<Option<Vec<serde_json::Value>>, StoreError> {
+        let rows: Vec<(String, Option<serde_json::Value>)> = sqlx::query_as(
+            "SELECT type, data -> 'tests' FROM events WHERE stream_id = $1 \
+             AND type IN ('run_assigned', 'run_tests_reported', 'run_finished') \
+             ORDER BY stream_version",
+        )
+        .bind(format!("run-{run_id}"))
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut attempt, mut finished) = (Vec::new(), None);
+        for (event_type, tests) in rows {
+            if event_type == "run_assigned" {
+                attempt.clear();
+                continue;
+            }
+            if let Some(serde_json::Value::Array(tests)) = tests {
+                attempt.extend(tests);
+            }
+            if event_type == "run_finished" {
+                finished = Some(std::mem::take(&mut attempt));
+            }
+        }
+        Ok(finished)
+    }
+
     /// Up to `limit` of a run's `run_output` events numbered after `after_seq`, and its
     /// `run_finished` if it has one and the page reaches it, in order: what a reader following
     /// the run's output has not seen yet. Fewer than `limit` means there is no more for now.

@@ -38,6 +38,7 @@ pub enum Event {
     RunAssigned(RunAssigned),
     RunStarted(RunStarted),
     RunOutput(RunOutput),
+    RunTestsReported(RunTestsReported),
     RunCancelRequested(RunCancelRequested),
     RunFinished(RunFinished),
     JenkinsBuildQueued(JenkinsBuildQueued),
@@ -71,6 +72,7 @@ impl Event {
             Self::RunAssigned(e) => StreamId::new(S::Run, e.run_id),
             Self::RunStarted(e) => StreamId::new(S::Run, e.run_id),
             Self::RunOutput(e) => StreamId::new(S::Run, e.run_id),
+            Self::RunTestsReported(e) => StreamId::new(S::Run, e.run_id),
             Self::RunCancelRequested(e) => StreamId::new(S::Run, e.run_id),
             Self::RunFinished(e) => StreamId::new(S::Run, e.run_id),
             Self::JenkinsBuildQueued(e) => StreamId::new(S::Run, e.run_id),
@@ -103,6 +105,7 @@ impl Event {
             Self::RunAssigned(_) => "run_assigned",
             Self::RunStarted(_) => "run_started",
             Self::RunOutput(_) => "run_output",
+            Self::RunTestsReported(_) => "run_tests_reported",
             Self::RunCancelRequested(_) => "run_cancel_requested",
             Self::RunFinished(_) => "run_finished",
             Self::JenkinsBuildQueued(_) => "jenkins_build_queued",
@@ -135,6 +138,7 @@ impl Event {
             Self::RunAssigned(data) => serde_json::value::to_raw_value(data),
             Self::RunStarted(data) => serde_json::value::to_raw_value(data),
             Self::RunOutput(data) => serde_json::value::to_raw_value(data),
+            Self::RunTestsReported(data) => serde_json::value::to_raw_value(data),
             Self::RunCancelRequested(data) => serde_json::value::to_raw_value(data),
             Self::RunFinished(data) => serde_json::value::to_raw_value(data),
             Self::JenkinsBuildQueued(data) => serde_json::value::to_raw_value(data),
@@ -176,6 +180,7 @@ impl Event {
             "run_assigned" => RunAssigned,
             "run_started" => RunStarted,
             "run_output" => RunOutput,
+            "run_tests_reported" => RunTestsReported,
             "run_cancel_requested" => RunCancelRequested,
             "run_finished" => RunFinished,
             "jenkins_build_queued" => JenkinsBuildQueued,
@@ -432,6 +437,16 @@ pub struct RunOutput {
     pub seq: u64,
     pub stream: OutputStream,
     pub text: String,
+}
+
+/// `run_tests_reported`: one part of the run's per-test results, for reports too large for one
+/// message; the attempt's results are its parts in order, then `run_finished`'s own `tests`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct RunTestsReported {
+    pub run_id: RunId,
+    pub part: u32,
+    pub tests: Vec<TestResult>,
 }
 
 /// `run_cancel_requested`: the executor should stop the run.

@@ -139,15 +139,26 @@ pub async fn drive_jenkins<R: Reporter>(
         );
     }
     tracing::info!(status = end.status.as_str(), reason = ?end.reason, "run ended");
-    let payload = json!({
-        "run_id": job.run_id,
-        "status": end.status,
-        "summary": end.report.as_ref().map(|r| r.summary),
-        "reason": end.reason,
-        "error_code": end.error_code,
-        "tests": end.report.as_ref().map(|r| r.tests.clone()).unwrap_or_default(),
-    });
-    match reporter.report("report_run_finished", payload).await {
+    let tests = end
+        .report
+        .as_ref()
+        .map(|r| r.tests.clone())
+        .unwrap_or_default();
+    let reported = match super::test_parts::send_in_parts(reporter, job.run_id, tests).await {
+        Ok(tests) => {
+            let payload = json!({
+                "run_id": job.run_id,
+                "status": end.status,
+                "summary": end.report.as_ref().map(|r| r.summary),
+                "reason": end.reason,
+                "error_code": end.error_code,
+                "tests": tests,
+            });
+            reporter.report("report_run_finished", payload).await
+        }
+        Err(error) => Err(error),
+    };
+    match reported {
         Ok(()) => Ok(end),
         Err(source) => Err(NotReported {
             outcome: end,

@@ -26,8 +26,10 @@ mod jenkins;
 mod output;
 mod provision;
 mod run;
+mod test_parts;
 mod transport;
 mod watchdog;
+pub use test_parts::MAX_TESTS_PART_BYTES;
 mod workdir;
 
 use std::collections::BTreeMap;

@@ -41,16 +41,23 @@ pub async fn drive_run<R: Reporter>(
         ?exit_code,
         "run ended"
     );
-    let payload = json!({
-        "run_id": job.run_id,
-        "status": classification.status,
-        "exit_code": exit_code,
-        "summary": report.as_ref().map(|r| r.summary),
-        "reason": classification.reason,
-        "error_code": classification.error_code.map(ErrorCode::as_str),
-        "tests": report.map(|r| r.tests).unwrap_or_default(),
-    });
-    let reported = reporter.report("report_run_finished", payload).await;
+    let summary = report.as_ref().map(|r| r.summary);
+    let tests = report.map(|r| r.tests).unwrap_or_default();
+    let reported = match super::test_parts::send_in_parts(reporter, job.run_id, tests).await {
+        Ok(tests) => {
+            let payload = json!({
+                "run_id": job.run_id,
+                "status": classification.status,
+                "exit_code": exit_code,
+                "summary": summary,
+                "reason": classification.reason,
+                "error_code": classification.error_code.map(ErrorCode::as_str),
+                "tests": tests,
+            });
+            reporter.report("report_run_finished", payload).await
+        }
+        Err(error) => Err(error),
+    };
     if !cleaned {
         let cleanup = render::ssh_exec_line(job.os, &render::cleanup_workdir(job.os, job.run_id));
         match transport.exec_quiet(&cleanup).await {

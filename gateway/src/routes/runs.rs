@@ -200,10 +200,9 @@ pub async fn detail(
     state.fresh(query(params)?.min_position).await?;
     let row = find(&state, run_id).await?;
     let tests = EventStore::new(state.pool.clone())
-        .last_of_type(&format!("run-{run_id}"), "run_finished")
+        .run_tests(run_id)
         .await?
-        .map(|finished| finished.data["tests"].clone())
-        .filter(|tests| !tests.is_null());
+        .map(Value::Array);
     let queue_reason: Option<String> = if row.status == "queued" {
         sqlx::query_scalar("SELECT reason FROM rm_venvs.queue WHERE run_id = $1")
             .bind(run_id)

@@ -6,6 +6,7 @@ mod machines;
 mod reports;
 mod runs;
 mod test_cases;
+mod test_results;
 mod users;
 mod venvs;
 
@@ -36,6 +37,7 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::ReportRunStarted(c) => reports::run_started(lab, executor, c),
         Command::ReportRunOutput(c) => reports::run_output(lab, executor, c),
         Command::ReportRunFinished(c) => reports::run_finished(lab, executor, c),
+        Command::ReportRunTests(c) => test_results::run_tests(lab, executor, c),
         Command::ReportVenvProvisioned(c) => venvs::provisioned(lab, c),
         Command::ReportVenvProvisioningFailed(c) => venvs::provisioning_failed(lab, c),
         Command::ReportHostKey(c) => machines::report_host_key(lab, c),

@@ -216,7 +216,7 @@ pub(super) fn same_executor(
     }
 }
 
-fn finished<T>(run_id: RunId) -> Result<T, Rejection> {
+pub(super) fn finished<T>(run_id: RunId) -> Result<T, Rejection> {
     reject(
         RejectionCode::RunFinished,
         format!("run {run_id} has already finished"),

@@ -222,3 +222,47 @@ fn a_finished_run_hands_its_venv_to_the_oldest_queued_run() {
         )
         .then_expect(&expected);
 }
+
+fn tests_part(part: u32, names: &[&str]) -> Command {
+    Command::ReportRunTests(runledger_types::command::ReportRunTests {
+        run_id: r(1),
+        part,
+        tests: names
+            .iter()
+            .map(|name| runledger_types::command::TestResult {
+                name: (*name).into(),
+                classname: "suite".into(),
+                status: runledger_types::command::TestOutcome::Passed,
+                duration_ms: 1,
+                message: None,
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn per_test_results_come_in_numbered_parts_from_the_runs_executor() {
+    let (events, lab) = given(&running_r1())
+        .when(EXEC, tests_part(1, &["a", "b"]))
+        .events();
+    assert!(
+        matches!(&events[..], [Event::RunTestsReported(e)] if e.part == 1 && e.tests.len() == 2)
+    );
+    let mut history = running_r1();
+    history.extend(events);
+    // The same part again changes nothing; a skipped part is refused; another executor too.
+    given(&history)
+        .when(EXEC, tests_part(1, &["a"]))
+        .then_expect(&[]);
+    given(&history)
+        .when(EXEC, tests_part(3, &["z"]))
+        .then_reject(RejectionCode::OutputGap);
+    given(&history)
+        .when(EXEC2, tests_part(2, &["c"]))
+        .then_reject(RejectionCode::ExecutorMismatch);
+    given(&history).when(EXEC, tests_part(2, &["c"])).events();
+    assert_eq!(lab.run(&r(1)).map(|run| run.tests_parts), Some(1));
+    given(&assigned_r1())
+        .when(EXEC, tests_part(1, &["a"]))
+        .then_reject(RejectionCode::RunNotRunning);
+}

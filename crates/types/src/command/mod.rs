@@ -44,6 +44,8 @@ pub enum Command {
     ReportRunOutput(ReportRunOutput),
     /// `report_run_finished` (executor)
     ReportRunFinished(ReportRunFinished),
+    /// `report_run_tests` (executor)
+    ReportRunTests(ReportRunTests),
     /// `report_venv_provisioned` (executor)
     ReportVenvProvisioned(ReportVenvProvisioned),
     /// `report_venv_provisioning_failed` (executor)
@@ -178,6 +180,7 @@ command_types! {
     ReportRunStarted => "report_run_started",
     ReportRunOutput => "report_run_output",
     ReportRunFinished => "report_run_finished",
+    ReportRunTests => "report_run_tests",
     ReportVenvProvisioned => "report_venv_provisioned",
     ReportVenvProvisioningFailed => "report_venv_provisioning_failed",
     ReportHostKey => "report_host_key",
@@ -198,6 +201,7 @@ impl CommandType {
             Self::ReportRunStarted
                 | Self::ReportRunOutput
                 | Self::ReportRunFinished
+                | Self::ReportRunTests
                 | Self::ReportVenvProvisioned
                 | Self::ReportVenvProvisioningFailed
                 | Self::ReportHostKey
@@ -224,6 +228,7 @@ impl Command {
             Self::ReportRunStarted(_) => CommandType::ReportRunStarted,
             Self::ReportRunOutput(_) => CommandType::ReportRunOutput,
             Self::ReportRunFinished(_) => CommandType::ReportRunFinished,
+            Self::ReportRunTests(_) => CommandType::ReportRunTests,
             Self::ReportVenvProvisioned(_) => CommandType::ReportVenvProvisioned,
             Self::ReportVenvProvisioningFailed(_) => CommandType::ReportVenvProvisioningFailed,
             Self::ReportHostKey(_) => CommandType::ReportHostKey,
@@ -283,6 +288,7 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::ReportRunFinished => ready(Command::ReportRunFinished(
             decode::<ReportRunFinished>(payload)?.checked()?,
         )),
+        T::ReportRunTests => ready(Command::ReportRunTests(decode(payload)?)),
         T::ReportVenvProvisioned => ready(Command::ReportVenvProvisioned(decode(payload)?)),
         T::ReportVenvProvisioningFailed => {
             ready(Command::ReportVenvProvisioningFailed(decode(payload)?))

@@ -79,6 +79,20 @@ impl ReportRunOutput {
     }
 }
 
+/// `report_run_tests`: one part of a run's per-test results, sent before `report_run_finished`
+/// when all of them would not fit in one NATS message. Parts are numbered from 1 per attempt;
+/// a part already recorded changes nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRunTests {
+    /// The run.
+    pub run_id: RunId,
+    /// The part's number, from 1.
+    pub part: u32,
+    /// Its results.
+    pub tests: Vec<TestResult>,
+}
+
 /// One test's result from a JUnit report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
