@@ -9,14 +9,9 @@ use std::fmt;
 /// Settings shared by every subcommand.
 #[derive(Args)]
 pub struct Settings {
-    /// Postgres holding the event log and the read models.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://localhost/runledger",
-        global = true
-    )]
-    pub database_url: String,
+    /// Postgres URLs: the owner's and each component's (`crate::database`).
+    #[command(flatten)]
+    pub database: crate::database::DatabaseSettings,
     /// NATS server with JetStream.
     #[arg(
         long,
@@ -62,7 +57,7 @@ pub struct Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database", &self.database)
             .field("nats_url", &redact_url(&self.nats_url))
             .field("http_addr", &self.http_addr)
             .field(
@@ -75,7 +70,7 @@ impl fmt::Debug for Settings {
 }
 
 /// Hides a password in `scheme://user:password@host`.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
