@@ -14,6 +14,7 @@ mod db;
 mod jenkins;
 mod lab;
 mod nats;
+mod roles;
 mod sshd;
 
 pub use binary::runledger_binary;
@@ -22,6 +23,7 @@ pub use db::TestDb;
 pub use jenkins::{FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER};
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
+pub use roles::TestRoles;
 pub use sshd::{TEST_USER, TestSshd};
 
 use std::future::Future;
