@@ -3,9 +3,11 @@
 //! owner) may do, and Postgres refuses; each role's own work succeeds; a service connected as a
 //! least-privilege role checks the migrations instead of applying them; and one `runledger
 //! serve` whose handler, projector and gateway each connect as their own role takes commands
-//! end to end.
+//! end to end; the deployment files give each service its own role.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "db_roles/deploy.rs"]
+mod deploy;
 #[path = "db_roles/migrations.rs"]
 mod migrations;
 #[path = "db_roles/privileges.rs"]
