@@ -121,25 +121,29 @@ impl DatabaseSettings {
     /// A pool for `user`, without touching migrations (for the CLI's reads and `migrate`).
     pub async fn connect(&self, user: DbUser, max_connections: u32) -> anyhow::Result<PgPool> {
         let resolved = self.resolve(user)?;
-        runledger_store::connect(&resolved.url, max_connections)
-            .await
-            .with_context(|| format!("connecting to Postgres ({})", resolved.source))
+        open(&resolved, max_connections).await
     }
 
     /// A pool for a service: the owner migrates; a least-privilege role checks that the
     /// database is at this binary's migration and refuses to start otherwise.
     pub async fn service_pool(&self, user: DbUser, max_connections: u32) -> anyhow::Result<PgPool> {
-        let pool = self.connect(user, max_connections).await?;
-        let source = self.resolve(user)?.source;
+        let resolved = self.resolve(user)?;
+        let pool = open(&resolved, max_connections).await?;
         let prepared = runledger_store::prepare(&pool)
             .await
-            .with_context(|| format!("preparing the database ({source})"))?;
+            .with_context(|| format!("preparing the database ({})", resolved.source))?;
         match prepared {
             Prepared::Migrated => tracing::debug!(?user, "migrations applied"),
             Prepared::Checked => tracing::debug!(?user, "least-privilege role; migrations checked"),
         }
         Ok(pool)
     }
+}
+
+async fn open(resolved: &Resolved, max_connections: u32) -> anyhow::Result<PgPool> {
+    runledger_store::connect(&resolved.url, max_connections)
+        .await
+        .with_context(|| format!("connecting to Postgres ({})", resolved.source))
 }
 
 /// The value of `variable` or the contents of the file `variable_FILE`; both is a mistake.

@@ -50,6 +50,11 @@ impl Roles {
         })
     }
 
+    /// The prefix the names share.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The command handler's role (events/: intake, outbox relay, sealer).
     pub fn handler(&self) -> String {
         format!("{}_handler", self.prefix)

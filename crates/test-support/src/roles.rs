@@ -34,11 +34,6 @@ impl TestRoles {
         roles
     }
 
-    /// The prefix of the role names.
-    pub fn prefix(&self) -> String {
-        self.roles.handler().trim_end_matches("_handler").to_owned()
-    }
-
     /// A pool on `db` connected as `role` (one of [`Roles::all`]).
     pub async fn pool(&self, db: &TestDb, role: &str) -> PgPool {
         PgPoolOptions::new()

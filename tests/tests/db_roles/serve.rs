@@ -38,7 +38,7 @@ fn runledger(db_url: &str) -> Command {
 async fn grant(db: &TestDb, roles: &TestRoles) {
     let password = secret_file("gateway-db-password");
     let output = runledger(&db.url)
-        .args(["db", "grant", "--role-prefix", &roles.prefix()])
+        .args(["db", "grant", "--role-prefix", roles.roles.prefix()])
         .arg("--gateway-password-file")
         .arg(&password)
         .output()
