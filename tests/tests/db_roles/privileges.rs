@@ -170,3 +170,50 @@ async fn grants_are_idempotent_and_safe_to_run_concurrently() {
     second.cleanup().await;
     roles.cleanup(first).await;
 }
+
+/// The set-up docs/security.md recommends: the owner is no superuser, only `CREATEROLE` and the
+/// database's owner; it migrates, grants, and the gateway's role is held to its work.
+#[tokio::test]
+async fn an_owner_without_superuser_migrates_and_grants() {
+    let admin_url = std::env::var("RUNLEDGER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+    let roles = TestRoles::unique();
+    let owner = format!("{}_owner", roles.roles.prefix());
+    let database = format!("{}_db", roles.roles.prefix());
+    allowed(&admin, &format!("CREATE ROLE {owner} LOGIN CREATEROLE")).await;
+    allowed(&admin, &format!("CREATE DATABASE {database} OWNER {owner}")).await;
+    let (scheme, rest) = admin_url.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap().rsplit('@').next().unwrap();
+    let url_as = |role: &str| format!("{scheme}://{role}@{host}/{database}");
+
+    let owner_pool = runledger_store::connect(&url_as(&owner), 2).await.unwrap();
+    runledger_store::migrate(&owner_pool).await.unwrap();
+    let none = runledger_store::roles::RolePasswords::default();
+    let at = runledger_store::roles::grant(&owner_pool, &roles.roles, &none)
+        .await
+        .expect("a CREATEROLE owner may grant");
+    assert_eq!(at.owner, owner);
+    let projector = runledger_store::connect(&url_as(&roles.roles.projector()), 2)
+        .await
+        .unwrap();
+    runledger_projections::rebuild(&projector, &ALL, |_| {})
+        .await
+        .unwrap();
+    let gateway = runledger_store::connect(&url_as(&roles.roles.gateway()), 2)
+        .await
+        .unwrap();
+    refused(&gateway, INSERT_EVENT).await;
+    refused(&gateway, "DROP TRIGGER events_append_only ON events").await;
+    allowed(&gateway, "SELECT count(*) FROM rm_runs.runs").await;
+    // The owner reads the read models (the CLI) through its membership of the projector's role.
+    allowed(&owner_pool, "SELECT count(*) FROM rm_runs.runs").await;
+
+    for pool in [owner_pool, projector, gateway] {
+        pool.close().await;
+    }
+    allowed(&admin, &format!("DROP DATABASE {database} WITH (FORCE)")).await;
+    let all = roles.roles.all().join(", ");
+    allowed(&admin, &format!("DROP ROLE {all}, {owner}")).await;
+    admin.close().await;
+}
