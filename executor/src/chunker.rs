@@ -9,6 +9,11 @@
 //! is carried to that stream's next push (never split across chunks), invalid bytes become
 //! U+FFFD, and so do NUL characters (Postgres's jsonb cannot hold them).
 //!
+//! A run may record at most its limit of output text ([`Chunker::with_limit`]): past it the
+//! chunker emits one stderr chunk saying so and drops the rest, counting it; [`Chunker::finish`]
+//! then emits a last stderr chunk with the count. Both notes are recorded like any output, so
+//! the truncation is in the audit history; the run itself goes on.
+//!
 //! The clock is injected: every call takes `now`, so tests are deterministic. The caller wakes at
 //! [`Chunker::deadline`] and calls [`Chunker::poll`] to flush a chunk that has aged out.
 
@@ -48,6 +53,12 @@ pub struct Chunker {
     pending: Option<Pending>,
     /// Incomplete UTF-8 tails, `[stdout, stderr]`.
     tails: [Vec<u8>; 2],
+    /// Most bytes of output text kept (the notes about dropping come on top).
+    limit: u64,
+    /// Bytes of output text kept so far.
+    kept: u64,
+    /// Bytes of output text dropped past `limit`.
+    dropped: u64,
 }
 
 impl Default for Chunker {
@@ -65,7 +76,21 @@ impl Chunker {
             last_seq: 0,
             pending: None,
             tails: [Vec::new(), Vec::new()],
+            limit: u64::MAX,
+            kept: 0,
+            dropped: 0,
         }
+    }
+
+    /// Keeps at most `limit` bytes of output text; the rest is dropped and counted.
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Bytes of output dropped past the limit so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Numbers the chunks after `last_seq` (a retried run's attempt continues its output's
@@ -104,8 +129,20 @@ impl Chunker {
                 self.append(stream, &text, now, &mut out);
             }
         }
+        if self.dropped > 0 {
+            let note = format!(
+                "\n[runledger] {} bytes of output were dropped: this run records at most {} bytes\n",
+                self.dropped, self.limit
+            );
+            self.note(&note, now, &mut out);
+        }
         out.extend(self.flush());
         out
+    }
+
+    /// Appends runledger's own `note` on stderr, outside the limit.
+    fn note(&mut self, note: &str, now: Instant, out: &mut Vec<Chunk>) {
+        self.append_unlimited(OutputStream::Stderr, note, now, out);
     }
 
     /// The `seq` of the last emitted chunk (0 before the first).
@@ -113,7 +150,40 @@ impl Chunker {
         self.last_seq
     }
 
-    fn append(&mut self, stream: OutputStream, mut text: &str, now: Instant, out: &mut Vec<Chunk>) {
+    /// Appends what the limit leaves room for; at the first byte past it, the note that output
+    /// is dropped from here on.
+    fn append(&mut self, stream: OutputStream, text: &str, now: Instant, out: &mut Vec<Chunk>) {
+        if self.dropped > 0 {
+            self.dropped += text.len() as u64;
+            return;
+        }
+        let room = self.limit.saturating_sub(self.kept);
+        if (text.len() as u64) <= room {
+            self.kept += text.len() as u64;
+            return self.append_unlimited(stream, text, now, out);
+        }
+        let cut = floor_char_boundary(text, usize::try_from(room).unwrap_or(usize::MAX));
+        let first_drop = self.dropped == 0;
+        self.kept += cut as u64;
+        self.dropped += (text.len() - cut) as u64;
+        self.append_unlimited(stream, &text[..cut], now, out);
+        if first_drop {
+            let note = format!(
+                "\n[runledger] output limit reached: this run records at most {} bytes of output; \
+                 the rest is dropped (the run goes on)\n",
+                self.limit
+            );
+            self.note(&note, now, out);
+        }
+    }
+
+    fn append_unlimited(
+        &mut self,
+        stream: OutputStream,
+        mut text: &str,
+        now: Instant,
+        out: &mut Vec<Chunk>,
+    ) {
         if self.pending.as_ref().is_some_and(|p| p.stream != stream) {
             out.extend(self.flush());
         }
@@ -301,5 +371,34 @@ mod tests {
         assert!(c.push(Stdout, b"", t0).is_empty());
         assert!(c.finish(t0).is_empty());
         assert_eq!(c.last_seq(), 0);
+    }
+
+    #[test]
+    fn output_past_the_limit_is_dropped_with_a_note_and_a_count() {
+        let t0 = Instant::now();
+        let mut c = Chunker::new(1024, MAX_CHUNK_AGE).with_limit(10);
+        let mut chunks = c.push(Stdout, b"0123456", t0);
+        chunks.extend(c.push(Stdout, b"789abcdef", t0));
+        chunks.extend(c.push(Stderr, b"more", t0));
+        chunks.extend(c.push(Stdout, b"x", t0));
+        chunks.extend(c.finish(t0));
+        let texts = texts(&chunks);
+        assert_eq!(texts[0], (1, Stdout, "0123456789"));
+        assert_eq!(texts[1].1, Stderr);
+        assert!(texts[1].2.contains("output limit reached"), "{texts:?}");
+        assert_eq!(c.dropped(), 6 + 4 + 1);
+        let all: String = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert!(all.contains("11 bytes of output were dropped"), "{all}");
+        assert!(!all.contains("more"), "{all}");
+    }
+
+    #[test]
+    fn the_limit_never_splits_a_character() {
+        let t0 = Instant::now();
+        let mut c = Chunker::default().with_limit(4);
+        let mut chunks = c.push(Stdout, "abcé".as_bytes(), t0);
+        chunks.extend(c.finish(t0));
+        assert_eq!(chunks[0].text, "abc");
+        assert_eq!(c.dropped(), 2);
     }
 }

@@ -77,28 +77,32 @@ impl ViewWriter {
     /// Folds one event record (the JSON body of an events-stream message) into the view.
     /// `stream_sequence` names the message when its body cannot be read. Returns the position
     /// the view is at afterwards.
+    ///
+    /// Only a record whose position equals its stream sequence is applied: the relay publishes
+    /// every event at exactly that sequence, so any other message on the stream was not
+    /// published by it (a forged or misrouted event) and is skipped, never acted on.
     pub fn ingest(&self, body: &[u8], stream_sequence: u64) -> i64 {
         let mut view = self.view.write().unwrap_or_else(PoisonError::into_inner);
         match serde_json::from_slice::<RawEventRecord>(body) {
-            Ok(record) => {
-                if u64::try_from(record.position).ok() != Some(stream_sequence) {
-                    tracing::warn!(
-                        position = record.position,
-                        stream_sequence,
-                        "event position differs from its stream sequence"
-                    );
-                }
-                match record.decode() {
-                    Ok(event) => {
-                        tracing::trace!(position = record.position, kind = %record.event_type, "apply");
-                        view.apply(record.position, &event);
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "skipping an event the executor cannot read");
-                        view.skip(record.position);
-                    }
-                }
+            Ok(record) if u64::try_from(record.position).ok() != Some(stream_sequence) => {
+                tracing::error!(
+                    position = record.position,
+                    stream_sequence,
+                    kind = %record.event_type,
+                    "ignoring an event whose position is not its stream sequence: the relay did not publish it"
+                );
+                view.skip(i64::try_from(stream_sequence).unwrap_or(i64::MAX));
             }
+            Ok(record) => match record.decode() {
+                Ok(event) => {
+                    tracing::trace!(position = record.position, kind = %record.event_type, "apply");
+                    view.apply(record.position, &event);
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "skipping an event the executor cannot read");
+                    view.skip(record.position);
+                }
+            },
             Err(err) => {
                 tracing::error!(stream_sequence, error = %err, "skipping a malformed event record");
                 view.skip(i64::try_from(stream_sequence).unwrap_or(i64::MAX));

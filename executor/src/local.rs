@@ -4,6 +4,12 @@
 //! ([`Output`] chunks, [`RemoteExit`]). Useful for a single-box lab and for demos on a machine
 //! without an SSH server.
 //!
+//! A child never inherits the executor's environment, which may hold `RUNLEDGER_SECRET_KEY`,
+//! `NATS_URL` or `DATABASE_URL`: it starts from an empty one with only the names of
+//! [`PASSED_ENV`] (locale, time zone, `PATH`, pip's index and proxy settings) copied over, and
+//! the run script adds the test case's and the run's env. Executors run local work only when
+//! their operator allows it (`RUNLEDGER_EXECUTOR_ALLOW_LOCAL`).
+//!
 //! Like an SSH session, every command starts in the home directory with `HOME` set to it, so `~`
 //! and `$HOME` in scripts, and relative paths in [`upload`](LocalMachine::upload) and
 //! [`download`](LocalMachine::download), mean the executor user's home (or the one given to
@@ -58,6 +64,45 @@ pub enum LocalError {
     Cancelled,
 }
 
+/// The only variables a local child takes from the executor's environment: what a shell, a
+/// locale and pip need to work on this host. Everything else (the executor's settings and
+/// secrets above all) stays out. Names ending in `*` are prefixes.
+pub const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_TRUSTED_HOST",
+    "PIP_CERT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+/// The executor's variables a child may see (see [`PASSED_ENV`]).
+fn passed_env() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os().filter(|(name, _)| {
+        let name = name.to_string_lossy();
+        PASSED_ENV
+            .iter()
+            .any(|passed| match passed.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == *passed,
+            })
+    })
+}
+
 /// The executor's own machine, seen as a run target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalMachine {
@@ -100,6 +145,8 @@ impl LocalMachine {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)
+            .env_clear()
+            .envs(passed_env())
             .env("HOME", &self.home)
             .current_dir(&self.home)
             .stdin(Stdio::null())

@@ -15,8 +15,8 @@ pub use model::{
 pub use target::{Target, UnsealError, unseal_target};
 
 use runledger_types::event::{MachineRegistered, MachineUpdated, RunAssigned, TestCaseDefined};
-use runledger_types::{Event, MachineId, RunId, RunStatus, TestCaseId, VenvId};
-use std::collections::HashMap;
+use runledger_types::{EnvName, Event, MachineId, RunId, RunStatus, TestCaseId, VenvId};
+use std::collections::{BTreeMap, HashMap};
 
 /// The error code of a run whose executor was lost.
 const EXECUTOR_LOST: &str = "executor_lost";
@@ -276,7 +276,7 @@ impl LabView {
                 run_id,
                 assignment,
                 job,
-                run_env: run.env.clone(),
+                run_env: overridable_env(&run.env, test_case),
                 timeout_s: test_case.timeout_s,
                 queue_item: run.jenkins_queue_item.clone(),
                 build: run.jenkins_build.clone(),
@@ -287,7 +287,7 @@ impl LabView {
             run_id,
             assignment,
             test_case: test_case.clone(),
-            run_env: run.env.clone(),
+            run_env: overridable_env(&run.env, test_case),
             venv,
             machine,
             cancel_requested: run.cancel_requested,
@@ -365,9 +365,11 @@ impl LabView {
             jenkins: e.jenkins.clone(),
             files: e.files.clone(),
             env: e.env.clone(),
+            env_overridable: e.env_overridable.clone(),
             timeout_s: e.timeout_s,
             junit_xml: e.junit_xml.clone(),
             retries: e.retries,
+            max_output_bytes: e.max_output_bytes,
         };
         self.test_cases.insert(e.test_case_id, test_case);
     }
@@ -402,4 +404,16 @@ impl LabView {
             change(run);
         }
     }
+}
+
+/// The part of a run's env its test case lets it set. The handler refuses any other name, so
+/// this drops something only for runs recorded before that check: a second line of defence.
+fn overridable_env(
+    env: &BTreeMap<EnvName, String>,
+    test_case: &TestCaseInfo,
+) -> BTreeMap<EnvName, String> {
+    env.iter()
+        .filter(|(name, _)| !name.is_protected() && test_case.env_overridable.contains(*name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }

@@ -111,6 +111,7 @@ fn job(command: &str, junit: Option<&str>) -> RunJob {
         files: Vec::new(),
         timeout: Duration::from_secs(20),
         junit_xml: junit.map(str::to_owned),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         after_seq: 0,
     }
 }
@@ -459,4 +460,45 @@ async fn provisioning_over_ssh() {
 #[tokio::test]
 async fn provisioning_locally() {
     provisioning(locally()).await;
+}
+
+/// 300 MiB of output against a 1 MiB limit: 1 MiB is recorded, then a note of what was
+/// dropped, and the run ends as it would have.
+#[tokio::test]
+async fn output_past_the_limit_is_dropped_and_the_run_still_ends() {
+    let machine = locally();
+    let mut job = job(
+        "head -c 314572800 /dev/zero | tr '\\0' x; echo done >&2",
+        None,
+    );
+    job.max_output_bytes = 1024 * 1024;
+    let recorder = Recorder::default();
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &recorder,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Passed);
+    let (chunks, _, finished) = recorder.split();
+    assert_eq!(finished.status, RunStatus::Passed);
+    let stdout: usize = chunks
+        .iter()
+        .filter(|(_, stream, _)| stream == "stdout")
+        .map(|(_, _, text)| text.len())
+        .sum();
+    assert_eq!(stdout, 1024 * 1024);
+    let stderr: String = chunks
+        .iter()
+        .filter(|(_, stream, _)| stream == "stderr")
+        .map(|(_, _, text)| text.as_str())
+        .collect();
+    assert!(stderr.contains("output limit reached"), "{stderr}");
+    let dropped = 314_572_800 - 1024 * 1024 + "done\n".len();
+    assert!(
+        stderr.contains(&format!("{dropped} bytes of output were dropped")),
+        "{stderr}"
+    );
 }

@@ -118,9 +118,11 @@ async fn lab_events(relay: &mut Relay) -> RunId {
             jenkins: None,
             files: Vec::new(),
             env: BTreeMap::new(),
+            env_overridable: Default::default(),
             timeout_s: 60,
             junit_xml: None,
             retries: 0,
+            max_output_bytes: 1 << 20,
         }),
         Event::RunRequested(RunRequested {
             run_id,
@@ -268,5 +270,71 @@ async fn an_unacked_item_is_delivered_again_after_ack_wait() {
     assert!(again.deliveries >= 2, "{}", again.deliveries);
     again.ack().await.expect("ack");
     assert!(next(&work.runs).await.is_none(), "acked work stays done");
+    nats.cleanup().await;
+}
+
+/// Anyone able to publish on an events subject could put a message on the events stream; the
+/// relay publishes each event at the stream sequence equal to its position, so a message whose
+/// claimed position differs is neither folded into the view nor handed out as work.
+#[tokio::test]
+async fn an_event_the_relay_did_not_publish_is_ignored() {
+    let nats = TestNats::create().await;
+    let mut relay = Relay::new(&nats).await;
+    let genuine = lab_events(&mut relay).await;
+    // A forged run_assigned, claiming a later position, lands at the next sequence.
+    let js = nats.jetstream();
+    let forged_run = RunId::new();
+    let mut forged = EventRecord {
+        event_id: EventId::new(),
+        position: relay.position + 5,
+        stream_id: format!("run-{forged_run}"),
+        stream_version: 2,
+        event_type: "run_assigned".into(),
+        schema_version: 1,
+        recorded_at: chrono::Utc::now(),
+        actor: "admin".into(),
+        command_id: CommandId::new(),
+        correlation_id: None,
+        causation_id: None,
+        data: serde_json::json!({"run_id": forged_run, "attempt": 1}),
+    };
+    forged.data["venv_id"] = serde_json::json!(VenvId::new());
+    let subject = nats.names.event_subject("run", "run_assigned");
+    let message = PublishMessage::build()
+        .payload(serde_json::to_vec(&forged).expect("json").into())
+        .message_id(forged.event_id.to_string());
+    js.send_publish(subject, message)
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    relay.position += 1;
+    let after = lab_events(&mut relay).await;
+
+    let (writer, view) = shared_view();
+    let shutdown = CancellationToken::new();
+    let follower = tokio::spawn({
+        let (js, names, shutdown) = (js.clone(), nats.names.clone(), shutdown.clone());
+        async move { follow_events(&js, &names, writer, shutdown).await }
+    });
+    let last = relay.position;
+    tokio::time::timeout(Duration::from_secs(5), view.wait_for(last))
+        .await
+        .expect("in time")
+        .expect("follower alive");
+    assert!(view.read(|lab| lab.resolve_run(genuine)).is_ok());
+    assert!(view.read(|lab| lab.resolve_run(after)).is_ok());
+    assert!(view.read(|lab| lab.run(forged_run).is_none()));
+    let work = work_consumers(&js, &nats.names, WorkConfig::default())
+        .await
+        .expect("consumers");
+    let mut handed_out = Vec::new();
+    while let Some(item) = next_within(&work.runs, Duration::from_secs(2)).await {
+        handed_out.push(item.position);
+        item.ack().await.expect("ack");
+    }
+    assert_eq!(handed_out, [5, last], "only the genuine run_assigned items");
+    shutdown.cancel();
+    follower.await.expect("joins").expect("stops cleanly");
     nats.cleanup().await;
 }

@@ -78,7 +78,8 @@ async fn define(
         job["credentials"] = json!({"username": JENKINS_USER, "api_token": token});
     }
     let payload = json!({"test_case_id": test_case_id, "name": format!("jenkins-{test_case_id}"),
-                         "jenkins": job, "timeout_s": timeout_s});
+                         "jenkins": job, "timeout_s": timeout_s,
+                         "env_overridable": ["BRANCH"]});
     accepted(client.send("define_test_case", ADMIN, payload).await);
     test_case_id
 }

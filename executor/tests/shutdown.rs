@@ -25,6 +25,7 @@ async fn a_stopping_executor_finishes_its_run() {
     let mut settings =
         ExecutorSettings::new("stopping", lab.nats.names.clone(), lab.keyring.clone());
     settings.shutdown_grace = Duration::from_secs(30);
+    settings.allow_local = true;
     let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
 
     let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});

@@ -53,9 +53,6 @@ pub enum GatewayError {
     /// The read models' position could not be followed.
     #[error(transparent)]
     ReadModel(#[from] runledger_readmodel::ReadModelError),
-    /// The run events could not be subscribed to (for live streams).
-    #[error("cannot subscribe to the run events: {0}")]
-    Subscribe(async_nats::SubscribeError),
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
@@ -72,9 +69,7 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         metrics::handle();
         let freshness = Freshness::start(pool.clone(), shutdown.clone()).await?;
-        let live = live_hub::LiveHub::start(&nats, &names, shutdown.clone())
-            .await
-            .map_err(GatewayError::Subscribe)?;
+        let live = live_hub::LiveHub::start(&nats, &names, shutdown.clone()).await;
         let tokens = Arc::new(auth::TokenCache::default());
         revocations::follow(pool.clone(), tokens.clone(), shutdown.clone());
         Ok(Self::from_shared(state::Shared {

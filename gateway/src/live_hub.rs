@@ -1,14 +1,22 @@
-//! One subscription to the run events per gateway process, fanned out to every live stream
+//! One consumer of the run events per gateway process, fanned out to every live stream
 //! (`GET /api/v1/runs/{id}/log` as SSE, `GET /api/v1/events/stream`): each event crosses NATS
 //! and is parsed once, however many dashboards are open. A stream that falls more than
 //! [`CAPACITY`] events behind is told so ([`broadcast::error::RecvError::Lagged`]); a log
 //! stream then reads what it missed from the log.
+//!
+//! The events are read from the events stream (a JetStream ordered consumer), not from a plain
+//! subscription: a message is passed on only when its stream sequence equals the position it
+//! claims, which is how the relay publishes every event. Anything else published on an events
+//! subject (a forged run output, say) never reaches a dashboard. A consumer that fails is
+//! created again from the sequence after the last one seen, so a reconnect misses nothing.
 
 use async_nats::Client;
+use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use runledger_bus::BusNames;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -16,6 +24,9 @@ use uuid::Uuid;
 /// Run events kept for streams that are behind. Output chunks are up to 64 KiB: at most
 /// ≈ 16 MiB held.
 pub const CAPACITY: usize = 256;
+
+/// How long the hub waits before it tries again to follow the events stream.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One event of the `run` streams, as the relay published it.
 #[derive(Debug)]
@@ -37,43 +48,112 @@ pub struct LiveHub {
 }
 
 impl LiveHub {
-    /// Subscribes to the run events and passes them on until `shutdown`. (async-nats renews the
-    /// subscription after a reconnect; events published while disconnected are missed here as
-    /// by any core NATS subscriber, and a log stream's `Last-Event-ID` resume recovers them.)
-    pub async fn start(
-        nats: &Client,
-        names: &BusNames,
-        shutdown: CancellationToken,
-    ) -> Result<Self, async_nats::SubscribeError> {
-        let mut subscriber = nats
-            .subscribe(format!("{}.events.run.*", names.prefix()))
-            .await?;
+    /// Follows the run events from now on and passes them on until `shutdown`. The first
+    /// consumer is created before this returns (when the stream exists), so an event published
+    /// after it reaches the streams opened after it; otherwise the hub keeps trying.
+    pub async fn start(nats: &Client, names: &BusNames, shutdown: CancellationToken) -> Self {
+        let js = runledger_bus::jetstream(nats.clone());
         let (events, _) = broadcast::channel(CAPACITY);
         let sender = events.clone();
+        let (stream, filter) = (
+            names.events_stream(),
+            format!("{}.events.run.*", names.prefix()),
+        );
+        let first = match follow(&js, &stream, &filter, consumer::DeliverPolicy::New).await {
+            Ok(messages) => Some(messages),
+            Err(error) => {
+                tracing::warn!(%error, "cannot follow the run events yet; retrying");
+                None
+            }
+        };
         tokio::spawn(async move {
+            let mut last_sequence = None;
+            let mut messages = first;
             loop {
-                let message = tokio::select! {
+                if let Some(open) = messages.take() {
+                    let ended = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        ended = pass_on(open, &sender, &mut last_sequence) => ended,
+                    };
+                    tracing::warn!(reason = %ended, "the run events consumer ended; following again");
+                }
+                tokio::select! {
                     () = shutdown.cancelled() => return,
-                    message = subscriber.next() => message,
+                    () = tokio::time::sleep(RETRY_AFTER) => {}
+                }
+                let policy = match last_sequence {
+                    Some(last) => consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: last + 1,
+                    },
+                    None => consumer::DeliverPolicy::New,
                 };
-                let Some(message) = message else {
-                    tracing::warn!(
-                        "the run events subscription ended; live streams get nothing new"
-                    );
-                    return;
-                };
-                if let Some(event) = parse(&message.payload) {
-                    // No receiver is fine: nobody is watching right now.
-                    let _ = sender.send(Arc::new(event));
+                match follow(&js, &stream, &filter, policy).await {
+                    Ok(open) => messages = Some(open),
+                    Err(error) => tracing::warn!(%error, "cannot follow the run events yet"),
                 }
             }
         });
-        Ok(Self { events })
+        Self { events }
     }
 
     /// Every run event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RunEvent>> {
         self.events.subscribe()
+    }
+}
+
+/// An ordered consumer of the run events on `stream`.
+async fn follow(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+    deliver_policy: consumer::DeliverPolicy,
+) -> Result<consumer::pull::Ordered, String> {
+    let config = consumer::pull::OrderedConfig {
+        filter_subject: filter.to_owned(),
+        deliver_policy,
+        ..Default::default()
+    };
+    js.get_stream(stream)
+        .await
+        .map_err(|err| err.to_string())?
+        .create_consumer(config)
+        .await
+        .map_err(|err| err.to_string())?
+        .messages()
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// Passes every genuine event of `messages` to `sender` until the consumer ends; says why.
+async fn pass_on(
+    mut messages: consumer::pull::Ordered,
+    sender: &broadcast::Sender<Arc<RunEvent>>,
+    last_sequence: &mut Option<u64>,
+) -> String {
+    loop {
+        let message = match messages.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return error.to_string(),
+            None => return "no more messages".to_owned(),
+        };
+        let Ok(info) = message.info() else {
+            continue;
+        };
+        let sequence = info.stream_sequence;
+        *last_sequence = Some(sequence);
+        match parse(&message.payload) {
+            Some(event) if u64::try_from(event.position).ok() == Some(sequence) => {
+                // No receiver is fine: nobody is watching right now.
+                let _ = sender.send(Arc::new(event));
+            }
+            Some(event) => tracing::error!(
+                position = event.position,
+                sequence,
+                "ignoring a run event whose position is not its stream sequence: the relay did not publish it"
+            ),
+            None => tracing::warn!(sequence, "ignoring an unreadable run event"),
+        }
     }
 }
 

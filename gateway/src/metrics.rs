@@ -2,16 +2,18 @@
 //! `metrics` facade), `GET /metrics` on the gateway's port, a standalone `/metrics` listener for
 //! processes without a gateway, and the HTTP request counter.
 
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -53,21 +55,74 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// The bearer token `/metrics` requires, when the operator sets one
+/// (`RUNLEDGER_METRICS_TOKEN`): the series name machines, executors and run counts, which is
+/// more than an anonymous visitor should learn. Only its SHA-256 is kept, and a presented token
+/// is compared by digest in constant time.
+#[derive(Clone, Default)]
+pub struct MetricsToken(Option<Arc<[u8; 32]>>);
+
+impl MetricsToken {
+    /// Requires `token` (none: `/metrics` is open, as Prometheus scrapes by default).
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|token| Arc::new(Sha256::digest(token.as_bytes()).into())))
+    }
+
+    /// `Ok` when no token is required or `headers` carry `Authorization: Bearer <token>`.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.0 else {
+            return Ok(());
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(|token| Sha256::digest(token.trim().as_bytes()));
+        let matches = presented.is_some_and(|digest| {
+            digest
+                .iter()
+                .zip(expected.iter())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+        });
+        match matches {
+            true => Ok(()),
+            false => Err(ApiError::unauthorized(
+                "/metrics needs Authorization: Bearer <RUNLEDGER_METRICS_TOKEN>",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Some(_) => "MetricsToken([required])",
+            None => "MetricsToken(none)",
+        })
+    }
+}
+
 /// `GET /metrics` on the gateway: the log and read-model gauges read now, then every series in
 /// the Prometheus text format.
-pub async fn render_with_lab(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn render_with_lab(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.settings.metrics_token.check(&headers)?;
     if let Err(err) = record_lab(&state).await {
         tracing::warn!(error = %err, "metrics: cannot read the log head or the venv pool");
     }
-    render().await
+    Ok(render())
 }
 
-/// `GET /metrics` without a database: every series the process recorded.
-pub async fn render() -> impl IntoResponse {
+/// Every series the process recorded, in the Prometheus text format.
+fn render() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle().render(),
     )
+        .into_response()
 }
 
 /// The last position the outbox relay published: the events stream's last sequence (the relay
@@ -142,12 +197,16 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// Serves only `/metrics` on `addr` until `shutdown`: for processes that run no gateway.
 pub async fn serve_standalone(
     addr: SocketAddr,
+    token: MetricsToken,
     shutdown: CancellationToken,
 ) -> Result<(), crate::GatewayError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| crate::GatewayError::Listen { addr, source })?;
-    let router = Router::new().route("/metrics", get(render));
+    let router = Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| async move { token.check(&headers).map(|()| render()) }),
+    );
     tracing::info!(%addr, "metrics listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

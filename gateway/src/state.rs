@@ -22,6 +22,8 @@ pub struct GatewaySettings {
     pub freshness_timeout: Duration,
     /// `/readyz` fails while the read models lag the log by more events than this.
     pub max_ready_lag: i64,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: crate::metrics::MetricsToken,
 }
 
 impl GatewaySettings {
@@ -33,6 +35,7 @@ impl GatewaySettings {
             command_timeout: Duration::from_secs(10),
             freshness_timeout: Duration::from_secs(5),
             max_ready_lag: 10_000,
+            metrics_token: crate::metrics::MetricsToken::default(),
         }
     }
 }

@@ -970,3 +970,44 @@ async fn a_stalled_log_client_loses_nothing() {
     assert_whole_log(response, 1000, std::time::Duration::from_secs(60)).await;
     api.stop().await;
 }
+
+/// A run's audit trail with its output comes page by page: every event once, in order, and
+/// the last page says there is no next one.
+#[tokio::test]
+async fn a_runs_audit_trail_pages() {
+    let api = Api::start().await;
+    let (run_id, mia) = a_running_run(&api).await;
+    report_output_and_finish(&api, run_id, 250, |seq| format!("line {seq}\n")).await;
+    let path = format!("/api/v1/runs/{run_id}/events?output=true&limit=100");
+    let (mut versions, mut cursor, mut pages) = (Vec::new(), None::<i64>, 0);
+    loop {
+        let url = match cursor {
+            Some(cursor) => format!("{path}&cursor={cursor}"),
+            None => path.clone(),
+        };
+        let (status, page) = api.get(&url, &mia).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 100);
+        versions.extend(events.iter().map(|e| e["stream_version"].as_i64().unwrap()));
+        pages += 1;
+        match page["next_cursor"].as_i64() {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages >= 3, "{pages} pages");
+    let outputs = 250;
+    assert!(versions.len() > outputs, "{} events", versions.len());
+    assert!(
+        versions.windows(2).all(|w| w[0] + 1 == w[1]),
+        "{versions:?}"
+    );
+    for limit in ["0", "1001", "x"] {
+        let (status, answer) = api
+            .get(&format!("/api/v1/runs/{run_id}/events?limit={limit}"), &mia)
+            .await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    api.stop().await;
+}

@@ -116,7 +116,9 @@ async fn log_in_start_a_run_watch_it_finish_and_filter_the_table() {
             .await
             .accepted
     );
-    let settings = ExecutorSettings::new("browser", lab.nats.names.clone(), lab.keyring.clone());
+    let mut settings =
+        ExecutorSettings::new("browser", lab.nats.names.clone(), lab.keyring.clone());
+    settings.allow_local = true;
     let executor = tokio::spawn(run_executor(
         lab.nats.client.clone(),
         settings,

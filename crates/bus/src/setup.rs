@@ -1,5 +1,6 @@
 //! Connecting, and creating the streams and consumers runledger needs when they are missing.
 
+use crate::auth::{CredentialError, NatsAuth};
 use crate::names::BusNames;
 use async_nats::jetstream::{self, consumer, stream};
 use std::time::Duration;
@@ -15,6 +16,9 @@ pub enum BusError {
         /// Why.
         source: async_nats::ConnectError,
     },
+    /// A credential or certificate file could not be read.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
     /// A JetStream call failed.
     #[error("JetStream {what} failed: {message}")]
     JetStream {
@@ -32,9 +36,20 @@ fn js_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> BusError {
     }
 }
 
-/// Connects to NATS, naming the connection after the component.
+/// Connects to NATS anonymously, naming the connection after the component.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
-    async_nats::ConnectOptions::new()
+    connect_with(url, name, &NatsAuth::default()).await
+}
+
+/// Connects to NATS with `auth`'s credentials and TLS settings, naming the connection after
+/// the component.
+pub async fn connect_with(
+    url: &str,
+    name: &str,
+    auth: &NatsAuth,
+) -> Result<async_nats::Client, BusError> {
+    auth.apply(async_nats::ConnectOptions::new())
+        .await?
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))

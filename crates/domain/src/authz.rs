@@ -76,6 +76,23 @@ pub(crate) fn check_owner(
     Ok(())
 }
 
+/// Only admins and trusted systems manage a `local` machine: its venvs are created, and its
+/// runs started, as child processes on an executor's own host, which holds the credential key.
+pub(crate) fn check_local(
+    lab: &Lab,
+    actor: &Actor,
+    machine_id: impl std::fmt::Display,
+    local: bool,
+) -> Result<(), Rejection> {
+    if local && principal(lab, actor) == Principal::Member {
+        return Err(forbidden(format!(
+            "member {actor} may not manage machine {machine_id}: host `local` runs on an \
+             executor's own host, so only admins may"
+        )));
+    }
+    Ok(())
+}
+
 /// A `forbidden` rejection.
 pub(crate) fn forbidden(message: String) -> Rejection {
     Rejection::new(RejectionCode::Forbidden, message)

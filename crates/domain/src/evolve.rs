@@ -41,6 +41,7 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
             let test_case = crate::state::TestCaseState {
                 retries: e.retries,
                 jenkins: e.jenkins.is_some(),
+                env_overridable: e.env_overridable.clone(),
             };
             lab.test_cases.insert(e.test_case_id, test_case);
         }
@@ -58,6 +59,7 @@ fn machine_registered(lab: &mut Lab, e: &MachineRegistered) {
         os: e.os,
         labels: e.labels.clone(),
         host_key: e.host_key.clone(),
+        local: e.host.is_local(),
         retired: false,
     };
     lab.machines.insert(e.machine_id, machine);
@@ -69,6 +71,9 @@ fn machine_updated(lab: &mut Lab, e: &MachineUpdated) {
     };
     if let Some(os) = e.os {
         machine.os = os;
+    }
+    if let Some(host) = &e.host {
+        machine.local = host.is_local();
     }
     if let Some(labels) = &e.labels {
         machine.labels = labels.clone();
@@ -169,9 +174,16 @@ fn run_queued(lab: &mut Lab, run_id: RunId) {
         return;
     };
     run.phase = RunPhase::Queued;
-    run.ticket = Some(ticket);
+    let earlier = run.ticket.replace(ticket);
+    let user = run.user.clone();
     lab.next_ticket += 1;
     lab.queue.insert(ticket, run_id);
+    match earlier {
+        Some(earlier) => {
+            lab.queue.remove(&earlier);
+        }
+        None => *lab.queued_by.entry(user).or_insert(0) += 1,
+    }
 }
 
 fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
@@ -195,9 +207,19 @@ fn run_finished(lab: &mut Lab, e: &RunFinished) {
 }
 
 fn leave_queue(lab: &mut Lab, run_id: RunId) {
-    let ticket = lab.runs.get_mut(&run_id).and_then(|run| run.ticket.take());
-    if let Some(ticket) = ticket {
-        lab.queue.remove(&ticket);
+    let Some(run) = lab.runs.get_mut(&run_id) else {
+        return;
+    };
+    let Some(ticket) = run.ticket.take() else {
+        return;
+    };
+    let user = run.user.clone();
+    lab.queue.remove(&ticket);
+    if let Some(count) = lab.queued_by.get_mut(&user) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            lab.queued_by.remove(&user);
+        }
     }
 }
 

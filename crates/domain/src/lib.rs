@@ -27,7 +27,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use decide::decide;
+pub use decide::{MAX_QUEUED_RUNS_PER_ACTOR, decide};
 pub use evolve::evolve;
 pub use state::{
     JenkinsProgress, Lab, MachineState, RunPhase, RunSelector, RunState, TestCaseState, UserState,

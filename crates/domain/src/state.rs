@@ -5,8 +5,8 @@
 
 use imbl::{OrdMap, OrdSet};
 use runledger_types::{
-    Actor, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId, TestCaseId,
-    Text, Username, VenvId, VenvName,
+    Actor, EnvName, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId,
+    TestCaseId, Text, Username, VenvId, VenvName,
 };
 use std::collections::BTreeSet;
 
@@ -28,6 +28,9 @@ pub struct MachineState {
     pub labels: BTreeSet<Label>,
     /// The pinned host key, once known.
     pub host_key: Option<HostKeyFingerprint>,
+    /// True for host `local`: its work runs on an executor's own host, so only admins and
+    /// trusted systems manage it.
+    pub local: bool,
     /// True once retired: no new runs go to it.
     pub retired: bool,
 }
@@ -65,6 +68,8 @@ pub struct TestCaseState {
     pub retries: u32,
     /// True when its runs trigger a Jenkins job instead of using a venv.
     pub jenkins: bool,
+    /// The names a run's `env` may set.
+    pub env_overridable: BTreeSet<EnvName>,
 }
 
 /// The Jenkins build a run follows, as far as the executor has reported it. Kept across the
@@ -146,6 +151,8 @@ pub struct Lab {
     /// Queued runs by ticket: ascending tickets are the order of their `run_queued` events.
     pub(crate) queue: OrdMap<u64, RunId>,
     pub(crate) next_ticket: u64,
+    /// How many queued runs each actor asked for, so the per-actor cap is checked in O(log n).
+    pub(crate) queued_by: OrdMap<Actor, u32>,
     /// Index of the runs an executor is running, so the lease watch never scans every run.
     pub(crate) running: OrdSet<RunId>,
     pub(crate) versions: OrdMap<StreamId, i64>,
@@ -213,6 +220,11 @@ impl Lab {
     /// Every run, by ascending id.
     pub fn runs(&self) -> impl Iterator<Item = (&RunId, &RunState)> {
         self.runs.iter()
+    }
+
+    /// How many of the queued runs `actor` asked for.
+    pub fn queued_by(&self, actor: &Actor) -> u32 {
+        self.queued_by.get(actor).copied().unwrap_or(0)
     }
 
     /// How many runs wait in the queue.

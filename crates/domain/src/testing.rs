@@ -9,9 +9,9 @@ use runledger_types::event::{
     TestCaseDefined, UserRegistered, VenvAdded, VenvLeased, VenvProvisioned, VenvReleased,
 };
 use runledger_types::{
-    Actor, Command, Event, Host, Line, MachineId, MachineName, Os, PasswordHash, Port, Rejection,
-    RejectionCode, RemotePath, RemoteUser, Role, RunId, RunStatus, TestCaseId, Text, Username,
-    VenvId, VenvName,
+    Actor, Command, EnvName, Event, Host, Line, MachineId, MachineName, Os, PasswordHash, Port,
+    Rejection, RejectionCode, RemotePath, RemoteUser, Role, RunId, RunStatus, TestCaseId, Text,
+    Username, VenvId, VenvName,
 };
 use uuid::Uuid;
 
@@ -212,8 +212,10 @@ pub fn test_case(id: TestCaseId) -> Event {
         jenkins: None,
         files: Vec::new(),
         env: Default::default(),
+        env_overridable: [EnvName::parse("X").expect("env")].into(),
         timeout_s: 3600,
         junit_xml: None,
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 0,
     })
 }

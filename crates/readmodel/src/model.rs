@@ -84,7 +84,8 @@ impl ReadModel {
             // 3: the Jenkins build of runs of Jenkins jobs.
             Self::Runs => 3,
             // 2: Jenkins jobs (`jenkins`; `command` may be null).
-            Self::TestCases => 2,
+            // 3: the names runs may set (`env_overridable`), the output limit.
+            Self::TestCases => 3,
             Self::Venvs | Self::Machines | Self::Users => 1,
         }
     }

@@ -104,10 +104,18 @@ pub struct ServeArgs {
     /// Most runs one executor process drives at once.
     #[arg(long, env = "RUNLEDGER_EXECUTOR_MAX_RUNS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub executor_max_runs: u64,
+    /// Let this process's executor run work on `local` machines (host `local`: child processes
+    /// on this host, where the credential key is). Always on with `--dev`.
+    #[arg(long, env = "RUNLEDGER_EXECUTOR_ALLOW_LOCAL", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub executor_allow_local: bool,
     /// Also serve Prometheus `/metrics` on this address (for processes without a gateway, whose
     /// port serves `/metrics` already), e.g. `127.0.0.1:9464`.
     #[arg(long, env = "RUNLEDGER_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics` (the gateway's and the standalone
+    /// one); unset, `/metrics` is open.
+    #[arg(long, env = "RUNLEDGER_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub metrics_token: Option<runledger_types::SecretString>,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +130,11 @@ pub struct SendArgs {
     /// How long to wait for the outcome.
     #[arg(long, default_value = "10s", value_parser = humantime_secs)]
     pub timeout: Duration,
+}
+
+/// A secret flag's value, kept out of `Debug` output.
+fn secret(raw: &str) -> Result<runledger_types::SecretString, String> {
+    Ok(runledger_types::SecretString::new(raw))
 }
 
 fn humantime_secs(raw: &str) -> Result<Duration, String> {

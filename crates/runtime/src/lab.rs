@@ -123,6 +123,8 @@ pub enum TestCaseCommand {
     ///
     /// Example: `runledger test-case add smoke --command "python -m pytest -q --junitxml=report.xml" --junit-xml report.xml --dir examples/passing`
     ///
+    /// Example: `runledger test-case add api --command "python -m pytest -q tests/api" --env SUITE=api --env-overridable TARGET_URL`
+    ///
     /// Example: `JENKINS_TOKEN=... runledger test-case add nightly --jenkins-url https://jenkins.lab/ --jenkins-job team/nightly --jenkins-param BRANCH=main --jenkins-user ci --jenkins-token-env JENKINS_TOKEN`
     Add {
         /// A name.
@@ -148,6 +150,17 @@ pub enum TestCaseCommand {
         /// Attempts after an infrastructure error.
         #[arg(long, default_value_t = 0)]
         retries: u32,
+        /// NAME=VALUE in the command's environment (repeatable).
+        #[arg(long = "env", value_name = "NAME=VALUE", value_parser = crate::run::parse_env)]
+        env: Vec<(String, String)>,
+        /// A variable runs may set with `--env` (repeatable; for a Jenkins job: a build
+        /// parameter runs may override). Loader and interpreter variables (`LD_*`, `PATH`,
+        /// `PYTHON*`, `BASH_ENV`, ...) are refused.
+        #[arg(long = "env-overridable", value_name = "NAME")]
+        env_overridable: Vec<String>,
+        /// Most bytes of output a run records; past it output is dropped with a note.
+        #[arg(long, default_value_t = runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES)]
+        max_output_bytes: u64,
         #[command(flatten)]
         actor: Actor,
     },
@@ -336,6 +349,9 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
             junit_xml,
             timeout_s,
             retries,
+            env,
+            env_overridable,
+            max_output_bytes,
             actor,
         } => {
             let mut files = Vec::new();
@@ -354,8 +370,17 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
                 }
             }
             let test_case_id = Uuid::now_v7();
+            let env: Map<String, Value> = env
+                .into_iter()
+                .map(|(name, value)| (name, Value::String(value)))
+                .collect();
             let mut payload = json!({"test_case_id": test_case_id, "name": name,
-                                     "timeout_s": timeout_s, "retries": retries});
+                                     "timeout_s": timeout_s, "retries": retries,
+                                     "env_overridable": env_overridable,
+                                     "max_output_bytes": max_output_bytes});
+            if !env.is_empty() {
+                payload["env"] = Value::Object(env);
+            }
             match (command, jenkins.payload()?) {
                 (Some(command), _) => {
                     payload["command"] = json!(command);

@@ -71,7 +71,7 @@ pub struct StartArgs {
     pub junit_out: Option<PathBuf>,
 }
 
-fn parse_env(raw: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env(raw: &str) -> Result<(String, String), String> {
     raw.split_once('=')
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .ok_or_else(|| format!("expected NAME=VALUE, got {raw:?}"))
@@ -197,9 +197,7 @@ fn finished(run_id: Uuid, end: &Value) -> anyhow::Result<()> {
 
 /// Subscribes to the run's events (before anything about it is read or sent).
 async fn follow(settings: &Settings, run_id: Uuid) -> anyhow::Result<RunFeed> {
-    let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let client = settings.nats("runledger-cli").await?;
     let feed = RunFeed::subscribe(&client, &settings.names()?, run_id).await?;
     client.flush().await?;
     Ok(feed)

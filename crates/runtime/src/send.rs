@@ -27,8 +27,6 @@ pub async fn command_sender(
     settings: &Settings,
     timeout: std::time::Duration,
 ) -> anyhow::Result<CommandSender> {
-    let client = runledger_bus::connect(&settings.nats_url, "runledger-cli")
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let client = settings.nats("runledger-cli").await?;
     Ok(CommandSender::new(client, settings.names()?, timeout, 1))
 }

@@ -50,10 +50,15 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
     let mut tasks: JoinSet<(Component, anyhow::Result<()>)> = JoinSet::new();
     // Every component records into this process's recorder from the start.
     runledger_gateway::metrics::handle();
+    let metrics_token = runledger_gateway::metrics::MetricsToken::new(
+        args.metrics_token.as_ref().map(|t| t.expose()),
+    );
     if let Some(addr) = args.metrics_addr {
         let token = shutdown.clone();
+        let metrics_token = metrics_token.clone();
         tasks.spawn(async move {
-            let result = runledger_gateway::metrics::serve_standalone(addr, token).await;
+            let result =
+                runledger_gateway::metrics::serve_standalone(addr, metrics_token, token).await;
             (Component::Gateway, result.map_err(anyhow::Error::from))
         });
     }
@@ -95,17 +100,16 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
             }
             Component::Gateway => {
                 let pool = settings.database.service_pool(DbUser::Gateway, 16).await?;
-                let nats = runledger_bus::connect(&settings.nats_url, "runledger-gateway")
-                    .await
-                    .context("connecting to NATS (NATS_URL)")?;
+                let nats = settings.nats("runledger-gateway").await?;
                 let addr = settings
                     .http_addr
                     .parse()
                     .with_context(|| format!("RUNLEDGER_HTTP_ADDR {:?}", settings.http_addr))?;
                 let names = settings.names()?;
                 let token = shutdown.clone();
+                let mut gateway = GatewaySettings::new(addr);
+                gateway.metrics_token = metrics_token.clone();
                 tasks.spawn(async move {
-                    let gateway = GatewaySettings::new(addr);
                     let result = runledger_gateway::run(pool, nats, names, gateway, token).await;
                     (component, result.map_err(anyhow::Error::from))
                 });
@@ -139,9 +143,7 @@ fn dedup(components: &[Component]) -> Vec<Component> {
 async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handler> {
     let keyring = Keyring::new(settings.secret_key(args.dev)?, Vec::new());
     let pool = settings.database.service_pool(DbUser::Handler, 16).await?;
-    let nats = runledger_bus::connect(&settings.nats_url, "runledger-handler")
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let nats = settings.nats("runledger-handler").await?;
     Ok(Handler {
         store: EventStore::new(pool),
         nats,
@@ -167,12 +169,14 @@ async fn executor(
         .ok()
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(default_executor_name);
-    let nats = runledger_bus::connect(&settings.nats_url, &format!("runledger-executor-{name}"))
-        .await
-        .context("connecting to NATS (NATS_URL)")?;
+    let nats = settings.nats(&format!("runledger-executor-{name}")).await?;
     tracing::info!(%name, "executor name");
     let mut executor = ExecutorSettings::new(name, settings.names()?, keyring);
     executor.max_concurrent_runs = usize::try_from(args.executor_max_runs).unwrap_or(16);
+    executor.allow_local = args.executor_allow_local || args.dev;
+    if executor.allow_local {
+        tracing::warn!("this executor runs work on `local` machines, as its own child processes");
+    }
     executor.heartbeat_every =
         (Duration::from_secs(args.executor_lease_s) / 6).max(Duration::from_millis(500));
     Ok((nats, executor))

@@ -322,10 +322,16 @@ pub struct TestCaseDefined {
     pub jenkins: Option<JenkinsJob<SealedSecret>>,
     pub files: Vec<TestFile>,
     pub env: BTreeMap<EnvName, String>,
+    /// The names a run's `env` may set; absent in events recorded before runs were limited.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub env_overridable: BTreeSet<EnvName>,
     pub timeout_s: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit_xml: Option<RelativePath>,
     pub retries: u32,
+    /// Most bytes of output a run records (the default for events recorded before the limit).
+    #[serde(default = "crate::command::default_max_output_bytes")]
+    pub max_output_bytes: u64,
 }
 
 /// `run_requested`: someone asked for a run.

@@ -56,6 +56,8 @@ codes! {
     HostKeyMismatch => "host_key_mismatch": "The reported host key differs from the pinned one.",
     NotAJenkinsRun => "not_a_jenkins_run": "The run's test case does not name a Jenkins job, or a Jenkins run was given a machine, labels or a venv.",
     JenkinsBuildRecorded => "jenkins_build_recorded": "The run already follows another Jenkins queue item or build.",
+    EnvNotOverridable => "env_not_overridable": "A run's env names a variable its test case does not let runs set.",
+    TooManyQueuedRuns => "too_many_queued_runs": "The actor already has the most runs waiting in the queue that one actor may have.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 

@@ -202,6 +202,64 @@ validated_string!(
     }
 );
 
+/// Names no run may set, whatever its test case allows: they change which loader, shell start-up
+/// file, interpreter, module path or plugin runs before (or instead of) the test's own code, or
+/// what the executor itself relies on (`PATH`, `VIRTUAL_ENV`, `HOME`, `RUNLEDGER_*`). Exact names;
+/// [`PROTECTED_ENV_PREFIXES`] covers whole families.
+pub const PROTECTED_ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "ENV",
+    "BASH_ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "IFS",
+    "PS4",
+    "CDPATH",
+    "GLOBIGNORE",
+    "SHELL",
+    "VIRTUAL_ENV",
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "PERL5LIB",
+    "PERL5OPT",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "GCONV_PATH",
+    "HOSTALIASES",
+    "RESOLV_HOST_CONF",
+    "LOCALDOMAIN",
+    "NLSPATH",
+    "TMPDIR",
+    "COMSPEC",
+    "PATHEXT",
+    "PSMODULEPATH",
+    "USERPROFILE",
+];
+
+/// Prefixes of the name families no run may set: the dynamic loader's (`LD_`, `DYLD_`), the
+/// Python interpreter's (`PYTHON`), the allocator's hooks (`MALLOC_`), git's and runledger's own.
+pub const PROTECTED_ENV_PREFIXES: &[&str] =
+    &["LD_", "DYLD_", "PYTHON", "MALLOC_", "GIT_", "RUNLEDGER_"];
+
+impl EnvName {
+    /// True for a name no run may override (see [`PROTECTED_ENV_NAMES`]). Compared without
+    /// regard to case, as Windows does.
+    pub fn is_protected(&self) -> bool {
+        let upper = self.0.to_ascii_uppercase();
+        PROTECTED_ENV_NAMES.contains(&upper.as_str())
+            || PROTECTED_ENV_PREFIXES
+                .iter()
+                .any(|prefix| upper.starts_with(prefix))
+    }
+}
+
 validated_string!(
     /// A single-line value such as a pip requirement or an interpreter name.
     Line,
@@ -430,6 +488,17 @@ mod tests {
         assert!(HostKeyFingerprint::parse("MD5:aa").is_err());
         assert!(EnvName::parse("PYTHONPATH").is_ok());
         assert!(EnvName::parse("1X").is_err());
+        for name in [
+            "LD_PRELOAD",
+            "BASH_ENV",
+            "PATH",
+            "PYTHONPATH",
+            "path",
+            "RUNLEDGER_RUN_ID",
+        ] {
+            assert!(EnvName::parse(name).expect("name").is_protected(), "{name}");
+        }
+        assert!(!EnvName::parse("TARGET_URL").expect("name").is_protected());
         assert!(Line::parse("pytest>=8\nrm").is_err());
         assert!(VenvName::parse("..").is_err());
     }

@@ -121,7 +121,13 @@ pub async fn drive_jenkins<R: Reporter>(
     };
     let (end, pumped) = tokio::join!(
         follow,
-        output::pump(job.run_id, job.after_seq, source, reporter, marker)
+        output::pump(
+            job.run_id,
+            (job.after_seq, u64::MAX),
+            source,
+            reporter,
+            marker
+        )
     );
     if pumped.failed_reports > 0 {
         tracing::warn!(

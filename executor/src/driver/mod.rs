@@ -123,6 +123,8 @@ pub struct RunJob {
     pub timeout: Duration,
     /// The JUnit XML report the command writes, relative to the working directory.
     pub junit_xml: Option<String>,
+    /// Most bytes of output recorded; the rest is dropped with a note (the run goes on).
+    pub max_output_bytes: u64,
     /// The output `seq` this attempt numbers its chunks after
     /// ([`first_seq_of_attempt`](crate::chunker::first_seq_of_attempt)); 0 for a first attempt.
     pub after_seq: u64,

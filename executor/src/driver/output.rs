@@ -33,12 +33,12 @@ pub(super) struct Pumped {
 /// `report_run_output`, published in `seq` order with up to [`WINDOW`] awaiting outcomes.
 pub(super) async fn pump<R: Reporter>(
     run_id: RunId,
-    after_seq: u64,
+    (after_seq, max_bytes): (u64, u64),
     mut source: mpsc::Receiver<Output>,
     reporter: &R,
     marker: watch::Sender<Option<ProcessHandle>>,
 ) -> Pumped {
-    let mut chunker = Chunker::default().after(after_seq);
+    let mut chunker = Chunker::default().after(after_seq).with_limit(max_bytes);
     let mut first_line: Option<BytesMut> = Some(BytesMut::new());
     let mut pumped = Pumped::default();
     let mut sender = OutputSender::new(run_id, reporter);
@@ -70,6 +70,13 @@ pub(super) async fn pump<R: Reporter>(
     sender.push(chunks).await;
     pumped.failed_reports = sender.drain().await;
     pumped.last_seq = chunker.last_seq();
+    if chunker.dropped() > 0 {
+        tracing::warn!(
+            dropped = chunker.dropped(),
+            limit = max_bytes,
+            "output past the run's limit dropped"
+        );
+    }
     pumped
 }
 

@@ -156,7 +156,13 @@ async fn execute<R: Reporter>(
     };
     let (result, pumped, stop) = tokio::join!(
         exec,
-        output::pump(job.run_id, job.after_seq, source, reporter, marker_tx),
+        output::pump(
+            job.run_id,
+            (job.after_seq, job.max_output_bytes),
+            source,
+            reporter,
+            marker_tx,
+        ),
         guard.run()
     );
     if pumped.failed_reports > 0 {

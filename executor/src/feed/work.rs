@@ -210,12 +210,25 @@ pub struct WorkItem {
 type ReadError = (jetstream::Message, String);
 
 impl WorkItem {
+    /// The item in `message`, unless its body cannot be read or its position is not the
+    /// message's stream sequence (the relay publishes every event at exactly that sequence: any
+    /// other message on the stream is forged or misrouted, and is never worked on).
     fn read(message: jetstream::Message) -> Result<Self, Box<ReadError>> {
-        let deliveries = message.info().map_or(1, |info| info.delivered);
+        let (deliveries, sequence) = message.info().map_or((1, None), |info| {
+            (info.delivered, Some(info.stream_sequence))
+        });
         let record = match serde_json::from_slice::<RawEventRecord>(&message.payload) {
             Ok(record) => record,
             Err(err) => return Err(Box::new((message, err.to_string()))),
         };
+        if sequence != u64::try_from(record.position).ok() {
+            let reason = format!(
+                "the event claims position {} but is stream sequence {sequence:?}: the relay did \
+                 not publish it",
+                record.position
+            );
+            return Err(Box::new((message, reason)));
+        }
         match record.decode() {
             Ok(event) => Ok(Self {
                 position: record.position,

@@ -164,3 +164,33 @@ fn paths_resolve_against_home() {
     assert_eq!(machine.resolve("/etc/x"), Path::new("/etc/x"));
     assert_eq!(machine.resolve("~other/x"), Path::new("/home/u/~other/x"));
 }
+
+/// A child sees `PATH` and its `HOME`, never the executor's other variables (cargo gives this
+/// test process `CARGO_MANIFEST_DIR`, as an operator gives an executor its secrets).
+#[tokio::test]
+async fn a_child_does_not_inherit_the_executors_environment() {
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let home = TempHome::new();
+    let (chunks, exit) = run(&home.machine(), "env").await;
+    assert_eq!(exit, RemoteExit::Code(0));
+    let text: String = chunks
+        .iter()
+        .filter_map(|chunk| match chunk {
+            Output::Stdout(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            Output::Stderr(_) => None,
+        })
+        .collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert!(names.contains(&"PATH"), "{text}");
+    assert!(
+        text.contains(&format!("HOME={}", home.0.display())),
+        "{text}"
+    );
+    assert!(
+        !names.iter().any(|name| name.starts_with("CARGO")),
+        "{text}"
+    );
+}

@@ -24,13 +24,16 @@ pub(crate) struct Unreachable {
 pub(crate) struct Machines {
     pool: SshPool,
     keyring: Keyring,
+    /// Whether work on `local` machines (this executor's own host) is run at all.
+    allow_local: bool,
 }
 
 impl Machines {
-    pub(crate) fn new(keyring: Keyring, options: SshOptions) -> Self {
+    pub(crate) fn new(keyring: Keyring, options: SshOptions, allow_local: bool) -> Self {
         Self {
             pool: SshPool::new(options),
             keyring,
+            allow_local,
         }
     }
 
@@ -48,6 +51,14 @@ impl Machines {
             reason: err.to_string(),
         })?;
         let target = match target {
+            Target::Local if !self.allow_local => {
+                return Err(Unreachable {
+                    kind: TransportErrorKind::CannotSpawn,
+                    reason: "this executor does not run work on `local` machines (its own \
+                             host): its operator has not set RUNLEDGER_EXECUTOR_ALLOW_LOCAL"
+                        .to_owned(),
+                });
+            }
             Target::Local => {
                 return LocalMachine::new()
                     .map(Transport::Local)

@@ -66,6 +66,9 @@ pub struct ExecutorSettings {
     pub heartbeat_every: Duration,
     /// How often a Jenkins server is asked about a build's queue item, console and result.
     pub jenkins_poll: Duration,
+    /// Whether work on `local` machines runs, as child processes of this executor on its own
+    /// host; off unless the operator allows it: such work runs where the credential key is.
+    pub allow_local: bool,
 }
 
 impl ExecutorSettings {
@@ -85,6 +88,7 @@ impl ExecutorSettings {
             heartbeat_every: Duration::from_secs(5),
             provisioning_timeout: Duration::from_secs(30 * 60),
             jenkins_poll: Duration::from_secs(1),
+            allow_local: false,
         }
     }
 }
@@ -151,7 +155,7 @@ pub async fn run(
         held: HeldRuns::default(),
         view,
         reporter,
-        machines: Machines::new(settings.keyring.clone(), settings.ssh),
+        machines: Machines::new(settings.keyring.clone(), settings.ssh, settings.allow_local),
         keep_alive_every: (settings.work.ack_wait / 3).max(Duration::from_millis(100)),
         provisioning_timeout: settings.provisioning_timeout,
         keyring: settings.keyring.clone(),

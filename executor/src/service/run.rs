@@ -178,6 +178,7 @@ fn job(run: &ResolvedRun) -> RunJob {
         run_env: run.run_env.clone(),
         files,
         timeout: Duration::from_secs(u64::from(run.test_case.timeout_s)),
+        max_output_bytes: run.test_case.max_output_bytes,
         junit_xml: run
             .test_case
             .junit_xml

@@ -7,7 +7,7 @@ use runledger_types::{
     EnvName, Host, HostKeyFingerprint, Line, MachineId, MachineName, Os, Port, RelativePath,
     RemotePath, RemoteUser, RunId, RunStatus, SealedSecret, TestCaseId, Text, VenvId, VenvName,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A machine as the executor needs it. Its `Debug` shows sealed credentials only.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,12 +71,16 @@ pub struct TestCaseInfo {
     pub files: Vec<TestFile>,
     /// Environment for the command (the run's own env is laid over it).
     pub env: BTreeMap<EnvName, String>,
+    /// The names a run's env may set; the executor drops any other the log might hold.
+    pub env_overridable: BTreeSet<EnvName>,
     /// Past this the run ends `timed_out`.
     pub timeout_s: u32,
     /// The JUnit report to fetch, relative to the working directory.
     pub junit_xml: Option<RelativePath>,
     /// How many times an infrastructure error may be retried.
     pub retries: u32,
+    /// Most bytes of output a run records.
+    pub max_output_bytes: u64,
 }
 
 /// The latest assignment of a run.

@@ -62,8 +62,10 @@ fn lab(host: &str) -> Lab {
             jenkins: None,
             files: Vec::new(),
             env: env("A", "1"),
+            env_overridable: [EnvName::parse("B").expect("name")].into(),
             timeout_s: 60,
             junit_xml: None,
+            max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
             retries: 1,
         }),
         Event::RunRequested(RunRequested {
@@ -261,4 +263,23 @@ fn runs_move_through_cancel_retry_and_finish() {
         view.resolve_run(unknown),
         Err(ViewError::UnknownRun(unknown))
     );
+}
+
+#[test]
+fn a_run_keeps_only_the_env_its_test_case_lets_it_set() {
+    let mut lab = lab("10.0.0.5");
+    for event in &mut lab.events {
+        if let Event::RunRequested(requested) = event {
+            requested.env.insert(
+                EnvName::parse("LD_PRELOAD").expect("name"),
+                "/tmp/x.so".into(),
+            );
+            requested
+                .env
+                .insert(EnvName::parse("OTHER").expect("name"), "1".into());
+        }
+    }
+    let run = fold(&lab.events).resolve_run(lab.run_id).expect("resolves");
+    let names: Vec<&str> = run.run_env.keys().map(|name| name.as_str()).collect();
+    assert_eq!(names, ["B"]);
 }

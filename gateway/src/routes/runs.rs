@@ -283,12 +283,22 @@ pub struct EventsParams {
     /// Include `run_output` events (default: no; the log route serves the output).
     output: Option<bool>,
     min_position: Option<i64>,
+    /// Only events after this stream version (the previous page's `next_cursor`).
+    cursor: Option<i64>,
+    /// Most events in the page, 1 to [`MAX_EVENTS_PAGE`] (default).
+    limit: Option<i64>,
 }
+
+/// Most events one page of a run's audit trail holds: a run with a million output chunks is
+/// read page by page, never whole into the gateway's memory.
+pub const MAX_EVENTS_PAGE: i64 = 1000;
 
 /// `GET /api/v1/runs/{run_id}/events`: the run's events in order: who asked what, when.
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}/events", tag = "runs",
-    params(("run_id" = uuid::Uuid, Path), ("output" = Option<bool>, Query)),
-    responses((status = 200, description = "The run's audit trail"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
+    params(("run_id" = uuid::Uuid, Path), ("output" = Option<bool>, Query),
+           ("cursor" = Option<i64>, Query, description = "The previous page's next_cursor"),
+           ("limit" = Option<i64>, Query, description = "Events per page, 1-1000 (default 1000)")),
+    responses((status = 200, description = "A page of the run's audit trail: {run_id, events, next_cursor}; next_cursor is null on the last page"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     _caller: Caller,
@@ -297,22 +307,38 @@ pub async fn events(
 ) -> Result<Json<Value>, ApiError> {
     let run_id = run_id_of(path)?;
     let params = query(params)?;
+    let limit = params.limit.unwrap_or(MAX_EVENTS_PAGE);
+    if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_EVENTS_PAGE}"
+        )));
+    }
     state.fresh(params.min_position).await?;
-    let rows: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object('position', position, 'type', type, 'actor', actor, \
-                'recorded_at', recorded_at, 'command_id', command_id, \
+    let rows: Vec<(i64, Value)> = sqlx::query_as(
+        "SELECT stream_version, jsonb_build_object('position', position, 'type', type, \
+                'actor', actor, 'recorded_at', recorded_at, 'command_id', command_id, \
                 'correlation_id', correlation_id, 'stream_version', stream_version, 'data', data) \
          FROM events WHERE stream_id = $1 AND ($2 OR type <> 'run_output') \
-         ORDER BY stream_version",
+           AND stream_version > $3 \
+         ORDER BY stream_version LIMIT $4",
     )
     .bind(format!("run-{run_id}"))
     .bind(params.output.unwrap_or(false))
+    .bind(params.cursor.unwrap_or(0))
+    .bind(limit)
     .fetch_all(&state.pool)
     .await?;
-    if rows.is_empty() {
+    if rows.is_empty() && params.cursor.is_none() {
         return Err(ApiError::not_found(format!("no run {run_id}")));
     }
-    Ok(Json(json!({"run_id": run_id, "events": rows})))
+    let next_cursor = match rows.last() {
+        Some((version, _)) if rows.len() as i64 == limit => Some(*version),
+        _ => None,
+    };
+    let events: Vec<Value> = rows.into_iter().map(|(_, event)| event).collect();
+    Ok(Json(
+        json!({"run_id": run_id, "events": events, "next_cursor": next_cursor}),
+    ))
 }
 
 /// `POST /api/v1/runs` body: `start_run`'s payload; `run_id` is generated when absent.

@@ -21,13 +21,27 @@ pub async fn serve_gateway_task(
     SocketAddr,
     JoinHandle<Result<(), runledger_gateway::GatewayError>>,
 ) {
+    serve_gateway_with(lab, shutdown, |_| {}).await
+}
+
+/// [`serve_gateway_task`] with settings `configure` changes from the defaults.
+pub async fn serve_gateway_with(
+    lab: &TestLab,
+    shutdown: &CancellationToken,
+    configure: impl FnOnce(&mut GatewaySettings),
+) -> (
+    SocketAddr,
+    JoinHandle<Result<(), runledger_gateway::GatewayError>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let mut settings = GatewaySettings::new(addr);
+    configure(&mut settings);
     let state = AppState::new(
         lab.db.pool.clone(),
         lab.nats.client.clone(),
         lab.nats.names.clone(),
-        GatewaySettings::new(addr),
+        settings,
         shutdown.clone(),
     )
     .await

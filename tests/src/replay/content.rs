@@ -128,8 +128,10 @@ pub fn test_case(index: usize) -> anyhow::Result<TestCaseDefined> {
             content_base64: None,
         }],
         env,
+        env_overridable: Default::default(),
         timeout_s: 900,
         junit_xml: Some(RelativePath::parse("report.xml")?),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 0,
     })
 }

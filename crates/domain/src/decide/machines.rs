@@ -4,7 +4,7 @@
 //! own; admins and trusted systems manage every machine.
 
 use super::{live_machine, machine, reject};
-use crate::authz::check_owner;
+use crate::authz::{check_local, check_owner};
 use crate::scheduling::then_fill;
 use crate::state::Lab;
 use runledger_types::command::{RegisterMachine, ReportHostKey, RetireMachine, UpdateMachine};
@@ -23,6 +23,7 @@ pub(super) fn register_machine(
             format!("machine {} is already registered", command.machine_id),
         );
     }
+    check_local(lab, actor, command.machine_id, command.host.is_local())?;
     Ok(vec![Event::MachineRegistered(MachineRegistered {
         machine_id: command.machine_id,
         name: command.name.clone(),
@@ -47,6 +48,11 @@ pub(super) fn update_machine(
 ) -> Result<Vec<Event>, Rejection> {
     let found = machine(lab, command.machine_id)?;
     check_owner(lab, actor, command.machine_id, found)?;
+    let local = command
+        .host
+        .as_ref()
+        .map_or(found.local, |host| host.is_local());
+    check_local(lab, actor, command.machine_id, local)?;
     live_machine(lab, command.machine_id)?;
     let update = MachineUpdated {
         machine_id: command.machine_id,

@@ -9,6 +9,8 @@ mod test_cases;
 mod users;
 mod venvs;
 
+pub use runs::MAX_QUEUED_RUNS_PER_ACTOR;
+
 use crate::authz;
 use crate::state::{Lab, MachineState, RunState, TestCaseState, VenvState};
 use runledger_types::{

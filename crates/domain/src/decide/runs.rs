@@ -6,13 +6,17 @@
 use super::{live_machine, reject, require_test_case, run, venv};
 use crate::authz::{Principal, forbidden, principal};
 use crate::scheduling::{assignment, free_venv_for, queue_reason};
-use crate::state::{Lab, RunPhase, RunSelector, VenvStatus};
+use crate::state::{Lab, RunPhase, RunSelector, TestCaseState, VenvStatus};
 use runledger_types::command::{CancelRun, StartRun};
 use runledger_types::event::{
     RunAssigned, RunCancelRequested, RunFinished, RunQueued, RunRequested, VenvReleased,
 };
 use runledger_types::{Actor, Event, Rejection, RejectionCode, RunStatus, VenvId};
 use std::collections::BTreeSet;
+
+/// Most runs one actor may have waiting in the queue: a script in a loop cannot grow the
+/// queue, and the state every handler holds, without bound.
+pub const MAX_QUEUED_RUNS_PER_ACTOR: u32 = 1000;
 
 /// `run_requested`, then either `venv_leased` + `run_assigned` (a free venv matches; the
 /// smallest id wins) or `run_queued` with the reason it waits.
@@ -28,6 +32,7 @@ pub(super) fn start_run(
         );
     }
     let test_case = require_test_case(lab, command.test_case_id)?;
+    check_run_env(command, test_case)?;
     if test_case.jenkins {
         return start_jenkins_run(actor, command);
     }
@@ -54,12 +59,53 @@ pub(super) fn start_run(
     })];
     match free_venv_for(lab, &selector) {
         Some((venv_id, machine_id)) => events.extend(assignment(run_id, venv_id, machine_id, 1)),
+        None if lab.queued_by(actor) >= MAX_QUEUED_RUNS_PER_ACTOR => {
+            return reject(
+                RejectionCode::TooManyQueuedRuns,
+                format!(
+                    "{actor} already has {MAX_QUEUED_RUNS_PER_ACTOR} runs waiting in the queue; \
+                     start more once some have been assigned"
+                ),
+            );
+        }
         None => events.push(Event::RunQueued(RunQueued {
             run_id,
             reason: queue_reason(lab, &selector).to_owned(),
         })),
     }
     Ok(events)
+}
+
+/// A run's `env` may set only the names its test case lists in `env_overridable`, and never a
+/// protected one (the test case's own list cannot hold one, but events recorded before the
+/// list was checked might).
+fn check_run_env(command: &StartRun, test_case: &TestCaseState) -> Result<(), Rejection> {
+    let refused: Vec<&str> = command
+        .env
+        .keys()
+        .filter(|name| name.is_protected() || !test_case.env_overridable.contains(*name))
+        .map(|name| name.as_str())
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let allowed = match test_case.env_overridable.is_empty() {
+        true => "none".to_owned(),
+        false => test_case
+            .env_overridable
+            .iter()
+            .map(|name| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    reject(
+        RejectionCode::EnvNotOverridable,
+        format!(
+            "payload.env: test case {} does not let runs set {} (overridable: {allowed})",
+            command.test_case_id,
+            refused.join(", ")
+        ),
+    )
 }
 
 /// A run of a Jenkins job: `run_requested` and at once `run_assigned` without venv or machine

@@ -25,8 +25,10 @@ pub(super) fn define_test_case(
         jenkins: command.jenkins.clone(),
         files: command.files.clone(),
         env: command.env.clone(),
+        env_overridable: command.env_overridable.clone(),
         timeout_s: command.timeout_s,
         junit_xml: command.junit_xml.clone(),
         retries: command.retries,
+        max_output_bytes: command.max_output_bytes,
     })])
 }

@@ -5,7 +5,7 @@
 //! run that can use it gets it), `broken` if provisioning failed.
 
 use super::{live_machine, machine, reject, venv};
-use crate::authz::check_owner;
+use crate::authz::{check_local, check_owner};
 use crate::scheduling::then_fill;
 use crate::state::{Lab, VenvStatus};
 use runledger_types::Actor;
@@ -31,6 +31,7 @@ pub(super) fn add_venv(
     }
     let found = machine(lab, command.machine_id)?;
     check_owner(lab, actor, command.machine_id, found)?;
+    check_local(lab, actor, command.machine_id, found.local)?;
     let found = live_machine(lab, command.machine_id)?;
     let taken = lab.venvs().any(|(_, venv)| {
         venv.machine_id == command.machine_id

@@ -84,8 +84,10 @@ fn define_smoke() -> runledger_types::command::DefineTestCase {
         jenkins: None,
         files: Vec::new(),
         env: Default::default(),
+        env_overridable: Default::default(),
         timeout_s: 10,
         junit_xml: None,
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 0,
     }
 }
@@ -143,4 +145,62 @@ fn executors_are_trusted_systems_for_other_commands() {
     given(&users())
         .when(EXEC, Command::DefineTestCase(define_smoke()))
         .events();
+}
+
+fn register_local(n: u128) -> Command {
+    Command::RegisterMachine(runledger_types::command::RegisterMachine {
+        machine_id: m(n),
+        name: MachineName::parse("this host").expect("name"),
+        host: runledger_types::Host::parse("local").expect("host"),
+        port: runledger_types::Port::SSH,
+        os: runledger_types::Os::Linux,
+        username: runledger_types::RemoteUser::parse("runner").expect("user"),
+        password: None,
+        private_key: None,
+        host_key: None,
+        labels: Default::default(),
+    })
+}
+
+#[test]
+fn members_may_not_register_a_local_machine() {
+    let rejection = given(&world())
+        .when(MEMBER, register_local(8))
+        .then_reject(RejectionCode::Forbidden);
+    assert!(rejection.message.contains("local"), "{}", rejection.message);
+    given(&world()).when(ADMIN, register_local(8)).events();
+    given(&world()).when(SYSTEM, register_local(8)).events();
+}
+
+#[test]
+fn members_may_not_switch_their_machine_to_local() {
+    let to_local = Command::UpdateMachine(UpdateMachine {
+        host: Some(runledger_types::Host::parse("local").expect("host")),
+        ..UpdateMachine::new(m(1))
+    });
+    given(&world())
+        .when(MEMBER, to_local.clone())
+        .then_reject(RejectionCode::Forbidden);
+    given(&world()).when(ADMIN, to_local).events();
+}
+
+#[test]
+fn members_may_not_add_venvs_to_a_local_machine_they_own() {
+    // A member-owned local machine can only come from a log written before the rule.
+    let mut events = world();
+    events.push(machine(m(8), MEMBER, &[]));
+    if let Some(runledger_types::Event::MachineRegistered(registered)) = events.last_mut() {
+        registered.host = runledger_types::Host::parse("local").expect("host");
+    }
+    let venv = Command::AddVenv(AddVenv {
+        machine_id: m(8),
+        ..match add_venv(9) {
+            Command::AddVenv(venv) => venv,
+            _ => unreachable!(),
+        }
+    });
+    given(&events)
+        .when(MEMBER, venv.clone())
+        .then_reject(RejectionCode::Forbidden);
+    given(&events).when(ADMIN, venv).events();
 }

@@ -249,3 +249,92 @@ fn cancelling_a_finished_or_unknown_run_is_refused() {
         .then_reject(RejectionCode::UnknownRun);
     assert!(rejection.message.contains(&r(1).to_string()));
 }
+
+fn with_env(names: &[&str]) -> Command {
+    let mut c = start(r(1));
+    c.env = names
+        .iter()
+        .map(|name| {
+            (
+                runledger_types::EnvName::parse(*name).expect("env"),
+                "x".to_owned(),
+            )
+        })
+        .collect();
+    start_cmd(c)
+}
+
+#[test]
+fn a_run_may_set_only_the_env_its_test_case_lets_it() {
+    // tc(1) lets runs set X, and nothing else.
+    given(&world()).when(MEMBER, with_env(&["X"])).events();
+    let rejection = given(&world())
+        .when(MEMBER, with_env(&["X", "TARGET"]))
+        .then_reject(RejectionCode::EnvNotOverridable);
+    assert!(
+        rejection.message.contains("TARGET"),
+        "{}",
+        rejection.message
+    );
+    assert!(
+        rejection.message.contains("overridable: X"),
+        "{}",
+        rejection.message
+    );
+}
+
+#[test]
+fn loader_and_interpreter_variables_are_never_overridable_by_a_run() {
+    for name in [
+        "LD_PRELOAD",
+        "BASH_ENV",
+        "PATH",
+        "PYTHONPATH",
+        "PYTEST_ADDOPTS",
+    ] {
+        // Even from a test case recorded before its list was checked.
+        let mut events = world();
+        if let Some(Event::TestCaseDefined(defined)) = events
+            .iter_mut()
+            .find(|e| matches!(e, Event::TestCaseDefined(d) if d.test_case_id == tc(1)))
+        {
+            defined
+                .env_overridable
+                .insert(runledger_types::EnvName::parse(name).expect("env"));
+        }
+        given(&events)
+            .when(ADMIN, with_env(&[name]))
+            .then_reject(RejectionCode::EnvNotOverridable);
+    }
+}
+
+#[test]
+fn one_actor_may_queue_only_so_many_runs() {
+    let mut lab = crate::Lab::new();
+    for event in world() {
+        crate::evolve(&mut lab, &event);
+    }
+    let queued = |n: u128| {
+        let mut c = start(r(1000 + n));
+        c.labels = labels(&["no-such-machine"]);
+        start_cmd(c)
+    };
+    let limit = u128::from(crate::MAX_QUEUED_RUNS_PER_ACTOR);
+    for n in 0..limit {
+        apply(&mut lab, MEMBER, &queued(n)).expect("queued");
+    }
+    assert_eq!(
+        lab.queued_by(&actor_of(MEMBER)),
+        crate::MAX_QUEUED_RUNS_PER_ACTOR
+    );
+    let refused = apply(&mut lab, MEMBER, &queued(limit)).expect_err("over the cap");
+    assert_eq!(refused.code, RejectionCode::TooManyQueuedRuns);
+    // Another actor is not held back, and a run that leaves the queue makes room.
+    apply(&mut lab, OTHER, &queued(limit + 1)).expect("another actor");
+    let cancel = Command::CancelRun(CancelRun {
+        run_id: r(1000),
+        reason: None,
+    });
+    apply(&mut lab, MEMBER, &cancel).expect("cancelled");
+    apply(&mut lab, MEMBER, &queued(limit + 2)).expect("room again");
+}

@@ -57,8 +57,10 @@ fn define(id: runledger_types::TestCaseId) -> DefineTestCase {
             content_base64: None,
         }],
         env: [(EnvName::parse("CI").expect("env"), "1".to_owned())].into(),
+        env_overridable: [EnvName::parse("TARGET").expect("env")].into(),
         timeout_s: 60,
         junit_xml: Some(RelativePath::parse("report.xml").expect("path")),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 2,
     }
 }
@@ -74,8 +76,10 @@ fn define_test_case_copies_every_field() {
         jenkins: None,
         files: c.files.clone(),
         env: c.env.clone(),
+        env_overridable: c.env_overridable.clone(),
         timeout_s: 60,
         junit_xml: c.junit_xml.clone(),
+        max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         retries: 2,
     });
     let lab = given(&users())

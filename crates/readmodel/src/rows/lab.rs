@@ -41,9 +41,11 @@ pub const TEST_CASES_TABLES: &[Table] = &[Table {
         ("jenkins", "jsonb"),
         ("files", "jsonb NOT NULL"),
         ("env", "jsonb NOT NULL"),
+        ("env_overridable", "jsonb NOT NULL"),
         ("timeout_s", "bigint NOT NULL"),
         ("junit_xml", "text"),
         ("retries", "bigint NOT NULL"),
+        ("max_output_bytes", "bigint NOT NULL"),
         ("defined_by", "text NOT NULL"),
         ("defined_at", "timestamptz NOT NULL"),
         ("updated_at", "timestamptz NOT NULL"),
@@ -106,9 +108,13 @@ pub struct TestCaseRow {
     /// The files copied into the run's directory, as defined.
     pub files: serde_json::Value,
     pub env: serde_json::Value,
+    /// The names a run's env may set (a JSON array).
+    pub env_overridable: serde_json::Value,
     pub timeout_s: i64,
     pub junit_xml: Option<String>,
     pub retries: i64,
+    /// Most bytes of output a run records.
+    pub max_output_bytes: i64,
     pub defined_by: String,
     pub defined_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -272,6 +272,10 @@ pub struct DefineTestCase<S = SealedSecret> {
     /// Environment for the command.
     #[serde(default)]
     pub env: BTreeMap<EnvName, String>,
+    /// The names a run's `env` may set (for a Jenkins job: the build parameters a run may
+    /// override); default none. Protected names ([`EnvName::is_protected`]) are refused here.
+    #[serde(default)]
+    pub env_overridable: BTreeSet<EnvName>,
     /// Seconds before the run is stopped as `timed_out`; default 3600.
     #[serde(default = "default_timeout")]
     pub timeout_s: u32,
@@ -281,6 +285,20 @@ pub struct DefineTestCase<S = SealedSecret> {
     /// How often an infrastructure error is retried; default 0.
     #[serde(default)]
     pub retries: u32,
+    /// Most bytes of output a run records; past it output is dropped, with a note in the
+    /// output saying how much (the run goes on). Default [`DEFAULT_MAX_OUTPUT_BYTES`].
+    #[serde(default = "default_max_output_bytes")]
+    pub max_output_bytes: u64,
+}
+
+/// A run's output limit unless its test case says otherwise: 100 MiB.
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 100 * 1024 * 1024;
+/// The largest output limit a test case may set: 10 GiB.
+pub const MAX_MAX_OUTPUT_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
+/// [`DEFAULT_MAX_OUTPUT_BYTES`], for serde.
+pub fn default_max_output_bytes() -> u64 {
+    DEFAULT_MAX_OUTPUT_BYTES
 }
 
 fn no_job<S>() -> Option<JenkinsJob<S>> {
@@ -305,9 +323,11 @@ impl DefineTestCase<SecretString> {
             jenkins,
             files: self.files,
             env: self.env,
+            env_overridable: self.env_overridable,
             timeout_s: self.timeout_s,
             junit_xml: self.junit_xml,
             retries: self.retries,
+            max_output_bytes: self.max_output_bytes,
         })
     }
 }
@@ -331,6 +351,17 @@ impl DefineTestCase<SecretString> {
         if self.retries > MAX_RETRIES {
             return Err(InvalidPayload(format!(
                 "payload.retries: must be at most {MAX_RETRIES}"
+            )));
+        }
+        if !(1024..=MAX_MAX_OUTPUT_BYTES).contains(&self.max_output_bytes) {
+            return Err(InvalidPayload(format!(
+                "payload.max_output_bytes: must be between 1024 and {MAX_MAX_OUTPUT_BYTES}"
+            )));
+        }
+        if let Some(name) = self.env_overridable.iter().find(|name| name.is_protected()) {
+            return Err(InvalidPayload(format!(
+                "payload.env_overridable: {name} can never be set by a run (it changes which \
+                 loader, shell or interpreter code runs)"
             )));
         }
         for (index, file) in self.files.iter().enumerate() {
