@@ -5,11 +5,14 @@
 //! `POST` to `job/<name>/buildWithParameters` (or `build` without parameters) answered `201` with
 //! the queue item in `Location`, the queue item's `executable` once a build started, the console
 //! from `logText/progressiveText?start=<offset>` (`X-Text-Size` is the next offset, `X-More-Data`
-//! says more is coming), the result from the build's `api/json`, the test report from
-//! `testReport/api/json`, and `stop` / `queue/cancelItem` to cancel.
+//! says more is coming; read in bounded pieces, [`ConsoleCursor`]), the result from the build's `api/json`, the test report from
+//! `testReport/api/json`, and `stop` / `queue/cancelItem` to cancel. The API token is sent only
+//! to the server's own origin ([`JenkinsClient`]).
 
 mod api;
 mod client;
+mod console;
 
-pub use api::{BuildState, ConsoleText, QueueState, TestReport};
+pub use api::{BuildState, QueueState, TestReport};
 pub use client::{Found, JenkinsClient, JenkinsError, JenkinsErrorKind};
+pub use console::{CONSOLE_PIECE, ConsoleCursor};

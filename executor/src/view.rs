@@ -148,6 +148,9 @@ impl LabView {
                 r.jenkins_build = Some((e.number, e.url.clone()));
             }),
             Event::UserRegistered(_)
+            | Event::UserDisabled(_)
+            | Event::PasswordChanged(_)
+            | Event::TokensRevoked(_)
             | Event::RunOutput(_)
             | Event::ExecutorHeartbeat(_)
             | Event::CommandRejected(_) => {}

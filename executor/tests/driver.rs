@@ -12,7 +12,7 @@ use runledger_executor::driver::{
 use runledger_executor::local::LocalMachine;
 use runledger_executor::render::VenvSpec;
 use runledger_executor::ssh::{
-    PooledConnection, RemoteExit, SshAuth, SshOptions, SshTarget, connect,
+    AcceptFirstKey, PooledConnection, RemoteExit, SshAuth, SshOptions, SshTarget, connect,
 };
 use runledger_test_support::TestSshd;
 use runledger_types::command::ReportRunFinished;
@@ -82,7 +82,9 @@ async fn over_ssh() -> Machine {
         auth: SshAuth::Password(sshd.password.clone()),
         pinned_host_key: None,
     };
-    let (connection, _) = connect(&target, &SshOptions::default()).await.unwrap();
+    let (connection, _) = connect(&target, &SshOptions::default(), &AcceptFirstKey)
+        .await
+        .unwrap();
     Machine {
         transport: Transport::Ssh(Arc::new(PooledConnection::unpooled(Arc::new(connection)))),
         _sshd: Some(sshd),

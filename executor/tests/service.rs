@@ -162,3 +162,47 @@ async fn provisions_runs_and_cancels_over_ssh() {
     handler.stop().await;
     lab.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_machine_presenting_another_key_than_its_pin_gets_no_credential() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let sshd = TestSshd::start();
+    let client = lab.client();
+    let shutdown = CancellationToken::new();
+    let settings = ExecutorSettings::new("pinned", lab.nats.names.clone(), lab.keyring.clone());
+    let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
+
+    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
+    accepted(client.send("register_user", "bootstrap", user).await);
+    let machine_id = Uuid::now_v7();
+    let pin = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let machine = json!({"machine_id": machine_id, "name": "sshd", "host": sshd.host,
+                         "port": sshd.port, "username": sshd.username, "password": sshd.password,
+                         "host_key": pin});
+    accepted(client.send("register_machine", ADMIN, machine).await);
+    let venv = json!({"venv_id": Uuid::now_v7(), "machine_id": machine_id, "name": "v",
+                      "python": "/usr/bin/python3"});
+    accepted(client.send("add_venv", ADMIN, venv).await);
+    let failed = eventually(WAIT, "venv_provisioning_failed", || async {
+        events(&lab)
+            .await
+            .into_iter()
+            .find(|e| e.event_type == "venv_provisioning_failed")
+    })
+    .await;
+    let reason = failed.data["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("host key mismatch"), "{reason}");
+    assert!(reason.contains(&sshd.host_key_fingerprint), "{reason}");
+    eventually(WAIT, "the sshd logs the connection's end", || async {
+        (sshd.connections_closed() >= 1).then_some(())
+    })
+    .await;
+    let attempts = sshd.auth_attempts();
+    assert!(attempts.is_empty(), "{attempts:?}\n{}", sshd.log());
+
+    shutdown.cancel();
+    executor.await.unwrap().unwrap();
+    handler.stop().await;
+    lab.cleanup().await;
+}

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runledger_executor::ssh::{
-    Output, RemoteExit, SshAuth, SshConnection, SshError, SshOptions, SshPool, SshTarget, connect,
+    AcceptFirstKey, Output, RemoteExit, SshAuth, SshConnection, SshError, SshOptions, SshPool,
+    SshTarget, connect,
 };
 use runledger_test_support::TestSshd;
 use tokio::sync::mpsc;
@@ -26,7 +27,10 @@ fn password(sshd: &TestSshd) -> SshTarget {
 }
 
 async fn connected(target: &SshTarget) -> SshConnection {
-    connect(target, &SshOptions::default()).await.unwrap().0
+    connect(target, &SshOptions::default(), &AcceptFirstKey)
+        .await
+        .unwrap()
+        .0
 }
 
 /// Runs `command`, returning its output chunks in arrival order and how it ended.
@@ -73,7 +77,10 @@ async fn ed25519_and_rsa_keys_authenticate() {
 async fn a_wrong_password_is_auth_failed() {
     let sshd = TestSshd::start();
     let wrong = target(&sshd, SshAuth::Password("not-the-password".into()));
-    let error = connect(&wrong, &SshOptions::default()).await.err().unwrap();
+    let error = connect(&wrong, &SshOptions::default(), &AcceptFirstKey)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(error, SshError::AuthFailed { .. }), "{error:?}");
 }
 
@@ -81,12 +88,16 @@ async fn a_wrong_password_is_auth_failed() {
 async fn a_pinned_key_connects_and_an_unpinned_one_is_returned_for_pinning() {
     let sshd = TestSshd::start();
     let mut target = password(&sshd);
-    let (_, seen) = connect(&target, &SshOptions::default()).await.unwrap();
+    let (_, seen) = connect(&target, &SshOptions::default(), &AcceptFirstKey)
+        .await
+        .unwrap();
     assert_eq!(seen.as_deref(), Some(sshd.host_key_fingerprint.as_str()));
     assert!(sshd.host_key_fingerprint.starts_with("SHA256:"));
 
     target.pinned_host_key = seen;
-    let (connection, seen) = connect(&target, &SshOptions::default()).await.unwrap();
+    let (connection, seen) = connect(&target, &SshOptions::default(), &AcceptFirstKey)
+        .await
+        .unwrap();
     assert_eq!(seen, None);
     assert_eq!(connection.host_key_fingerprint(), sshd.host_key_fingerprint);
 }
@@ -97,7 +108,7 @@ async fn a_mismatched_pin_is_refused_naming_both_keys() {
     let pin = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned();
     let mut target = password(&sshd);
     target.pinned_host_key = Some(pin.clone());
-    let error = connect(&target, &SshOptions::default())
+    let error = connect(&target, &SshOptions::default(), &AcceptFirstKey)
         .await
         .err()
         .unwrap();
@@ -132,7 +143,10 @@ async fn an_unreachable_port_fails_fast() {
         ..SshOptions::default()
     };
     let started = Instant::now();
-    let error = connect(&target, &options).await.err().unwrap();
+    let error = connect(&target, &options, &AcceptFirstKey)
+        .await
+        .err()
+        .unwrap();
     assert!(
         matches!(
             error,
@@ -225,6 +239,23 @@ async fn download_round_trips_and_reports_missing_and_too_large_files() {
 }
 
 #[tokio::test]
+async fn the_pool_lends_a_connection_only_to_callers_with_its_credential() {
+    let sshd = TestSshd::start();
+    let pool = SshPool::new(SshOptions::default());
+    let owner = password(&sshd);
+    let held = pool.get(&owner, &AcceptFirstKey).await.unwrap();
+    // Another machine with the same address and user but without the password.
+    let intruder = target(&sshd, SshAuth::Password("not-the-password".into()));
+    let error = pool.get(&intruder, &AcceptFirstKey).await.err();
+    assert!(
+        matches!(error, Some(SshError::AuthFailed { .. })),
+        "{error:?}"
+    );
+    assert!(!held.is_closed());
+    assert_eq!(pool.connections_opened(), 1);
+}
+
+#[tokio::test]
 async fn the_pool_runs_20_concurrent_execs_over_one_connection_and_reconnects() {
     let sshd = TestSshd::start();
     let target = target(&sshd, SshAuth::PrivateKey(sshd.ed25519_key.clone()));
@@ -237,7 +268,7 @@ async fn the_pool_runs_20_concurrent_execs_over_one_connection_and_reconnects() 
         .map(|_| {
             let (pool, target) = (pool.clone(), target.clone());
             tokio::spawn(async move {
-                let connection = pool.get(&target).await.unwrap();
+                let connection = pool.get(&target, &AcceptFirstKey).await.unwrap();
                 stdout_of(&connection, "sleep 0.3; echo $SSH_CONNECTION").await
             })
         })
@@ -250,13 +281,13 @@ async fn the_pool_runs_20_concurrent_execs_over_one_connection_and_reconnects() 
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(pool.connections_opened(), 1);
 
-    let connection = pool.get(&target).await.unwrap();
+    let connection = pool.get(&target, &AcceptFirstKey).await.unwrap();
     connection.close().await.unwrap();
     runledger_test_support::eventually(Duration::from_secs(5), "the close", || async {
         connection.is_closed().then_some(())
     })
     .await;
-    let again = pool.get(&target).await.unwrap();
+    let again = pool.get(&target, &AcceptFirstKey).await.unwrap();
     assert_eq!(stdout_of(&again, "echo back").await, "back\n");
     assert_eq!(pool.connections_opened(), 2);
 }
@@ -284,7 +315,7 @@ async fn the_pool_opens_another_connection_when_one_is_full_and_waits_at_the_bou
     // Both connections are full and at the bound: the fifth caller waits for a slot.
     let fifth = {
         let (pool, target) = (pool.clone(), target.clone());
-        tokio::spawn(async move { pool.get(&target).await.map(|_| ()) })
+        tokio::spawn(async move { pool.get(&target, &AcceptFirstKey).await.map(|_| ()) })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!fifth.is_finished(), "waits while every slot is taken");
@@ -300,7 +331,7 @@ async fn futures_held(
 ) -> Vec<runledger_executor::ssh::PooledConnection> {
     let mut held = Vec::new();
     for _ in 0..count {
-        held.push(pool.get(target).await.unwrap());
+        held.push(pool.get(target, &AcceptFirstKey).await.unwrap());
     }
     held
 }

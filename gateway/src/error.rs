@@ -81,9 +81,11 @@ impl ApiError {
         use RejectionCode as C;
         let status = match rejection.code {
             C::Forbidden => StatusCode::FORBIDDEN,
-            C::UnknownMachine | C::UnknownVenv | C::UnknownTestCase | C::UnknownRun => {
-                StatusCode::NOT_FOUND
-            }
+            C::UnknownMachine
+            | C::UnknownVenv
+            | C::UnknownTestCase
+            | C::UnknownRun
+            | C::UnknownUser => StatusCode::NOT_FOUND,
             C::UserExists
             | C::MachineExists
             | C::VenvExists
@@ -92,7 +94,8 @@ impl ApiError {
             | C::VenvNameTaken
             | C::RunFinished
             | C::CancelAlreadyRequested
-            | C::VenvInUse => StatusCode::CONFLICT,
+            | C::VenvInUse
+            | C::UserDisabled => StatusCode::CONFLICT,
             C::MalformedJson | C::InvalidEnvelope | C::TypeMismatch | C::UnknownCommandType => {
                 StatusCode::BAD_REQUEST
             }

@@ -8,13 +8,19 @@
 //! log.
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod auth;
+pub mod client;
+pub mod csrf;
 pub mod dashboard;
 pub mod error;
 pub mod history;
+pub mod limiter;
 pub mod live_hub;
+pub mod login;
 pub mod metrics;
 pub mod openapi;
+pub mod passwords;
 pub mod revocations;
 pub mod routes;
 pub mod state;
@@ -24,9 +30,9 @@ pub use state::{AppState, GatewaySettings};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use error::ApiError;
-use routes::{health, lab, manage, runs};
+use routes::{health, lab, manage, runs, users};
 use runledger_bus::{BusNames, CommandSender};
 use runledger_readmodel::Freshness;
 use sqlx::PgPool;
@@ -56,6 +62,9 @@ pub enum GatewayError {
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
+    /// The dummy password hash could not be made.
+    #[error("cannot prepare password checks: {0}")]
+    Passwords(#[from] runledger_secrets::SecretsError),
 }
 
 impl AppState {
@@ -72,6 +81,8 @@ impl AppState {
         let live = live_hub::LiveHub::start(&nats, &names, shutdown.clone()).await;
         let tokens = Arc::new(auth::TokenCache::default());
         revocations::follow(pool.clone(), tokens.clone(), shutdown.clone());
+        limiter::keep_pruning(pool.clone(), shutdown.clone());
+        let passwords = passwords::PasswordChecker::new(settings.password_checks).await?;
         Ok(Self::from_shared(state::Shared {
             commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
             names,
@@ -80,7 +91,7 @@ impl AppState {
             freshness,
             live,
             settings: Arc::new(settings),
-            logins: Arc::default(),
+            passwords: Arc::new(passwords),
             tokens,
             shutdown,
         }))
@@ -90,14 +101,17 @@ impl AppState {
 /// Every route, with the body limit, security headers and request tracing.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/tokens", post(auth::issue_token))
-        .route("/tokens/current", delete(auth::revoke_token))
+        .route("/tokens", post(login::issue_token))
+        .route("/tokens/current", delete(login::revoke_token))
         .route("/runs", get(runs::list).post(runs::start))
         .route("/runs/{run_id}", get(runs::detail))
         .route("/runs/{run_id}/log", get(runs::log))
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/cancel", post(runs::cancel))
         .route("/users", post(manage::register_user))
+        .route("/users/{username}/disable", post(users::disable))
+        .route("/users/{username}/password", put(users::change_password))
+        .route("/users/{username}/tokens", delete(users::revoke_tokens))
         .route("/venvs", get(lab::venvs).post(manage::add_venv))
         .route("/venvs/{venv_id}", delete(manage::remove_venv))
         .route(
@@ -115,7 +129,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events/stream", get(live_changes))
         .route("/queue", get(lab::queue))
         .route("/me", get(lab::me))
-        .route("/openapi.json", get(openapi::spec));
+        .route("/openapi.json", get(openapi::spec))
+        .layer(axum::middleware::from_fn(csrf::require_json));
     let headers = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -166,7 +181,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(GatewayError::Serve)

@@ -1,8 +1,8 @@
 //! `GET /api/v1/openapi.json`, generated from the route handlers' `#[utoipa::path]` annotations
 //! and the answer types below, and `GET /api/docs`, a page that lists it.
 
-use crate::auth;
-use crate::routes::{health, lab, manage, runs};
+use crate::login;
+use crate::routes::{health, lab, manage, runs, users};
 use axum::Json;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -125,11 +125,12 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "runledger", description = "Test runs on remote machines, with their whole history."),
     paths(
-        auth::issue_token, auth::revoke_token,
+        login::issue_token, login::revoke_token,
         runs::list, runs::detail, runs::log, runs::events, runs::start, runs::cancel,
         lab::venvs, lab::machines, lab::test_cases, lab::queue, lab::me,
         manage::register_user, manage::register_machine, manage::update_machine,
         manage::retire_machine, manage::add_venv, manage::remove_venv, manage::define_test_case,
+        users::disable, users::change_password, users::revoke_tokens,
         health::healthz, health::readyz,
     ),
     components(schemas(RunView, RunPage, ErrorBody, AcceptedBody, TokenBody)),

@@ -7,6 +7,12 @@
 //! A notification can be missed only while the listening connection is down; each time it is
 //! lost the whole cache is emptied (every token is then checked against Postgres again), and
 //! while there is no listener the cache's time limit still bounds how long a revoked token lasts.
+//!
+//! A user's tokens end together too: a trigger on the log notifies [`USER_SESSIONS_CHANNEL`]
+//! with the stream id `user-<username>` when a `user_disabled`, `password_changed` or
+//! `tokens_revoked` event commits, whoever sent the command (a gateway, or the CLI over NATS),
+//! and every gateway drops that user's cached tokens; the next check reads the log and refuses
+//! them.
 
 use crate::auth::TokenCache;
 use sqlx::PgPool;
@@ -18,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 /// The Postgres channel a revocation is announced on; the payload is the token's SHA-256 in
 /// base64.
 pub const REVOKED_CHANNEL: &str = "runledger_token_revoked";
+
+/// The Postgres channel the log's trigger announces a user's revoking events on; the payload is
+/// the user's stream id.
+pub const USER_SESSIONS_CHANNEL: &str = "runledger_user_sessions";
 
 /// The wait before listening again after the connection failed.
 const RETRY: Duration = Duration::from_secs(1);
@@ -40,7 +50,13 @@ async fn keep_following(pool: &PgPool, tokens: &TokenCache) {
                 tokens.clear();
                 loop {
                     match listener.try_recv().await {
-                        Ok(Some(notification)) => forget(tokens, notification.payload()),
+                        Ok(Some(notification)) => {
+                            if notification.channel() == USER_SESSIONS_CHANNEL {
+                                forget_user(tokens, notification.payload());
+                            } else {
+                                forget(tokens, notification.payload());
+                            }
+                        }
                         Ok(None) => {
                             // The connection was lost and will be made again: start afresh.
                             tracing::warn!("lost the token revocation listener; reconnecting");
@@ -65,7 +81,9 @@ async fn keep_following(pool: &PgPool, tokens: &TokenCache) {
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(REVOKED_CHANNEL).await?;
+    listener
+        .listen_all([REVOKED_CHANNEL, USER_SESSIONS_CHANNEL])
+        .await?;
     Ok(listener)
 }
 
@@ -80,5 +98,15 @@ fn forget(tokens: &TokenCache, payload: &str) {
             );
             tokens.clear();
         }
+    }
+}
+
+fn forget_user(tokens: &TokenCache, stream_id: &str) {
+    match stream_id.strip_prefix("user-") {
+        Some(username) => {
+            tracing::info!(username, "a user's tokens were revoked; forgetting them");
+            tokens.forget_user(username);
+        }
+        None => tokens.clear(),
     }
 }

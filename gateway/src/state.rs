@@ -1,7 +1,7 @@
 //! What every request handler shares.
 
-use crate::auth::LoginLimiter;
 use crate::error::ApiError;
+use crate::passwords::PasswordChecker;
 use runledger_bus::CommandSender;
 use runledger_readmodel::Freshness;
 use sqlx::PgPool;
@@ -24,10 +24,20 @@ pub struct GatewaySettings {
     pub max_ready_lag: i64,
     /// The bearer token `/metrics` requires, if any.
     pub metrics_token: crate::metrics::MetricsToken,
+    /// The session cookie carries `Secure` (sent over HTTPS only); off only in development.
+    pub secure_cookie: bool,
+    /// Count failed logins by the last `X-Forwarded-For` address instead of the TCP peer: only
+    /// behind a proxy that sets it, or any client could pick its own address.
+    pub trust_forwarded_for: bool,
+    /// Most argon2 password checks running at once.
+    pub password_checks: usize,
+    /// The failed-login limits.
+    pub login_limits: crate::limiter::LoginLimits,
 }
 
 impl GatewaySettings {
-    /// Defaults for a gateway on `addr`: tokens valid for 12 hours.
+    /// Defaults for a gateway on `addr`: tokens valid for 12 hours, a `Secure` cookie, the TCP
+    /// peer as the client address, one password check per core.
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
@@ -36,6 +46,10 @@ impl GatewaySettings {
             freshness_timeout: Duration::from_secs(5),
             max_ready_lag: 10_000,
             metrics_token: crate::metrics::MetricsToken::default(),
+            secure_cookie: true,
+            trust_forwarded_for: false,
+            password_checks: PasswordChecker::default_concurrency(),
+            login_limits: crate::limiter::LoginLimits::default(),
         }
     }
 }
@@ -76,8 +90,8 @@ pub struct Shared {
     pub live: crate::live_hub::LiveHub,
     /// Settings.
     pub settings: Arc<GatewaySettings>,
-    /// Failed logins.
-    pub logins: Arc<LoginLimiter>,
+    /// argon2 checks, bounded.
+    pub passwords: Arc<PasswordChecker>,
     /// Recently checked tokens.
     pub tokens: Arc<crate::auth::TokenCache>,
     /// Cancelled when the gateway shuts down: live streams end then, so that the graceful

@@ -733,6 +733,9 @@ async fn the_openapi_document_describes_every_route() {
         ("/api/v1/machines", "get"),
         ("/api/v1/machines/{machine_id}", "patch"),
         ("/api/v1/test-cases", "post"),
+        ("/api/v1/users/{username}/disable", "post"),
+        ("/api/v1/users/{username}/password", "put"),
+        ("/api/v1/users/{username}/tokens", "delete"),
         ("/healthz", "get"),
     ] {
         assert!(

@@ -229,10 +229,31 @@ async fn log_in_start_a_run_watch_it_finish_and_filter_the_table() {
     })
     .await;
 
+    // Logging out revokes the session: a cookie-authenticated DELETE, which the gateway takes
+    // only as JSON. After a reload the dashboard asks to log in again.
+    web.find(Locator::Css("#logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    login_form_shown(&web).await;
+    web.goto(&format!("http://{addr}/")).await.unwrap();
+    login_form_shown(&web).await;
+
     web.close().await.unwrap();
     shutdown.cancel();
     let _ = executor.await;
     projector.stop().await;
     handler.stop().await;
     lab.cleanup().await;
+}
+
+/// Waits until the login form is visible.
+async fn login_form_shown(web: &Client) {
+    eventually(WAIT, "the login form", || async {
+        let form = web.find(Locator::Css("#login-form")).await.ok()?;
+        form.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
 }

@@ -36,7 +36,7 @@ async fn check(url: &str) {
 async fn metrics_need_the_token_when_one_is_set() {
     let lab = TestLab::create().await;
     let shutdown = CancellationToken::new();
-    let (addr, _) = common::serve_gateway_with(&lab, &shutdown, |settings| {
+    let (addr, _, _) = common::serve_gateway_with(&lab, &shutdown, |settings| {
         settings.metrics_token = MetricsToken::new(Some(TOKEN));
     })
     .await;
@@ -67,7 +67,7 @@ async fn metrics_need_the_token_when_one_is_set() {
 async fn metrics_are_open_without_a_token() {
     let lab = TestLab::create().await;
     let shutdown = CancellationToken::new();
-    let (addr, _) = common::serve_gateway_with(&lab, &shutdown, |_| {}).await;
+    let (addr, _, _) = common::serve_gateway_with(&lab, &shutdown, |_| {}).await;
     let (status, _) = scrape(&format!("http://{addr}/metrics"), None).await;
     assert_eq!(status, StatusCode::OK);
     shutdown.cancel();

@@ -22,7 +22,10 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
     }
     match event {
         Event::UserRegistered(e) => {
-            let user = crate::state::UserState { role: e.role };
+            let user = crate::state::UserState {
+                role: e.role,
+                disabled: false,
+            };
             lab.users.insert(e.username.clone(), user);
         }
         Event::MachineRegistered(e) => machine_registered(lab, e),
@@ -40,11 +43,18 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
         Event::TestCaseDefined(e) => {
             let test_case = crate::state::TestCaseState {
                 retries: e.retries,
-                jenkins: e.jenkins.is_some(),
+                jenkins: e.jenkins.as_ref().map(|job| job.url.clone()),
                 env_overridable: e.env_overridable.clone(),
             };
             lab.test_cases.insert(e.test_case_id, test_case);
         }
+        Event::UserDisabled(e) => {
+            if let Some(user) = lab.users.get_mut(&e.username) {
+                user.disabled = true;
+            }
+        }
+        // Tokens and password hashes are the gateway's business, not the lab's.
+        Event::PasswordChanged(_) | Event::TokensRevoked(_) => {}
         Event::ExecutorHeartbeat(_) | Event::CommandRejected(_) => {}
         other => {
             evolve_venv(lab, other);

@@ -4,6 +4,7 @@
 //! clones it before a batch and restores the clone if the transaction fails.
 
 use imbl::{OrdMap, OrdSet};
+use runledger_types::jenkins::JenkinsUrl;
 use runledger_types::{
     Actor, EnvName, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId,
     TestCaseId, Text, Username, VenvId, VenvName,
@@ -15,6 +16,8 @@ use std::collections::BTreeSet;
 pub struct UserState {
     /// `admin` or `member`.
     pub role: Role,
+    /// Disabled users may not log in or act; there is no way back (register a new name).
+    pub disabled: bool,
 }
 
 /// A registered machine.
@@ -66,8 +69,9 @@ pub struct VenvState {
 pub struct TestCaseState {
     /// How often an infrastructure error may be retried.
     pub retries: u32,
-    /// True when its runs trigger a Jenkins job instead of using a venv.
-    pub jenkins: bool,
+    /// The Jenkins server its runs trigger a job on instead of using a venv; the builds they
+    /// follow must be on its origin.
+    pub jenkins: Option<JenkinsUrl>,
     /// The names a run's `env` may set.
     pub env_overridable: BTreeSet<EnvName>,
 }

@@ -116,6 +116,11 @@ pub struct ServeArgs {
     /// one); unset, `/metrics` is open.
     #[arg(long, env = "RUNLEDGER_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
     pub metrics_token: Option<runledger_types::SecretString>,
+    /// Count failed logins by the last `X-Forwarded-For` address (the one your proxy appends)
+    /// instead of the TCP peer. Only behind a proxy that sets it: otherwise any client picks
+    /// its own address and escapes the login limit.
+    #[arg(long, env = "RUNLEDGER_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Args)]

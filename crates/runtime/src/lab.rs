@@ -38,6 +38,39 @@ pub enum UserCommand {
         #[command(flatten)]
         actor: Actor,
     },
+    /// Disable a user (admins): they can no longer log in, and every token of theirs stops
+    /// working on every gateway at once.
+    ///
+    /// Example: `runledger user disable mia --actor ada`
+    Disable {
+        /// The username.
+        username: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Change a user's password (the user themselves, or an admin for anyone); every token of
+    /// the user stops working, so they log in again with the new one.
+    ///
+    /// Example: `MIA_PASSWORD=... runledger user passwd mia --password-env MIA_PASSWORD --actor ada`
+    Passwd {
+        /// The username.
+        username: String,
+        /// The environment variable holding the new password (never on the command line).
+        #[arg(long, default_value = "RUNLEDGER_NEW_PASSWORD")]
+        password_env: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Revoke every token of a user (admins), e.g. after a laptop was lost; they may log in
+    /// again.
+    ///
+    /// Example: `runledger user revoke-tokens mia --actor ada`
+    RevokeTokens {
+        /// The username.
+        username: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
 }
 
 /// `runledger machine ...`
@@ -243,15 +276,40 @@ fn secret_from_env(name: &str) -> anyhow::Result<String> {
 
 /// `runledger user ...`
 pub async fn user(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
-    let UserCommand::Add {
-        username,
-        role,
-        password_env,
-        actor,
-    } = command;
-    let password = secret_from_env(&password_env)?;
-    let payload = json!({"username": username, "role": role, "password": password});
-    submit(settings, &actor, "register_user", payload, &username).await
+    let (actor, kind, payload, username) = match command {
+        UserCommand::Add {
+            username,
+            role,
+            password_env,
+            actor,
+        } => {
+            let password = secret_from_env(&password_env)?;
+            let payload = json!({"username": username, "role": role, "password": password});
+            (actor, "register_user", payload, username)
+        }
+        UserCommand::Disable { username, actor } => (
+            actor,
+            "disable_user",
+            json!({"username": username}),
+            username,
+        ),
+        UserCommand::Passwd {
+            username,
+            password_env,
+            actor,
+        } => {
+            let password = secret_from_env(&password_env)?;
+            let payload = json!({"username": username, "password": password});
+            (actor, "change_password", payload, username)
+        }
+        UserCommand::RevokeTokens { username, actor } => (
+            actor,
+            "revoke_tokens",
+            json!({"username": username}),
+            username,
+        ),
+    };
+    submit(settings, &actor, kind, payload, &username).await
 }
 
 /// `runledger machine ...`

@@ -109,6 +109,9 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                 let token = shutdown.clone();
                 let mut gateway = GatewaySettings::new(addr);
                 gateway.metrics_token = metrics_token.clone();
+                // Development serves plain HTTP: a Secure cookie would never come back.
+                gateway.secure_cookie = !args.dev;
+                gateway.trust_forwarded_for = args.trust_forwarded_for;
                 tasks.spawn(async move {
                     let result = runledger_gateway::run(pool, nats, names, gateway, token).await;
                     (component, result.map_err(anyhow::Error::from))

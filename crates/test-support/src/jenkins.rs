@@ -5,6 +5,10 @@
 //! progressive console text (`X-Text-Size`, `X-More-Data`), build JSON, test report, `stop` and
 //! `queue/cancelItem`. Basic auth with an API token is required on every call.
 //!
+//! For the attacks a client must resist, it can be told to name queue items or builds on another
+//! server (an [`HttpSpy`](crate::HttpSpy) on another port) and to break a console answer off
+//! mid-body.
+//!
 //! Time is simulated from each item's creation: a queue item becomes a build after
 //! `queue_delay`; a build reveals one console line per `line_delay`, then ends with `result`.
 
@@ -70,6 +74,14 @@ struct Jenkins {
     stops: Vec<(u64, String)>,
     /// Queue items cancelled through `queue/cancelItem`.
     cancelled_items: Vec<u64>,
+    /// Another server's base URL to name in queue item `Location`s (a malicious or misconfigured
+    /// Jenkins pointing elsewhere).
+    queue_items_at: Option<String>,
+    /// Another server's base URL to name in build URLs (queue items' `executable`, job builds).
+    builds_at: Option<String>,
+    /// Break the next console answer off after this many body bytes (`true`), or send them and
+    /// then nothing more (`false`).
+    cut_console: Option<(usize, bool)>,
 }
 
 struct Shared {
@@ -154,6 +166,27 @@ impl FakeJenkins {
         self.state().lose_trigger_answers = count;
     }
 
+    /// From now on, trigger answers name the queue item on `base` (another origin).
+    pub fn answer_queue_items_at(&self, base: &str) {
+        self.state().queue_items_at = Some(base.to_owned());
+    }
+
+    /// From now on, build URLs (a started queue item's `executable`, the job's builds) are on
+    /// `base` (another origin).
+    pub fn answer_builds_at(&self, base: &str) {
+        self.state().builds_at = Some(base.to_owned());
+    }
+
+    /// The next console answer sends `bytes` bytes of its body, then breaks the connection.
+    pub fn cut_next_console_after(&self, bytes: usize) {
+        self.state().cut_console = Some((bytes, true));
+    }
+
+    /// The next console answer sends `bytes` bytes of its body, then stalls forever.
+    pub fn stall_next_console_after(&self, bytes: usize) {
+        self.state().cut_console = Some((bytes, false));
+    }
+
     /// Starts a build directly (as if triggered earlier), returning its number and URL.
     pub fn start_build(&self, parameters: &[(&str, &str)]) -> (u64, String) {
         let parameters = parameters
@@ -190,6 +223,12 @@ impl Shared {
 
     fn build_url(&self, number: u64) -> String {
         format!("{}{}{number}/", self.base, self.job_path())
+    }
+
+    /// The build URL as answered to clients: on another server when told so.
+    fn answered_build_url(&self, state: &Jenkins, number: u64) -> String {
+        let base = state.builds_at.as_deref().unwrap_or(&self.base);
+        format!("{base}{}{number}/", self.job_path())
     }
 }
 
@@ -233,6 +272,21 @@ fn console(job: &FakeJob, build: &Build) -> (String, bool) {
         text.push_str(&format!("Finished: {}\n", job.result));
     }
     (text, !done)
+}
+
+/// A body that sends the first `cut` bytes of `body`, then fails (the connection breaks) or,
+/// unless `broken`, sends nothing more.
+fn broken_off(mut body: Vec<u8>, cut: usize, broken: bool) -> Response {
+    use futures::StreamExt as _;
+    body.truncate(cut);
+    let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(body))]);
+    let rest = match broken {
+        true => {
+            futures::stream::iter([Err(std::io::Error::other("connection broken off"))]).boxed()
+        }
+        false => futures::stream::pending().boxed(),
+    };
+    axum::body::Body::from_stream(first.chain(rest)).into_response()
 }
 
 fn parameters_json(parameters: &[(String, String)]) -> Value {
@@ -324,7 +378,7 @@ async fn route(
         let body = match (item.build, item.cancelled) {
             (Some(number), _) => {
                 json!({"_class": "hudson.model.Queue$LeftItem", "cancelled": false,
-                "executable": {"_class": "hudson.model.FreeStyleBuild", "number": number, "url": shared.build_url(number)}})
+                "executable": {"_class": "hudson.model.FreeStyleBuild", "number": number, "url": shared.answered_build_url(&state, number)}})
             }
             (None, true) => {
                 json!({"_class": "hudson.model.Queue$LeftItem", "cancelled": true, "executable": null})
@@ -367,7 +421,8 @@ async fn route(
                 state.lose_trigger_answers -= 1;
                 return status(StatusCode::BAD_GATEWAY, "Bad Gateway");
             }
-            let location = format!("{}queue/item/{id}/", shared.base);
+            let base = state.queue_items_at.as_deref().unwrap_or(&shared.base);
+            let location = format!("{base}queue/item/{id}/");
             return (StatusCode::CREATED, [(header::LOCATION, location)]).into_response();
         }
         ("api/json", &Method::GET) => {
@@ -376,7 +431,7 @@ async fn route(
                 .iter()
                 .rev()
                 .map(|(number, build)| json!({"_class": "hudson.model.FreeStyleBuild", "number": number,
-                    "url": shared.build_url(*number), "actions": parameters_json(&build.parameters)}))
+                    "url": shared.answered_build_url(&state, *number), "actions": parameters_json(&build.parameters)}))
                 .collect();
             return axum::Json(json!({"builds": builds})).into_response();
         }
@@ -406,7 +461,10 @@ async fn route(
                     "true".into(),
                 ));
             }
-            let mut response = page.into_response();
+            let mut response = match state.cut_console.take() {
+                Some((cut, broken)) => broken_off(page.into_bytes(), cut, broken),
+                None => page.into_response(),
+            };
             for (name, value) in headers {
                 if let Ok(value) = value.parse() {
                     response.headers_mut().insert(name, value);

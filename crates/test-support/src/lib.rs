@@ -14,7 +14,9 @@ mod db;
 mod jenkins;
 mod lab;
 mod nats;
+mod nats_server;
 mod roles;
+mod spy;
 mod sshd;
 
 pub use binary::runledger_binary;
@@ -23,8 +25,10 @@ pub use db::TestDb;
 pub use jenkins::{FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER};
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
+pub use nats_server::TestNatsServer;
 pub use roles::TestRoles;
-pub use sshd::{TEST_USER, TestSshd};
+pub use spy::{HttpSpy, SpiedRequest};
+pub use sshd::{TEST_USER, TestSshd, auth_lines};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

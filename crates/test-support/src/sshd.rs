@@ -78,9 +78,34 @@ impl TestSshd {
         &self.dir
     }
 
+    /// The file the sshd logs to (`LogLevel VERBOSE`).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("sshd.log")
+    }
+
     /// What the sshd has logged so far (useful in assertion messages).
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+        read_log(&self.dir)
+    }
+
+    /// The log's lines that show a user authentication attempt: any line naming the test user
+    /// (`Accepted password for rltest`, `Failed publickey for rltest`, `Postponed ...`) or a
+    /// `userauth` request. Empty means no credential reached this sshd.
+    pub fn auth_attempts(&self) -> Vec<String> {
+        auth_lines(&self.log())
+    }
+
+    /// How many client connections have ended so far (`LogLevel VERBOSE` logs each one's end,
+    /// authenticated or not): wait for it before asserting that something was not logged.
+    pub fn connections_closed(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| {
+                line.contains("Disconnected from")
+                    || line.contains("Connection closed by")
+                    || line.contains("Connection reset by")
+            })
+            .count()
     }
 }
 
@@ -90,6 +115,26 @@ impl Drop for TestSshd {
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `sshd.log` in `dir`, as far as it is written.
+fn read_log(dir: &Path) -> String {
+    fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+}
+
+/// The lines of an sshd log that show a user authentication attempt (see
+/// [`TestSshd::auth_attempts`]).
+pub fn auth_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| {
+            line.contains(&format!(" {TEST_USER} "))
+                || line.ends_with(&format!(" {TEST_USER}"))
+                || line.contains("userauth")
+                || line.contains("Accepted ")
+                || line.contains("Failed ")
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Creates the test user and its password once per machine (under a file lock), then reads it.

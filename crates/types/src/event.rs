@@ -44,6 +44,9 @@ pub enum Event {
     JenkinsBuildStarted(JenkinsBuildStarted),
     ExecutorHeartbeat(ExecutorHeartbeat),
     CommandRejected(CommandRejected),
+    UserDisabled(UserDisabled),
+    PasswordChanged(PasswordChanged),
+    TokensRevoked(TokensRevoked),
 }
 
 impl Event {
@@ -74,6 +77,9 @@ impl Event {
             Self::JenkinsBuildStarted(e) => StreamId::new(S::Run, e.run_id),
             Self::ExecutorHeartbeat(e) => StreamId::new(S::Executor, &e.executor),
             Self::CommandRejected(e) => StreamId::new(S::Command, e.command_id),
+            Self::UserDisabled(e) => StreamId::new(S::User, &e.username),
+            Self::PasswordChanged(e) => StreamId::new(S::User, &e.username),
+            Self::TokensRevoked(e) => StreamId::new(S::User, &e.username),
         }
     }
 
@@ -103,6 +109,9 @@ impl Event {
             Self::JenkinsBuildStarted(_) => "jenkins_build_started",
             Self::ExecutorHeartbeat(_) => "executor_heartbeat",
             Self::CommandRejected(_) => "command_rejected",
+            Self::UserDisabled(_) => "user_disabled",
+            Self::PasswordChanged(_) => "password_changed",
+            Self::TokensRevoked(_) => "tokens_revoked",
         }
     }
 
@@ -132,6 +141,9 @@ impl Event {
             Self::JenkinsBuildStarted(data) => serde_json::value::to_raw_value(data),
             Self::ExecutorHeartbeat(data) => serde_json::value::to_raw_value(data),
             Self::CommandRejected(data) => serde_json::value::to_raw_value(data),
+            Self::UserDisabled(data) => serde_json::value::to_raw_value(data),
+            Self::PasswordChanged(data) => serde_json::value::to_raw_value(data),
+            Self::TokensRevoked(data) => serde_json::value::to_raw_value(data),
         }
     }
 
@@ -170,6 +182,9 @@ impl Event {
             "jenkins_build_started" => JenkinsBuildStarted,
             "executor_heartbeat" => ExecutorHeartbeat,
             "command_rejected" => CommandRejected,
+            "user_disabled" => UserDisabled,
+            "password_changed" => PasswordChanged,
+            "tokens_revoked" => TokensRevoked,
         }
     }
 
@@ -190,6 +205,32 @@ pub struct UserRegistered {
     pub role: Role,
     /// argon2 PHC string; never the password.
     pub password_hash: PasswordHash,
+}
+
+/// The event types after which a user's earlier tokens no longer work.
+pub const TOKEN_REVOKING_EVENTS: &[&str] = &["user_disabled", "password_changed", "tokens_revoked"];
+
+/// `user_disabled`: the user may not log in, and none of their tokens works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct UserDisabled {
+    pub username: Username,
+}
+
+/// `password_changed`: the new argon2 hash; tokens issued before it no longer work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PasswordChanged {
+    pub username: Username,
+    /// argon2 PHC string; never the password.
+    pub password_hash: PasswordHash,
+}
+
+/// `tokens_revoked`: every token of the user issued before it no longer works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TokensRevoked {
+    pub username: Username,
 }
 
 /// `machine_registered`: credentials are sealed, never in clear.

@@ -75,6 +75,23 @@ impl JenkinsUrl {
     pub fn base(&self) -> String {
         format!("{}/", self.as_str().trim_end_matches('/'))
     }
+
+    /// True when `other` is an absolute `http`/`https` URL without credentials on this server's
+    /// origin: the same scheme, host and port once both are normalised (host case, IP address
+    /// forms, default ports). The server's API token goes only to such URLs.
+    pub fn same_origin(&self, other: &str) -> bool {
+        same_origin(self.as_str(), other)
+    }
+}
+
+/// True when `url` is an `http`/`https` URL without credentials on `base`'s origin.
+pub fn same_origin(base: &str, url: &str) -> bool {
+    let (Ok(base), Ok(url)) = (url::Url::parse(base), url::Url::parse(url)) else {
+        return false;
+    };
+    let web = |u: &url::Url| matches!(u.scheme(), "http" | "https");
+    let clean = url.username().is_empty() && url.password().is_none();
+    web(&base) && web(&url) && clean && base.origin() == url.origin()
 }
 
 impl JenkinsJobName {
@@ -213,6 +230,34 @@ mod tests {
         }
         let url = JenkinsUrl::parse("http://127.0.0.1:8080/jenkins//").expect("valid");
         assert_eq!(url.base(), "http://127.0.0.1:8080/jenkins/");
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port_after_normalisation() {
+        let url = JenkinsUrl::parse("https://Jenkins.Lab.example/ci/").expect("valid");
+        for same in [
+            "https://jenkins.lab.example/ci/queue/item/4/",
+            "https://jenkins.lab.example:443/job/a/7/",
+            "HTTPS://JENKINS.LAB.EXAMPLE/elsewhere",
+        ] {
+            assert!(url.same_origin(same), "{same}");
+        }
+        for other in [
+            "http://jenkins.lab.example/ci/queue/item/4/",
+            "https://jenkins.lab.example:8443/ci/",
+            "https://jenkins.lab.example.evil/ci/",
+            "https://evil.example/ci/",
+            "https://user:pw@jenkins.lab.example/ci/",
+            "ftp://jenkins.lab.example/",
+            "/ci/queue/item/4/",
+            "",
+        ] {
+            assert!(!url.same_origin(other), "{other}");
+        }
+        let local = JenkinsUrl::parse("http://127.0.0.1:80/").expect("valid");
+        assert!(local.same_origin("http://127.0.0.1/job/a/1/"));
+        assert!(local.same_origin("http://2130706433/job/a/1/"));
+        assert!(!local.same_origin("http://127.0.0.1:8080/job/a/1/"));
     }
 
     #[test]

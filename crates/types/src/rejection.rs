@@ -31,6 +31,8 @@ codes! {
     InvalidPayload => "invalid_payload": "The payload broke a field rule; the message names the field.",
     Forbidden => "forbidden": "The actor may not do this.",
     UserExists => "user_exists": "The username is taken.",
+    UnknownUser => "unknown_user": "No user with that username.",
+    UserDisabled => "user_disabled": "The user is disabled.",
     MachineExists => "machine_exists": "The machine id is taken.",
     UnknownMachine => "unknown_machine": "No machine with that id.",
     MachineRetired => "machine_retired": "The machine is retired.",
@@ -58,6 +60,7 @@ codes! {
     JenkinsBuildRecorded => "jenkins_build_recorded": "The run already follows another Jenkins queue item or build.",
     EnvNotOverridable => "env_not_overridable": "A run's env names a variable its test case does not let runs set.",
     TooManyQueuedRuns => "too_many_queued_runs": "The actor already has the most runs waiting in the queue that one actor may have.",
+    JenkinsOriginMismatch => "jenkins_origin_mismatch": "The reported Jenkins queue item or build URL is not on the scheme, host and port of the test case's Jenkins URL.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 

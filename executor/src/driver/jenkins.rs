@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{NotReported, Reporter, output};
 use crate::jenkins::{
-    BuildState, Found, JenkinsClient, JenkinsError, JenkinsErrorKind, QueueState, TestReport,
+    BuildState, ConsoleCursor, Found, JenkinsClient, JenkinsError, JenkinsErrorKind, QueueState,
+    TestReport,
 };
 use crate::ssh::Output;
 
@@ -406,7 +407,7 @@ impl<R: Reporter> Follower<'_, R> {
     /// Streams the build's console until it ends (stopping it on cancel or timeout), then reads
     /// its result and test report.
     async fn follow_build(&self, url: &str) -> JenkinsEnd {
-        let mut offset = 0;
+        let mut cursor = ConsoleCursor::default();
         let mut unreachable_since = None;
         let mut stopping: Option<(Stop, Instant, usize)> = None;
         loop {
@@ -431,18 +432,16 @@ impl<R: Reporter> Follower<'_, R> {
                     tracing::warn!(error = %err, how, "stopping the build failed");
                 }
             }
-            match self.client.console(url, offset).await {
-                Ok(page) => {
+            match self.read_console(url, &mut cursor, stopping.as_ref()).await {
+                // Interrupted: stop the build, or take its next stop step.
+                None => continue,
+                Some(Ok(more)) => {
                     unreachable_since = None;
-                    if !page.text.is_empty() {
-                        let _ = self.sink.send(Output::Stdout(page.text)).await;
-                    }
-                    offset = page.next_offset;
-                    if !page.more {
+                    if !more {
                         break;
                     }
                 }
-                Err(err) => {
+                Some(Err(err)) => {
                     if let Err(end) = self.tolerate(err, &mut unreachable_since) {
                         return end;
                     }
@@ -469,6 +468,37 @@ impl<R: Reporter> Follower<'_, R> {
         JenkinsEnd {
             report,
             ..self.verdict(&result, stop)
+        }
+    }
+
+    /// One console read, streamed to the sink; `None` when it was interrupted (however long the
+    /// answer, it does not hold up cancel, the timeout or the next stop step). The cursor keeps
+    /// what was handed on, so an interrupted read goes on where it stopped.
+    async fn read_console(
+        &self,
+        url: &str,
+        cursor: &mut ConsoleCursor,
+        stopping: Option<&(Stop, Instant, usize)>,
+    ) -> Option<Result<bool, JenkinsError>> {
+        let sink = &self.sink;
+        let read = self.client.read_console(url, cursor, |piece| async move {
+            let _ = sink.send(Output::Stdout(piece)).await;
+        });
+        let interrupt = async {
+            match stopping {
+                None => tokio::select! {
+                    () = self.cancel.cancelled() => {}
+                    () = tokio::time::sleep_until(self.deadline) => {}
+                },
+                Some((_, since, step)) => match STOP_STEPS.get(*step) {
+                    Some((after, _)) => tokio::time::sleep_until(*since + *after).await,
+                    None => std::future::pending().await,
+                },
+            }
+        };
+        tokio::select! {
+            read = read => Some(read),
+            () = interrupt => None,
         }
     }
 

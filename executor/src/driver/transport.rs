@@ -47,7 +47,7 @@ pub enum TransportErrorKind {
     Unreachable,
     /// The credentials were refused or the private key is unusable.
     AuthFailed,
-    /// The host key is not the pinned one.
+    /// The host key is not the pinned one, or a first-seen key could not be pinned.
     HostKeyMismatch,
     /// The connection broke, or waiting for a command failed.
     ConnectionLost,
@@ -70,7 +70,9 @@ impl TransportError {
                 SshErrorKind::AuthFailed | SshErrorKind::InvalidKey => {
                     TransportErrorKind::AuthFailed
                 }
-                SshErrorKind::HostKeyMismatch => TransportErrorKind::HostKeyMismatch,
+                SshErrorKind::HostKeyMismatch | SshErrorKind::HostKeyNotApproved => {
+                    TransportErrorKind::HostKeyMismatch
+                }
                 SshErrorKind::Sftp => TransportErrorKind::File,
                 SshErrorKind::Cancelled => TransportErrorKind::Cancelled,
                 SshErrorKind::Protocol => TransportErrorKind::ConnectionLost,
@@ -156,5 +158,20 @@ impl Transport {
             Transport::Ssh(connection) => Ok(connection.download(path, max_bytes).await?),
             Transport::Local(machine) => Ok(machine.download(path, max_bytes).await?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_seen_key_that_was_not_pinned_ends_the_run_as_a_host_key_mismatch() {
+        let error = TransportError::from(SshError::HostKeyNotApproved {
+            presented: "SHA256:x".into(),
+            reason: "another key is pinned".into(),
+        });
+        assert_eq!(error.kind(), TransportErrorKind::HostKeyMismatch);
+        assert_eq!(error.kind().error_code(), ErrorCode::HostKeyMismatch);
     }
 }

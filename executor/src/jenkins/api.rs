@@ -78,17 +78,6 @@ impl From<BuildJson> for BuildState {
     }
 }
 
-/// One page of console text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsoleText {
-    /// The bytes from the requested offset.
-    pub text: bytes::Bytes,
-    /// Where the next page starts (`X-Text-Size`).
-    pub next_offset: u64,
-    /// More text may come (`X-More-Data: true`): the build is still running.
-    pub more: bool,
-}
-
 /// A build's test report, as runledger records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestReport {

@@ -1,12 +1,18 @@
 //! [`JenkinsClient`]: one server, one user; every call bounded in time, classified on failure.
+//!
+//! The API token goes only to the server's own origin: every request, whether to a path below
+//! the server's URL or to an absolute URL Jenkins answered with (a `Location`, a build's `url`)
+//! or an earlier attempt recorded, is checked against the scheme, host and port of the server's
+//! URL first. A URL of another origin is not requested at all (not even without credentials):
+//! the call fails as [`JenkinsErrorKind::ForeignOrigin`] and the run ends `error`.
 
 use super::api::{
-    BuildJson, BuildState, ConsoleText, JobBuildsJson, QueueItemJson, QueueJson, QueueState,
-    TestReport, TestReportJson,
+    BuildJson, BuildState, JobBuildsJson, QueueItemJson, QueueJson, QueueState, TestReport,
+    TestReportJson,
 };
 use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use runledger_types::jenkins::{JenkinsJobName, RUN_ID_PARAMETER};
+use runledger_types::jenkins::{JenkinsJobName, RUN_ID_PARAMETER, same_origin};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +20,8 @@ use tokio::sync::Mutex;
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long any one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long any one request may take; for the console, how long it may go without a byte.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many recent builds are searched for a run's build.
 const SEARCHED_BUILDS: u32 = 100;
 
@@ -30,6 +36,8 @@ pub enum JenkinsErrorKind {
     NoSuchJob,
     /// Any other answer runledger cannot use.
     Refused,
+    /// Jenkins pointed at a URL on another origin than the server's; it was not requested.
+    ForeignOrigin,
 }
 
 impl JenkinsErrorKind {
@@ -40,6 +48,7 @@ impl JenkinsErrorKind {
             Self::AuthFailed => "jenkins_auth_failed",
             Self::NoSuchJob => "jenkins_no_such_job",
             Self::Refused => "jenkins_refused",
+            Self::ForeignOrigin => "jenkins_origin_mismatch",
         }
     }
 }
@@ -55,7 +64,11 @@ pub struct JenkinsError {
 }
 
 impl JenkinsError {
-    fn new(kind: JenkinsErrorKind, what: &'static str, detail: impl Into<String>) -> Self {
+    pub(super) fn new(
+        kind: JenkinsErrorKind,
+        what: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             what,
@@ -63,7 +76,7 @@ impl JenkinsError {
         }
     }
 
-    fn transport(what: &'static str, err: &reqwest::Error) -> Self {
+    pub(super) fn transport(what: &'static str, err: &reqwest::Error) -> Self {
         Self::new(JenkinsErrorKind::Unreachable, what, without_url(err))
     }
 }
@@ -86,6 +99,8 @@ fn without_url(err: &reqwest::Error) -> String {
 /// A client of one Jenkins server as one user. Cheap to build per run.
 pub struct JenkinsClient {
     http: reqwest::Client,
+    /// For the console: no bound on the whole answer (it is read in pieces), only on silence.
+    pub(super) streaming: reqwest::Client,
     base: String,
     auth: Option<(String, String)>,
     /// The crumb header and session cookie, fetched before the first `POST`.
@@ -104,35 +119,60 @@ impl std::fmt::Debug for JenkinsClient {
 impl JenkinsClient {
     /// A client of the server at `base` (ending in `/`), as `auth` (user, API token) if given.
     pub fn new(base: String, auth: Option<(String, String)>) -> Result<Self, JenkinsError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                // Redirects are never followed (the queue item's Location is read and checked,
+                // `stop` answers with one), so credentials cannot be carried elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("runledger/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = builder()
             .timeout(REQUEST_TIMEOUT)
-            // The queue item's Location is read, not followed; `stop` answers with a redirect.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("runledger/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| JenkinsError::transport("client", &err))?;
+        let streaming = builder()
+            .read_timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|err| JenkinsError::transport("client", &err))?;
         Ok(Self {
             http,
+            streaming,
             base,
             auth,
             crumb: Mutex::new(None),
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
+    /// `path` below the server's URL, or an absolute URL if it is on the server's origin.
+    pub(super) fn url(&self, path: &str, what: &'static str) -> Result<String, JenkinsError> {
+        if !path.contains("://") {
+            return Ok(format!("{}{path}", self.base));
         }
+        self.own_origin(path, what).map(str::to_owned)
     }
 
-    fn get(&self, url: &str) -> RequestBuilder {
-        self.authed(self.http.get(self.url(url)))
+    /// `url` if it is on the server's origin; a [`JenkinsErrorKind::ForeignOrigin`] otherwise.
+    fn own_origin<'a>(&self, url: &'a str, what: &'static str) -> Result<&'a str, JenkinsError> {
+        if same_origin(&self.base, url) {
+            return Ok(url);
+        }
+        tracing::warn!(%url, base = %self.base, what, "Jenkins named a URL on another origin; not requesting it");
+        Err(JenkinsError::new(
+            JenkinsErrorKind::ForeignOrigin,
+            what,
+            format!(
+                "{url} is not on the origin of the Jenkins server {}; it was not requested",
+                self.base
+            ),
+        ))
     }
 
-    fn authed(&self, request: RequestBuilder) -> RequestBuilder {
+    fn get(&self, url: &str, what: &'static str) -> Result<RequestBuilder, JenkinsError> {
+        Ok(self.authed(self.http.get(self.url(url, what)?)))
+    }
+
+    pub(super) fn authed(&self, request: RequestBuilder) -> RequestBuilder {
         match &self.auth {
             Some((user, token)) => request.basic_auth(user, Some(token)),
             None => request,
@@ -147,7 +187,9 @@ impl JenkinsClient {
         }
         let headers = crumb.clone().unwrap_or_default();
         tracing::trace!(what, "POST with crumb");
-        Ok(self.authed(self.http.post(self.url(url))).headers(headers))
+        Ok(self
+            .authed(self.http.post(self.url(url, what)?))
+            .headers(headers))
     }
 
     async fn fetch_crumb(&self) -> Result<HeaderMap, JenkinsError> {
@@ -159,7 +201,7 @@ impl JenkinsClient {
             crumb_request_field: String,
         }
         let response = self
-            .get("crumbIssuer/api/json")
+            .get("crumbIssuer/api/json", WHAT)?
             .send()
             .await
             .map_err(|err| JenkinsError::transport(WHAT, &err))?;
@@ -237,14 +279,16 @@ impl JenkinsClient {
             .ok_or_else(|| {
                 JenkinsError::new(JenkinsErrorKind::Refused, WHAT, "no Location in the answer")
             })?;
-        Ok(absolute(&self.base, location))
+        let item = absolute(&self.base, location);
+        self.own_origin(&item, WHAT)?;
+        Ok(item)
     }
 
     /// The state of the queue item at `url`; `None` once Jenkins has forgotten it (404).
     pub async fn queue_item(&self, url: &str) -> Result<Option<QueueState>, JenkinsError> {
         const WHAT: &str = "queue item";
         let response = self
-            .get(&format!("{}api/json", slash(url)))
+            .get(&format!("{}api/json", slash(url)), WHAT)?
             .send()
             .await
             .map_err(|err| JenkinsError::transport(WHAT, &err))?;
@@ -252,7 +296,11 @@ impl JenkinsClient {
             return Ok(None);
         }
         let item: QueueItemJson = json(checked(response, WHAT).await?, WHAT).await?;
-        Ok(Some(item.into()))
+        let state = QueueState::from(item);
+        if let QueueState::Started { url, .. } = &state {
+            self.own_origin(url, WHAT)?;
+        }
+        Ok(Some(state))
     }
 
     /// The build triggered for `run_id`: its number and URL if it started, else its queue item's
@@ -267,7 +315,7 @@ impl JenkinsClient {
             format!("builds[number,url,actions[parameters[name,value]]]{{0,{SEARCHED_BUILDS}}}");
         let url = format!("{}api/json", job.url_path());
         let response = self
-            .get(&url)
+            .get(&url, WHAT)?
             .query(&[("tree", tree.as_str())])
             .send()
             .await
@@ -279,11 +327,12 @@ impl JenkinsClient {
             .find(|b| b.has_parameter(RUN_ID_PARAMETER, run_id))
             && let (Some(number), Some(url)) = (build.number, build.url)
         {
+            self.own_origin(&url, WHAT)?;
             return Ok(Some(Found::Build { number, url }));
         }
         let tree = "items[id,actions[parameters[name,value]]]";
         let response = self
-            .get("queue/api/json")
+            .get("queue/api/json", WHAT)?
             .query(&[("tree", tree)])
             .send()
             .await
@@ -297,42 +346,11 @@ impl JenkinsClient {
             .map(|id| Found::Queued(format!("{}queue/item/{id}/", self.base))))
     }
 
-    /// Console text of the build at `build_url` from byte `offset`.
-    pub async fn console(&self, build_url: &str, offset: u64) -> Result<ConsoleText, JenkinsError> {
-        const WHAT: &str = "console text";
-        let response = self
-            .get(&format!("{}logText/progressiveText", slash(build_url)))
-            .query(&[("start", offset)])
-            .send()
-            .await
-            .map_err(|err| JenkinsError::transport(WHAT, &err))?;
-        let response = checked(response, WHAT).await?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        let more = header("X-More-Data").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let size = header("X-Text-Size").and_then(|v| v.parse::<u64>().ok());
-        let text = response
-            .bytes()
-            .await
-            .map_err(|err| JenkinsError::transport(WHAT, &err))?;
-        let next_offset = size.unwrap_or(offset + text.len() as u64);
-        Ok(ConsoleText {
-            text,
-            next_offset,
-            more,
-        })
-    }
-
     /// Whether the build at `build_url` is still running, or its result.
     pub async fn build(&self, build_url: &str) -> Result<BuildState, JenkinsError> {
         const WHAT: &str = "build";
         let response = self
-            .get(&format!("{}api/json", slash(build_url)))
+            .get(&format!("{}api/json", slash(build_url)), WHAT)?
             .query(&[("tree", "building,result,number")])
             .send()
             .await
@@ -345,7 +363,7 @@ impl JenkinsClient {
     pub async fn test_report(&self, build_url: &str) -> Result<Option<TestReport>, JenkinsError> {
         const WHAT: &str = "test report";
         let response = self
-            .get(&format!("{}testReport/api/json", slash(build_url)))
+            .get(&format!("{}testReport/api/json", slash(build_url)), WHAT)?
             .send()
             .await
             .map_err(|err| JenkinsError::transport(WHAT, &err))?;
@@ -403,7 +421,7 @@ pub enum Found {
 }
 
 /// The URL with a trailing `/`.
-fn slash(url: &str) -> String {
+pub(super) fn slash(url: &str) -> String {
     format!("{}/", url.trim_end_matches('/'))
 }
 
@@ -416,7 +434,10 @@ fn absolute(base: &str, location: &str) -> String {
 }
 
 /// The response if it succeeded (2xx or a redirect); its failure classified otherwise.
-async fn checked(response: Response, what: &'static str) -> Result<Response, JenkinsError> {
+pub(super) async fn checked(
+    response: Response,
+    what: &'static str,
+) -> Result<Response, JenkinsError> {
     let status = response.status();
     if status.is_success() || status.is_redirection() {
         return Ok(response);

@@ -1,10 +1,9 @@
-//! Reaching a machine for a work item: credentials unsealed, a pooled SSH connection or the
-//! local machine, and a first-seen host key reported for pinning (`report_host_key`).
+//! Reaching a machine for a work item: credentials unsealed, a pooled SSH connection (a
+//! first-seen host key pinned with `report_host_key` before authenticating) or the local machine.
 
 use runledger_secrets::Keyring;
-use runledger_types::rejection::RejectionCode;
-use serde_json::json;
 
+use super::pinning::PinThroughHandler;
 use super::reporter::NatsReporter;
 use crate::driver::{Transport, TransportError, TransportErrorKind};
 use crate::local::LocalMachine;
@@ -37,9 +36,9 @@ impl Machines {
         }
     }
 
-    /// A transport to `machine`. Without a pinned host key the key presented is trusted and
-    /// reported with `report_host_key`; if the handler answers that another key is pinned by
-    /// now, the connection is refused as a host-key mismatch.
+    /// A transport to `machine`. Without a pinned host key the key presented is pinned first
+    /// ([`PinThroughHandler`]): a key the handler does not accept (another one is pinned, or the
+    /// report is refused or unanswered) is a host-key error, and no credential was sent.
     #[tracing::instrument(skip_all, fields(machine_id = %machine.machine_id))]
     pub(crate) async fn connect(
         &self,
@@ -66,38 +65,12 @@ impl Machines {
             }
             Target::Ssh(target) => target,
         };
+        let pin = PinThroughHandler::new(reporter.clone(), machine.machine_id);
         let connection = self
             .pool
-            .get(&target)
+            .get(&target, &pin)
             .await
             .map_err(|err| unreachable(TransportError::from(err)))?;
-        if target.pinned_host_key.is_none() {
-            let fingerprint = connection.host_key_fingerprint().to_owned();
-            let payload = json!({"machine_id": machine.machine_id, "fingerprint": fingerprint});
-            match reporter.send("report_host_key", payload).await {
-                Ok(outcome) if outcome.accepted => {
-                    tracing::info!(%fingerprint, "host key trusted on first use");
-                }
-                Ok(outcome) => {
-                    let rejection = outcome.error;
-                    if rejection
-                        .as_ref()
-                        .is_some_and(|r| r.code == RejectionCode::HostKeyMismatch)
-                    {
-                        self.pool.evict(&target).await;
-                        return Err(Unreachable {
-                            kind: TransportErrorKind::HostKeyMismatch,
-                            reason: format!(
-                                "host key mismatch: the machine presented {fingerprint}, \
-                                 another key is pinned"
-                            ),
-                        });
-                    }
-                    tracing::warn!(?rejection, "report_host_key refused");
-                }
-                Err(err) => tracing::warn!(error = %err, "report_host_key not delivered"),
-            }
-        }
         Ok(Transport::Ssh(std::sync::Arc::new(connection)))
     }
 }

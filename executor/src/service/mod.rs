@@ -13,10 +13,12 @@ mod ended;
 mod jenkins;
 mod lease;
 mod machines;
+mod pinning;
 mod reporter;
 mod run;
 mod venv;
 
+pub use pinning::{PinRefused, PinThroughHandler};
 pub use reporter::{NatsReporter, ReporterError};
 
 use std::sync::Arc;

@@ -1,6 +1,14 @@
 //! Opening an authenticated connection: TCP with a bound, the handshake with the host key checked
-//! against the pin (or trusted on first use), then password or public-key authentication.
+//! against the pin, then password or public-key authentication.
+//!
+//! A machine without a pinned key is trusted on first use, but only once the key is pinned: after
+//! the handshake (which proves the server holds the key it presented) and before any credential
+//! goes out, the caller's [`ApproveHostKey`] is asked to pin the presented key. If it refuses, or
+//! does not answer in time, the connection is dropped unauthenticated: a server that merely
+//! answers first never sees a password or a signature.
 
+use std::error::Error as StdError;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use russh::client::{self, Handle};
@@ -42,15 +50,40 @@ impl SshConnection {
     }
 }
 
+/// Why a first-seen host key was not approved; kept as the source of
+/// [`SshError::HostKeyNotApproved`].
+pub type ApprovalError = Box<dyn StdError + Send + Sync>;
+
+/// The step between the handshake and authentication for a target without a pinned key: pins
+/// the presented key (or finds it pinned already) before any credential is sent.
+pub trait ApproveHostKey: Sync {
+    /// `Ok` once `fingerprint` (`SHA256:...`) is the machine's pinned key; any error drops the
+    /// connection unauthenticated.
+    fn approve(&self, fingerprint: &str) -> impl Future<Output = Result<(), ApprovalError>> + Send;
+}
+
+/// Approves any first-seen key without recording it: for tools and tests that pin nothing
+/// themselves. The executor's service pins through the handler instead.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptFirstKey;
+
+impl ApproveHostKey for AcceptFirstKey {
+    async fn approve(&self, _fingerprint: &str) -> Result<(), ApprovalError> {
+        Ok(())
+    }
+}
+
 /// Connects and authenticates, within `options`' bounds.
 ///
-/// With a pinned host key, a server presenting another key is refused before authentication
-/// ([`SshError::HostKeyMismatch`]). Without one, the key is trusted on first use and its
-/// fingerprint is returned as `Some(..)`, for the caller to pin.
+/// With a pinned host key, a server presenting another key is refused during the handshake
+/// ([`SshError::HostKeyMismatch`]). Without one, `approve` must pin the presented key first
+/// ([`SshError::HostKeyNotApproved`] otherwise); its fingerprint is then returned as `Some(..)`.
+/// Either way no credential is sent to a key that is not pinned.
 #[tracing::instrument(skip_all, fields(addr = %target.addr(), user = %target.username), err)]
 pub async fn connect(
     target: &SshTarget,
     options: &SshOptions,
+    approve: &impl ApproveHostKey,
 ) -> Result<(SshConnection, Option<String>), SshError> {
     let addr = target.addr();
     let seen = Arc::new(Mutex::new(None));
@@ -73,6 +106,9 @@ pub async fn connect(
         context: "handshake",
         source: russh::Error::UnknownKey,
     })?;
+    if target.pinned_host_key.is_none() {
+        approve_first_use(&handle, &host_key, options, approve).await?;
+    }
     match timeout(options.auth_timeout, authenticate(&mut handle, target)).await {
         Err(_) => return Err(timed_out(&addr, "authentication", options.auth_timeout)),
         Ok(result) => result?,
@@ -85,6 +121,36 @@ pub async fn connect(
         addr,
     };
     Ok((connection, first_use))
+}
+
+/// Waits for `approve` to pin `host_key`; on refusal or timeout disconnects without having sent
+/// any credential.
+async fn approve_first_use(
+    handle: &Handle<HostKeyCheck>,
+    host_key: &str,
+    options: &SshOptions,
+    approve: &impl ApproveHostKey,
+) -> Result<(), SshError> {
+    let refused = match timeout(options.approval_timeout, approve.approve(host_key)).await {
+        Ok(Ok(())) => {
+            tracing::info!(host_key, "first-seen ssh host key pinned; authenticating");
+            return Ok(());
+        }
+        Ok(Err(reason)) => reason,
+        Err(_) => format!("no answer within {:?}", options.approval_timeout).into(),
+    };
+    tracing::warn!(host_key, reason = %refused, "first-seen ssh host key not pinned; disconnecting unauthenticated");
+    let _ = handle
+        .disconnect(
+            russh::Disconnect::HostKeyNotVerifiable,
+            "host key not pinned",
+            "en",
+        )
+        .await;
+    Err(SshError::HostKeyNotApproved {
+        presented: host_key.to_owned(),
+        reason: refused,
+    })
 }
 
 fn client_config(options: &SshOptions) -> client::Config {

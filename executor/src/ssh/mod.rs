@@ -1,5 +1,5 @@
-//! The executor's SSH client, built on russh: authenticated connections with pinned or
-//! trusted-on-first-use host keys ([`connect`]), streaming command execution
+//! The executor's SSH client, built on russh: authenticated connections with pinned host keys,
+//! or first-seen keys pinned before any credential is sent ([`connect`], [`ApproveHostKey`]), streaming command execution
 //! ([`SshConnection::exec`]), SFTP uploads ([`SshConnection::upload`]) and a per-machine
 //! connection pool ([`SshPool`]) that runs many channels over each connection.
 
@@ -8,7 +8,7 @@ mod exec;
 mod pool;
 mod sftp;
 
-pub use connect::{SshConnection, connect};
+pub use connect::{AcceptFirstKey, ApprovalError, ApproveHostKey, SshConnection, connect};
 pub use exec::{Output, RemoteExit};
 pub use pool::{PooledConnection, SshPool};
 
@@ -38,7 +38,7 @@ impl SshTarget {
 }
 
 /// A credential for SSH user authentication.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum SshAuth {
     /// Password authentication.
     Password(String),
@@ -63,6 +63,9 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
     /// Bound on user authentication.
     pub auth_timeout: Duration,
+    /// Bound on pinning a first-seen host key ([`ApproveHostKey`]) before authenticating; keep it
+    /// under the server's `LoginGraceTime` (OpenSSH: 120 s).
+    pub approval_timeout: Duration,
     /// Send a keepalive after this much silence from the server; `None` never does.
     pub keepalive_interval: Option<Duration>,
     /// Close the connection after this many unanswered keepalives.
@@ -79,6 +82,7 @@ impl Default for SshOptions {
         SshOptions {
             connect_timeout: Duration::from_secs(10),
             auth_timeout: Duration::from_secs(15),
+            approval_timeout: Duration::from_secs(45),
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_max: 3,
             users_per_connection: 4,
@@ -122,6 +126,16 @@ pub enum SshError {
         /// The fingerprint the server presented.
         presented: String,
     },
+    /// The server presented a key seen for the first time and it could not be pinned (another
+    /// key is pinned, or the pin was refused or not answered); nothing was sent to it.
+    #[error("host key {presented} not pinned: {reason}")]
+    HostKeyNotApproved {
+        /// The fingerprint the server presented.
+        presented: String,
+        /// Why the approval failed.
+        #[source]
+        reason: ApprovalError,
+    },
     /// The private key could not be decoded.
     #[error("invalid private key: {0}")]
     InvalidKey(String),
@@ -158,6 +172,8 @@ pub enum SshErrorKind {
     AuthFailed,
     /// See [`SshError::HostKeyMismatch`].
     HostKeyMismatch,
+    /// See [`SshError::HostKeyNotApproved`].
+    HostKeyNotApproved,
     /// See [`SshError::InvalidKey`].
     InvalidKey,
     /// See [`SshError::Sftp`].
@@ -176,6 +192,7 @@ impl SshError {
             SshError::Timeout { .. } => SshErrorKind::Timeout,
             SshError::AuthFailed { .. } => SshErrorKind::AuthFailed,
             SshError::HostKeyMismatch { .. } => SshErrorKind::HostKeyMismatch,
+            SshError::HostKeyNotApproved { .. } => SshErrorKind::HostKeyNotApproved,
             SshError::InvalidKey(_) => SshErrorKind::InvalidKey,
             SshError::Sftp { .. } => SshErrorKind::Sftp,
             SshError::Cancelled => SshErrorKind::Cancelled,

@@ -7,6 +7,10 @@
 //! once (default 4: eight channels and a spare); a caller beyond that gets another connection to
 //! the same machine, up to [`SshOptions::max_connections_per_machine`], and past that waits for
 //! a slot.
+//!
+//! Only authenticated connections enter the pool, and [`connect`] authenticates only with a
+//! pinned key or after its [`ApproveHostKey`] pinned a first-seen one: a pooled connection never
+//! needs approving again.
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -15,10 +19,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{SshConnection, SshError, SshOptions, SshTarget, connect};
+use super::{ApproveHostKey, SshAuth, SshConnection, SshError, SshOptions, SshTarget, connect};
 
-/// The pool's key: one set of connections per machine address and user.
-type Key = (String, u16, String);
+/// The pool's key: one set of connections per machine address, user and credential. The
+/// credential is part of it so that a machine registered with another's address and user but
+/// without its password or key never rides on that machine's authenticated connections.
+type Key = (String, u16, String, SshAuth);
 /// One machine's connections; its async lock makes concurrent callers share one connect.
 type Slot = Arc<tokio::sync::Mutex<Vec<Pooled>>>;
 
@@ -52,7 +58,8 @@ impl Deref for PooledConnection {
     }
 }
 
-/// A pool of SSH connections per `(host, port, username)`, reconnecting when one breaks.
+/// A pool of SSH connections per `(host, port, username, credential)`, reconnecting when one
+/// breaks.
 pub struct SshPool {
     options: SshOptions,
     slots: Mutex<HashMap<Key, Slot>>,
@@ -74,9 +81,13 @@ impl SshPool {
     /// else a new one (up to the per-machine bound), else the first to free a slot.
     ///
     /// A cached connection is reused only if it is open and, when `target` pins a host key, was
-    /// made with that key. Whether the key was trusted on first use shows in
-    /// [`SshConnection::host_key_fingerprint`].
-    pub async fn get(&self, target: &SshTarget) -> Result<PooledConnection, SshError> {
+    /// made with that key. A new connection to a `target` without a pin authenticates only after
+    /// `approve` pinned the key it presented ([`connect`]).
+    pub async fn get(
+        &self,
+        target: &SshTarget,
+        approve: &impl ApproveHostKey,
+    ) -> Result<PooledConnection, SshError> {
         let slot = self.slot(target);
         let mut pooled = slot.lock().await;
         let before = pooled.len();
@@ -91,7 +102,7 @@ impl SshPool {
         }
         if pooled.len() < self.options.max_connections_per_machine.max(1) {
             let started = std::time::Instant::now();
-            let (connection, _) = match connect(target, &self.options).await {
+            let (connection, _) = match connect(target, &self.options, approve).await {
                 Ok(connected) => connected,
                 Err(err) => {
                     let reason = format!("{:?}", err.kind()).to_lowercase();
@@ -134,7 +145,12 @@ impl SshPool {
     }
 
     fn slot(&self, target: &SshTarget) -> Slot {
-        let key = (target.host.clone(), target.port, target.username.clone());
+        let key = (
+            target.host.clone(),
+            target.port,
+            target.username.clone(),
+            target.auth.clone(),
+        );
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(key).or_default().clone()
     }

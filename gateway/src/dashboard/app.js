@@ -7,9 +7,10 @@ const state = { cursors: [null], page: 0, changes: null, log: null, runId: null,
 
 async function api(method, path, body) {
   const options = { method, headers: {}, credentials: "same-origin" };
-  if (body !== undefined) {
+  // The gateway refuses a cookie-authenticated POST/PUT/PATCH/DELETE that is not JSON (CSRF).
+  if (method !== "GET") {
     options.headers["content-type"] = "application/json";
-    options.body = JSON.stringify(body);
+    options.body = JSON.stringify(body === undefined ? {} : body);
   }
   const response = await fetch(path, options);
   const text = await response.text();

@@ -6,6 +6,7 @@ pub mod lab;
 pub mod live;
 pub mod manage;
 pub mod runs;
+pub mod users;
 
 use crate::auth::Caller;
 use crate::error::ApiError;

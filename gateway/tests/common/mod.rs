@@ -21,22 +21,28 @@ pub async fn serve_gateway_task(
     SocketAddr,
     JoinHandle<Result<(), runledger_gateway::GatewayError>>,
 ) {
-    serve_gateway_with(lab, shutdown, |_| {}).await
+    let (addr, _, task) = serve_gateway_with(lab, shutdown, |_| {}).await;
+    (addr, task)
 }
 
-/// [`serve_gateway_task`] with settings `configure` changes from the defaults.
+/// A gateway whose settings `adjust` changes first; returns its address, its state (to read
+/// its counters) and its task. Failed logins wait 30 s from the first one beyond the free ones,
+/// so that no test depends on how fast its requests are.
+#[allow(dead_code)] // not every test binary uses every helper
 pub async fn serve_gateway_with(
     lab: &TestLab,
     shutdown: &CancellationToken,
-    configure: impl FnOnce(&mut GatewaySettings),
+    adjust: impl FnOnce(&mut GatewaySettings),
 ) -> (
     SocketAddr,
+    AppState,
     JoinHandle<Result<(), runledger_gateway::GatewayError>>,
 ) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut settings = GatewaySettings::new(addr);
-    configure(&mut settings);
+    settings.login_limits.base_delay = std::time::Duration::from_secs(30);
+    adjust(&mut settings);
     let state = AppState::new(
         lab.db.pool.clone(),
         lab.nats.client.clone(),
@@ -46,6 +52,6 @@ pub async fn serve_gateway_with(
     )
     .await
     .unwrap();
-    let task = tokio::spawn(runledger_gateway::serve(listener, state, shutdown.clone()));
-    (addr, task)
+    let serving = runledger_gateway::serve(listener, state.clone(), shutdown.clone());
+    (addr, state, tokio::spawn(serving))
 }

@@ -21,7 +21,7 @@
 
 use clap::Parser;
 use futures::StreamExt;
-use runledger_executor::ssh::{Output, SshAuth, SshOptions, SshTarget, connect};
+use runledger_executor::ssh::{AcceptFirstKey, Output, SshAuth, SshOptions, SshTarget, connect};
 use runledger_test_support::{CommandClient, RunningHandler, TestLab, TestSshd, eventually};
 use runledger_tests::peak_rss_kib;
 use serde_json::{Value, json};
@@ -293,7 +293,7 @@ async fn dispatch(args: &Args) -> Value {
     }
     let latencies = sorted(latencies);
     // Baseline: a bare russh exec of `true` on a warm connection, as many times.
-    let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default())
+    let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default(), &AcceptFirstKey)
         .await
         .unwrap();
     let mut baseline = Vec::new();
@@ -370,7 +370,7 @@ async fn throughput(args: &Args) -> Value {
 async fn bare_execs_per_s(bench: &Bench, count: usize, parallel: usize) -> f64 {
     let mut connections = Vec::new();
     for _ in 0..parallel.div_ceil(4) {
-        let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default())
+        let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default(), &AcceptFirstKey)
             .await
             .unwrap();
         connections.push(std::sync::Arc::new(connection));
@@ -428,7 +428,7 @@ async fn output(args: &Args) -> Value {
         .status()
         .unwrap();
     assert!(status.success());
-    let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default())
+    let (connection, _) = connect(&bench.ssh_target(), &SshOptions::default(), &AcceptFirstKey)
         .await
         .unwrap();
     let (sink, mut source) = mpsc::channel(64);

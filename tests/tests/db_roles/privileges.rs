@@ -141,6 +141,14 @@ async fn the_handler_role_appends_to_the_log_and_cannot_touch_read_models() {
         refused(&handler, attack).await;
     }
     allowed(&handler, INSERT_EVENT).await;
+    // An event the gateway's trigger (a function in schema `gateway`) notifies about.
+    allowed(
+        &handler,
+        &INSERT_EVENT
+            .replace("VALUES (1,", "VALUES (2,")
+            .replace("1, 'user_registered'", "2, 'user_disabled'"),
+    )
+    .await;
     allowed(&handler, "UPDATE log_head SET position = 1").await;
     allowed(&handler, "SELECT count(*) FROM commands").await;
 

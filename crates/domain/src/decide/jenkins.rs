@@ -1,14 +1,16 @@
 //! The executor's reports about a run's Jenkins build: `report_jenkins_queued` and
 //! `report_jenkins_build`. Both are accepted only from the executor running the run. Once a
 //! queue item or build is recorded, the same report again changes nothing and a different one is
-//! refused (`jenkins_build_recorded`): a run never follows two builds.
+//! refused (`jenkins_build_recorded`): a run never follows two builds. A queue item or build URL
+//! on another origin than the test case's Jenkins URL is refused (`jenkins_origin_mismatch`):
+//! the executor would send the server's API token wherever the recorded URL points.
 
 use super::reject;
 use super::reports::same_executor;
 use crate::state::{Lab, RunPhase, RunState};
 use runledger_types::command::{ReportJenkinsBuild, ReportJenkinsQueued};
 use runledger_types::event::{JenkinsBuildQueued, JenkinsBuildStarted};
-use runledger_types::{Event, Rejection, RejectionCode, RunId};
+use runledger_types::{Event, Rejection, RejectionCode, RunId, Text};
 
 /// `jenkins_build_queued`, unless a queue item is already recorded for the run.
 pub(super) fn queued(
@@ -16,7 +18,7 @@ pub(super) fn queued(
     executor: &str,
     command: &ReportJenkinsQueued,
 ) -> Result<Vec<Event>, Rejection> {
-    let found = running_jenkins_run(lab, executor, command.run_id)?;
+    let found = running_jenkins_run(lab, executor, command.run_id, &command.queue_item)?;
     match found.jenkins.as_ref().and_then(|j| j.queue_item.as_ref()) {
         Some(item) if *item == command.queue_item => Ok(Vec::new()),
         Some(item) => reject(
@@ -39,7 +41,7 @@ pub(super) fn build_started(
     executor: &str,
     command: &ReportJenkinsBuild,
 ) -> Result<Vec<Event>, Rejection> {
-    let found = running_jenkins_run(lab, executor, command.run_id)?;
+    let found = running_jenkins_run(lab, executor, command.run_id, &command.url)?;
     match found.jenkins.as_ref().and_then(|j| j.build.as_ref()) {
         Some((number, url)) if *number == command.number && *url == command.url => Ok(Vec::new()),
         Some((number, url)) => reject(
@@ -57,11 +59,13 @@ pub(super) fn build_started(
     }
 }
 
-/// The run, if it is running under `executor` and its test case names a Jenkins job.
+/// The run, if it is running under `executor`, its test case names a Jenkins job and `url` is on
+/// that job's server.
 fn running_jenkins_run<'a>(
     lab: &'a Lab,
     executor: &str,
     run_id: RunId,
+    url: &Text,
 ) -> Result<&'a RunState, Rejection> {
     let found = super::run(lab, run_id)?;
     match found.phase {
@@ -79,14 +83,21 @@ fn running_jenkins_run<'a>(
             );
         }
     }
-    let jenkins = lab
+    let server = lab
         .test_case(&found.test_case_id)
-        .is_some_and(|test_case| test_case.jenkins);
-    if !jenkins {
-        return reject(
+        .and_then(|test_case| test_case.jenkins.as_ref());
+    match server {
+        None => reject(
             RejectionCode::NotAJenkinsRun,
             format!("run {run_id} does not run a Jenkins job"),
-        );
+        ),
+        Some(server) if !server.same_origin(url.as_str()) => reject(
+            RejectionCode::JenkinsOriginMismatch,
+            format!(
+                "{url} is not on the origin of run {run_id}'s Jenkins server {}",
+                server.as_str()
+            ),
+        ),
+        Some(_) => Ok(found),
     }
-    Ok(found)
 }

@@ -21,6 +21,7 @@ use runledger_types::{
 /// be empty: accepted, nothing changes), or a [`Rejection`] (a domain value, not an error).
 pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>, Rejection> {
     let executor = authz::check_command(lab, actor, command.command_type())?;
+    users::refuse_disabled_actor(lab, actor)?;
     let executor = executor.as_deref().unwrap_or_default();
     match command {
         Command::RegisterUser(c) => users::register_user(lab, c),
@@ -41,6 +42,9 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::ReportJenkinsQueued(c) => jenkins::queued(lab, executor, c),
         Command::ReportJenkinsBuild(c) => jenkins::build_started(lab, executor, c),
         Command::ExpireExecutorLease(c) => reports::expire_lease(lab, c),
+        Command::DisableUser(c) => users::disable_user(lab, actor, c),
+        Command::ChangePassword(c) => users::change_password(lab, actor, c),
+        Command::RevokeTokens(c) => users::revoke_tokens(lab, actor, c),
         Command::ExecutorHeartbeat(c) => Ok(vec![Event::ExecutorHeartbeat(
             runledger_types::event::ExecutorHeartbeat {
                 executor: executor.to_owned(),

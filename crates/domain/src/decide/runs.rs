@@ -33,7 +33,7 @@ pub(super) fn start_run(
     }
     let test_case = require_test_case(lab, command.test_case_id)?;
     check_run_env(command, test_case)?;
-    if test_case.jenkins {
+    if test_case.jenkins.is_some() {
         return start_jenkins_run(actor, command);
     }
     if let Some(machine_id) = command.machine_id {

@@ -216,3 +216,33 @@ fn an_assigned_jenkins_run_is_cancelled_at_once_and_a_running_one_by_the_executo
         )
         .then_expect(&[started(r(1), "e1")]);
 }
+
+#[test]
+fn a_queue_item_or_build_on_another_origin_is_refused() {
+    // The test case's server is http://127.0.0.1:8080/.
+    for other in [
+        "http://127.0.0.1:8081/queue/item/7/",
+        "https://127.0.0.1:8080/queue/item/7/",
+        "http://localhost:8080/queue/item/7/",
+        "http://ci-bot:token@127.0.0.1:8080/queue/item/7/",
+        "queue/item/7/",
+    ] {
+        let rejection = given(&running(0))
+            .when(EXEC, queued_item(other))
+            .then_reject(RejectionCode::JenkinsOriginMismatch);
+        assert!(rejection.message.contains(other), "{rejection:?}");
+    }
+    let elsewhere = Command::ReportJenkinsBuild(ReportJenkinsBuild {
+        run_id: r(1),
+        number: 3,
+        url: Text::parse("http://127.0.0.1:9999/job/team/job/nightly/3/").expect("text"),
+    });
+    given(&running(0))
+        .when(EXEC, elsewhere)
+        .then_reject(RejectionCode::JenkinsOriginMismatch);
+    // The same origin written differently is the same server.
+    let (events, _) = given(&running(0))
+        .when(EXEC, queued_item("HTTP://127.0.0.1:8080/queue/item/7/"))
+        .events();
+    assert_eq!(events.len(), 1);
+}

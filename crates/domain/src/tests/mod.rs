@@ -1,5 +1,6 @@
 //! Given/when/then tests of every rule, one file per command family.
 
+mod accounts;
 mod authorization;
 mod jenkins;
 mod leases;

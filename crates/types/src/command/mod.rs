@@ -1,16 +1,18 @@
 //! Commands: what callers ask for. Each payload type deserialises only when valid.
 //!
-//! Four commands carry secrets. They arrive as [`Incoming`] with clear-text
+//! Five commands carry secrets. They arrive as [`Incoming`] with clear-text
 //! [`SecretString`]s; the handler seals or hashes them ([`Incoming::protect`]) before the domain
 //! ever sees the [`Command`], so no decided event can hold a secret in clear.
 
 mod lab;
 mod report;
 mod run;
+mod users;
 
 pub use lab::*;
 pub use report::*;
 pub use run::*;
+pub use users::*;
 
 use crate::secret::{PasswordHash, SealedSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -56,6 +58,12 @@ pub enum Command {
     ExecutorHeartbeat(ExecutorHeartbeat),
     /// `expire_executor_lease` (the handler's lease watch)
     ExpireExecutorLease(ExpireExecutorLease),
+    /// `disable_user`
+    DisableUser(DisableUser),
+    /// `change_password`
+    ChangePassword(ChangePassword<PasswordHash>),
+    /// `revoke_tokens`
+    RevokeTokens(RevokeTokens),
 }
 
 /// A parsed command before its secrets are protected.
@@ -71,6 +79,8 @@ pub enum Incoming {
     UpdateMachine(UpdateMachine<SecretString>),
     /// `define_test_case`, with a Jenkins job's clear-text API token.
     DefineTestCase(DefineTestCase<SecretString>),
+    /// `change_password` with the clear-text password.
+    ChangePassword(ChangePassword<SecretString>),
 }
 
 /// Turns clear-text secrets into storable ones; implemented by the secrets crate.
@@ -102,6 +112,10 @@ impl Incoming {
             Self::DefineTestCase(c) => {
                 Command::DefineTestCase(c.map_secret(|s| protector.seal(&s))?)
             }
+            Self::ChangePassword(c) => Command::ChangePassword(ChangePassword {
+                password: protector.hash_password(&c.password)?,
+                username: c.username,
+            }),
         })
     }
 
@@ -113,6 +127,7 @@ impl Incoming {
             Self::RegisterMachine(_) => CommandType::RegisterMachine,
             Self::UpdateMachine(_) => CommandType::UpdateMachine,
             Self::DefineTestCase(_) => CommandType::DefineTestCase,
+            Self::ChangePassword(_) => CommandType::ChangePassword,
         }
     }
 }
@@ -170,6 +185,9 @@ command_types! {
     ReportJenkinsBuild => "report_jenkins_build",
     ExecutorHeartbeat => "executor_heartbeat",
     ExpireExecutorLease => "expire_executor_lease",
+    DisableUser => "disable_user",
+    ChangePassword => "change_password",
+    RevokeTokens => "revoke_tokens",
 }
 
 impl CommandType {
@@ -213,6 +231,9 @@ impl Command {
             Self::ReportJenkinsBuild(_) => CommandType::ReportJenkinsBuild,
             Self::ExecutorHeartbeat(_) => CommandType::ExecutorHeartbeat,
             Self::ExpireExecutorLease(_) => CommandType::ExpireExecutorLease,
+            Self::DisableUser(_) => CommandType::DisableUser,
+            Self::ChangePassword(_) => CommandType::ChangePassword,
+            Self::RevokeTokens(_) => CommandType::RevokeTokens,
         }
     }
 }
@@ -271,5 +292,10 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::ReportJenkinsBuild => ready(Command::ReportJenkinsBuild(decode(payload)?)),
         T::ExecutorHeartbeat => ready(Command::ExecutorHeartbeat(decode(payload)?)),
         T::ExpireExecutorLease => ready(Command::ExpireExecutorLease(decode(payload)?)),
+        T::DisableUser => ready(Command::DisableUser(decode(payload)?)),
+        T::ChangePassword => {
+            Incoming::ChangePassword(decode::<ChangePassword<SecretString>>(payload)?.checked()?)
+        }
+        T::RevokeTokens => ready(Command::RevokeTokens(decode(payload)?)),
     })
 }

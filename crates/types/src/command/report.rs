@@ -174,7 +174,7 @@ pub struct ReportVenvProvisioningFailed {
 }
 
 /// `report_host_key`: the key a machine presented on first contact, to pin (trust on first use).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportHostKey {
     /// The machine.
