@@ -24,6 +24,11 @@ pub enum Command {
     ///
     /// Example: `DATABASE_URL=postgres://localhost/runledger runledger migrate`
     Migrate,
+    /// Set up the database's least-privilege roles (run as the owner, after `migrate`).
+    ///
+    /// Example: `runledger db grant --gateway-password-file /run/secrets/gateway-db-password`
+    #[command(subcommand)]
+    Db(crate::db::DbCommand),
     /// Publish one command over NATS and print its outcome.
     ///
     /// Example: `runledger send register_user '{"username":"ada","role":"admin","password":"correct-horse"}'`

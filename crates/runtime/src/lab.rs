@@ -464,9 +464,10 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
 
 /// Prints the rows of `sql` (text columns) under `headers`, tab-separated.
 async fn list(settings: &Settings, sql: &str, headers: &[&str]) -> anyhow::Result<()> {
-    let pool = runledger_store::connect(&settings.database_url, 2)
-        .await
-        .context("connecting to Postgres (DATABASE_URL)")?;
+    let pool = settings
+        .database
+        .connect(crate::database::DbUser::Owner, 2)
+        .await?;
     let rows = sqlx::query(sql).fetch_all(&pool).await?;
     println!("{}", headers.join("\t"));
     for row in rows {

@@ -4,6 +4,8 @@
 
 mod audit;
 mod cli;
+mod database;
+mod db;
 mod lab;
 mod projections;
 mod run;
@@ -40,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => serve::serve(&cli.settings, &args).await,
         cli::Command::Migrate => serve::migrate(&cli.settings).await,
+        cli::Command::Db(command) => db::run(&cli.settings, command).await,
         cli::Command::Send(args) => send::send(&cli.settings, &args).await,
         cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
         cli::Command::Projections(command) => projections::run(&cli.settings, command).await,

@@ -32,7 +32,12 @@ pub enum ProjectionsCommand {
 
 /// Runs a `projections` subcommand.
 pub async fn run(settings: &Settings, command: ProjectionsCommand) -> anyhow::Result<()> {
-    let pool = crate::serve::database(settings).await?;
+    // A rebuild creates tables: as the projector's role, so that they stay its own and the
+    // gateway's grants (default privileges) apply to them.
+    let pool = settings
+        .database
+        .service_pool(crate::database::DbUser::Projector, 16)
+        .await?;
     match command {
         ProjectionsCommand::Status { json } => status(&pool, json).await,
         ProjectionsCommand::Rebuild { names } => rebuild(&pool, &names).await,

@@ -287,9 +287,10 @@ async fn cancel(settings: &Settings, args: CancelArgs) -> anyhow::Result<()> {
 }
 
 async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    runledger_store::connect(&settings.database_url, 2)
+    settings
+        .database
+        .connect(crate::database::DbUser::Owner, 2)
         .await
-        .context("connecting to Postgres (DATABASE_URL)")
 }
 
 /// A line of `run list`: id, status, user, test case, machine, queued at, duration.

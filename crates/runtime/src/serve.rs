@@ -1,6 +1,7 @@
 //! `runledger serve` and `runledger migrate`.
 
 use crate::cli::{Component, ServeArgs};
+use crate::database::DbUser;
 use crate::settings::Settings;
 use anyhow::Context;
 use runledger_events::{Handler, HandlerSettings};
@@ -13,20 +14,13 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Connects to Postgres (creating the database if needed) and applies migrations.
-pub async fn database(settings: &Settings) -> anyhow::Result<runledger_store::PgPool> {
-    let pool = runledger_store::connect(&settings.database_url, 16)
-        .await
-        .context("connecting to Postgres (DATABASE_URL)")?;
+/// `runledger migrate`: applies the migrations as the owner (DATABASE_URL).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = settings.database.connect(DbUser::Owner, 2).await?;
     runledger_store::migrate(&pool)
         .await
-        .context("applying migrations")?;
-    Ok(pool)
-}
-
-/// `runledger migrate`
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    database(settings).await?;
+        .context("applying migrations (as the owner of the log's tables)")?;
+    pool.close().await;
     tracing::info!("migrations applied");
     Ok(())
 }
@@ -79,7 +73,10 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                 });
             }
             Component::Projector => {
-                let pool = database(settings).await?;
+                let pool = settings
+                    .database
+                    .service_pool(DbUser::Projector, 16)
+                    .await?;
                 let token = shutdown.clone();
                 tasks.spawn(async move {
                     let result = runledger_projections::run(
@@ -102,7 +99,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                 });
             }
             Component::Gateway => {
-                let pool = database(settings).await?;
+                let pool = settings.database.service_pool(DbUser::Gateway, 16).await?;
                 let nats = settings.nats("runledger-gateway").await?;
                 let addr = settings
                     .http_addr
@@ -148,7 +145,7 @@ fn dedup(components: &[Component]) -> Vec<Component> {
 
 async fn handler(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Handler> {
     let keyring = Keyring::new(settings.secret_key(args.dev)?, Vec::new());
-    let pool = database(settings).await?;
+    let pool = settings.database.service_pool(DbUser::Handler, 16).await?;
     let nats = settings.nats("runledger-handler").await?;
     Ok(Handler {
         store: EventStore::new(pool),

@@ -9,14 +9,9 @@ use std::fmt;
 /// Settings shared by every subcommand.
 #[derive(Args)]
 pub struct Settings {
-    /// Postgres holding the event log and the read models.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://localhost/runledger",
-        global = true
-    )]
-    pub database_url: String,
+    /// Postgres URLs: the owner's and each component's (`crate::database`).
+    #[command(flatten)]
+    pub database: crate::database::DatabaseSettings,
     /// NATS server with JetStream.
     #[arg(
         long,
@@ -124,7 +119,7 @@ impl NatsArgs {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database", &self.database)
             .field("nats_url", &redact_url(&self.nats_url))
             .field("http_addr", &self.http_addr)
             .field(
@@ -137,7 +132,7 @@ impl fmt::Debug for Settings {
 }
 
 /// Hides a password in `scheme://user:password@host`.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -203,7 +198,7 @@ mod tests {
 
     fn settings(secret_key: Option<&str>, secret_key_file: Option<std::path::PathBuf>) -> Settings {
         Settings {
-            database_url: String::new(),
+            database: Default::default(),
             nats_url: String::new(),
             http_addr: String::new(),
             secret_key: secret_key.map(str::to_owned),

@@ -20,6 +20,29 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database has no migrations, and the connected role may not apply them.
+    #[error(
+        "the database is not migrated, and this role may not migrate it: run `runledger migrate` \
+         as the database owner first"
+    )]
+    NotMigrated,
+    /// Migrations this binary needs are not applied, and the connected role may not apply them.
+    #[error(
+        "the database lacks migrations {0:?}: run `runledger migrate` as the database owner \
+         (this role is least-privilege and does not migrate)"
+    )]
+    MigrationsPending(Vec<i64>),
+    /// The database carries migrations this binary does not know, or knows with other contents.
+    #[error(
+        "the database has migrations {0:?} that this runledger does not know (or knows with \
+         other contents): it was migrated by another version; run the matching runledger"
+    )]
+    MigrationsUnknown(Vec<i64>),
+    /// A role name or prefix that is not a plain lower-case SQL identifier.
+    #[error(
+        "invalid role name {0:?}: use lower-case letters, digits and `_`, starting with a letter"
+    )]
+    InvalidRoleName(String),
 }
 
 impl StoreError {

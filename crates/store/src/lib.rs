@@ -19,12 +19,14 @@ mod audit;
 mod connect;
 mod error;
 mod read;
+pub mod roles;
+mod scram;
 mod seal;
 mod verify;
 
 pub use append::{AppendBatch, Appended, CommandRecord};
 pub use audit::AuditFilter;
-pub use connect::{connect, migrate};
+pub use connect::{Prepared, connect, migrate, prepare};
 pub use error::StoreError;
 pub use seal::{ChainHash, GENESIS, chain_hash};
 pub use sqlx::PgPool;

@@ -15,7 +15,7 @@ pub struct TestDb {
     admin_url: String,
 }
 
-fn admin_url() -> String {
+pub(crate) fn admin_url() -> String {
     std::env::var("RUNLEDGER_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -51,6 +51,17 @@ impl TestDb {
             pool,
             admin_url,
         }
+    }
+
+    /// The URL of this database for another role (the test cluster trusts local connections,
+    /// so no password is needed).
+    pub fn url_as(&self, role: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("URL has a scheme");
+        let (authority, path) = rest.split_once('/').expect("URL has a database");
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        format!("{scheme}://{role}@{host}/{path}")
     }
 
     /// Closes the pool and drops the database.

@@ -15,6 +15,7 @@ mod jenkins;
 mod lab;
 mod nats;
 mod nats_server;
+mod roles;
 mod spy;
 mod sshd;
 
@@ -25,6 +26,7 @@ pub use jenkins::{FakeJenkins, FakeJob, JENKINS_TOKEN, JENKINS_USER};
 pub use lab::{RunningHandler, RunningProjector, TestLab};
 pub use nats::TestNats;
 pub use nats_server::TestNatsServer;
+pub use roles::TestRoles;
 pub use spy::{HttpSpy, SpiedRequest};
 pub use sshd::{TEST_USER, TestSshd, auth_lines};
 

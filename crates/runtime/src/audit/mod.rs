@@ -58,14 +58,13 @@ pub async fn audit(settings: &Settings, args: &AuditArgs) -> anyhow::Result<()> 
     }
 }
 
-/// Connects with a small pool (one query runs at a time) and applies migrations.
+/// Connects with a small pool (one query runs at a time); the owner migrates, any other role
+/// checks the migrations.
 async fn open(settings: &Settings) -> anyhow::Result<EventStore> {
-    let pool = runledger_store::connect(&settings.database_url, 4)
-        .await
-        .context("connecting to Postgres (DATABASE_URL)")?;
-    runledger_store::migrate(&pool)
-        .await
-        .context("applying migrations")?;
+    let pool = settings
+        .database
+        .service_pool(crate::database::DbUser::Owner, 4)
+        .await?;
     Ok(EventStore::new(pool))
 }
 
