@@ -904,6 +904,16 @@ async fn report_output_and_finish(
     for seq in 1..=chunks {
         let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text(seq)});
         assert!(client.send("report_run_output", EXEC, chunk).await.accepted);
+        if seq % 100 == 0 {
+            // A slow machine takes longer than the executor lease for many chunks: heartbeat.
+            let heartbeat = json!({"run_ids": [run_id]});
+            assert!(
+                client
+                    .send("executor_heartbeat", EXEC, heartbeat)
+                    .await
+                    .accepted
+            );
+        }
     }
     let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});
     assert!(

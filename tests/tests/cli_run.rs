@@ -223,13 +223,27 @@ async fn users_machines_venvs_and_test_cases_from_the_cli() {
     let member = ["user", "add", "mia", "--actor", "ada"];
     ok_line(lab_cli(&lab, &member).env("RUNLEDGER_NEW_PASSWORD", "mia-password-1")).await;
 
-    let machine_id = ok_line(&mut lab_cli(
-        &lab,
-        &[
-            "machine", "add", "here", "--host", "local", "--user", "r", "--label", "demo",
-            "--actor", "mia",
-        ],
-    ))
+    let machine_id = ok_line(
+        &mut lab_cli(
+            &lab,
+            &[
+                "machine",
+                "add",
+                "here",
+                "--host",
+                "lab-7.invalid",
+                "--user",
+                "r",
+                "--label",
+                "demo",
+                "--password-env",
+                "LAB_7_PASSWORD",
+                "--actor",
+                "mia",
+            ],
+        )
+        .env("LAB_7_PASSWORD", "r-password"),
+    )
     .await;
     let venv_id = ok_line(&mut lab_cli(
         &lab,

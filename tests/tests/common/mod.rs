@@ -90,7 +90,8 @@ pub async fn setup(client: &CommandClient, venvs: usize) -> Fixture {
             .send(
                 "define_test_case",
                 ADMIN,
-                json!({"test_case_id": test_case_id, "name": "smoke", "command": "pytest -q", "timeout_s": 60}),
+                json!({"test_case_id": test_case_id, "name": "smoke", "command": "pytest -q", "timeout_s": 60,
+                       "env_overridable": ["LEVEL"]}),
             )
             .await,
     );
