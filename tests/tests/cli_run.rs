@@ -224,7 +224,7 @@ async fn users_machines_venvs_and_test_cases_from_the_cli() {
     ok_line(lab_cli(&lab, &member).env("RUNLEDGER_NEW_PASSWORD", "mia-password-1")).await;
 
     let machine_id = ok_line(
-        &mut lab_cli(
+        lab_cli(
             &lab,
             &[
                 "machine",
