@@ -41,17 +41,7 @@ pub(super) fn run_output(
     command: &ReportRunOutput,
 ) -> Result<Vec<Event>, Rejection> {
     let run_id = command.run_id;
-    let found = run(lab, run_id)?;
-    match found.phase {
-        RunPhase::Running => same_executor(run_id, found, executor)?,
-        RunPhase::Finished(_) => return finished(run_id),
-        _ => {
-            return reject(
-                RejectionCode::RunNotRunning,
-                format!("run {run_id} is not running"),
-            );
-        }
-    }
+    let found = running_by(lab, run_id, executor)?;
     if command.seq <= found.last_seq {
         return Ok(Vec::new());
     }
@@ -74,6 +64,24 @@ pub(super) fn run_output(
         stream: command.stream,
         text: command.text.clone(),
     })])
+}
+
+/// The run `run_id` if it is running and `executor` started it; else `run_finished`,
+/// `executor_mismatch` or `run_not_running`.
+pub(super) fn running_by<'a>(
+    lab: &'a Lab,
+    run_id: RunId,
+    executor: &str,
+) -> Result<&'a RunState, Rejection> {
+    let found = run(lab, run_id)?;
+    match found.phase {
+        RunPhase::Running => same_executor(run_id, found, executor).map(|()| found),
+        RunPhase::Finished(_) => finished(run_id),
+        _ => reject(
+            RejectionCode::RunNotRunning,
+            format!("run {run_id} is not running"),
+        ),
+    }
 }
 
 /// `run_finished` + `venv_released` + the freed venv's next run. Allowed while running (from the
@@ -216,7 +224,7 @@ pub(super) fn same_executor(
     }
 }
 
-pub(super) fn finished<T>(run_id: RunId) -> Result<T, Rejection> {
+fn finished<T>(run_id: RunId) -> Result<T, Rejection> {
     reject(
         RejectionCode::RunFinished,
         format!("run {run_id} has already finished"),

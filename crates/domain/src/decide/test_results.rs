@@ -2,8 +2,8 @@
 //! one message. Parts are numbered from 1 per attempt: one already recorded changes nothing,
 //! one that skips a number is refused (`output_gap`) so that the parts are whole and in order.
 
-use super::{reject, run};
-use crate::state::{Lab, RunPhase};
+use super::reject;
+use crate::state::Lab;
 use runledger_types::command::ReportRunTests;
 use runledger_types::event::RunTestsReported;
 use runledger_types::{Event, Rejection, RejectionCode};
@@ -15,17 +15,7 @@ pub(super) fn run_tests(
     command: &ReportRunTests,
 ) -> Result<Vec<Event>, Rejection> {
     let run_id = command.run_id;
-    let found = run(lab, run_id)?;
-    match found.phase {
-        RunPhase::Running => super::reports::same_executor(run_id, found, executor)?,
-        RunPhase::Finished(_) => return super::reports::finished(run_id),
-        _ => {
-            return reject(
-                RejectionCode::RunNotRunning,
-                format!("run {run_id} is not running"),
-            );
-        }
-    }
+    let found = super::reports::running_by(lab, run_id, executor)?;
     if command.part <= found.tests_parts {
         return Ok(Vec::new());
     }
