@@ -61,6 +61,15 @@ ensure_chromium() {
   fi
 }
 
+# The openssl command, with which the NATS TLS tests make a throw-away CA and server certificate
+# (crates/test-support/src/nats_server.rs).
+ensure_openssl() {
+  if ! command -v openssl >/dev/null 2>&1; then
+    say "installing openssl from the distribution's packages"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+}
+
 # kubernetes-validate from PyPI (the Kubernetes API's JSON schemas, bundled, so it works offline)
 # for tests/tests/deploy.rs; it brings jsonschema and PyYAML, which the Compose check uses too.
 KUBERNETES_VALIDATE_VERSION=1.37.0

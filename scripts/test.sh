@@ -7,6 +7,7 @@ source scripts/services.sh
 ensure_services
 ensure_sshd
 ensure_chromium
+ensure_openssl
 ensure_python_tools
 
 export RUNLEDGER_TEST_DATABASE_URL="${RUNLEDGER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
