@@ -3,7 +3,7 @@
 
 use crate::inbound::Inbound;
 use chrono::{DateTime, SubsecRound, Utc};
-use runledger_domain::{Lab, decide, evolve};
+use runledger_domain::{Lab, decide, evolve_compact};
 use runledger_store::{AppendBatch, CommandRecord};
 use runledger_types::envelope::CommandMeta;
 use runledger_types::event::CommandRejected;
@@ -78,7 +78,7 @@ fn record(
     for event in events {
         let stream_id = event.stream_id();
         let stream_version = lab.stream_version(&stream_id) + 1;
-        evolve(lab, &event);
+        evolve_compact(lab, &event);
         let event_id = EventId::new();
         tracing::debug!(%event_id, %stream_id, event_type = event.event_type(), "event decided");
         batch.events.push(NewEvent {

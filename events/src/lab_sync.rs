@@ -1,7 +1,7 @@
 //! Keeps the in-memory lab state equal to the log: folded at start-up, caught up before every
 //! decision round so several handler processes see each other's events.
 
-use runledger_domain::{Lab, evolve};
+use runledger_domain::{Lab, evolve_compact};
 use runledger_store::{EventStore, StoreError};
 
 /// How many events one catch-up read takes.
@@ -19,7 +19,7 @@ pub(crate) async fn catch_up(store: &EventStore, lab: &mut Lab) -> Result<u64, S
             let event = record
                 .decode()
                 .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            evolve(lab, &event);
+            evolve_compact(lab, &event);
         }
         folded += records.len() as u64;
         lab.set_position(last);

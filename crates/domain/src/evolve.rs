@@ -243,3 +243,13 @@ fn with_run(lab: &mut Lab, run_id: RunId, change: impl FnOnce(&mut RunState)) {
         change(run);
     }
 }
+
+/// [`evolve`], then [`Lab::forget_finished_run`] for a run the event finished: the fold a
+/// long-running handler keeps. (The audit history's time travel uses [`evolve`], which keeps
+/// every run.)
+pub fn evolve_compact(lab: &mut Lab, event: &Event) {
+    evolve(lab, event);
+    if let Event::RunFinished(e) = event {
+        lab.forget_finished_run(e.run_id);
+    }
+}

@@ -28,7 +28,7 @@ mod testing;
 mod tests;
 
 pub use decide::{MAX_QUEUED_RUNS_PER_ACTOR, decide};
-pub use evolve::evolve;
+pub use evolve::{evolve, evolve_compact};
 pub use state::{
     JenkinsProgress, Lab, MachineState, RunPhase, RunSelector, RunState, TestCaseState, UserState,
     VenvState, VenvStatus,

@@ -161,6 +161,9 @@ pub struct Lab {
     pub(crate) queued_by: OrdMap<Actor, u32>,
     /// Index of the runs an executor is running, so the lease watch never scans every run.
     pub(crate) running: OrdSet<RunId>,
+    /// Runs that finished and were forgotten ([`Lab::forget_finished_run`]): only their final
+    /// status is kept, which is all a decision about them needs.
+    pub(crate) forgotten: OrdMap<RunId, RunStatus>,
     pub(crate) versions: OrdMap<StreamId, i64>,
     pub(crate) position: i64,
 }
@@ -221,6 +224,26 @@ impl Lab {
     /// A run by id.
     pub fn run(&self, run_id: &RunId) -> Option<&RunState> {
         self.runs.get(run_id)
+    }
+
+    /// The final status of a finished run that [`Lab::forget_finished_run`] dropped.
+    pub fn forgotten_run(&self, run_id: &RunId) -> Option<RunStatus> {
+        self.forgotten.get(run_id).copied()
+    }
+
+    /// Drops a finished run's state and its stream's version, keeping only its id and final
+    /// status: a long-running handler then holds a few dozen bytes per finished run instead of
+    /// its whole state. Nothing is appended to a finished run's stream again, and every command
+    /// about it is refused as `run_finished`, for which the status suffices. Does nothing for a
+    /// run that has not finished.
+    pub fn forget_finished_run(&mut self, run_id: RunId) {
+        let Some(RunPhase::Finished(status)) = self.runs.get(&run_id).map(|run| run.phase) else {
+            return;
+        };
+        self.runs.remove(&run_id);
+        self.versions
+            .remove(&StreamId::new(runledger_types::StreamType::Run, run_id));
+        self.forgotten.insert(run_id, status);
     }
 
     /// Every run, by ascending id.

@@ -99,6 +99,10 @@ fn venv(lab: &Lab, venv_id: VenvId) -> Result<&VenvState, Rejection> {
 fn run(lab: &Lab, run_id: RunId) -> Result<&RunState, Rejection> {
     match lab.run(&run_id) {
         Some(run) => Ok(run),
+        None if let Some(status) = lab.forgotten_run(&run_id) => reject(
+            RejectionCode::RunFinished,
+            format!("run {run_id} has already finished ({})", status.as_str()),
+        ),
         None => reject(
             RejectionCode::UnknownRun,
             format!("run {run_id} does not exist"),

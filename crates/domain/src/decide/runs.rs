@@ -25,7 +25,7 @@ pub(super) fn start_run(
     actor: &Actor,
     command: &StartRun,
 ) -> Result<Vec<Event>, Rejection> {
-    if lab.run(&command.run_id).is_some() {
+    if lab.run(&command.run_id).is_some() || lab.forgotten_run(&command.run_id).is_some() {
         return reject(
             RejectionCode::RunExists,
             format!("run {} already exists", command.run_id),

@@ -266,3 +266,34 @@ fn per_test_results_come_in_numbered_parts_from_the_runs_executor() {
         .when(EXEC, tests_part(1, &["a"]))
         .then_reject(RejectionCode::RunNotRunning);
 }
+
+#[test]
+fn a_forgotten_finished_run_is_still_refused_as_finished() {
+    let mut lab = crate::Lab::new();
+    for event in running_r1() {
+        crate::evolve_compact(&mut lab, &event);
+    }
+    let finish = Command::ReportRunFinished(finish_report(RunStatus::Passed));
+    for event in apply(&mut lab, EXEC, &finish).expect("finished") {
+        lab.forget_finished_run(match &event {
+            Event::RunFinished(e) => e.run_id,
+            _ => continue,
+        });
+    }
+    // Only the id and the status are left.
+    assert!(lab.run(&r(1)).is_none());
+    assert_eq!(lab.forgotten_run(&r(1)), Some(RunStatus::Passed));
+    let stream = runledger_types::StreamId::new(runledger_types::StreamType::Run, r(1));
+    assert_eq!(lab.stream_version(&stream), 0);
+    let cancel = Command::CancelRun(runledger_types::command::CancelRun {
+        run_id: r(1),
+        reason: None,
+    });
+    let refused = apply(&mut lab, ADMIN, &cancel).expect_err("finished");
+    assert_eq!(refused.code, RejectionCode::RunFinished);
+    assert!(refused.message.contains("passed"), "{}", refused.message);
+    let again = apply(&mut lab, EXEC, &finish).expect_err("finished");
+    assert_eq!(again.code, RejectionCode::RunFinished);
+    let reused = apply(&mut lab, MEMBER, &Command::StartRun(start(r(1)))).expect_err("taken");
+    assert_eq!(reused.code, RejectionCode::RunExists);
+}
