@@ -557,3 +557,68 @@ async fn a_large_junit_report_is_sent_in_parts() {
     assert_eq!(finished["tests"], json!([]));
     assert_eq!(finished["summary"]["passed"], 6000);
 }
+
+/// Over SSH a run's command sees an explicit environment: the account's basics (`HOME`,
+/// `PATH`, locale), runledger's and the run's variables, nothing else sshd or the profile set.
+#[tokio::test]
+async fn a_run_over_ssh_sees_only_its_explicit_environment() {
+    let machine = over_ssh().await;
+    let mut job = job("env", None);
+    job.run_env = BTreeMap::from([(EnvName::parse("TARGET").unwrap(), "staging".into())]);
+    let recorder = Recorder::default();
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &recorder,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Passed);
+    let (chunks, _, _) = recorder.split();
+    let printed: String = chunks.iter().map(|(_, _, text)| text.as_str()).collect();
+    let names: Vec<&str> = printed
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert!(printed.contains("TARGET=staging"), "{printed}");
+    assert!(names.contains(&"RUNLEDGER_RUN_ID"), "{printed}");
+    assert!(
+        names.contains(&"HOME") && names.contains(&"PATH"),
+        "{printed}"
+    );
+    for name in ["SSH_CONNECTION", "SSH_CLIENT", "MAIL"] {
+        assert!(
+            !names.contains(&name),
+            "{name} reached the command:\n{printed}"
+        );
+    }
+    let allowed = [
+        "HOME",
+        "PATH",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "PYTHONUNBUFFERED",
+        "VIRTUAL_ENV",
+        "TARGET",
+        "RUNLEDGER_RUN_ID",
+        // What sh itself sets.
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+        "_",
+    ];
+    for name in &names {
+        assert!(
+            allowed.contains(name),
+            "{name} reached the command:\n{printed}"
+        );
+    }
+}

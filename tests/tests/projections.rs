@@ -378,10 +378,16 @@ async fn a_projector_killed_between_and_inside_batches_resumes_without_loss_or_d
         assert!(kills < 200, "no progress after {kills} crashes");
         let projector = lab.start_projector(2).await;
         if kills % 2 == 0 {
-            eventually(WAIT, "the projector commits a batch", || async {
-                (projector.stats.batches.load(Ordering::SeqCst) > 0).then_some(())
-            })
-            .await;
+            // Polled every millisecond (not with `eventually`'s growing pauses), so that the
+            // kill comes right after the first batch and not after the whole history.
+            let deadline = std::time::Instant::now() + WAIT;
+            while projector.stats.batches.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the projector commits no batch"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         } else {
             tokio::time::sleep(Duration::from_millis(kills % 7 * 5)).await;
         }

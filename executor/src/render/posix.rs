@@ -65,7 +65,7 @@ pub(super) fn prepare_workdir(run_id: RunId) -> String {
 
 pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String {
     let mut lines = setup(spec, env);
-    let [redirect, setsid] = launch(spec);
+    let [redirect, setsid] = launch(spec, env);
     lines.push(redirect);
     lines.push(format!("exec {setsid}"));
     lines.join("\n")
@@ -75,7 +75,7 @@ pub(super) fn run(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String 
 /// and exits with the command's status.
 pub(super) fn run_and_clean_up(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> String {
     let mut lines = setup(spec, env);
-    lines.extend(launch(spec));
+    lines.extend(launch(spec, env));
     lines.push("rc=$?".to_owned());
     lines.push(format!("cd / && rm -rf -- {}", workdir(spec.run_id)));
     lines.push("exit $rc".to_owned());
@@ -100,14 +100,39 @@ fn setup(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> Vec<String> {
     lines
 }
 
-/// The command in its own process group, after the marker line and the process file. Only the
-/// command writes to the run's stderr (kept as fd 3): what `setsid` and the waiting shell say
-/// about a killed process group ("Terminated", "child did not exit normally") is dropped.
-fn launch(spec: &RunSpec<'_>) -> [String; 2] {
+/// The variables of the machine's login environment a run's command keeps (when set): what a
+/// shell, a locale and Python need. Everything else sshd or the account's profile set stays
+/// out; the command's environment is these, runledger's own and the test case's and run's env.
+const PASSED_FROM_MACHINE: &[&str] = &[
+    "HOME", "PATH", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ",
+    "TMPDIR",
+];
+
+/// `env -i` with exactly the command's environment: [`PASSED_FROM_MACHINE`] where set, then
+/// what [`setup`] exported.
+fn explicit_env(env: &BTreeMap<&EnvName, &str>) -> String {
+    let passed = PASSED_FROM_MACHINE
+        .iter()
+        .map(|name| format!("${{{name}+\"{name}=${name}\"}}"));
+    let own = ["PYTHONUNBUFFERED", "VIRTUAL_ENV"]
+        .into_iter()
+        .chain(env.keys().map(|name| name.as_str()))
+        .chain(["RUNLEDGER_RUN_ID"])
+        .map(|name| format!("{name}=\"${name}\""));
+    let words: Vec<String> = passed.chain(own).collect();
+    format!("env -i {}", words.join(" "))
+}
+
+/// The command in its own process group, after the marker line and the process file, with an
+/// explicit environment ([`explicit_env`]). Only the command writes to the run's stderr (kept
+/// as fd 3): what `setsid` and the waiting shell say about a killed process group
+/// ("Terminated", "child did not exit normally") is dropped.
+fn launch(spec: &RunSpec<'_>, env: &BTreeMap<&EnvName, &str>) -> [String; 2] {
     [
         "exec 3>&2 2>/dev/null".to_owned(),
         format!(
-            "setsid -w sh -c 'echo \"{}$$\"; echo $$ > {}; exec sh -c \"$1\" 2>&3 3>&-' runledger-run {}",
+            "{} setsid -w sh -c 'echo \"{}$$\"; echo $$ > {}; exec sh -c \"$1\" 2>&3 3>&-' runledger-run {}",
+            explicit_env(env),
             super::PGID_MARKER,
             super::PROCESS_FILE,
             quote(spec.command)
@@ -273,7 +298,7 @@ mod tests {
                  export TOKEN='a'\\''b'\n\
                  export RUNLEDGER_RUN_ID=0193a000-0000-7000-8000-000000000001\n\
                  exec 3>&2 2>/dev/null\n\
-                 exec setsid -w sh -c 'echo \"RUNLEDGER_PGID=$$\"; echo $$ > .runledger-process; exec sh -c \"$1\" 2>&3 3>&-' runledger-run 'pytest -q --junitxml=report.xml'"
+                 exec env -i ${{HOME+\"HOME=$HOME\"}} ${{PATH+\"PATH=$PATH\"}} ${{USER+\"USER=$USER\"}} ${{LOGNAME+\"LOGNAME=$LOGNAME\"}} ${{SHELL+\"SHELL=$SHELL\"}} ${{LANG+\"LANG=$LANG\"}} ${{LANGUAGE+\"LANGUAGE=$LANGUAGE\"}} ${{LC_ALL+\"LC_ALL=$LC_ALL\"}} ${{LC_CTYPE+\"LC_CTYPE=$LC_CTYPE\"}} ${{TZ+\"TZ=$TZ\"}} ${{TMPDIR+\"TMPDIR=$TMPDIR\"}} PYTHONUNBUFFERED=\"$PYTHONUNBUFFERED\" VIRTUAL_ENV=\"$VIRTUAL_ENV\" MODE=\"$MODE\" TOKEN=\"$TOKEN\" RUNLEDGER_RUN_ID=\"$RUNLEDGER_RUN_ID\" setsid -w sh -c 'echo \"RUNLEDGER_PGID=$$\"; echo $$ > .runledger-process; exec sh -c \"$1\" 2>&3 3>&-' runledger-run 'pytest -q --junitxml=report.xml'"
             )
         );
         assert_sh_syntax(&script);
@@ -294,7 +319,7 @@ mod tests {
             cleaning.ends_with(&format!("rc=$?\ncd / && rm -rf -- {dir}\nexit $rc")),
             "{cleaning}"
         );
-        assert!(cleaning.contains("\nsetsid -w sh -c"), "{cleaning}");
+        assert!(cleaning.contains("\nenv -i ${HOME+"), "{cleaning}");
     }
 
     #[test]
