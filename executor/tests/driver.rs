@@ -118,6 +118,18 @@ fn job(command: &str, junit: Option<&str>) -> RunJob {
     }
 }
 
+/// Drives `job` on `machine` to its end, recording every report.
+async fn drive(
+    machine: &Machine,
+    job: &RunJob,
+) -> (runledger_executor::classify::Classification, Recorder) {
+    let recorder = Recorder::default();
+    let verdict = drive_run(&machine.transport, job, &recorder, CancellationToken::new())
+        .await
+        .unwrap();
+    (verdict, recorder)
+}
+
 async fn workdir_exists(machine: &Machine, run_id: RunId) -> bool {
     let test = format!("test -e ~/.runledger/runs/{run_id}");
     machine.transport.exec_quiet(&test).await.unwrap() == RemoteExit::Code(0)
@@ -155,15 +167,7 @@ async fn passing_run(machine: Machine) {
         (name("WHO"), "case".into()),
     ]);
     job.run_env = BTreeMap::from([(name("WHO"), "run".into())]);
-    let recorder = Recorder::default();
-    let verdict = drive_run(
-        &machine.transport,
-        &job,
-        &recorder,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (verdict, recorder) = drive(&machine, &job).await;
     assert_eq!(verdict.status, RunStatus::Passed);
 
     let (chunks, times, finished) = recorder.split();
@@ -209,15 +213,7 @@ async fn failing_run(machine: Machine) {
     );
     let mut job = job;
     job.files = vec![("out/.keep".into(), Vec::new())];
-    let recorder = Recorder::default();
-    let verdict = drive_run(
-        &machine.transport,
-        &job,
-        &recorder,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (verdict, recorder) = drive(&machine, &job).await;
     assert_eq!(verdict.status, RunStatus::Failed);
     let (chunks, _, finished) = recorder.split();
     assert_eq!(chunks, [(1, "stdout".into(), "FAILED\n".into())]);
@@ -378,15 +374,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 async fn an_oversized_script_runs_from_a_file_over_ssh() {
     let machine = over_ssh().await;
     let job = job(&format!("echo big # {}", "x".repeat(110_000)), None);
-    let recorder = Recorder::default();
-    let verdict = drive_run(
-        &machine.transport,
-        &job,
-        &recorder,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (verdict, recorder) = drive(&machine, &job).await;
     assert_eq!(verdict.status, RunStatus::Passed);
     let (chunks, _, _) = recorder.split();
     assert_eq!(chunks, vec![(1, "stdout".to_owned(), "big\n".to_owned())]);
@@ -474,15 +462,7 @@ async fn output_past_the_limit_is_dropped_and_the_run_still_ends() {
         None,
     );
     job.max_output_bytes = 1024 * 1024;
-    let recorder = Recorder::default();
-    let verdict = drive_run(
-        &machine.transport,
-        &job,
-        &recorder,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (verdict, recorder) = drive(&machine, &job).await;
     assert_eq!(verdict.status, RunStatus::Passed);
     let (chunks, _, finished) = recorder.split();
     assert_eq!(finished.status, RunStatus::Passed);
@@ -516,15 +496,7 @@ async fn a_large_junit_report_is_sent_in_parts() {
         open('report.xml', 'w').write('<testsuite tests=\"6000\">' + cases + '</testsuite>')\n";
     let mut job = job("python3 make_report.py", Some("report.xml"));
     job.files = vec![("make_report.py".into(), script.as_bytes().to_vec())];
-    let recorder = Recorder::default();
-    let verdict = drive_run(
-        &machine.transport,
-        &job,
-        &recorder,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (verdict, recorder) = drive(&machine, &job).await;
     assert_eq!(verdict.status, RunStatus::Passed);
     let reports = recorder.0.lock().unwrap();
     let parts: Vec<&Value> = reports
@@ -565,15 +537,7 @@ async fn a_run_over_ssh_sees_only_its_explicit_environment() {
     let machine = over_ssh().await;
     let mut job = job("env", None);
     job.run_env = BTreeMap::from([(EnvName::parse("TARGET").unwrap(), "staging".into())]);
-    let recorder = Recorder::default();
-    let verdict = drive_run(
-        &machine.transport,
-        &job,
-        &recorder,
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let (verdict, recorder) = drive(&machine, &job).await;
     assert_eq!(verdict.status, RunStatus::Passed);
     let (chunks, _, _) = recorder.split();
     let printed: String = chunks.iter().map(|(_, _, text)| text.as_str()).collect();
