@@ -32,6 +32,17 @@ async fn submit(state: &AppState, caller: &Caller, kind: &str, payload: Value) -
     ))
 }
 
+/// Publishes `kind` with the path's username as its whole payload.
+async fn about_user(
+    state: &AppState,
+    caller: &Caller,
+    path: Result<Path<String>, PathRejection>,
+    kind: &str,
+) -> Answer {
+    let username = username(path)?;
+    submit(state, caller, kind, json!({"username": username})).await
+}
+
 /// `POST /api/v1/users/{username}/disable`: `disable_user` (admins).
 #[utoipa::path(post, path = "/api/v1/users/{username}/disable", tag = "lab",
     params(("username" = String, Path)),
@@ -46,14 +57,7 @@ pub async fn disable(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
-    let username = username(path)?;
-    submit(
-        &state,
-        &caller,
-        "disable_user",
-        json!({"username": username}),
-    )
-    .await
+    about_user(&state, &caller, path, "disable_user").await
 }
 
 /// `DELETE /api/v1/users/{username}/tokens`: `revoke_tokens` (admins).
@@ -70,14 +74,7 @@ pub async fn revoke_tokens(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
-    let username = username(path)?;
-    submit(
-        &state,
-        &caller,
-        "revoke_tokens",
-        json!({"username": username}),
-    )
-    .await
+    about_user(&state, &caller, path, "revoke_tokens").await
 }
 
 /// `PUT /api/v1/users/{username}/password` body.
