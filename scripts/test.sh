@@ -27,5 +27,5 @@ if [[ -z "${RUNLEDGER_BIN:-}" && -x "$runledger_bin" ]]; then
 fi
 cargo test --workspace --locked
 say "the otlp feature (OpenTelemetry span export)"
-cargo clippy -p runledger --features otlp --all-targets --locked -- -D warnings
-cargo test -p runledger --features otlp --locked --bin runledger telemetry
+cargo clippy -p runledger-app --features otlp --all-targets --locked -- -D warnings
+cargo test -p runledger-app --features otlp --locked --bin runledger telemetry

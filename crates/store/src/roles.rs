@@ -55,7 +55,7 @@ impl Roles {
         &self.prefix
     }
 
-    /// The command handler's role (events/: intake, outbox relay, sealer).
+    /// The command handler's role (handler/: intake, outbox relay, sealer).
     pub fn handler(&self) -> String {
         format!("{}_handler", self.prefix)
     }

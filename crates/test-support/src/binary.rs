@@ -18,7 +18,7 @@ pub fn runledger_binary() -> &'static PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
         build
-            .args(["build", "-p", "runledger", "--bin", "runledger"])
+            .args(["build", "-p", "runledger-app", "--bin", "runledger"])
             .arg("--message-format=json-render-diagnostics")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stderr(Stdio::inherit());
@@ -26,7 +26,7 @@ pub fn runledger_binary() -> &'static PathBuf {
             build.arg("--release");
         }
         let output = build.output().expect("run cargo build");
-        assert!(output.status.success(), "cargo build -p runledger failed");
+        assert!(output.status.success(), "cargo build -p runledger-app failed");
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())

@@ -3,7 +3,7 @@
 use crate::client::CommandClient;
 use crate::db::TestDb;
 use crate::nats::TestNats;
-use runledger_events::{Handler, HandlerSettings, HandlerStats};
+use runledger_handler::{Handler, HandlerSettings, HandlerStats};
 use runledger_projections::{ProjectorSettings, ProjectorStats};
 use runledger_secrets::{Keyring, SecretKey};
 use runledger_store::EventStore;
@@ -30,7 +30,7 @@ pub struct RunningHandler {
     /// Cancel to stop it.
     pub shutdown: CancellationToken,
     /// Its task.
-    pub task: JoinHandle<Result<(), runledger_events::HandlerError>>,
+    pub task: JoinHandle<Result<(), runledger_handler::HandlerError>>,
     /// Its counters.
     pub stats: Arc<HandlerStats>,
 }
@@ -149,7 +149,7 @@ impl TestLab {
     fn spawn_handler(&self, handler: Handler) -> RunningHandler {
         let stats = handler.stats.clone();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(runledger_events::run(handler, shutdown.clone()));
+        let task = tokio::spawn(runledger_handler::run(handler, shutdown.clone()));
         RunningHandler {
             shutdown,
             task,

@@ -4,7 +4,7 @@ use crate::cli::{Component, ServeArgs};
 use crate::database::DbUser;
 use crate::settings::Settings;
 use anyhow::Context;
-use runledger_events::{Handler, HandlerSettings};
+use runledger_handler::{Handler, HandlerSettings};
 use runledger_executor::ExecutorSettings;
 use runledger_gateway::GatewaySettings;
 use runledger_projections::ProjectorSettings;
@@ -68,7 +68,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                 let handler = handler(settings, args).await?;
                 let token = shutdown.clone();
                 tasks.spawn(async move {
-                    let result = runledger_events::run(handler, token).await;
+                    let result = runledger_handler::run(handler, token).await;
                     (component, result.map_err(anyhow::Error::from))
                 });
             }
