@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
-const AUTHORIZATION: &str = include_str!("../../../deploy/nats/authorization.conf");
+const AUTHORIZATION: &str = include_str!("../../deploy/nats/authorization.conf");
 const USERS: [(&str, &str); 4] = [
     ("handler", "RUNLEDGER_NATS_HANDLER_PASSWORD"),
     ("executor", "RUNLEDGER_NATS_EXECUTOR_PASSWORD"),

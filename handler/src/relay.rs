@@ -1,7 +1,7 @@
 //! The outbox relay: publishes committed events to `RUNLEDGER_EVENTS` exactly in log order.
 //!
-//! One relay leads (a session advisory lock on a dedicated connection); the others wait to take
-//! over. The events stream itself is the relay's checkpoint: every event is published with
+//! One relay leads (the store's [`LeaderLock`] named for the events stream); the others wait to
+//! take over. The events stream itself is the relay's checkpoint: every event is published with
 //! `Nats-Expected-Last-Sequence: position - 1`, so the stream sequence equals the log position, a
 //! restarted relay resumes after the stream's last sequence, and a second relay that slipped in
 //! can neither duplicate nor skip an event (the server refuses the publish).
@@ -9,9 +9,8 @@
 use crate::feed::Feed;
 use async_nats::jetstream::{self, message::PublishMessage};
 use runledger_bus::{BusNames, ensure_streams};
-use runledger_store::{EventStore, StoreError};
+use runledger_store::{EventStore, LeaderLock, Leadership, StoreError};
 use runledger_types::RawEventRecord;
-use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -26,12 +25,9 @@ pub enum RelayError {
     /// The log could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The leader connection failed.
-    #[error("leader connection: {0}")]
-    Leader(#[from] sqlx::Error),
     /// NATS refused or failed.
     #[error("events stream: {0}")]
-    Nats(String),
+    Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The events stream holds more than the log: it is not this log's stream.
     #[error(
         "events stream is at sequence {stream}, ahead of the log head {head}: it belongs to another log"
@@ -44,8 +40,8 @@ pub enum RelayError {
     },
 }
 
-fn nats_error(err: impl std::fmt::Display) -> RelayError {
-    RelayError::Nats(err.to_string())
+fn nats_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> RelayError {
+    RelayError::Nats(err.into())
 }
 
 /// Runs until `shutdown`: waits for leadership, then publishes; `feed` brings this process's
@@ -83,43 +79,26 @@ struct Relay {
     shutdown: CancellationToken,
 }
 
-/// A stable advisory-lock key per events stream.
-fn lock_key(stream: &str) -> i64 {
-    let hash = stream
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-    i64::from_ne_bytes(hash.to_ne_bytes())
-}
-
 impl Relay {
     /// Becomes leader (or returns when another process leads), then publishes until an error.
     async fn lead(&self, feed: &mut Feed) -> Result<(), RelayError> {
-        let mut leader = self.store.pool().acquire().await?.detach();
-        let key = lock_key(&self.names.events_stream());
-        let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut leader)
-            .await?;
-        if !won {
+        let lock = LeaderLock::named(self.names.events_stream());
+        let Some(mut leader) = lock.try_lead(self.store.pool()).await? else {
             return Ok(());
-        }
+        };
         tracing::info!(stream = %self.names.events_stream(), "outbox relay leads");
         // A stream deleted by hand is created again and refilled from the log.
         ensure_streams(&self.js, &self.names)
             .await
             .map_err(nats_error)?;
         let result = self.publish_loop(&mut leader, feed).await;
-        if let Err(err) = leader.close().await {
-            tracing::debug!(error = %err, "closing the leader connection");
-        }
+        leader.release().await;
         result
     }
 
     async fn publish_loop(
         &self,
-        leader: &mut PgConnection,
+        leader: &mut Leadership,
         feed: &mut Feed,
     ) -> Result<(), RelayError> {
         let mut published = self.stream_last_sequence().await?;
@@ -151,7 +130,7 @@ impl Relay {
                 }
             }
             if checked.elapsed() > Duration::from_secs(5) {
-                leader.ping().await?;
+                leader.check().await?;
                 checked = Instant::now();
             }
             tokio::select! {

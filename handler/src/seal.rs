@@ -1,7 +1,7 @@
 //! The sealer: extends the log's hash chain (`event_seals`) shortly after events commit, so that
 //! `runledger audit verify` can prove no sealed event was altered, removed or reordered.
 //!
-//! Every handler process runs one; a transaction-scoped advisory lock lets one seal at a time, and
+//! Every handler process runs one; a transaction-scoped `LeaderLock` lets one seal at a time, and
 //! the others find nothing left to do. A gap in the log (a removed event) is never sealed over:
 //! the sealer logs it as an error and retries slowly until someone repairs or explains it.
 

@@ -5,8 +5,8 @@ use crate::engine::{self, Checkpoints, Projection, ReadUntil};
 use crate::error::ProjectionError;
 use futures::{StreamExt, TryStreamExt};
 use runledger_readmodel::ReadModel;
-use runledger_store::{EventStore, PgPool};
-use sqlx::{PgConnection, Postgres, Transaction};
+use runledger_store::{EventStore, LeaderLock, Leadership, PgPool};
+use sqlx::{Postgres, Transaction};
 use std::time::{Duration, Instant};
 
 /// Events read and applied per transaction during a rebuild.
@@ -257,27 +257,22 @@ async fn lock_checkpoints(
     Ok(())
 }
 
-/// Session advisory locks, one per read model being rebuilt, held on a connection of their own
-/// until dropped.
+/// One session [`LeaderLock`] per read model being rebuilt, held until dropped.
 struct RebuildLocks {
-    /// Detached from the pool: closing it (on drop) is what releases the locks.
-    _connection: PgConnection,
+    /// Each ends its session, and frees its lock, when dropped.
+    _held: Vec<Leadership>,
 }
 
 impl RebuildLocks {
     async fn take(pool: &PgPool, models: &[ReadModel]) -> Result<Self, ProjectionError> {
-        let mut connection = pool.acquire().await?.detach();
+        let mut held = Vec::with_capacity(models.len());
         for model in models {
-            let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-                .bind(format!("runledger rebuild {}", model.name()))
-                .fetch_one(&mut connection)
-                .await?;
-            if !taken {
+            let lock = LeaderLock::named(format!("runledger rebuild {}", model.name()));
+            let Some(leadership) = lock.try_lead(pool).await? else {
                 return Err(ProjectionError::RebuildBusy(model.name().to_owned()));
-            }
+            };
+            held.push(leadership);
         }
-        Ok(Self {
-            _connection: connection,
-        })
+        Ok(Self { _held: held })
     }
 }

@@ -1,6 +1,6 @@
 //! The live projector: follows the log in position order and keeps every read model current.
 //!
-//! Several projector processes may run; one leads (a Postgres session advisory lock) and the
+//! Several projector processes may run; one leads (the store's session [`LeaderLock`]) and the
 //! others wait to take over when its session ends. The leader first builds any read model that
 //! is missing or was built by an older layout version, then applies new events in batches.
 
@@ -9,14 +9,13 @@ use crate::error::ProjectionError;
 use crate::fold::runs::RunTiming;
 use crate::rebuild;
 use runledger_readmodel::{ALL, ReadModel};
-use runledger_store::PgPool;
-use sqlx::PgConnection;
+use runledger_store::{LeaderLock, Leadership, PgPool, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The advisory-lock key projector leaders hold.
+/// The name of the lock projector leaders hold.
 const LEADER_LOCK: &str = "runledger projector leader";
 
 /// How the live projector paces itself.
@@ -89,7 +88,7 @@ async fn become_leader(
     pool: &PgPool,
     settings: &ProjectorSettings,
     shutdown: &CancellationToken,
-) -> Option<PgConnection> {
+) -> Option<Leadership> {
     let mut waiting_logged = false;
     loop {
         match try_lock(pool).await {
@@ -112,20 +111,14 @@ async fn become_leader(
     }
 }
 
-/// The leader lock on a connection of its own (detached from the pool: its session holds the
-/// lock, and closing it releases the lock).
-async fn try_lock(pool: &PgPool) -> Result<Option<PgConnection>, sqlx::Error> {
-    let mut connection = pool.acquire().await?.detach();
-    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-        .bind(LEADER_LOCK)
-        .fetch_one(&mut connection)
-        .await?;
-    Ok(taken.then_some(connection))
+/// The leader lock, on a session of its own: it ends, and frees the lock, with this process.
+async fn try_lock(pool: &PgPool) -> Result<Option<Leadership>, StoreError> {
+    LeaderLock::named(LEADER_LOCK).try_lead(pool).await
 }
 
 async fn lead(
     pool: &PgPool,
-    mut lock: PgConnection,
+    mut lock: Leadership,
     settings: &ProjectorSettings,
     stats: &ProjectorStats,
     shutdown: &CancellationToken,
@@ -150,7 +143,7 @@ async fn lead(
         let page = tokio::select! {
             () = shutdown.cancelled() => break,
             _ = lock_check.tick() => {
-                sqlx::query("SELECT 1").execute(&mut lock).await?;
+                lock.check().await?;
                 continue;
             }
             page = pages.recv() => page,

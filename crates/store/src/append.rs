@@ -91,9 +91,9 @@ fn outcome_of(record: &CommandRecord, events: &[NewEvent], base: i64) -> Outcome
 /// The append of a batch decided at a known log head, as one statement (one round trip, its
 /// own transaction unless run inside one): it takes the head's row lock only while the head is
 /// still `expected`, and inserts the events and commands only then. Returns the head it found
-/// and whether it wrote.
+/// and whether it wrote. Its placeholders are [`AppendParams`]' fields, in their order.
 const APPEND_AT: &str = "WITH head AS (\
-       UPDATE log_head SET position = position + $17 WHERE position = $18 RETURNING position), \
+       UPDATE log_head SET position = position + $18 WHERE position = $19 RETURNING position), \
      new_events AS (\
        INSERT INTO events (position, event_id, stream_id, stream_version, type, schema_version, \
          recorded_at, actor, command_id, correlation_id, causation_id, data) \
@@ -104,9 +104,116 @@ const APPEND_AT: &str = "WITH head AS (\
      new_commands AS (\
        INSERT INTO commands (command_id, type, actor, accepted, outcome, handled_at) \
        SELECT i, ty, ac, ok, o::jsonb, now() FROM UNNEST($13::uuid[], $14::text[], $15::text[], \
-         $16::bool[], $19::text[]) AS y(i, ty, ac, ok, o) \
+         $16::bool[], $17::text[]) AS y(i, ty, ac, ok, o) \
        WHERE EXISTS (SELECT 1 FROM head)) \
      SELECT l.position, EXISTS (SELECT 1 FROM head) FROM log_head l";
+
+/// The parameters of [`APPEND_AT`], one field per placeholder and in placeholder order (`$1` …
+/// `$19`), so that a statement and its binding cannot drift apart: [`AppendParams::bind`] is
+/// the one place that binds them.
+struct AppendParams<'a> {
+    /// `$1`: each event's log position.
+    positions: Vec<i64>,
+    /// `$2`
+    event_ids: Vec<Uuid>,
+    /// `$3`
+    stream_ids: Vec<&'a str>,
+    /// `$4`
+    stream_versions: Vec<i64>,
+    /// `$5`
+    event_types: Vec<&'a str>,
+    /// `$6`
+    recorded_at: Vec<DateTime<Utc>>,
+    /// `$7`
+    actors: Vec<&'a str>,
+    /// `$8`: the command each event answers.
+    event_command_ids: Vec<Uuid>,
+    /// `$9`
+    correlation_ids: Vec<Option<Uuid>>,
+    /// `$10`
+    causation_ids: Vec<Option<Uuid>>,
+    /// `$11`: each event's data as JSON text.
+    data: Vec<&'a str>,
+    /// `$12`: the schema version every new event is written in.
+    schema_version: i32,
+    /// `$13`: the handled commands' ids.
+    command_ids: Vec<Uuid>,
+    /// `$14`
+    command_types: Vec<&'a str>,
+    /// `$15`
+    command_actors: Vec<&'a str>,
+    /// `$16`
+    accepted: Vec<bool>,
+    /// `$17`: each command's outcome as JSON text.
+    outcomes: Vec<String>,
+    /// `$18`: how far the head moves.
+    event_count: i64,
+    /// `$19`: the head the batch was decided at.
+    expected_head: i64,
+}
+
+impl<'a> AppendParams<'a> {
+    fn new(
+        records: &'a [RawEventRecord],
+        commands: &'a [CommandRecord],
+        outcomes: &[Outcome],
+        expected_head: i64,
+    ) -> Result<Self, StoreError> {
+        let accepted = outcomes.iter().map(|o| o.accepted).collect();
+        let outcomes = outcomes
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| StoreError::Corrupt(format!("outcome does not serialise: {err}")))?;
+        Ok(Self {
+            positions: records.iter().map(|r| r.position).collect(),
+            event_ids: records.iter().map(|r| r.event_id.0).collect(),
+            stream_ids: records.iter().map(|r| r.stream_id.as_str()).collect(),
+            stream_versions: records.iter().map(|r| r.stream_version).collect(),
+            event_types: records.iter().map(|r| r.event_type.as_str()).collect(),
+            recorded_at: records.iter().map(|r| r.recorded_at).collect(),
+            actors: records.iter().map(|r| r.actor.as_str()).collect(),
+            event_command_ids: records.iter().map(|r| r.command_id.0).collect(),
+            correlation_ids: records.iter().map(|r| r.correlation_id).collect(),
+            causation_ids: records.iter().map(|r| r.causation_id).collect(),
+            data: records.iter().map(|r| r.data.get()).collect(),
+            schema_version: CURRENT_SCHEMA_VERSION,
+            command_ids: commands.iter().map(|c| c.command_id.0).collect(),
+            command_types: commands.iter().map(|c| c.command_type.as_str()).collect(),
+            command_actors: commands.iter().map(|c| c.actor.as_str()).collect(),
+            accepted,
+            outcomes,
+            event_count: records.len() as i64,
+            expected_head,
+        })
+    }
+
+    /// Binds every field to [`APPEND_AT`], in placeholder order.
+    fn bind(
+        self,
+    ) -> sqlx::query::QueryAs<'a, sqlx::Postgres, (i64, bool), sqlx::postgres::PgArguments> {
+        sqlx::query_as(APPEND_AT)
+            .bind(self.positions)
+            .bind(self.event_ids)
+            .bind(self.stream_ids)
+            .bind(self.stream_versions)
+            .bind(self.event_types)
+            .bind(self.recorded_at)
+            .bind(self.actors)
+            .bind(self.event_command_ids)
+            .bind(self.correlation_ids)
+            .bind(self.causation_ids)
+            .bind(self.data)
+            .bind(self.schema_version)
+            .bind(self.command_ids)
+            .bind(self.command_types)
+            .bind(self.command_actors)
+            .bind(self.accepted)
+            .bind(self.outcomes)
+            .bind(self.event_count)
+            .bind(self.expected_head)
+    }
+}
 
 impl EventStore {
     /// Appends a batch atomically and returns each command's outcome (with positions).
@@ -147,76 +254,12 @@ async fn append_at<'e>(
         .iter()
         .map(|record| outcome_of(record, &batch.events, expected))
         .collect();
-    let column = |f: fn(&RawEventRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
-    let outcome_json = outcomes
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| StoreError::Corrupt(format!("outcome does not serialise: {err}")))?;
-    let commands = &batch.commands;
-    let (head, written): (i64, bool) = sqlx::query_as(APPEND_AT)
-        .bind(records.iter().map(|r| r.position).collect::<Vec<i64>>())
-        .bind(records.iter().map(|r| r.event_id.0).collect::<Vec<Uuid>>())
-        .bind(column(|r| &r.stream_id))
-        .bind(
-            records
-                .iter()
-                .map(|r| r.stream_version)
-                .collect::<Vec<i64>>(),
-        )
-        .bind(column(|r| &r.event_type))
-        .bind(
-            records
-                .iter()
-                .map(|r| r.recorded_at)
-                .collect::<Vec<DateTime<Utc>>>(),
-        )
-        .bind(column(|r| &r.actor))
-        .bind(
-            records
-                .iter()
-                .map(|r| r.command_id.0)
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| r.correlation_id)
-                .collect::<Vec<Option<Uuid>>>(),
-        )
-        .bind(
-            records
-                .iter()
-                .map(|r| r.causation_id)
-                .collect::<Vec<Option<Uuid>>>(),
-        )
-        .bind(column(|r| r.data.get()))
-        .bind(CURRENT_SCHEMA_VERSION)
-        .bind(
-            commands
-                .iter()
-                .map(|r| r.command_id.0)
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(
-            commands
-                .iter()
-                .map(|r| r.command_type.as_str())
-                .collect::<Vec<&str>>(),
-        )
-        .bind(
-            commands
-                .iter()
-                .map(|r| r.actor.as_str())
-                .collect::<Vec<&str>>(),
-        )
-        .bind(outcomes.iter().map(|o| o.accepted).collect::<Vec<bool>>())
-        .bind(records.len() as i64)
-        .bind(expected)
-        .bind(&outcome_json)
-        .fetch_one(executor)
-        .await
-        .map_err(classify)?;
+    let (head, written): (i64, bool) =
+        AppendParams::new(&records, &batch.commands, &outcomes, expected)?
+            .bind()
+            .fetch_one(executor)
+            .await
+            .map_err(classify)?;
     if !written {
         return Err(StoreError::Conflict(format!(
             "log head is {head}, decisions were made at {expected}"

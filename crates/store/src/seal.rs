@@ -7,6 +7,7 @@
 
 use crate::EventStore;
 use crate::error::StoreError;
+use crate::leader::LeaderLock;
 use runledger_types::RawEventRecord;
 use sha2::{Digest, Sha256};
 
@@ -16,8 +17,8 @@ pub type ChainHash = [u8; 32];
 /// The hash before position 1: 32 zero bytes.
 pub const GENESIS: ChainHash = [0; 32];
 
-/// The transaction-scoped advisory lock that lets one sealer work at a time (`"rlseal01"`).
-const SEAL_LOCK: i64 = 0x726c_7365_616c_3031;
+/// The name of the transaction-scoped lock that lets one sealer work at a time.
+const SEAL_LOCK: &str = "runledger sealer";
 
 /// Feeds length-prefixed fields to a hasher: each is an 8-byte big-endian length, then the bytes.
 struct Fields(Sha256);
@@ -120,7 +121,7 @@ impl EventStore {
     /// Seals up to `max` events after the last seal and returns the position sealed through.
     ///
     /// The events are read first (one connection at a time is enough); then one transaction
-    /// takes the advisory lock `pg_try_advisory_xact_lock` (without waiting: when another
+    /// takes the sealer's [`LeaderLock`] for the transaction (without waiting: when another
     /// sealer holds it, this call seals nothing), checks the last seal has not moved meanwhile,
     /// and inserts the new seals. The chain is never extended over a gap in the positions (a
     /// removed event): the events before it are sealed, and the next call, finding the gap
@@ -133,10 +134,7 @@ impl EventStore {
             return Ok(last);
         };
         let mut tx = self.pool.begin().await?;
-        let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(SEAL_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
+        let won = LeaderLock::named(SEAL_LOCK).try_take_in(&mut tx).await?;
         let (now_last, _) = last_seal(&mut tx).await?;
         if !won || now_last != last {
             tx.rollback().await?;

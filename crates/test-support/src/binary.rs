@@ -26,7 +26,10 @@ pub fn runledger_binary() -> &'static PathBuf {
             build.arg("--release");
         }
         let output = build.output().expect("run cargo build");
-        assert!(output.status.success(), "cargo build -p runledger-app failed");
+        assert!(
+            output.status.success(),
+            "cargo build -p runledger-app failed"
+        );
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
