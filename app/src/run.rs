@@ -175,7 +175,7 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.junit_out {
         // A large report comes in parts before run_finished: the log has all of them.
         let tests = EventStore::new(pool(settings).await?)
-            .run_tests(run_id)
+            .run_tests(run_id.into())
             .await?
             .unwrap_or_default();
         std::fs::write(path, junit_xml(run_id, &end, &tests))
@@ -342,7 +342,7 @@ async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
             .await?;
     let mut row = row.with_context(|| format!("no run {}", args.run_id))?;
     let tests = EventStore::new(pool)
-        .run_tests(args.run_id)
+        .run_tests(args.run_id.into())
         .await?
         .map_or_else(|| json!([]), Value::Array);
     if let Some(object) = row.as_object_mut() {
@@ -367,7 +367,7 @@ async fn log(settings: &Settings, args: LogArgs) -> anyhow::Result<()> {
     let mut last = 0;
     loop {
         let page = store
-            .run_output_after(args.run_id, last, HISTORY_PAGE)
+            .run_output_after(args.run_id.into(), last, HISTORY_PAGE)
             .await?;
         let before = last;
         for record in &page {

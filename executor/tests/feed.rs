@@ -12,7 +12,7 @@ use runledger_types::event::{
 };
 use runledger_types::{
     Actor, CommandId, Event, EventId, EventRecord, Host, Line, MachineId, MachineName, Os, Port,
-    RemotePath, RemoteUser, RunId, TestCaseId, Text, VenvId, VenvName,
+    RemotePath, RemoteUser, RunId, StreamId, TestCaseId, Text, VenvId, VenvName,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
@@ -44,7 +44,7 @@ impl Relay {
         let record = EventRecord {
             event_id: EventId::new(),
             position: self.position,
-            stream_id: stream_id.as_str().to_owned(),
+            stream_id: stream_id.clone(),
             stream_version: 1,
             event_type: event.event_type().to_owned(),
             schema_version: 1,
@@ -287,7 +287,7 @@ async fn an_event_the_relay_did_not_publish_is_ignored() {
     let mut forged = EventRecord {
         event_id: EventId::new(),
         position: relay.position + 5,
-        stream_id: format!("run-{forged_run}"),
+        stream_id: StreamId::run(forged_run),
         stream_version: 2,
         event_type: "run_assigned".into(),
         schema_version: 1,

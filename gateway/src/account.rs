@@ -5,7 +5,7 @@
 
 use crate::error::ApiError;
 use runledger_store::EventStore;
-use runledger_types::{Event, PasswordHash, Role, StreamId, StreamType};
+use runledger_types::{Event, PasswordHash, Role, StreamId};
 
 /// What a login needs to know about one user.
 #[derive(Debug, Clone)]
@@ -25,8 +25,8 @@ impl Account {
     /// The account of `username`, if registered.
     #[tracing::instrument(skip(store))]
     pub async fn load(store: &EventStore, username: &str) -> Result<Option<Account>, ApiError> {
-        let stream = StreamId::new(StreamType::User, username);
-        let records = store.read_stream(stream.as_str()).await?;
+        let stream = StreamId::user(username);
+        let records = store.read_stream(&stream).await?;
         let mut account: Option<Account> = None;
         for record in &records {
             let event = record.decode().map_err(ApiError::internal)?;

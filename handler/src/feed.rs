@@ -88,7 +88,7 @@ mod tests {
         RawEventRecord {
             event_id: EventId::new(),
             position,
-            stream_id: "executor-x".into(),
+            stream_id: runledger_types::StreamId::executor("x"),
             stream_version: position,
             event_type: "executor_heartbeat".into(),
             schema_version: 1,

@@ -180,11 +180,9 @@ impl Relay {
         record: &RawEventRecord,
     ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
         let body = serde_json::to_vec(record).map_err(nats_error)?;
-        let stream_type = record
-            .stream_id
-            .split_once('-')
-            .map_or(record.stream_id.as_str(), |(kind, _)| kind);
-        let subject = self.names.event_subject(stream_type, &record.event_type);
+        let subject = self
+            .names
+            .event_subject(record.stream_id.stream_type(), &record.event_type);
         let expected = u64::try_from(record.position - 1).map_err(nats_error)?;
         let message = PublishMessage::build()
             .payload(body.into())

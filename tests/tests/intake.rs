@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use runledger_test_support::{CommandClient, TestLab};
-use runledger_types::CommandId;
+use runledger_types::{CommandId, StreamId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -97,7 +97,7 @@ async fn a_run_goes_through_its_whole_lifecycle() {
     assert_eq!(log.len() as i64, lab.store.head().await.unwrap());
     let run_events: Vec<_> = lab
         .store
-        .read_stream(&format!("run-{run_id}"))
+        .read_stream(&StreamId::run(run_id.into()))
         .await
         .unwrap();
     let types: Vec<_> = run_events.iter().map(|e| e.event_type.as_str()).collect();
@@ -275,7 +275,7 @@ async fn every_kind_of_bad_input_is_answered_recorded_and_survived() {
         rejected_with(&answer, code);
         let recorded = lab
             .store
-            .read_stream(&format!("command-{answer_to}"))
+            .read_stream(&StreamId::command(CommandId(answer_to)))
             .await
             .unwrap();
         assert_eq!(recorded.len(), 1, "case {index}: rejection recorded");

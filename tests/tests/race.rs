@@ -48,7 +48,7 @@ async fn two_handlers_never_lease_a_venv_twice() {
             .map(str::to_owned);
         match event.event_type.as_str() {
             "venv_leased" => {
-                let slot = holder.entry(event.stream_id.clone()).or_default();
+                let slot = holder.entry(event.stream_id.to_string()).or_default();
                 assert!(
                     slot.is_none(),
                     "{} leased while held by {slot:?}",
@@ -58,7 +58,7 @@ async fn two_handlers_never_lease_a_venv_twice() {
                 leases += 1;
             }
             "venv_released" => {
-                let slot = holder.entry(event.stream_id.clone()).or_default();
+                let slot = holder.entry(event.stream_id.to_string()).or_default();
                 assert_eq!(*slot, run, "released by the run that held it");
                 *slot = None;
             }

@@ -77,7 +77,7 @@ impl Renderer {
                     &time,
                     &record.actor,
                     &record.event_type,
-                    &record.stream_id,
+                    record.stream_id.as_str(),
                 ];
                 row(out, cells, &summary)
             }
@@ -98,7 +98,7 @@ fn row(out: &mut impl Write, cells: [&str; 5], summary: &str) -> io::Result<()> 
 /// `key=value` for each field of the data, leaving out nulls and the id the stream is named
 /// after (`run_id` of a `run-…` event): `test_case_id=0193… user=ada`.
 fn summary(record: &EventRecord) -> String {
-    let own_key = record.stream_id.split_once('-').map(|(_, key)| key);
+    let own_key = record.stream_id.key();
     let Value::Object(fields) = &record.data else {
         return record.data.to_string();
     };
@@ -143,14 +143,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use runledger_types::{CommandId, EventId};
+    use runledger_types::{CommandId, EventId, StreamId};
     use serde_json::json;
 
     fn record(data: Value) -> EventRecord {
         EventRecord {
             event_id: EventId::new(),
             position: 42,
-            stream_id: "run-abc".into(),
+            stream_id: StreamId::from_stored("run-abc".into()),
             stream_version: 1,
             event_type: "run_output".into(),
             schema_version: 1,

@@ -5,7 +5,7 @@
 //! still current, so a heartbeat racing the expiry always wins.
 
 use crate::state::Lab;
-use runledger_types::{RunId, StreamId, StreamType};
+use runledger_types::{RunId, StreamId};
 use std::collections::BTreeMap;
 
 /// What one executor holds, and how many heartbeats it has sent.
@@ -37,5 +37,5 @@ pub fn holdings(lab: &Lab) -> BTreeMap<String, Holding> {
 
 /// How many heartbeats `executor` has sent.
 pub fn heartbeats(lab: &Lab, executor: &str) -> i64 {
-    lab.stream_version(&StreamId::new(StreamType::Executor, executor))
+    lab.stream_version(&StreamId::executor(executor))
 }

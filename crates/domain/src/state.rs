@@ -241,8 +241,7 @@ impl Lab {
             return;
         };
         self.runs.remove(&run_id);
-        self.versions
-            .remove(&StreamId::new(runledger_types::StreamType::Run, run_id));
+        self.versions.remove(&StreamId::run(run_id));
         self.forgotten.insert(run_id, status);
     }
 

@@ -55,7 +55,7 @@ fn records(events: &[NewEvent], base: i64) -> Result<Vec<RawEventRecord>, StoreE
             Ok(RawEventRecord {
                 event_id: event.event_id,
                 position: base + offset,
-                stream_id: event.stream_id.as_str().to_owned(),
+                stream_id: event.stream_id.clone(),
                 stream_version: event.stream_version,
                 event_type: event.event.event_type().to_owned(),
                 schema_version: CURRENT_SCHEMA_VERSION,
@@ -79,7 +79,7 @@ fn outcome_of(record: &CommandRecord, events: &[NewEvent], base: i64) -> Outcome
         .clone()
         .filter_map(|index| events.get(index).map(|event| (index, event)))
         .map(|(index, event)| EventRef {
-            stream_id: event.stream_id.as_str().to_owned(),
+            stream_id: event.stream_id.clone(),
             version: event.stream_version,
             position: base + 1 + index as i64,
             event_type: event.event.event_type().to_owned(),

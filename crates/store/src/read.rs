@@ -2,7 +2,7 @@
 
 use crate::EventStore;
 use crate::error::StoreError;
-use runledger_types::{CommandId, EventRecord, Outcome, RawEventRecord};
+use runledger_types::{CommandId, EventRecord, Outcome, RawEventRecord, RunId, StreamId};
 use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -22,7 +22,7 @@ fn record_from_row<D>(row: &PgRow, data: D) -> Result<EventRecord<D>, sqlx::Erro
     Ok(EventRecord {
         position: row.try_get("position")?,
         event_id: row.try_get::<Uuid, _>("event_id")?.into(),
-        stream_id: row.try_get("stream_id")?,
+        stream_id: StreamId::from_stored(row.try_get("stream_id")?),
         stream_version: row.try_get("stream_version")?,
         event_type: row.try_get("type")?,
         schema_version: row.try_get("schema_version")?,
@@ -95,14 +95,14 @@ impl EventStore {
     }
 
     /// Every event of one stream, in version order.
-    pub async fn read_stream(&self, stream_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+    pub async fn read_stream(&self, stream_id: &StreamId) -> Result<Vec<EventRecord>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
             event_columns!(),
             ", data FROM events WHERE stream_id = $1 ORDER BY stream_version"
         );
         let rows = sqlx::query(SQL)
-            .bind(stream_id)
+            .bind(stream_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
@@ -111,7 +111,7 @@ impl EventStore {
     /// The latest event of `event_type` in one stream, if any.
     pub async fn last_of_type(
         &self,
-        stream_id: &str,
+        stream_id: &StreamId,
         event_type: &str,
     ) -> Result<Option<EventRecord>, StoreError> {
         const SQL: &str = concat!(
@@ -121,7 +121,7 @@ impl EventStore {
              ORDER BY stream_version DESC LIMIT 1"
         );
         let row = sqlx::query(SQL)
-            .bind(stream_id)
+            .bind(stream_id.as_str())
             .bind(event_type)
             .fetch_optional(&self.pool)
             .await?;
@@ -132,14 +132,14 @@ impl EventStore {
     /// order, then the `tests` of its `run_finished`. `None` until the run has finished.
     pub async fn run_tests(
         &self,
-        run_id: impl std::fmt::Display,
+        run_id: RunId,
     ) -> Result<Option<Vec<serde_json::Value>>, StoreError> {
         let rows: Vec<(String, Option<serde_json::Value>)> = sqlx::query_as(
             "SELECT type, data -> 'tests' FROM events WHERE stream_id = $1 \
              AND type IN ('run_assigned', 'run_tests_reported', 'run_finished') \
              ORDER BY stream_version",
         )
-        .bind(format!("run-{run_id}"))
+        .bind(StreamId::run(run_id).as_str())
         .fetch_all(&self.pool)
         .await?;
         let (mut attempt, mut finished) = (Vec::new(), None);
@@ -163,7 +163,7 @@ impl EventStore {
     /// the run's output has not seen yet. Fewer than `limit` means there is no more for now.
     pub async fn run_output_after(
         &self,
-        run_id: Uuid,
+        run_id: RunId,
         after_seq: u64,
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
@@ -175,7 +175,7 @@ impl EventStore {
              LIMIT $3"
         );
         let rows = sqlx::query(SQL)
-            .bind(format!("run-{run_id}"))
+            .bind(StreamId::run(run_id).as_str())
             .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
             .bind(limit)
             .fetch_all(&self.pool)

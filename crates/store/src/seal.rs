@@ -61,7 +61,7 @@ pub fn chain_hash(prev: &ChainHash, event: &RawEventRecord) -> ChainHash {
     fields
         .int(event.position)
         .id(Some(event.event_id.0))
-        .text(&event.stream_id)
+        .text(event.stream_id.as_str())
         .int(event.stream_version)
         .text(&event.event_type)
         .bytes(&event.schema_version.to_be_bytes())
@@ -170,14 +170,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use runledger_types::{CommandId, EventId, EventRecord};
+    use runledger_types::{CommandId, EventId, EventRecord, StreamId};
     use serde_json::value::RawValue;
 
     fn event(position: i64) -> RawEventRecord {
         EventRecord {
             event_id: EventId(uuid::Uuid::from_u128(7)),
             position,
-            stream_id: "executor-a".into(),
+            stream_id: StreamId::executor("a"),
             stream_version: position,
             event_type: "executor_heartbeat".into(),
             schema_version: 1,
@@ -204,7 +204,7 @@ mod tests {
         let changes: Vec<fn(&mut RawEventRecord)> = vec![
             |e| e.position = 2,
             |e| e.event_id = EventId(uuid::Uuid::from_u128(8)),
-            |e| e.stream_id.push('x'),
+            |e| e.stream_id = StreamId::from_stored(format!("{}x", e.stream_id)),
             |e| e.stream_version = 2,
             |e| e.event_type.push('x'),
             |e| e.schema_version = 2,
@@ -228,10 +228,10 @@ mod tests {
     #[test]
     fn field_boundaries_are_unambiguous() {
         let mut left = event(1);
-        left.stream_id = "ab".into();
+        left.stream_id = StreamId::from_stored("ab".into());
         left.event_type = "c".into();
         let mut right = event(1);
-        right.stream_id = "a".into();
+        right.stream_id = StreamId::from_stored("a".into());
         right.event_type = "bc".into();
         assert_ne!(chain_hash(&GENESIS, &left), chain_hash(&GENESIS, &right));
     }

@@ -226,7 +226,7 @@ impl EventStore {
             "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND position <> $3 AND \
              ((stream_version < $2 AND position > $3) OR (stream_version > $2 AND position < $3)))",
         )
-        .bind(&event.stream_id)
+        .bind(event.stream_id.as_str())
         .bind(event.stream_version)
         .bind(event.position)
         .fetch_one(&self.pool)

@@ -95,7 +95,7 @@ pub struct EventRecord<D = serde_json::Value> {
     /// Global, strictly increasing in commit order.
     pub position: i64,
     /// `<stream type>-<id>`.
-    pub stream_id: String,
+    pub stream_id: StreamId,
     /// Version within the stream, from 1.
     pub stream_version: i64,
     /// Event type.
@@ -243,7 +243,7 @@ mod tests {
         EventRecord {
             event_id: EventId::new(),
             position: 7,
-            stream_id: "venv-x".into(),
+            stream_id: StreamId::from_stored("venv-x".into()),
             stream_version: 1,
             event_type: "venv_removed".into(),
             schema_version,

@@ -117,9 +117,49 @@ impl StreamId {
         Self(raw)
     }
 
+    /// `run-<uuid>`: a run's stream.
+    pub fn run(run_id: RunId) -> Self {
+        Self::new(StreamType::Run, run_id)
+    }
+
+    /// `user-<username>`: a user's stream.
+    pub fn user(username: &str) -> Self {
+        Self::new(StreamType::User, username)
+    }
+
+    /// `machine-<uuid>`: a machine's stream.
+    pub fn machine(machine_id: MachineId) -> Self {
+        Self::new(StreamType::Machine, machine_id)
+    }
+
+    /// `venv-<uuid>`: a venv's stream.
+    pub fn venv(venv_id: VenvId) -> Self {
+        Self::new(StreamType::Venv, venv_id)
+    }
+
+    /// `test_case-<uuid>`: a test case's stream.
+    pub fn test_case(test_case_id: TestCaseId) -> Self {
+        Self::new(StreamType::TestCase, test_case_id)
+    }
+
+    /// `command-<uuid>`: the rejection of one command.
+    pub fn command(command_id: CommandId) -> Self {
+        Self::new(StreamType::Command, command_id)
+    }
+
+    /// `executor-<name>`: one executor process's stream.
+    pub fn executor(name: &str) -> Self {
+        Self::new(StreamType::Executor, name)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key the stream is named after: the part after the first `-` (a run id, a username).
+    pub fn key(&self) -> Option<&str> {
+        self.0.split_once('-').map(|(_, key)| key)
     }
 
     /// The stream type: the part before the first `-`.
@@ -136,6 +176,40 @@ impl fmt::Display for StreamId {
     }
 }
 
+/// A stream id reads as the text it is (`starts_with("run-")`, `len()`), but is built only by
+/// [`StreamId::new`] and its shorthands, or from what the log stored.
+impl std::ops::Deref for StreamId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for StreamId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for StreamId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for StreamId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for StreamId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +220,8 @@ mod tests {
         let stream = StreamId::new(StreamType::Run, id);
         assert_eq!(stream.as_str(), "run-00000000-0000-0000-0000-000000000000");
         assert_eq!(stream.stream_type(), "run");
+        assert_eq!(StreamId::run(id), stream);
+        assert_eq!(StreamId::user("ada"), "user-ada");
         assert_eq!(
             StreamId::new(StreamType::TestCase, "x").stream_type(),
             "test_case"

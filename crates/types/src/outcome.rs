@@ -1,6 +1,6 @@
 //! The answer to every command, published on `<prefix>.outcomes.<command_id>`.
 
-use crate::ids::CommandId;
+use crate::ids::{CommandId, StreamId};
 use crate::rejection::Rejection;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRef {
     /// `run-…`, `venv-…`, …
-    pub stream_id: String,
+    pub stream_id: StreamId,
     /// The event's version within its stream.
     pub version: i64,
     /// The event's global position in the log.

@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use runledger_store::EventStore;
+use runledger_types::StreamId;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::time::Duration;
@@ -66,7 +67,7 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
     // Subscribed first: whatever the log holds now, or NATS delivers from here on, is seen.
     let mut events = state.live.subscribe();
     let store = EventStore::new(state.pool.clone());
-    let stream_id = format!("run-{run_id}");
+    let stream_id = StreamId::run(run_id.into());
     if store
         .last_of_type(&stream_id, "run_requested")
         .await?
@@ -114,7 +115,10 @@ async fn from_the_log(
     last: &mut u64,
 ) -> bool {
     loop {
-        let page = match store.run_output_after(run_id, *last, HISTORY_PAGE).await {
+        let page = match store
+            .run_output_after(run_id.into(), *last, HISTORY_PAGE)
+            .await
+        {
             Ok(page) => page,
             Err(err) => {
                 tracing::warn!(%run_id, error = %err, "cannot read a run's output for its live log");

@@ -200,7 +200,7 @@ pub async fn detail(
     state.fresh(query(params)?.min_position).await?;
     let row = find(&state, run_id).await?;
     let tests = EventStore::new(state.pool.clone())
-        .run_tests(run_id)
+        .run_tests(run_id.into())
         .await?
         .map(Value::Array);
     let queue_reason: Option<String> = if row.status == "queued" {
