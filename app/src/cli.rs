@@ -74,11 +74,11 @@ pub enum Command {
 pub enum Component {
     /// Command intake and outbox relay: the only writer of the log.
     Handler,
-    /// Read models (issue #3).
+    /// Keeps the read models current from the log.
     Projector,
-    /// Runs tests over SSH (issue #4).
+    /// Runs tests on the lab's machines (over SSH, or locally) and reports back.
     Executor,
-    /// HTTP API and dashboard (issue #5).
+    /// Serves the HTTP API, live logs and the dashboard.
     Gateway,
 }
 

@@ -1,7 +1,7 @@
-//! The executor component (issue #4): runs tests on the lab's machines and reports back with
+//! The executor component: runs tests on the lab's machines and reports back with
 //! executor commands; it never writes the event log.
 //!
-//! Built so far, each testable on its own: [`ssh`] (russh connections with password or key auth,
+//! Its parts, each testable on its own: [`ssh`] (russh connections with password or key auth,
 //! pinned or trust-on-first-use host keys, streamed exec, SFTP upload, a per-machine pool),
 //! [`render`] (the exact POSIX-shell and PowerShell commands for provisioning, running with a
 //! process-group marker, killing and cleaning up), [`chunker`] (output batched into ordered

@@ -1,4 +1,4 @@
-//! Executor benchmarks (issue #4), against a real OpenSSH `sshd` on loopback, a handler in this
+//! Executor benchmarks, against a real OpenSSH `sshd` on loopback, a handler in this
 //! process and the executor as its own process (`runledger serve --components executor`):
 //!
 //! - `dispatch`: runs of `date +%s%N`, one at a time on a warm machine; the latency from

@@ -1,11 +1,11 @@
-//! `intake` benchmark (issue #2): 100,000 `start_run` commands from 4 concurrent JetStream
+//! `intake` benchmark: 100,000 `start_run` commands from 4 concurrent JetStream
 //! publishers into a handler running as its own process (`runledger serve --components handler`),
 //! timed from the first publish to the last outcome; in the same run, the baseline: raw batched
 //! INSERTs of as many event-shaped rows (100 per statement, 4 connections) into a scratch table.
 //!
 //! With `--with-projector`, a projector runs too (`runledger serve --components projector`, its
 //! own process like the handler) and the projection lag is sampled every 100 ms from the first
-//! publish to the last outcome (issue #3): the age of the oldest committed event the read models
+//! publish to the last outcome: the age of the oldest committed event the read models
 //! do not include yet, reported as p50/p99/max.
 //!
 //! Run: `cargo build --release --bin runledger && cargo run --release -p runledger-tests --bin bench-intake`

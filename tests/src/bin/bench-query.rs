@@ -1,4 +1,4 @@
-//! `query` benchmark (issue #5): 1,000,000 runs bulk-loaded into the runs read model (the
+//! `query` benchmark: 1,000,000 runs bulk-loaded into the runs read model (the
 //! projector's own tables and indexes, in the shape it writes), the gateway running as its own
 //! process (`runledger serve --components gateway`), and a load generator with 16 connections
 //! asking `GET /api/v1/runs?status=failed&since=…&until=…&sort=-started_at&limit=50`, following

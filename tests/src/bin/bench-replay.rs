@@ -1,4 +1,4 @@
-//! `replay` benchmark (issue #3): a synthetic but realistic log of 1,000,000 events (runs with
+//! `replay` benchmark: a synthetic but realistic log of 1,000,000 events (runs with
 //! their lifecycle and output, venv leases and releases, across 100 machines) loaded with COPY,
 //! then a full rebuild of every read model in-process (`runledger_projections::rebuild`),
 //! reported as events/s. Baseline in the same run: `COPY (SELECT * FROM events ORDER BY

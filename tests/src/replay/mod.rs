@@ -1,4 +1,4 @@
-//! A synthetic but realistic event log for the `replay` benchmark (issue #3).
+//! A synthetic but realistic event log for the `replay` benchmark.
 //!
 //! [`Sim`] plays a lab of machines, venvs and test cases through many runs (requested, queued
 //! when their machine is full, assigned, started, streaming output, sometimes cancelled,
