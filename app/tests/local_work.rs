@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use uuid::Uuid;
 
 const ADMIN: &str = "ada";
@@ -42,19 +42,14 @@ impl Drop for TempHome {
 
 /// `runledger serve --components executor`, with the operator's secrets in its environment.
 fn executor(lab: &TestLab, home: &TempHome, key: &str, allow_local: bool) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_runledger"))
+    lab.runledger(env!("CARGO_BIN_EXE_runledger"))
         .args(["serve", "--components", "executor"])
-        .env("NATS_URL", &lab.nats.url)
-        .env("RUNLEDGER_NATS_PREFIX", lab.nats.names.prefix())
         .env("RUNLEDGER_SECRET_KEY", key)
         .env("DATABASE_URL", DATABASE_URL)
         .env("RUNLEDGER_EXECUTOR_ALLOW_LOCAL", allow_local.to_string())
         .env("RUNLEDGER_EXECUTOR_NAME", "local-test")
         .env("HOME", &home.0)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("start the executor")
 }

@@ -2,19 +2,13 @@
 //! binary's own `send`), and `serve` refuses to start without a secret key unless `--dev`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use runledger_test_support::{TestDb, TestNats, eventually};
-use std::process::Stdio;
+use runledger_test_support::{TEST_SECRET_KEY, TestDb, TestNats, eventually, runledger_command};
 use std::time::Duration;
 use tokio::process::Command;
 
 fn runledger(db: &TestDb, nats: &TestNats) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runledger"));
-    command
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", &nats.url)
-        .env("RUNLEDGER_NATS_PREFIX", nats.names.prefix())
-        .env_remove("RUNLEDGER_SECRET_KEY")
-        .stdin(Stdio::null());
+    let mut command = runledger_command(env!("CARGO_BIN_EXE_runledger"), &db.url, nats);
+    command.env_remove("RUNLEDGER_SECRET_KEY");
     command
 }
 
@@ -24,10 +18,7 @@ async fn serve_handler_answers_commands_and_stops_on_sigterm() {
     let nats = TestNats::create().await;
     let mut server = runledger(&db, &nats)
         .args(["serve", "--components", "handler"])
-        .env(
-            "RUNLEDGER_SECRET_KEY",
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        )
+        .env("RUNLEDGER_SECRET_KEY", TEST_SECRET_KEY)
         .spawn()
         .unwrap();
 

@@ -4,29 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::StatusCode;
-use runledger_test_support::{TestDb, TestNats, eventually};
+use runledger_test_support::{
+    TestDb, TestNats, eventually, free_port, runledger_command, wait_until_healthy,
+};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
 fn runledger(db: &TestDb, nats: &TestNats) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runledger"));
-    command
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", &nats.url)
-        .env("RUNLEDGER_NATS_PREFIX", nats.names.prefix())
-        .env("RUNLEDGER_SECRET_KEY", KEY)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    command
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    runledger_command(env!("CARGO_BIN_EXE_runledger"), &db.url, nats)
 }
 
 /// `serve` with `args` and a gateway on a free port; returns it and the gateway's base URL.
@@ -40,12 +27,7 @@ async fn serve(db: &TestDb, nats: &TestNats, args: &[&str]) -> (Child, String) {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let health = format!("{base}/healthz");
-    eventually(Duration::from_secs(30), "the gateway", || async {
-        let response = reqwest::get(&health).await.ok()?;
-        response.status().is_success().then_some(())
-    })
-    .await;
+    wait_until_healthy(&base, Duration::from_secs(30)).await;
     (child, base)
 }
 

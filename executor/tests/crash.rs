@@ -5,7 +5,6 @@
 //! executor ends them once the run has ended.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine as _;
 use runledger_test_support::{
     CommandClient, RunningHandler, TestLab, TestSshd, eventually, runledger_binary,
 };
@@ -13,7 +12,7 @@ use runledger_types::{EventRecord, Outcome};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use uuid::Uuid;
 
 const ADMIN: &str = "admin";
@@ -43,19 +42,12 @@ async fn event_of(lab: &TestLab, event_type: &str, run_id: Uuid, after: i64) -> 
 
 /// `runledger serve --components executor` named `name`, as its own process.
 fn executor(lab: &TestLab, name: &str) -> Child {
-    let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
-    Command::new(runledger_binary())
+    lab.runledger(runledger_binary())
         .args(["serve", "--components", "executor"])
-        .env("NATS_URL", &lab.nats.url)
-        .env("RUNLEDGER_NATS_PREFIX", lab.nats.names.prefix())
-        .env("RUNLEDGER_SECRET_KEY", key)
         .env("RUNLEDGER_EXECUTOR_NAME", name)
         // Heartbeats every half second.
         .env("RUNLEDGER_EXECUTOR_LEASE_S", "3")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("start the executor")
 }
@@ -97,17 +89,9 @@ async fn setup(lease: Duration, name: &str) -> (Setup, RunningHandler, Child) {
     let handler = lab.start_handler_with_lease(lease).await;
     let sshd = TestSshd::start();
     let client = lab.client();
-    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
-    accepted(client.send("register_user", "bootstrap", user).await);
-    let machine_id = Uuid::now_v7();
-    let machine = json!({"machine_id": machine_id, "name": "sshd", "host": sshd.host,
-                         "port": sshd.port, "username": sshd.username, "password": sshd.password});
-    accepted(client.send("register_machine", ADMIN, machine).await);
-    let venv_id = Uuid::now_v7();
-    let venv = json!({"venv_id": venv_id, "machine_id": machine_id,
-                      "name": format!("v{}", &venv_id.simple().to_string()[..12]),
-                      "python": "/usr/bin/python3"});
-    accepted(client.send("add_venv", ADMIN, venv).await);
+    client.register_admin(ADMIN).await;
+    let machine_id = client.register_sshd_machine(ADMIN, &sshd).await;
+    let venv_id = client.add_venv(ADMIN, machine_id, "/usr/bin/python3").await;
     let child = executor(&lab, name);
     eventually(WAIT, "venv_provisioned", || async {
         events(&lab)

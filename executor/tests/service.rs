@@ -56,17 +56,9 @@ async fn provisions_runs_and_cancels_over_ssh() {
     settings.shutdown_grace = Duration::from_secs(5);
     let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
 
-    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
-    accepted(client.send("register_user", "bootstrap", user).await);
-    let machine_id = Uuid::now_v7();
-    let machine = json!({"machine_id": machine_id, "name": "sshd", "host": sshd.host,
-                         "port": sshd.port, "username": sshd.username, "password": sshd.password});
-    accepted(client.send("register_machine", ADMIN, machine).await);
-    let venv_id = Uuid::now_v7();
-    let venv = json!({"venv_id": venv_id, "machine_id": machine_id,
-                      "name": format!("v{}", &venv_id.simple().to_string()[..12]),
-                      "python": "/usr/bin/python3"});
-    accepted(client.send("add_venv", ADMIN, venv).await);
+    client.register_admin(ADMIN).await;
+    let machine_id = client.register_sshd_machine(ADMIN, &sshd).await;
+    client.add_venv(ADMIN, machine_id, "/usr/bin/python3").await;
     eventually(WAIT, "venv_provisioned", || async {
         let log = events(&lab).await;
         let failed = log

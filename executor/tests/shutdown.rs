@@ -28,22 +28,8 @@ async fn a_stopping_executor_finishes_its_run() {
     settings.allow_local = true;
     let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
 
-    let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
-    assert!(
-        client
-            .send("register_user", "bootstrap", admin)
-            .await
-            .accepted
-    );
-    let machine_id = Uuid::now_v7();
-    let machine =
-        json!({"machine_id": machine_id, "name": "here", "host": "local", "username": "r"});
-    assert!(
-        client
-            .send("register_machine", "ada", machine)
-            .await
-            .accepted
-    );
+    client.register_admin("ada").await;
+    let machine_id = client.register_local_machine("ada").await;
     let venv_dir = std::env::temp_dir().join(format!("rl-venv-{}", Uuid::now_v7()));
     let venv = json!({"venv_id": Uuid::now_v7(), "machine_id": machine_id, "name": "v",
                       "path": venv_dir.to_string_lossy(), "python": "python3"});

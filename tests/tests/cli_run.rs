@@ -13,38 +13,19 @@ use uuid::Uuid;
 const EXEC: &str = "executor:cli-test";
 
 fn cli(lab: &TestLab, args: &[&str]) -> Command {
-    let mut command = Command::new(runledger_binary());
+    let mut command = lab.runledger(runledger_binary());
     command
         .arg("run")
         .args(args)
-        .env("DATABASE_URL", &lab.db.url)
-        .env("NATS_URL", &lab.nats.url)
-        .env("RUNLEDGER_NATS_PREFIX", lab.nats.names.prefix())
         .env("RUNLEDGER_ACTOR", "ada")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .env_remove("RUST_LOG");
     command
 }
 
 /// An admin, a local machine with a provisioned venv, and a test case; returns the test case.
 async fn lab_with_a_venv(client: &CommandClient) -> Uuid {
-    let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
-    assert!(
-        client
-            .send("register_user", "bootstrap", admin)
-            .await
-            .accepted
-    );
-    let machine_id = Uuid::now_v7();
-    let machine =
-        json!({"machine_id": machine_id, "name": "here", "host": "local", "username": "r"});
-    assert!(
-        client
-            .send("register_machine", "ada", machine)
-            .await
-            .accepted
-    );
+    client.register_admin("ada").await;
+    let machine_id = client.register_local_machine("ada").await;
     let venv_id = Uuid::now_v7();
     let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "v"});
     assert!(client.send("add_venv", "ada", venv).await.accepted);

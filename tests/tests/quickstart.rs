@@ -6,7 +6,7 @@
 //! and run a second time: it does no harm, and its run passes again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use runledger_test_support::{TestLab, TestSshd, eventually, runledger_binary};
+use runledger_test_support::{TestLab, TestSshd, eventually, free_port, runledger_binary};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Stdio;
@@ -22,11 +22,6 @@ const FAILING_EXAMPLE: &str = "0193a000-0000-7000-8000-000000000005";
 
 fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// The demo script's process group: killed when dropped (a failed test leaves no server

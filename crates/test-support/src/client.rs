@@ -1,12 +1,14 @@
 //! Publishing commands the way any NATS client would, and waiting for their outcomes.
 
 use crate::nats::TestNats;
+use crate::sshd::TestSshd;
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
 use runledger_bus::BusNames;
 use runledger_types::{CommandId, Outcome};
 use serde_json::{Value, json};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Sends commands through JetStream with `Nats-Msg-Id`, like an external caller.
 #[derive(Debug, Clone)]
@@ -89,5 +91,48 @@ impl CommandClient {
         let mut subscriber = self.outcome_subscription(command_id).await;
         self.publish(command_id, kind, actor, payload).await;
         Self::next_outcome(&mut subscriber).await
+    }
+
+    /// Sends a command and fails the test unless it is accepted.
+    pub async fn accept(&self, kind: &str, actor: &str, payload: Value) -> Outcome {
+        let outcome = self.send(kind, actor, payload).await;
+        assert!(outcome.accepted, "{kind} as {actor}: {outcome:?}");
+        outcome
+    }
+
+    /// Registers `username` as an admin (as `bootstrap`, which the first user may be).
+    pub async fn register_admin(&self, username: &str) {
+        let user = json!({"username": username, "role": "admin",
+                          "password": format!("{username}-password-1")});
+        self.accept("register_user", "bootstrap", user).await;
+    }
+
+    /// Registers a local machine named `here` as `admin`; returns its id.
+    pub async fn register_local_machine(&self, admin: &str) -> Uuid {
+        let machine_id = Uuid::now_v7();
+        let machine =
+            json!({"machine_id": machine_id, "name": "here", "host": "local", "username": "r"});
+        self.accept("register_machine", admin, machine).await;
+        machine_id
+    }
+
+    /// Registers the machine behind `sshd`, with its password, as `admin`; returns its id.
+    pub async fn register_sshd_machine(&self, admin: &str, sshd: &TestSshd) -> Uuid {
+        let machine_id = Uuid::now_v7();
+        let machine = json!({"machine_id": machine_id, "name": "sshd", "host": sshd.host,
+                             "port": sshd.port, "username": sshd.username,
+                             "password": sshd.password});
+        self.accept("register_machine", admin, machine).await;
+        machine_id
+    }
+
+    /// Adds a venv of `python` with a unique name on `machine_id` as `admin`; returns its id.
+    pub async fn add_venv(&self, admin: &str, machine_id: Uuid, python: &str) -> Uuid {
+        let venv_id = Uuid::now_v7();
+        let venv = json!({"venv_id": venv_id, "machine_id": machine_id,
+                          "name": format!("v{}", &venv_id.simple().to_string()[..12]),
+                          "python": python});
+        self.accept("add_venv", admin, venv).await;
+        venv_id
     }
 }

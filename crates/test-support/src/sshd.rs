@@ -7,9 +7,10 @@
 //! a random password that is kept in a root-only file, so parallel tests and test processes agree.
 //! Needs root and `/usr/sbin/sshd` (`scripts/services.sh`: `ensure_sshd` installs it).
 
+use crate::free_port;
 use std::fs;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -278,11 +279,6 @@ fn make_dir() -> PathBuf {
     fs::create_dir_all(&dir).expect("create the sshd dir");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod the sshd dir");
     dir
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
 }
 
 fn run(program: &str, args: &[&str]) {

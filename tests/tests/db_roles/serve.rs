@@ -2,7 +2,7 @@
 //! and gateway each connect as their own role (DATABASE_URL points nowhere, so nothing falls
 //! back to the owner) takes a user, a test case and a run end to end.
 
-use runledger_test_support::{TestDb, TestLab, TestRoles, eventually, runledger_binary};
+use runledger_test_support::{TestDb, TestLab, TestRoles, eventually, free_port, runledger_binary};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,11 +11,6 @@ use uuid::Uuid;
 
 /// Nothing listens here: a component that fell back to DATABASE_URL would fail to start.
 const NOWHERE: &str = "postgres://nobody@127.0.0.1:1/nowhere";
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 fn secret_file(contents: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("runledger-db-roles-{}", Uuid::new_v4()));
