@@ -27,12 +27,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     /// A JetStream call failed.
-    #[error("JetStream {what} failed: {message}")]
+    #[error("JetStream {what} failed: {source}")]
     JetStream {
         /// The operation.
         what: &'static str,
-        /// The server's or client's message.
-        message: String,
+        /// The server's or client's error.
+        source: async_nats::Error,
     },
     /// The task following the events stream has stopped: the view will not move any more.
     #[error("the events follower has stopped")]
@@ -41,10 +41,7 @@ pub enum FeedError {
 
 impl FeedError {
     pub(crate) fn js(what: &'static str) -> impl FnOnce(async_nats::Error) -> FeedError {
-        move |err| FeedError::JetStream {
-            what,
-            message: err.to_string(),
-        }
+        move |source| FeedError::JetStream { what, source }
     }
 }
 

@@ -64,7 +64,7 @@ pub enum GatewayError {
     Serve(std::io::Error),
     /// The dummy password hash could not be made.
     #[error("cannot prepare password checks: {0}")]
-    Passwords(#[from] runledger_secrets::SecretsError),
+    Passwords(#[from] passwords::PasswordsError),
 }
 
 impl AppState {

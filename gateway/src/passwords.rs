@@ -11,6 +11,17 @@ use runledger_types::{PasswordHash, SecretString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 
+/// Why the password checks could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordsError {
+    /// argon2 refused to hash the dummy password.
+    #[error(transparent)]
+    Hash(#[from] SecretsError),
+    /// The blocking task hashing it did not finish.
+    #[error("the task hashing the dummy password failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Runs argon2 verifications, a bounded number at a time.
 #[derive(Debug)]
 pub struct PasswordChecker {
@@ -23,7 +34,7 @@ pub struct PasswordChecker {
 impl PasswordChecker {
     /// A checker running at most `concurrency` (at least 1) verifications at once; hashes the
     /// dummy password (one argon2 run, off the async threads).
-    pub async fn new(concurrency: usize) -> Result<Self, SecretsError> {
+    pub async fn new(concurrency: usize) -> Result<Self, PasswordsError> {
         let dummy = tokio::task::spawn_blocking(|| {
             use rand::RngCore as _;
             let mut random = [0u8; 32];
@@ -31,8 +42,7 @@ impl PasswordChecker {
             let random: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
             hash_password(&SecretString::new(random))
         })
-        .await
-        .map_err(|err| SecretsError::Hash(err.to_string()))??;
+        .await??;
         let concurrency = concurrency.max(1);
         Ok(Self {
             permits: Semaphore::new(concurrency),

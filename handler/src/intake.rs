@@ -76,7 +76,10 @@ pub enum HandlerError {
     Store(#[from] StoreError),
     /// The consumer's message stream could not be opened.
     #[error("cannot read the commands stream: {0}")]
-    Consumer(String),
+    Consumer(#[source] async_nats::Error),
+    /// The consumer's message stream ended: the server closed it.
+    #[error("the commands consumer's message stream ended")]
+    ConsumerEnded,
 }
 
 /// What woke the intake loop.
@@ -122,7 +125,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         .expires(Duration::from_secs(30))
         .messages()
         .await
-        .map_err(|err| HandlerError::Consumer(err.to_string()))?;
+        .map_err(|err| HandlerError::Consumer(err.into()))?;
     let mut intake = Intake {
         handler,
         lab,
@@ -160,8 +163,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
                 continue;
             }
             Wake::Message(None) => {
-                let reason = "the consumer's message stream ended".to_owned();
-                ended = Err(HandlerError::Consumer(reason));
+                ended = Err(HandlerError::ConsumerEnded);
                 break;
             }
             Wake::Message(Some(Err(err))) => {

@@ -16,9 +16,7 @@ pub(crate) async fn catch_up(store: &EventStore, lab: &mut Lab) -> Result<u64, S
             return Ok(folded);
         };
         for record in &records {
-            let event = record
-                .decode()
-                .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let event = record.decode()?;
             evolve_compact(lab, &event);
         }
         folded += records.len() as u64;

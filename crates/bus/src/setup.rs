@@ -20,20 +20,17 @@ pub enum BusError {
     #[error(transparent)]
     Credentials(#[from] CredentialError),
     /// A JetStream call failed.
-    #[error("JetStream {what} failed: {message}")]
+    #[error("JetStream {what} failed: {source}")]
     JetStream {
         /// The operation.
         what: &'static str,
-        /// The server's or client's message.
-        message: String,
+        /// The server's or client's error.
+        source: async_nats::Error,
     },
 }
 
 fn js_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> BusError {
-    move |err| BusError::JetStream {
-        what,
-        message: err.to_string(),
-    }
+    move |source| BusError::JetStream { what, source }
 }
 
 /// Connects to NATS anonymously, naming the connection after the component.

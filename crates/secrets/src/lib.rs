@@ -34,7 +34,7 @@ pub enum SecretsError {
     Unsealable,
     /// argon2 refused the password.
     #[error("password hashing failed: {0}")]
-    Hash(String),
+    Hash(#[source] argon2::password_hash::Error),
 }
 
 /// One 256-bit key and its id. `Debug` never prints the key.
@@ -154,7 +154,7 @@ pub fn hash_password(password: &SecretString) -> Result<PasswordHash, SecretsErr
     Argon2::default()
         .hash_password(password.expose().as_bytes())
         .map(|hash| PasswordHash(hash.to_string()))
-        .map_err(|err| SecretsError::Hash(err.to_string()))
+        .map_err(SecretsError::Hash)
 }
 
 /// True when `password` matches `hash`.

@@ -48,10 +48,10 @@ fn records(events: &[NewEvent], base: i64) -> Result<Vec<RawEventRecord>, StoreE
     (1_i64..)
         .zip(events)
         .map(|(offset, event)| {
-            let data = event
-                .event
-                .data_json()
-                .map_err(|err| StoreError::Corrupt(format!("event does not serialise: {err}")))?;
+            let data = event.event.data_json().map_err(|source| StoreError::Json {
+                what: "event does not serialise".to_owned(),
+                source,
+            })?;
             Ok(RawEventRecord {
                 event_id: event.event_id,
                 position: base + offset,
@@ -164,7 +164,10 @@ impl<'a> AppendParams<'a> {
             .iter()
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| StoreError::Corrupt(format!("outcome does not serialise: {err}")))?;
+            .map_err(|source| StoreError::Json {
+                what: "outcome does not serialise".to_owned(),
+                source,
+            })?;
         Ok(Self {
             positions: records.iter().map(|r| r.position).collect(),
             event_ids: records.iter().map(|r| r.event_id.0).collect(),

@@ -14,6 +14,17 @@ pub enum StoreError {
     /// A row in the log does not decode.
     #[error("corrupt log row: {0}")]
     Corrupt(String),
+    /// A stored or outgoing JSON document does not (de)serialise.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being read or written.
+        what: String,
+        /// The decoder's or encoder's error.
+        source: serde_json::Error,
+    },
+    /// An event of the log is not one this runledger can read (newer, or malformed).
+    #[error(transparent)]
+    Undecodable(#[from] runledger_types::envelope::UpcastError),
     /// Postgres failed or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -61,7 +72,10 @@ impl StoreError {
     pub fn is_data_error(&self) -> bool {
         matches!(
             self,
-            Self::Corrupt(_) | Self::Database(sqlx::Error::Database(_))
+            Self::Corrupt(_)
+                | Self::Json { .. }
+                | Self::Undecodable(_)
+                | Self::Database(sqlx::Error::Database(_))
         )
     }
 }

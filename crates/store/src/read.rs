@@ -41,8 +41,10 @@ pub(crate) fn parsed_record(row: &PgRow) -> Result<EventRecord, sqlx::Error> {
 
 fn raw_record(row: &PgRow) -> Result<RawEventRecord, StoreError> {
     let text: String = row.try_get("data")?;
-    let data = RawValue::from_string(text)
-        .map_err(|err| StoreError::Corrupt(format!("event data is not JSON: {err}")))?;
+    let data = RawValue::from_string(text).map_err(|source| StoreError::Json {
+        what: "event data is not JSON".to_owned(),
+        source,
+    })?;
     Ok(record_from_row(row, data)?)
 }
 
@@ -201,7 +203,10 @@ impl EventStore {
             .map(|(id, outcome)| {
                 serde_json::from_value(outcome)
                     .map(|outcome| (CommandId(id), outcome))
-                    .map_err(|err| StoreError::Corrupt(format!("outcome of {id}: {err}")))
+                    .map_err(|source| StoreError::Json {
+                        what: format!("outcome of {id}"),
+                        source,
+                    })
             })
             .collect()
     }
