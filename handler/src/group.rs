@@ -63,6 +63,8 @@ const MAX_LOOKUPS: u32 = 10;
 impl Intake {
     /// Handles one prepared group on its own, without speculation (the careful way); never
     /// fails: every error is retried, answered or left for redelivery.
+    #[tracing::instrument(level = "debug", skip_all, fields(commands = inbound.len(),
+        first_command_id = inbound.first().map(|item| tracing::field::display(item.meta().command_id))))]
     pub(crate) async fn process_inbound(&mut self, inbound: &[Inbound]) {
         let ids: Vec<CommandId> = inbound.iter().map(|item| item.meta().command_id).collect();
         for _ in 0..MAX_LOOKUPS {
@@ -169,6 +171,8 @@ impl Intake {
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(command_id = %item.meta().command_id,
+        command_type = %item.meta().command_type, code = %rejection.code))]
     async fn commit_rejection(
         &mut self,
         item: &Inbound,
@@ -253,6 +257,8 @@ impl Intake {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(command_id = %outcome.command_id,
+        accepted = outcome.accepted))]
     async fn answer(&self, outcome: &Outcome) {
         let subject = self.handler.names.outcome_subject(outcome.command_id);
         match serde_json::to_vec(outcome) {

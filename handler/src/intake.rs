@@ -92,6 +92,7 @@ enum Wake<E> {
 
 /// Runs the handler (intake, outbox relay and sealer) until `shutdown` is cancelled. The group
 /// being processed when shutdown comes is finished first; unacked messages are redelivered later.
+#[tracing::instrument(skip_all, fields(component = "handler", stream = %handler.names.commands_stream()))]
 pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), HandlerError> {
     let js = jetstream(handler.nats.clone());
     let (commands, _events) = ensure_streams(&js, &handler.names).await?;

@@ -81,6 +81,8 @@ struct Relay {
 
 impl Relay {
     /// Becomes leader (or returns when another process leads), then publishes until an error.
+    #[tracing::instrument(level = "debug", skip_all, fields(component = "relay",
+        stream = %self.names.events_stream()))]
     async fn lead(&self, feed: &mut Feed) -> Result<(), RelayError> {
         let lock = LeaderLock::named(self.names.events_stream());
         let Some(mut leader) = lock.try_lead(self.store.pool()).await? else {
@@ -153,6 +155,8 @@ impl Relay {
     }
 
     /// Publishes `records` (which follow `published`); returns the new last published position.
+    #[tracing::instrument(level = "debug", skip_all, fields(after = published, count = records.len(),
+        first_event_id = records.first().map(|r| tracing::field::display(r.event_id))))]
     async fn publish_records(
         &self,
         published: i64,

@@ -164,6 +164,8 @@ pub fn read_ahead(
 
 /// Applies `facts` (contiguous, ascending, ending at `through`) to every projection in one
 /// transaction, advancing their checkpoints to `through`.
+#[tracing::instrument(level = "debug", skip_all, fields(component = "projector",
+    from = facts.first().map(|fact| fact.position), through, events = facts.len()), err)]
 pub async fn apply_batch(
     pool: &PgPool,
     projections: &mut [Projection],

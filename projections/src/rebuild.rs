@@ -38,6 +38,8 @@ pub struct RebuildReport {
 
 /// Rebuilds `models` from the whole log and swaps them in. Refuses (with
 /// [`ProjectionError::RebuildBusy`]) when another process is rebuilding one of them.
+#[tracing::instrument(skip_all, fields(component = "projector",
+    models = ?models.iter().map(|m| m.name()).collect::<Vec<_>>()), err)]
 pub async fn rebuild(
     pool: &PgPool,
     models: &[ReadModel],

@@ -54,6 +54,7 @@ pub struct ProjectorStats {
 
 /// Runs the projector until `shutdown`: waits to lead, then leads until shutdown or until it
 /// loses its session (then it waits to lead again).
+#[tracing::instrument(skip_all, fields(component = "projector"))]
 pub async fn run(
     pool: PgPool,
     settings: ProjectorSettings,
