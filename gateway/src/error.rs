@@ -132,10 +132,33 @@ impl From<runledger_store::StoreError> for ApiError {
 
 impl From<runledger_readmodel::ReadModelError> for ApiError {
     fn from(err: runledger_readmodel::ReadModelError) -> Self {
-        match err {
-            runledger_readmodel::ReadModelError::Database(err) => Self::from(err),
-            other => Self::internal(other),
+        use runledger_readmodel::ReadModelError as E;
+        if err.is_missing_table() {
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "read_models_unavailable",
+                "the read models are not built yet: is a projector running?",
+            );
         }
+        match err {
+            E::NotFresh { .. } => Self::unavailable(err),
+            other => Self::internal(Chain(&other)),
+        }
+    }
+}
+
+/// An error with its `#[source]` chain, for the log.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,6 @@
 //! log.
 #![deny(missing_docs)]
 
-pub mod account;
 pub mod auth;
 pub mod client;
 pub mod csrf;

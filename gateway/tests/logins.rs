@@ -8,7 +8,7 @@ mod common;
 
 use reqwest::{Client, StatusCode};
 use runledger_gateway::AppState;
-use runledger_test_support::{RunningHandler, TestLab};
+use runledger_test_support::{RunningHandler, RunningProjector, TestLab};
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,8 @@ fn password(user: &str) -> String {
 struct Logins {
     lab: TestLab,
     handler: RunningHandler,
+    /// Logins read the `accounts` read model.
+    projector: RunningProjector,
     shutdown: CancellationToken,
     addr: SocketAddr,
     state: AppState,
@@ -32,6 +34,7 @@ impl Logins {
     async fn start() -> Logins {
         let lab = TestLab::create().await;
         let handler = lab.start_handler().await;
+        let projector = lab.start_projector(1000).await;
         let client = lab.client();
         for (user, role) in [(ADMIN, "admin"), (MEMBER, "member")] {
             let body = json!({"username": user, "role": role, "password": password(user)});
@@ -43,6 +46,7 @@ impl Logins {
         Logins {
             lab,
             handler,
+            projector,
             shutdown,
             addr,
             state,
@@ -52,6 +56,7 @@ impl Logins {
     async fn stop(self) {
         self.shutdown.cancel();
         self.handler.stop().await;
+        self.projector.stop().await;
         self.lab.cleanup().await;
     }
 }

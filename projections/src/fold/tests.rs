@@ -210,6 +210,39 @@ fn users_keep_their_role_but_not_their_password_hash() {
 }
 
 #[test]
+fn accounts_keep_the_latest_hash_whether_disabled_and_the_last_position() {
+    let mut fold = super::accounts::accounts();
+    let events = facts(&[
+        (
+            "user_registered",
+            json!({"username": "mia", "role": "member", "password_hash": "$old"}),
+        ),
+        (
+            "password_changed",
+            json!({"username": "mia", "password_hash": "$new"}),
+        ),
+        ("tokens_revoked", json!({"username": "mia"})),
+        ("user_disabled", json!({"username": "mia"})),
+    ]);
+    fold.apply(&events[0]);
+    fold.apply(&events[1]);
+    let row = fold.row(&"mia".to_owned()).unwrap();
+    assert_eq!((row.password_hash.as_str(), row.position), ("$new", 2));
+    assert_eq!(
+        (row.disabled, row.password_changed_at),
+        (false, Some(at(1)))
+    );
+    fold.apply(&events[2]);
+    fold.apply(&events[3]);
+    let row = fold.row(&"mia".to_owned()).unwrap();
+    assert_eq!(
+        (row.disabled, row.position, row.role.as_str()),
+        (true, 4, "member")
+    );
+    assert_eq!(row.tokens_revoked_at, Some(at(2)));
+}
+
+#[test]
 fn the_hand_written_output_encoder_matches_the_generic_one() {
     let (run, venv, machine, test_case) = ids();
     let mut fold = RunsFold::default();
