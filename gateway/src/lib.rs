@@ -13,7 +13,6 @@ pub mod client;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
-pub mod history;
 pub mod limiter;
 pub mod live_hub;
 pub mod login;

@@ -28,6 +28,9 @@ pub enum ReadModelError {
         /// The position reached.
         reached: i64,
     },
+    /// A run-history request the caller got wrong.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
     /// No read model has this name.
     #[error(
         "no read model is called {0:?} (known: runs, venvs, machines, test_cases, users, accounts)"

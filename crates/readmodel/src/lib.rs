@@ -18,10 +18,12 @@ pub mod accounts;
 mod decode;
 mod error;
 mod freshness;
+pub mod history;
 mod model;
 mod output;
 mod queue;
 pub mod rows;
+pub mod runs;
 pub mod sessions;
 
 pub use error::ReadModelError;

@@ -93,7 +93,7 @@ fn a_run_row_carries_names_times_output_offsets_and_its_result() {
         fold.apply(&fact);
     }
     let row = fold.run(run).unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status.as_str(), "failed");
     assert_eq!(row.requested_by, "mia");
     assert_eq!(row.test_case_name.as_deref(), Some("smoke"));
     assert_eq!(row.machine_name.as_deref(), Some("lab-1"));

@@ -6,7 +6,8 @@ mod lab;
 mod pool;
 mod runs;
 
+pub use crate::decode::run_status;
 pub use accounts::{ACCOUNTS_TABLES, AccountRow};
 pub use lab::{MACHINES_TABLES, MachineRow, TEST_CASES_TABLES, TestCaseRow, USERS_TABLES, UserRow};
-pub use pool::{QueueRow, VENVS_TABLES, VenvRow};
+pub use pool::{QueueRow, VENVS_TABLES, VenvRow, VenvStatus};
 pub use runs::{NameKind, NameRow, OutputRow, RUNS_TABLES, RunRow};
