@@ -33,7 +33,7 @@ use error::ApiError;
 use routes::{health, lab, manage, runs, users};
 use runledger_bus::{BusNames, CommandSender};
 use runledger_readmodel::Freshness;
-use sqlx::PgPool;
+use runledger_readmodel::PgPool;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -4,7 +4,7 @@ use crate::error::ApiError;
 use crate::passwords::PasswordChecker;
 use runledger_bus::CommandSender;
 use runledger_readmodel::Freshness;
-use sqlx::PgPool;
+use runledger_readmodel::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

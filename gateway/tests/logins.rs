@@ -224,10 +224,12 @@ async fn old_failed_logins_are_pruned() {
     fail_until_limited(&from("127.0.0.1"), t.addr, MEMBER).await;
     let pool = &t.lab.db.pool;
     let rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM gateway.login_attempts")
-            .fetch_one(pool)
-            .await
-            .unwrap()
+        runledger_test_support::sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM gateway.login_attempts",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
     };
     assert_eq!(
         rows().await,
@@ -235,7 +237,7 @@ async fn old_failed_logins_are_pruned() {
         "one row per username and address, one per address"
     );
     assert_eq!(runledger_gateway::limiter::prune(pool).await.unwrap(), 0);
-    sqlx::query(
+    runledger_test_support::sqlx::query(
         "UPDATE gateway.login_attempts SET updated_at = now() - interval '1 hour', \
          blocked_until = now() - interval '1 minute'",
     )

@@ -230,7 +230,7 @@ async fn a_changed_password_ends_the_old_one_and_its_tokens() {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let (status, _) = s.try_login(OTHER, "otto's new password").await;
     assert_eq!(status, StatusCode::CREATED);
-    let logged: Vec<String> = sqlx::query_scalar(
+    let logged: Vec<String> = runledger_test_support::sqlx::query_scalar(
         "SELECT data::text FROM events WHERE type = 'password_changed' ORDER BY position",
     )
     .fetch_all(&s.lab.db.pool)

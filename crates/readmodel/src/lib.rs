@@ -19,6 +19,7 @@ mod decode;
 mod error;
 mod freshness;
 pub mod history;
+pub mod lab;
 mod model;
 mod output;
 mod queue;

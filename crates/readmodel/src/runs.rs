@@ -21,6 +21,23 @@ pub async fn run(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRow>, ReadMode
     )
 }
 
+/// The run `run_id` as Postgres renders its row to JSON (every column), if the read model has
+/// it: `runledger run show` prints it.
+pub async fn run_document(pool: &PgPool, run_id: Uuid) -> Result<Option<Value>, ReadModelError> {
+    Ok(
+        sqlx::query_scalar("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// The per-test results of the run's last finished attempt, from the log; `None` until it has
+/// finished.
+pub async fn run_tests(pool: &PgPool, run_id: Uuid) -> Result<Option<Vec<Value>>, ReadModelError> {
+    Ok(EventStore::new(pool.clone()).run_tests(run_id).await?)
+}
+
 /// A run with what its detail page shows beyond the row.
 #[derive(Debug, Clone)]
 pub struct RunDetail {
@@ -37,7 +54,7 @@ pub async fn run_detail(pool: &PgPool, run_id: Uuid) -> Result<Option<RunDetail>
     let Some(run) = run(pool, run_id).await? else {
         return Ok(None);
     };
-    let tests = EventStore::new(pool.clone()).run_tests(run_id).await?;
+    let tests = run_tests(pool, run_id).await?;
     let queue_reason = if run.status == RunStatus::Queued {
         sqlx::query_scalar("SELECT reason FROM rm_venvs.queue WHERE run_id = $1")
             .bind(run_id)

@@ -28,6 +28,9 @@ pub use nats::TestNats;
 pub use nats_server::TestNatsServer;
 pub use roles::TestRoles;
 pub use spy::{HttpSpy, SpiedRequest};
+/// sqlx, for tests that look at tables directly without depending on it themselves (the
+/// gateway reads only through runledger-readmodel).
+pub use sqlx;
 pub use sshd::{TEST_USER, TestSshd, auth_lines};
 
 use std::future::Future;
