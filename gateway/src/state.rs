@@ -76,7 +76,8 @@ impl AppState {
 
 /// What [`AppState`] holds.
 pub struct Shared {
-    /// Postgres: read models, the log (read only) and the token table.
+    /// Postgres, for runledger-readmodel's queries: read models, the log (read only) and the
+    /// session tables.
     pub pool: PgPool,
     /// NATS, for readiness and live streams.
     pub nats: async_nats::Client,
