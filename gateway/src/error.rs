@@ -119,23 +119,8 @@ impl From<runledger_readmodel::ReadModelError> for ApiError {
         match err {
             E::NotFresh { .. } => Self::unavailable(err),
             E::History(err) => Self::bad_request(err.to_string()),
-            other => Self::internal(Chain(&other)),
+            other => Self::internal(other),
         }
-    }
-}
-
-/// An error with its `#[source]` chain, for the log.
-struct Chain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
-        }
-        Ok(())
     }
 }
 

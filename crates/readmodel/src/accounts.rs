@@ -1,13 +1,14 @@
-//! Logins read users' credentials here: one row of `rm_accounts` per user, checked against the
-//! user's stream in the log so that a login never sees an account older than the last event
-//! committed for it (a changed password or a disabled user counts from its event on, not from
-//! when a projector catches up).
+//! Logins read users' credentials here: one row of `rm_accounts` per user, read once the read
+//! models include the last event of the user's stream in the log, so that a login never sees an
+//! account older than the last event committed for it (a changed password or a disabled user
+//! counts from its event on, not from when a projector catches up). The hash itself stays in the
+//! log: the row names the event that carries it, and that one event is read.
 
 use crate::error::ReadModelError;
 use crate::freshness::Freshness;
 use crate::rows::AccountRow;
 use runledger_store::EventStore;
-use runledger_types::{PasswordHash, Role, StreamId, StreamType};
+use runledger_types::{Event, PasswordHash, Role, StreamId, StreamType};
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -25,19 +26,6 @@ pub struct Account {
     pub position: i64,
 }
 
-impl TryFrom<AccountRow> for Account {
-    type Error = ReadModelError;
-
-    fn try_from(row: AccountRow) -> Result<Self, ReadModelError> {
-        Ok(Self {
-            role: crate::decode::role(&row.role)?,
-            password_hash: PasswordHash(row.password_hash),
-            disabled: row.disabled,
-            position: row.position,
-        })
-    }
-}
-
 /// The account of `username` as the read model holds it now, if registered.
 pub async fn account(pool: &PgPool, username: &str) -> Result<Option<Account>, ReadModelError> {
     let row: Option<AccountRow> =
@@ -45,7 +33,31 @@ pub async fn account(pool: &PgPool, username: &str) -> Result<Option<Account>, R
             .bind(username)
             .fetch_optional(pool)
             .await?;
-    row.map(Account::try_from).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Account {
+        role: crate::decode::role(&row.role)?,
+        password_hash: password_hash(pool, row.password_position).await?,
+        disabled: row.disabled,
+        position: row.position,
+    }))
+}
+
+/// The hash carried by the `user_registered` or `password_changed` at `position`.
+async fn password_hash(pool: &PgPool, position: i64) -> Result<PasswordHash, ReadModelError> {
+    let records = EventStore::new(pool.clone())
+        .read_after(position - 1, 1)
+        .await?;
+    let event = match records.first() {
+        Some(record) if record.position == position => Some(record.decode()?),
+        _ => None,
+    };
+    match event {
+        Some(Event::UserRegistered(e)) => Ok(e.password_hash),
+        Some(Event::PasswordChanged(e)) => Ok(e.password_hash),
+        _ => Err(ReadModelError::NoPasswordAt { position }),
+    }
 }
 
 /// The account of `username`, including every event of the user's stream committed before the

@@ -4,10 +4,10 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ReadModelError {
     /// Postgres refused or could not be reached.
-    #[error("read-model database error")]
+    #[error("read-model database error: {0}")]
     Database(#[from] sqlx::Error),
     /// The event log could not be read.
-    #[error("reading the event log")]
+    #[error("reading the event log: {0}")]
     Log(#[from] runledger_store::StoreError),
     /// A stored row does not have the shape this version expects.
     #[error("read-model row is corrupt: {0}")]
@@ -19,6 +19,15 @@ pub enum ReadModelError {
         column: &'static str,
         /// What it holds.
         value: String,
+    },
+    /// An event of the log could not be decoded.
+    #[error("decoding an event of the log: {0}")]
+    Event(#[from] runledger_types::envelope::UpcastError),
+    /// An account names a log position that holds no password hash.
+    #[error("the accounts read model names position {position}, which sets no password")]
+    NoPasswordAt {
+        /// The position named.
+        position: i64,
     },
     /// The wait for freshness ran out.
     #[error("read models did not reach position {wanted} within the time allowed (at {reached})")]

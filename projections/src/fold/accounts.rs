@@ -1,6 +1,6 @@
-//! The `accounts` read model: each user's role, current password hash, whether they are
-//! disabled, and the position of their stream's last event, so that a login reads one row
-//! instead of folding the user's stream.
+//! The `accounts` read model: each user's role, where the current password hash is in the log
+//! (never the hash itself), whether they are disabled, and the position of their stream's last
+//! event, so that a login reads one row instead of folding the user's stream.
 
 use super::lab::InventoryFold;
 use super::{Fact, wire_name};
@@ -46,7 +46,7 @@ fn fold_account(rows: &mut RowCache<AccountRow>, fact: &Fact) {
         Event::UserRegistered(e) => rows.create(AccountRow {
             username: e.username.as_str().to_owned(),
             role: wire_name(&e.role),
-            password_hash: e.password_hash.0.clone(),
+            password_position: fact.position,
             disabled: false,
             position: fact.position,
             password_changed_at: None,
@@ -54,7 +54,7 @@ fn fold_account(rows: &mut RowCache<AccountRow>, fact: &Fact) {
             updated_at: fact.recorded_at,
         }),
         Event::PasswordChanged(e) => touch(rows, e.username.as_str(), &|row| {
-            row.password_hash = e.password_hash.0.clone();
+            row.password_position = fact.position;
             row.password_changed_at = Some(fact.recorded_at);
         }),
         Event::UserDisabled(e) => touch(rows, e.username.as_str(), &|row| row.disabled = true),

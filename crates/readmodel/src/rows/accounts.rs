@@ -1,5 +1,6 @@
-//! `rm_accounts`: what a login checks about each user. Apart from `rm_users` (which anyone may
-//! list) because it holds the argon2 hash: only the gateway reads it.
+//! `rm_accounts`: what a login checks about each user. No read model holds a password hash (they
+//! are copied, dumped and read by more roles than the log's payloads are), so the row names the
+//! log position of the event that set the current hash, and a login reads that one event.
 
 use crate::model::Table;
 use chrono::{DateTime, Utc};
@@ -11,7 +12,7 @@ pub const ACCOUNTS_TABLES: &[Table] = &[Table {
     columns: &[
         ("username", "text NOT NULL"),
         ("role", "text NOT NULL"),
-        ("password_hash", "text NOT NULL"),
+        ("password_position", "bigint NOT NULL"),
         ("disabled", "boolean NOT NULL"),
         ("position", "bigint NOT NULL"),
         ("password_changed_at", "timestamptz"),
@@ -24,14 +25,15 @@ pub const ACCOUNTS_TABLES: &[Table] = &[Table {
 }];
 
 /// One user's credentials as the log last set them.
-#[derive(Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[allow(missing_docs)]
 pub struct AccountRow {
     pub username: String,
     /// `admin` or `member`.
     pub role: String,
-    /// The current argon2 hash (PHC string).
-    pub password_hash: String,
+    /// The log position of the `user_registered` or `password_changed` carrying the current
+    /// hash.
+    pub password_position: i64,
     pub disabled: bool,
     /// The position of the last event of the user's stream folded into this row: a token
     /// issued against it is valid until a later revoking event.
@@ -40,16 +42,4 @@ pub struct AccountRow {
     /// When `tokens_revoked` last ended the user's tokens.
     pub tokens_revoked_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for AccountRow {
-    /// Everything but the hash.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountRow")
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .field("disabled", &self.disabled)
-            .field("position", &self.position)
-            .finish_non_exhaustive()
-    }
 }
