@@ -316,14 +316,7 @@ pub async fn user(settings: &Settings, command: UserCommand) -> anyhow::Result<(
 pub async fn machine(settings: &Settings, command: MachineCommand) -> anyhow::Result<()> {
     let add = match command {
         MachineCommand::List => {
-            return list(
-                settings,
-                "SELECT machine_id::text, name, host || ':' || port, os, owner, \
-                 array_to_string(labels, ','), CASE WHEN retired THEN 'retired' ELSE '' END \
-                 FROM rm_machines.machines ORDER BY name",
-                &["MACHINE", "NAME", "ADDRESS", "OS", "OWNER", "LABELS", ""],
-            )
-            .await;
+            return crate::listings::machines(settings).await;
         }
         MachineCommand::Add(add) => add,
     };
@@ -361,15 +354,7 @@ pub async fn machine(settings: &Settings, command: MachineCommand) -> anyhow::Re
 /// `runledger venv ...`
 pub async fn venv(settings: &Settings, command: VenvCommand) -> anyhow::Result<()> {
     match command {
-        VenvCommand::List => {
-            list(
-                settings,
-                "SELECT venv_id::text, name, machine_id::text, status, coalesce(run_id::text, ''), \
-                 coalesce(python_version, '') FROM rm_venvs.venvs ORDER BY name",
-                &["VENV", "NAME", "MACHINE", "STATUS", "RUN", "PYTHON"],
-            )
-            .await
-        }
+        VenvCommand::List => crate::listings::venvs(settings).await,
         VenvCommand::Add {
             machine_id,
             name,
@@ -388,17 +373,7 @@ pub async fn venv(settings: &Settings, command: VenvCommand) -> anyhow::Result<(
 /// `runledger test-case ...`
 pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow::Result<()> {
     match command {
-        TestCaseCommand::List => {
-            list(
-                settings,
-                "SELECT test_case_id::text, name, \
-                 coalesce(command, 'jenkins: ' || (jenkins->>'url') || ' ' || (jenkins->>'job')), \
-                 timeout_s::text, retries::text \
-                 FROM rm_test_cases.test_cases ORDER BY name",
-                &["TEST CASE", "NAME", "COMMAND", "TIMEOUT", "RETRIES"],
-            )
-            .await
-        }
+        TestCaseCommand::List => crate::listings::test_cases(settings).await,
         TestCaseCommand::Add {
             name,
             command,
@@ -460,21 +435,4 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
             .await
         }
     }
-}
-
-/// Prints the rows of `sql` (text columns) under `headers`, tab-separated.
-async fn list(settings: &Settings, sql: &str, headers: &[&str]) -> anyhow::Result<()> {
-    let pool = settings
-        .database
-        .connect(crate::database::DbUser::Owner, 2)
-        .await?;
-    let rows = sqlx::query(sql).fetch_all(&pool).await?;
-    println!("{}", headers.join("\t"));
-    for row in rows {
-        let cells: Vec<String> = (0..headers.len())
-            .map(|i| sqlx::Row::try_get::<String, _>(&row, i).unwrap_or_default())
-            .collect();
-        println!("{}", cells.join("\t"));
-    }
-    Ok(())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod database;
 mod db;
 mod lab;
+mod listings;
 mod projections;
 mod run;
 mod send;

@@ -1,13 +1,15 @@
 //! `runledger run ...`: start, cancel, list, show and follow runs from a terminal or a CI job.
-//! Commands go over NATS like any caller's; `list` and `show` read the read models, `log` and
-//! `start --wait` the log and the events NATS carries.
+//! Commands go over NATS like any caller's; `list` and `show` read the read models, and `log`
+//! and `start --wait` the log, all through runledger-readmodel (no SQL here), then follow the
+//! events NATS carries.
 
 use crate::send::command_sender;
 use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use runledger_bus::RunFeed;
-use runledger_store::EventStore;
+use runledger_readmodel::history::{self, Filters, Sort};
+use runledger_readmodel::runs as run_reads;
 use runledger_types::CommandId;
 use serde_json::{Map, Value, json};
 use std::io::Write;
@@ -174,8 +176,7 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     let end = until_finished(&mut feed, args.follow, 0).await?;
     if let Some(path) = &args.junit_out {
         // A large report comes in parts before run_finished: the log has all of them.
-        let tests = EventStore::new(pool(settings).await?)
-            .run_tests(run_id.into())
+        let tests = run_reads::run_tests(&pool(settings).await?, run_id)
             .await?
             .unwrap_or_default();
         std::fs::write(path, junit_xml(run_id, &end, &tests))
@@ -286,46 +287,49 @@ async fn cancel(settings: &Settings, args: CancelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+async fn pool(settings: &Settings) -> anyhow::Result<runledger_readmodel::PgPool> {
     settings
         .database
         .connect(crate::database::DbUser::Owner, 2)
         .await
 }
 
-/// A line of `run list`: id, status, user, test case, machine, queued at, duration.
-type ListedRun = (
-    Uuid,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    chrono::DateTime<chrono::Utc>,
-    Option<i64>,
-);
-
 async fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
-    let rows: Vec<ListedRun> = sqlx::query_as(
-        "SELECT run_id, status, requested_by, test_case_name, machine_name, queued_at, duration_ms \
-             FROM rm_runs.runs WHERE ($1::text IS NULL OR status = $1) \
-             ORDER BY queued_at DESC, run_id DESC LIMIT $2",
-    )
-    .bind(&args.status)
-    .bind(args.limit.clamp(1, 10_000))
-    .fetch_all(&pool)
-    .await?;
+    // A status no run can have lists nothing.
+    let statuses = match args.status.as_deref() {
+        Some(raw) => runledger_readmodel::rows::run_status(raw)
+            .ok()
+            .map(|status| vec![status]),
+        None => Some(Vec::new()),
+    };
+    let rows = match statuses {
+        Some(statuses) => {
+            let filters = Filters {
+                statuses,
+                ..Filters::default()
+            };
+            let limit = args.limit.clamp(1, 10_000);
+            history::page(&pool, &filters, Sort::default(), limit, None)
+                .await?
+                .rows
+        }
+        None => Vec::new(),
+    };
     println!(
         "{:<36}  {:<9}  {:<12}  {:<20}  {:<16}  {:<20}  DURATION",
         "RUN", "STATUS", "USER", "TEST CASE", "MACHINE", "QUEUED"
     );
-    for (run_id, status, user, test_case, machine, queued_at, duration) in rows {
+    for run in rows {
         println!(
-            "{run_id:<36}  {status:<9}  {user:<12}  {:<20}  {:<16}  {:<20}  {}",
-            test_case.unwrap_or_default(),
-            machine.unwrap_or_default(),
-            queued_at.format("%Y-%m-%d %H:%M:%S"),
-            duration
+            "{:<36}  {:<9}  {:<12}  {:<20}  {:<16}  {:<20}  {}",
+            run.run_id,
+            run.status.as_str(),
+            run.requested_by,
+            run.test_case_name.unwrap_or_default(),
+            run.machine_name.unwrap_or_default(),
+            run.queued_at.format("%Y-%m-%d %H:%M:%S"),
+            run.duration_ms
                 .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                 .unwrap_or_default()
         );
@@ -335,14 +339,9 @@ async fn list(settings: &Settings, args: ListArgs) -> anyhow::Result<()> {
 
 async fn show(settings: &Settings, args: ShowArgs) -> anyhow::Result<()> {
     let pool = pool(settings).await?;
-    let row: Option<Value> =
-        sqlx::query_scalar("SELECT to_jsonb(r) FROM rm_runs.runs r WHERE run_id = $1")
-            .bind(args.run_id)
-            .fetch_optional(&pool)
-            .await?;
+    let row = run_reads::run_document(&pool, args.run_id).await?;
     let mut row = row.with_context(|| format!("no run {}", args.run_id))?;
-    let tests = EventStore::new(pool)
-        .run_tests(args.run_id.into())
+    let tests = run_reads::run_tests(&pool, args.run_id)
         .await?
         .map_or_else(|| json!([]), Value::Array);
     if let Some(object) = row.as_object_mut() {
@@ -362,13 +361,11 @@ async fn log(settings: &Settings, args: LogArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let store = EventStore::new(pool(settings).await?);
+    let pool = pool(settings).await?;
     let mut stdout = std::io::stdout();
     let mut last = 0;
     loop {
-        let page = store
-            .run_output_after(args.run_id.into(), last, HISTORY_PAGE)
-            .await?;
+        let page = run_reads::run_output_after(&pool, args.run_id, last, HISTORY_PAGE).await?;
         let before = last;
         for record in &page {
             if record.event_type == "run_finished" {

@@ -85,8 +85,12 @@ async fn refused(base: &str, token: &str) {
 async fn the_user_commands_take_effect_on_the_gateway() {
     let db = TestDb::create().await;
     let nats = TestNats::create().await;
-    let (mut dev, dev_base) =
-        serve(&db, &nats, &["--components", "handler,gateway", "--dev"]).await;
+    let (mut dev, dev_base) = serve(
+        &db,
+        &nats,
+        &["--components", "handler,projector,gateway", "--dev"],
+    )
+    .await;
     let (mut prod, base) = serve(&db, &nats, &["--components", "gateway"]).await;
     let first = "first-password";
     eventually(Duration::from_secs(30), "the handler", || async {

@@ -96,17 +96,13 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(caller);
         }
         let generation = state.tokens.generation();
-        let found: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(VALID_TOKEN)
-            .bind(&token_hash)
-            .bind(runledger_types::event::TOKEN_REVOKING_EVENTS)
-            .fetch_optional(&state.pool)
-            .await?;
-        let (username, role, expires_at) = found
+        let found = runledger_readmodel::sessions::valid_token(&state.pool, &token_hash).await?;
+        let runledger_readmodel::sessions::ValidToken {
+            username,
+            role,
+            expires_at,
+        } = found
             .ok_or_else(|| ApiError::unauthorized("the token is unknown, expired or revoked"))?;
-        let role = match role.as_str() {
-            "admin" => Role::Admin,
-            _ => Role::Member,
-        };
         let caller = Caller {
             username,
             role,
@@ -116,15 +112,6 @@ impl FromRequestParts<AppState> for Caller {
         Ok(caller)
     }
 }
-
-/// A token that exists, has not expired, was not revoked, and whose user's stream has no
-/// revoking event after the position its login saw.
-const VALID_TOKEN: &str = "\
-    SELECT t.username, t.role, t.expires_at FROM gateway.tokens t \
-    WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() \
-      AND NOT EXISTS (SELECT 1 FROM events e \
-          WHERE e.stream_id = 'user-' || t.username AND e.type = ANY($2) \
-            AND e.position > t.user_position)";
 
 /// How long a checked token is trusted without asking Postgres again. A revocation through any
 /// gateway process reaches the others' caches at once (see [`crate::revocations`]); this bounds

@@ -106,34 +106,19 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        // 42P01 undefined_table: no projector has built the read models yet.
-        let missing_table = err
-            .as_database_error()
-            .and_then(|db| db.code())
-            .is_some_and(|code| code == "42P01");
-        if missing_table {
+impl From<runledger_readmodel::ReadModelError> for ApiError {
+    fn from(err: runledger_readmodel::ReadModelError) -> Self {
+        use runledger_readmodel::ReadModelError as E;
+        if err.is_missing_table() {
             return Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "read_models_unavailable",
                 "the read models are not built yet: is a projector running?",
             );
         }
-        Self::internal(err)
-    }
-}
-
-impl From<runledger_store::StoreError> for ApiError {
-    fn from(err: runledger_store::StoreError) -> Self {
-        Self::internal(err)
-    }
-}
-
-impl From<runledger_readmodel::ReadModelError> for ApiError {
-    fn from(err: runledger_readmodel::ReadModelError) -> Self {
         match err {
-            runledger_readmodel::ReadModelError::Database(err) => Self::from(err),
+            E::NotFresh { .. } => Self::unavailable(err),
+            E::History(err) => Self::bad_request(err.to_string()),
             other => Self::internal(other),
         }
     }

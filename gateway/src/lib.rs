@@ -1,20 +1,18 @@
 //! The HTTP gateway: a thin axum service over the read models, behind bearer-token
-//! authentication. Queries read the read models (and, for a run's audit trail and per-test
-//! results, the log); `POST`s publish commands for the caller over NATS and answer once the
-//! handler has decided them. Routes: contract §4, under `/api/v1`, plus `/healthz` and
-//! `/readyz`.
+//! authentication. Every read (read models, a run's audit trail and per-test results in the log,
+//! accounts, its own session tables) is a typed function of runledger-readmodel; `POST`s publish
+//! commands for the caller over NATS and answer once the handler has decided them. Routes:
+//! contract §4, under `/api/v1`, plus `/healthz` and `/readyz`.
 //!
-//! Depends on the read models, the bus and the secrets crate (password checks); never writes the
-//! log.
+//! Depends on the read models, the bus and the secrets crate (password checks); neither sqlx nor
+//! the event store: it never writes the log, and reads it only through runledger-readmodel.
 #![deny(missing_docs)]
 
-pub mod account;
 pub mod auth;
 pub mod client;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
-pub mod history;
 pub mod limiter;
 pub mod live_hub;
 pub mod login;
@@ -35,7 +33,7 @@ use error::ApiError;
 use routes::{health, lab, manage, runs, users};
 use runledger_bus::{BusNames, CommandSender};
 use runledger_readmodel::Freshness;
-use sqlx::PgPool;
+use runledger_readmodel::PgPool;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -4,11 +4,11 @@
 //! headers); `DELETE /api/v1/tokens/current` revokes it.
 //!
 //! A password check ([`check_password`]) goes through the shared failed-login limiter
-//! ([`crate::limiter`]) first, then reads the account from the log ([`crate::account`]) and runs
+//! ([`crate::limiter`]) first, then reads the account from the `accounts` read model, as fresh as
+//! the user's stream in the log ([`runledger_readmodel::accounts`]), and runs
 //! argon2 behind the semaphore ([`crate::passwords`]), a dummy hash standing in for an unknown
 //! user: a wrong password, an unknown user and a disabled user cost the same.
 
-use crate::account::Account;
 use crate::auth::{COOKIE, Caller, hash, session_cookie};
 use crate::client::ClientKey;
 use crate::error::ApiError;
@@ -23,7 +23,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
-use runledger_store::EventStore;
+use runledger_readmodel::accounts::{self, Account};
+use runledger_readmodel::sessions::{self, NewToken};
 use runledger_types::{Role, SecretString, Username};
 use serde::Deserialize;
 use serde_json::json;
@@ -79,7 +80,12 @@ pub async fn check_password(
     }
     // A name that cannot be a username has no account; it still costs an argon2 run.
     let account = match Username::parse(username) {
-        Ok(name) => Account::load(&EventStore::new(state.pool.clone()), name.as_str()).await?,
+        Ok(name) => {
+            let timeout = state.settings.freshness_timeout;
+            accounts::current_account(&state.pool, &state.freshness, name.as_str(), timeout)
+                .await
+                .map_err(ApiError::from)?
+        }
         Err(_) => None,
     };
     let hash = account.as_ref().map(|a| a.password_hash.clone());
@@ -157,21 +163,15 @@ async fn insert_token(
     );
     let ttl = chrono::Duration::from_std(state.settings.token_ttl).map_err(ApiError::internal)?;
     let expires_at = Utc::now() + ttl;
-    let role = match account.role {
-        Role::Admin => "admin",
-        Role::Member => "member",
+    let token_hash = hash(&token);
+    let new = NewToken {
+        token_hash: &token_hash,
+        username,
+        role: account.role,
+        expires_at,
+        user_position: account.position,
     };
-    sqlx::query(
-        "INSERT INTO gateway.tokens (token_hash, username, role, expires_at, user_position) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(hash(&token))
-    .bind(username)
-    .bind(role)
-    .bind(expires_at)
-    .bind(account.position)
-    .execute(&state.pool)
-    .await?;
+    sessions::insert_token(&state.pool, &new).await?;
     Ok((token, expires_at))
 }
 
@@ -184,14 +184,7 @@ pub async fn revoke_token(
     caller: Caller,
 ) -> Result<(StatusCode, [(HeaderName, String); 1]), ApiError> {
     // The notification reaches every gateway process when the revocation commits.
-    sqlx::query(
-        "WITH revoked AS (UPDATE gateway.tokens SET revoked_at = now() WHERE token_hash = $1 \
-         RETURNING token_hash) SELECT pg_notify($2, encode(token_hash, 'base64')) FROM revoked",
-    )
-    .bind(&caller.token_hash)
-    .bind(crate::revocations::REVOKED_CHANNEL)
-    .execute(&state.pool)
-    .await?;
+    sessions::revoke_token(&state.pool, &caller.token_hash).await?;
     state.tokens.forget(&caller.token_hash);
     let secure = if state.settings.secure_cookie {
         "; Secure"

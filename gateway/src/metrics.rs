@@ -150,25 +150,16 @@ async fn record_lab(state: &AppState) -> Result<(), runledger_readmodel::ReadMod
         }
         Err(err) => tracing::warn!(error = %err, "metrics: cannot read the events stream"),
     }
-    let pool: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT coalesce(m.name, v.machine_id::text), v.status, count(*) \
-         FROM rm_venvs.venvs v LEFT JOIN rm_machines.machines m USING (machine_id) \
-         GROUP BY 1, 2",
-    )
-    .fetch_all(&state.pool)
-    .await
-    .map_err(runledger_readmodel::ReadModelError::from)?;
-    let machines: std::collections::BTreeSet<&str> = pool
-        .iter()
-        .map(|(machine, _, _)| machine.as_str())
-        .collect();
-    for status in ["provisioning", "free", "in_use", "broken", "removed"] {
+    let pool = runledger_readmodel::lab::venv_counts(&state.pool).await?;
+    let machines: std::collections::BTreeSet<&str> =
+        pool.iter().map(|count| count.machine.as_str()).collect();
+    for status in runledger_readmodel::rows::VenvStatus::ALL {
         for &machine in &machines {
             let count = pool
                 .iter()
-                .find(|(m, s, _)| m == machine && s == status)
-                .map_or(0, |(_, _, count)| *count);
-            metrics::gauge!("runledger_venvs", "machine" => machine.to_owned(), "status" => status)
+                .find(|c| c.machine == machine && c.status == status)
+                .map_or(0, |c| c.count);
+            metrics::gauge!("runledger_venvs", "machine" => machine.to_owned(), "status" => status.as_str())
                 .set(count as f64);
         }
     }

@@ -15,19 +15,12 @@
 //! them.
 
 use crate::auth::TokenCache;
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use runledger_readmodel::PgPool;
+pub use runledger_readmodel::sessions::{REVOKED_CHANNEL, USER_SESSIONS_CHANNEL};
+use runledger_readmodel::sessions::{Revocation, RevocationListener};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// The Postgres channel a revocation is announced on; the payload is the token's SHA-256 in
-/// base64.
-pub const REVOKED_CHANNEL: &str = "runledger_token_revoked";
-
-/// The Postgres channel the log's trigger announces a user's revoking events on; the payload is
-/// the user's stream id.
-pub const USER_SESSIONS_CHANNEL: &str = "runledger_user_sessions";
 
 /// The wait before listening again after the connection failed.
 const RETRY: Duration = Duration::from_secs(1);
@@ -44,19 +37,13 @@ pub(crate) fn follow(pool: PgPool, tokens: Arc<TokenCache>, shutdown: Cancellati
 
 async fn keep_following(pool: &PgPool, tokens: &TokenCache) {
     loop {
-        match listen(pool).await {
+        match RevocationListener::listen(pool).await {
             Ok(mut listener) => {
                 // Anything revoked before this point was missed while not listening.
                 tokens.clear();
                 loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notification)) => {
-                            if notification.channel() == USER_SESSIONS_CHANNEL {
-                                forget_user(tokens, notification.payload());
-                            } else {
-                                forget(tokens, notification.payload());
-                            }
-                        }
+                    match listener.next().await {
+                        Ok(Some(revocation)) => forget(tokens, revocation),
                         Ok(None) => {
                             // The connection was lost and will be made again: start afresh.
                             tracing::warn!("lost the token revocation listener; reconnecting");
@@ -79,34 +66,19 @@ async fn keep_following(pool: &PgPool, tokens: &TokenCache) {
     }
 }
 
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener
-        .listen_all([REVOKED_CHANNEL, USER_SESSIONS_CHANNEL])
-        .await?;
-    Ok(listener)
-}
-
-fn forget(tokens: &TokenCache, payload: &str) {
-    use base64::Engine as _;
-    match base64::engine::general_purpose::STANDARD.decode(payload) {
-        Ok(token_hash) => tokens.forget(&token_hash),
-        Err(_) => {
+fn forget(tokens: &TokenCache, revocation: Revocation) {
+    match revocation {
+        Revocation::Token(token_hash) => tokens.forget(&token_hash),
+        Revocation::User(username) => {
+            tracing::info!(username, "a user's tokens were revoked; forgetting them");
+            tokens.forget_user(&username);
+        }
+        Revocation::Unreadable(payload) => {
             tracing::warn!(
                 payload,
-                "a token revocation that is not a hash; forgetting every token"
+                "a token revocation that names no token or user; forgetting every token"
             );
             tokens.clear();
         }
-    }
-}
-
-fn forget_user(tokens: &TokenCache, stream_id: &str) {
-    match stream_id.strip_prefix("user-") {
-        Some(username) => {
-            tracing::info!(username, "a user's tokens were revoked; forgetting them");
-            tokens.forget_user(username);
-        }
-        None => tokens.clear(),
     }
 }

@@ -4,7 +4,7 @@ use crate::error::ApiError;
 use crate::passwords::PasswordChecker;
 use runledger_bus::CommandSender;
 use runledger_readmodel::Freshness;
-use sqlx::PgPool;
+use runledger_readmodel::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +76,8 @@ impl AppState {
 
 /// What [`AppState`] holds.
 pub struct Shared {
-    /// Postgres: read models, the log (read only) and the token table.
+    /// Postgres, for runledger-readmodel's queries: read models, the log (read only) and the
+    /// session tables.
     pub pool: PgPool,
     /// NATS, for readiness and live streams.
     pub nats: async_nats::Client,

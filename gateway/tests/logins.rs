@@ -8,7 +8,7 @@ mod common;
 
 use reqwest::{Client, StatusCode};
 use runledger_gateway::AppState;
-use runledger_test_support::{RunningHandler, TestLab};
+use runledger_test_support::{RunningHandler, RunningProjector, TestLab};
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,8 @@ fn password(user: &str) -> String {
 struct Logins {
     lab: TestLab,
     handler: RunningHandler,
+    /// Logins read the `accounts` read model.
+    projector: RunningProjector,
     shutdown: CancellationToken,
     addr: SocketAddr,
     state: AppState,
@@ -32,6 +34,7 @@ impl Logins {
     async fn start() -> Logins {
         let lab = TestLab::create().await;
         let handler = lab.start_handler().await;
+        let projector = lab.start_projector(1000).await;
         let client = lab.client();
         for (user, role) in [(ADMIN, "admin"), (MEMBER, "member")] {
             let body = json!({"username": user, "role": role, "password": password(user)});
@@ -43,6 +46,7 @@ impl Logins {
         Logins {
             lab,
             handler,
+            projector,
             shutdown,
             addr,
             state,
@@ -52,6 +56,7 @@ impl Logins {
     async fn stop(self) {
         self.shutdown.cancel();
         self.handler.stop().await;
+        self.projector.stop().await;
         self.lab.cleanup().await;
     }
 }
@@ -219,10 +224,12 @@ async fn old_failed_logins_are_pruned() {
     fail_until_limited(&from("127.0.0.1"), t.addr, MEMBER).await;
     let pool = &t.lab.db.pool;
     let rows = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM gateway.login_attempts")
-            .fetch_one(pool)
-            .await
-            .unwrap()
+        runledger_test_support::sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM gateway.login_attempts",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
     };
     assert_eq!(
         rows().await,
@@ -230,7 +237,7 @@ async fn old_failed_logins_are_pruned() {
         "one row per username and address, one per address"
     );
     assert_eq!(runledger_gateway::limiter::prune(pool).await.unwrap(), 0);
-    sqlx::query(
+    runledger_test_support::sqlx::query(
         "UPDATE gateway.login_attempts SET updated_at = now() - interval '1 hour', \
          blocked_until = now() - interval '1 minute'",
     )

@@ -7,7 +7,7 @@
 mod common;
 
 use reqwest::{Client, Method, StatusCode};
-use runledger_test_support::{RunningHandler, TestLab, eventually};
+use runledger_test_support::{RunningHandler, RunningProjector, TestLab, eventually};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ fn password(user: &str) -> String {
 struct Sessions {
     lab: TestLab,
     handler: RunningHandler,
+    /// Logins read the `accounts` read model.
+    projector: RunningProjector,
     shutdown: CancellationToken,
     one: SocketAddr,
     two: SocketAddr,
@@ -35,6 +37,7 @@ impl Sessions {
     async fn start() -> Sessions {
         let lab = TestLab::create().await;
         let handler = lab.start_handler().await;
+        let projector = lab.start_projector(1000).await;
         let client = lab.client();
         for (user, role) in [(ADMIN, "admin"), (MEMBER, "member"), (OTHER, "member")] {
             let body = json!({"username": user, "role": role, "password": password(user)});
@@ -51,6 +54,7 @@ impl Sessions {
         Sessions {
             lab,
             handler,
+            projector,
             shutdown,
             one,
             two,
@@ -116,6 +120,7 @@ impl Sessions {
     async fn stop(self) {
         self.shutdown.cancel();
         self.handler.stop().await;
+        self.projector.stop().await;
         self.lab.cleanup().await;
     }
 }
@@ -225,7 +230,7 @@ async fn a_changed_password_ends_the_old_one_and_its_tokens() {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let (status, _) = s.try_login(OTHER, "otto's new password").await;
     assert_eq!(status, StatusCode::CREATED);
-    let logged: Vec<String> = sqlx::query_scalar(
+    let logged: Vec<String> = runledger_test_support::sqlx::query_scalar(
         "SELECT data::text FROM events WHERE type = 'password_changed' ORDER BY position",
     )
     .fetch_all(&s.lab.db.pool)

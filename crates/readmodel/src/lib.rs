@@ -6,16 +6,26 @@
 //! renaming schemas in one transaction. Rows are a pure function of the log: their times come
 //! from the events' `recorded_at`.
 //!
-//! Depends on runledger-types and sqlx; knows nothing of NATS or of how rows are computed (that
-//! is the projector's job, in `projections/`).
+//! Every read the gateway and the CLI make goes through a typed function here: read-model
+//! queries, the few reads of the log they need (through runledger-store), and the gateway's own
+//! session tables.
+//!
+//! Depends on runledger-types, runledger-store and sqlx; knows nothing of NATS or of how rows
+//! are computed (that is the projector's job, in `projections/`).
 #![deny(missing_docs)]
 
+pub mod accounts;
+mod decode;
 mod error;
 mod freshness;
+pub mod history;
+pub mod lab;
 mod model;
 mod output;
 mod queue;
 pub mod rows;
+pub mod runs;
+pub mod sessions;
 
 pub use error::ReadModelError;
 pub use freshness::{
@@ -24,3 +34,5 @@ pub use freshness::{
 pub use model::{ALL, ReadModel, Table};
 pub use output::{OutputChunk, OutputText, run_output};
 pub use queue::{QueuedRun, queue};
+/// The connection pool every query takes, so that callers need no sqlx of their own.
+pub use sqlx::PgPool;

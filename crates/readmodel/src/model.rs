@@ -20,15 +20,18 @@ pub enum ReadModel {
     TestCases,
     /// Users, without password hashes.
     Users,
+    /// What a login checks: role, password hash, disabled, the last revoking event.
+    Accounts,
 }
 
 /// Every read model, in the order the projector applies them.
-pub const ALL: [ReadModel; 5] = [
+pub const ALL: [ReadModel; 6] = [
     ReadModel::Runs,
     ReadModel::Venvs,
     ReadModel::Machines,
     ReadModel::TestCases,
     ReadModel::Users,
+    ReadModel::Accounts,
 ];
 
 /// A read-model table: its columns (name, SQL type), primary key and secondary indexes.
@@ -56,6 +59,7 @@ impl ReadModel {
             Self::Machines => "machines",
             Self::TestCases => "test_cases",
             Self::Users => "users",
+            Self::Accounts => "accounts",
         }
     }
 
@@ -86,7 +90,7 @@ impl ReadModel {
             // 2: Jenkins jobs (`jenkins`; `command` may be null).
             // 3: the names runs may set (`env_overridable`), the output limit.
             Self::TestCases => 3,
-            Self::Venvs | Self::Machines | Self::Users => 1,
+            Self::Venvs | Self::Machines | Self::Users | Self::Accounts => 1,
         }
     }
 
@@ -98,6 +102,7 @@ impl ReadModel {
             Self::Machines => crate::rows::MACHINES_TABLES,
             Self::TestCases => crate::rows::TEST_CASES_TABLES,
             Self::Users => crate::rows::USERS_TABLES,
+            Self::Accounts => crate::rows::ACCOUNTS_TABLES,
         }
     }
 

@@ -110,6 +110,17 @@ impl EventStore {
         Ok(rows.iter().map(parsed_record).collect::<Result<_, _>>()?)
     }
 
+    /// The position of a stream's last event (`None` for an empty stream): how far a read
+    /// model must have come to include everything the stream says.
+    pub async fn stream_head(&self, stream_id: &str) -> Result<Option<i64>, StoreError> {
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT max(position) FROM events WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(head)
+    }
+
     /// The latest event of `event_type` in one stream, if any.
     pub async fn last_of_type(
         &self,

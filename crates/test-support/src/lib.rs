@@ -30,6 +30,9 @@ pub use nats_server::TestNatsServer;
 pub use process::{TEST_SECRET_KEY, free_port, runledger_command, wait_until_healthy};
 pub use roles::TestRoles;
 pub use spy::{HttpSpy, SpiedRequest};
+/// sqlx, for tests that look at tables directly without depending on it themselves (the
+/// gateway reads only through runledger-readmodel).
+pub use sqlx;
 pub use sshd::{TEST_USER, TestSshd, auth_lines};
 
 use std::future::Future;

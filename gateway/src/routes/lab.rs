@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use runledger_readmodel::{PgPool, ReadModelError, lab};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -29,11 +30,10 @@ async fn fresh(
 async fn rows(
     state: &AppState,
     params: Result<Query<Params>, QueryRejection>,
-    sql: &'static str,
+    list: impl AsyncFnOnce(&PgPool) -> Result<Vec<Value>, ReadModelError>,
 ) -> Result<Json<Value>, ApiError> {
     fresh(state, params).await?;
-    let rows: Vec<Value> = sqlx::query_scalar(sql).fetch_all(&state.pool).await?;
-    Ok(Json(Value::Array(rows)))
+    Ok(Json(Value::Array(list(&state.pool).await?)))
 }
 
 /// `GET /api/v1/venvs`: `[{venv_id, name, machine_id, status, run_id, ...}]`, status one of
@@ -45,16 +45,7 @@ pub async fn venvs(
     _caller: Caller,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    rows(
-        &state,
-        params,
-        "SELECT jsonb_build_object('venv_id', venv_id, 'name', name, 'machine_id', machine_id, \
-                'status', status, 'run_id', run_id, 'path', path, 'python', python, \
-                'requirements', requirements, 'python_version', python_version, \
-                'failure_reason', failure_reason, 'leases', leases, 'added_at', added_at) \
-         FROM rm_venvs.venvs ORDER BY name, venv_id",
-    )
-    .await
+    rows(&state, params, lab::venv_documents).await
 }
 
 /// `GET /api/v1/machines`: every machine, with whether it has a password or key, never either.
@@ -65,12 +56,7 @@ pub async fn machines(
     _caller: Caller,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    rows(
-        &state,
-        params,
-        "SELECT to_jsonb(m) FROM rm_machines.machines m ORDER BY name, machine_id",
-    )
-    .await
+    rows(&state, params, lab::machine_documents).await
 }
 
 /// `GET /api/v1/test-cases`: every test case.
@@ -81,12 +67,7 @@ pub async fn test_cases(
     _caller: Caller,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    rows(
-        &state,
-        params,
-        "SELECT to_jsonb(t) FROM rm_test_cases.test_cases t ORDER BY name, test_case_id",
-    )
-    .await
+    rows(&state, params, lab::test_case_documents).await
 }
 
 /// `GET /api/v1/queue`: the queued runs in order, each with the reason it waits now.

@@ -14,8 +14,8 @@ use crate::state::AppState;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use runledger_store::EventStore;
-use runledger_types::StreamId;
+use runledger_readmodel::PgPool;
+use runledger_readmodel::runs as run_reads;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::time::Duration;
@@ -66,13 +66,8 @@ const HISTORY_PAGE: i64 = 256;
 pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventStream, ApiError> {
     // Subscribed first: whatever the log holds now, or NATS delivers from here on, is seen.
     let mut events = state.live.subscribe();
-    let store = EventStore::new(state.pool.clone());
-    let stream_id = StreamId::run(run_id.into());
-    if store
-        .last_of_type(&stream_id, "run_requested")
-        .await?
-        .is_none()
-    {
+    let store = state.pool.clone();
+    if !run_reads::run_in_log(&store, run_id).await? {
         return Err(ApiError::not_found(format!("no run {run_id}")));
     }
     let (sender, receiver) = mpsc::channel(CLIENT_BUFFER);
@@ -109,16 +104,13 @@ pub async fn run_log(state: AppState, run_id: Uuid, after: u64) -> Result<EventS
 /// Sends the run's output after chunk `last` that the log holds, page by page; false once the
 /// stream is over (finished, the client left, or the log could not be read).
 async fn from_the_log(
-    store: &EventStore,
+    store: &PgPool,
     run_id: Uuid,
     sender: &mpsc::Sender<Event>,
     last: &mut u64,
 ) -> bool {
     loop {
-        let page = match store
-            .run_output_after(run_id.into(), *last, HISTORY_PAGE)
-            .await
-        {
+        let page = match run_reads::run_output_after(store, run_id, *last, HISTORY_PAGE).await {
             Ok(page) => page,
             Err(err) => {
                 tracing::warn!(%run_id, error = %err, "cannot read a run's output for its live log");

@@ -2,7 +2,6 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::history::{self, DEFAULT_LIMIT, Filters, MAX_LIMIT, Sort};
 use crate::openapi::{RunPage, RunView};
 use crate::routes::{live, parse_opt, parse_uuid, send};
 use crate::state::AppState;
@@ -12,13 +11,20 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use runledger_readmodel::OutputText;
+use runledger_readmodel::history::{self, Filters, Sort};
 use runledger_readmodel::rows::RunRow;
-use runledger_store::EventStore;
+use runledger_readmodel::runs::{self as run_reads, EventsQuery};
+use runledger_readmodel::{OutputText, ReadModelError};
+use runledger_types::RunStatus;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
+
+/// Rows per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Most rows per page.
+pub const MAX_LIMIT: i64 = 500;
 
 /// Output chunks read per page while serving a log.
 const LOG_PAGE: i64 = 256;
@@ -27,7 +33,7 @@ const LOG_PAGE: i64 = 256;
 pub fn run_view(row: &RunRow) -> RunView {
     RunView {
         run_id: row.run_id,
-        status: row.status.clone(),
+        status: row.status.as_str().to_owned(),
         user: row.requested_by.clone(),
         machine_id: row.machine_id,
         machine_name: row.machine_name.clone(),
@@ -117,7 +123,7 @@ pub async fn list(
         since: parse_opt(get("since"), "since")?,
         until: parse_opt(get("until"), "until")?,
     };
-    let sort = Sort::parse(get("sort"))?;
+    let sort = Sort::parse(get("sort")).map_err(ReadModelError::from)?;
     let limit: i64 = parse_opt(get("limit"), "limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -134,7 +140,7 @@ pub async fn list(
     ))
 }
 
-fn check_status(status: &str) -> Result<String, ApiError> {
+fn check_status(status: &str) -> Result<RunStatus, ApiError> {
     const STATUSES: [&str; 8] = [
         "queued",
         "assigned",
@@ -145,14 +151,12 @@ fn check_status(status: &str) -> Result<String, ApiError> {
         "timed_out",
         "cancelled",
     ];
-    if STATUSES.contains(&status) {
-        Ok(status.to_owned())
-    } else {
-        Err(ApiError::bad_request(format!(
+    runledger_readmodel::rows::run_status(status).map_err(|_| {
+        ApiError::bad_request(format!(
             "status: unknown status {status:?}; use {}",
             STATUSES.join(", ")
-        )))
-    }
+        ))
+    })
 }
 
 /// Query parameters of the single-run routes.
@@ -163,10 +167,7 @@ pub struct Freshness {
 }
 
 async fn find(state: &AppState, run_id: Uuid) -> Result<RunRow, ApiError> {
-    let found: Option<RunRow> = sqlx::query_as("SELECT * FROM rm_runs.runs WHERE run_id = $1")
-        .bind(run_id)
-        .fetch_optional(&state.pool)
-        .await?;
+    let found = run_reads::run(&state.pool, run_id).await?;
     found.ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))
 }
 
@@ -198,20 +199,13 @@ pub async fn detail(
 ) -> Result<Json<Value>, ApiError> {
     let run_id = run_id_of(path)?;
     state.fresh(query(params)?.min_position).await?;
-    let row = find(&state, run_id).await?;
-    let tests = EventStore::new(state.pool.clone())
-        .run_tests(run_id.into())
-        .await?
-        .map(Value::Array);
-    let queue_reason: Option<String> = if row.status == "queued" {
-        sqlx::query_scalar("SELECT reason FROM rm_venvs.queue WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_optional(&state.pool)
-            .await?
-            .flatten()
-    } else {
-        None
-    };
+    let detail = run_reads::run_detail(&state.pool, run_id).await?;
+    let run_reads::RunDetail {
+        run: row,
+        tests,
+        queue_reason,
+    } = detail.ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let tests = tests.map(Value::Array);
     let mut answer = run_json(&row);
     if let Some(object) = answer.as_object_mut() {
         object.insert("tests".into(), tests.unwrap_or_else(|| json!([])));
@@ -262,11 +256,9 @@ pub async fn log(
     let mut output = OutputText::new(state.pool.clone(), run_id, from, LOG_PAGE);
     let first = output.next_page().await?;
     let rest = futures::stream::try_unfold(output, |mut output| async move {
-        Ok::<_, runledger_readmodel::ReadModelError>(
-            output.next_page().await?.map(|text| (text, output)),
-        )
+        Ok::<_, ReadModelError>(output.next_page().await?.map(|text| (text, output)))
     });
-    let first = first.map(Ok::<_, runledger_readmodel::ReadModelError>);
+    let first = first.map(Ok::<_, ReadModelError>);
     let body = futures::StreamExt::chain(futures::stream::iter(first), rest);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -313,28 +305,21 @@ pub async fn events(
         )));
     }
     state.fresh(params.min_position).await?;
-    let rows: Vec<(i64, Value)> = sqlx::query_as(
-        "SELECT stream_version, jsonb_build_object('position', position, 'type', type, \
-                'actor', actor, 'recorded_at', recorded_at, 'command_id', command_id, \
-                'correlation_id', correlation_id, 'stream_version', stream_version, 'data', data) \
-         FROM events WHERE stream_id = $1 AND ($2 OR type <> 'run_output') \
-           AND stream_version > $3 \
-         ORDER BY stream_version LIMIT $4",
-    )
-    .bind(format!("run-{run_id}"))
-    .bind(params.output.unwrap_or(false))
-    .bind(params.cursor.unwrap_or(0))
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
+    let query = EventsQuery {
+        run_id,
+        output: params.output.unwrap_or(false),
+        after_version: params.cursor.unwrap_or(0),
+        limit,
+    };
+    let rows = run_reads::run_events(&state.pool, &query).await?;
     if rows.is_empty() && params.cursor.is_none() {
         return Err(ApiError::not_found(format!("no run {run_id}")));
     }
     let next_cursor = match rows.last() {
-        Some((version, _)) if rows.len() as i64 == limit => Some(*version),
+        Some(last) if rows.len() as i64 == limit => Some(last.stream_version),
         _ => None,
     };
-    let events: Vec<Value> = rows.into_iter().map(|(_, event)| event).collect();
+    let events: Vec<Value> = rows.into_iter().map(|event| event.document).collect();
     Ok(Json(
         json!({"run_id": run_id, "events": events, "next_cursor": next_cursor}),
     ))

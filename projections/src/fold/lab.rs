@@ -50,6 +50,19 @@ pub struct InventoryFold<R: KeyedRow> {
 }
 
 impl<R: KeyedRow> InventoryFold<R> {
+    /// A fold over `rows` whose events are found by `touches` and folded by `fold`.
+    pub(crate) fn new(
+        rows: RowCache<R>,
+        touches: Touches<R::Key>,
+        fold: fn(&mut RowCache<R>, &Fact),
+    ) -> Self {
+        Self {
+            rows,
+            touches,
+            fold,
+        }
+    }
+
     /// Loads the rows `facts` touch.
     pub async fn prepare(
         &mut self,

@@ -1,6 +1,7 @@
 //! How each read model folds events into rows. Every fold is synchronous and pure over its row
 //! caches: the engine loads the rows a batch touches, folds, then writes the changes.
 
+pub mod accounts;
 pub mod lab;
 pub mod pool;
 pub mod runs;

@@ -3,7 +3,7 @@
 use super::{Fact, keys_to_load};
 use crate::error::ProjectionError;
 use crate::table::{KeyedRow, RowCache};
-use runledger_readmodel::rows::{QueueRow, VENVS_TABLES, VenvRow};
+use runledger_readmodel::rows::{QueueRow, VENVS_TABLES, VenvRow, VenvStatus};
 use runledger_types::Event;
 use runledger_types::event::{RunQueued, RunRequested, VenvAdded};
 use sqlx::{Postgres, Transaction};
@@ -62,25 +62,25 @@ impl PoolFold {
         match &fact.event {
             Event::VenvAdded(e) => self.added(fact, e),
             Event::VenvProvisioned(e) => self.venv(fact, e.venv_id.0, |venv| {
-                venv.status = "free".into();
+                venv.status = VenvStatus::Free;
                 venv.python_version.clone_from(&e.python_version);
                 venv.failure_reason = None;
             }),
             Event::VenvProvisioningFailed(e) => self.venv(fact, e.venv_id.0, |venv| {
-                venv.status = "broken".into();
+                venv.status = VenvStatus::Broken;
                 venv.failure_reason = Some(e.reason.clone());
             }),
             Event::VenvLeased(e) => self.venv(fact, e.venv_id.0, |venv| {
-                venv.status = "in_use".into();
+                venv.status = VenvStatus::InUse;
                 venv.run_id = Some(e.run_id.0);
                 venv.leases += 1;
             }),
             Event::VenvReleased(e) => self.venv(fact, e.venv_id.0, |venv| {
-                venv.status = "free".into();
+                venv.status = VenvStatus::Free;
                 venv.run_id = None;
             }),
             Event::VenvRemoved(e) => self.venv(fact, e.venv_id.0, |venv| {
-                venv.status = "removed".into();
+                venv.status = VenvStatus::Removed;
                 venv.run_id = None;
             }),
             Event::RunRequested(e) => self.requested(e),
@@ -142,7 +142,7 @@ impl PoolFold {
                 .iter()
                 .map(|r| r.as_str().to_owned())
                 .collect(),
-            status: "provisioning".into(),
+            status: VenvStatus::Provisioning,
             run_id: None,
             python_version: None,
             failure_reason: None,

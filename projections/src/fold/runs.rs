@@ -4,9 +4,9 @@ use super::{Fact, json, keys_to_load};
 use crate::error::ProjectionError;
 use crate::table::{KeyedRow, RowCache, copy_text, upsert_rows};
 use runledger_readmodel::rows::{NameKind, NameRow, OutputRow, RUNS_TABLES, RunRow};
-use runledger_types::Event;
 use runledger_types::command::OutputStream;
 use runledger_types::event::{RunAssigned, RunFinished, RunOutput, RunRequested};
+use runledger_types::{Event, RunStatus};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -107,11 +107,11 @@ impl RunsFold {
         match &fact.event {
             Event::RunRequested(e) => self.requested(fact, e),
             Event::RunQueued(e) => self.touch(fact, e.run_id.0, |run| {
-                run.status = "queued".into();
+                run.status = RunStatus::Queued;
             }),
             Event::RunAssigned(e) => self.assigned(fact, e),
             Event::RunStarted(e) => self.touch(fact, e.run_id.0, |run| {
-                run.status = "running".into();
+                run.status = RunStatus::Running;
                 run.started_at = Some(fact.recorded_at);
                 run.executor = Some(e.executor.clone());
             }),
@@ -211,7 +211,7 @@ impl RunsFold {
     fn requested(&mut self, fact: &Fact, e: &RunRequested) {
         self.runs.create(RunRow {
             run_id: e.run_id.0,
-            status: "queued".into(),
+            status: RunStatus::Queued,
             requested_by: e.user.as_str().to_owned(),
             test_case_id: e.test_case_id.0,
             test_case_name: self.name_of(NameKind::TestCase, e.test_case_id.0),
@@ -259,7 +259,7 @@ impl RunsFold {
             if e.attempt <= 1 {
                 waited = Some(seconds(fact.recorded_at - run.queued_at));
             }
-            run.status = "assigned".into();
+            run.status = RunStatus::Assigned;
             run.machine_id = e.machine_id.map(|id| id.0);
             run.machine_name = machine_name;
             run.venv_id = e.venv_id.map(|id| id.0);
@@ -300,7 +300,7 @@ impl RunsFold {
     fn finished(&mut self, fact: &Fact, e: &RunFinished) {
         let mut ran = None;
         self.touch(fact, e.run_id.0, |run| {
-            run.status = e.status.as_str().to_owned();
+            run.status = e.status;
             run.finished_at = Some(fact.recorded_at);
             run.duration_ms = run
                 .started_at

@@ -6,7 +6,7 @@ use super::pool::PoolFold;
 use super::runs::RunsFold;
 use crate::error::ProjectionError;
 use runledger_readmodel::ReadModel;
-use runledger_readmodel::rows::{MachineRow, TestCaseRow, UserRow};
+use runledger_readmodel::rows::{AccountRow, MachineRow, TestCaseRow, UserRow};
 use sqlx::{Postgres, Transaction};
 
 /// The fold of one read model.
@@ -22,6 +22,8 @@ pub enum Fold {
     TestCases(InventoryFold<TestCaseRow>),
     /// `users`
     Users(InventoryFold<UserRow>),
+    /// `accounts`
+    Accounts(InventoryFold<AccountRow>),
 }
 
 impl Fold {
@@ -33,6 +35,7 @@ impl Fold {
             ReadModel::Machines => Self::Machines(lab::machines()),
             ReadModel::TestCases => Self::TestCases(lab::test_cases()),
             ReadModel::Users => Self::Users(lab::users()),
+            ReadModel::Accounts => Self::Accounts(super::accounts::accounts()),
         }
     }
 
@@ -70,6 +73,7 @@ impl Fold {
             Self::Machines(fold) => fold.prepare(tx, schema, facts).await,
             Self::TestCases(fold) => fold.prepare(tx, schema, facts).await,
             Self::Users(fold) => fold.prepare(tx, schema, facts).await,
+            Self::Accounts(fold) => fold.prepare(tx, schema, facts).await,
         }
     }
 
@@ -81,6 +85,7 @@ impl Fold {
             Self::Machines(fold) => fold.apply(fact),
             Self::TestCases(fold) => fold.apply(fact),
             Self::Users(fold) => fold.apply(fact),
+            Self::Accounts(fold) => fold.apply(fact),
         }
     }
 
@@ -96,6 +101,7 @@ impl Fold {
             Self::Machines(fold) => fold.flush(tx, schema).await,
             Self::TestCases(fold) => fold.flush(tx, schema).await,
             Self::Users(fold) => fold.flush(tx, schema).await,
+            Self::Accounts(fold) => fold.flush(tx, schema).await,
         }
     }
 
@@ -107,6 +113,7 @@ impl Fold {
             Self::Machines(fold) => fold.committed(),
             Self::TestCases(fold) => fold.committed(),
             Self::Users(fold) => fold.committed(),
+            Self::Accounts(fold) => fold.committed(),
         }
     }
 
@@ -118,6 +125,7 @@ impl Fold {
             Self::Machines(fold) => fold.clear(),
             Self::TestCases(fold) => fold.clear(),
             Self::Users(fold) => fold.clear(),
+            Self::Accounts(fold) => fold.clear(),
         }
     }
 }

@@ -93,7 +93,7 @@ fn a_run_row_carries_names_times_output_offsets_and_its_result() {
         fold.apply(&fact);
     }
     let row = fold.run(run).unwrap();
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status.as_str(), "failed");
     assert_eq!(row.requested_by, "mia");
     assert_eq!(row.test_case_name.as_deref(), Some("smoke"));
     assert_eq!(row.machine_name.as_deref(), Some("lab-1"));
@@ -207,6 +207,40 @@ fn users_keep_their_role_but_not_their_password_hash() {
         ("member", "ada")
     );
     assert!(!serde_json::to_string(row).unwrap().contains("argon2"));
+}
+
+#[test]
+fn accounts_point_at_the_latest_hash_and_keep_whether_disabled_and_the_last_position() {
+    let mut fold = super::accounts::accounts();
+    let events = facts(&[
+        (
+            "user_registered",
+            json!({"username": "mia", "role": "member", "password_hash": "$old"}),
+        ),
+        (
+            "password_changed",
+            json!({"username": "mia", "password_hash": "$new"}),
+        ),
+        ("tokens_revoked", json!({"username": "mia"})),
+        ("user_disabled", json!({"username": "mia"})),
+    ]);
+    fold.apply(&events[0]);
+    fold.apply(&events[1]);
+    let row = fold.row(&"mia".to_owned()).unwrap();
+    assert_eq!((row.password_position, row.position), (2, 2));
+    assert!(!serde_json::to_string(row).unwrap().contains("$new"));
+    assert_eq!(
+        (row.disabled, row.password_changed_at),
+        (false, Some(at(1)))
+    );
+    fold.apply(&events[2]);
+    fold.apply(&events[3]);
+    let row = fold.row(&"mia".to_owned()).unwrap();
+    assert_eq!(
+        (row.disabled, row.position, row.role.as_str()),
+        (true, 4, "member")
+    );
+    assert_eq!(row.tokens_revoked_at, Some(at(2)));
 }
 
 #[test]

@@ -70,7 +70,7 @@ pub const USERS_TABLES: &[Table] = &[Table {
 }];
 
 /// A machine as anyone may see it: whether credentials are stored, never what they are.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[allow(missing_docs)]
 pub struct MachineRow {
     pub machine_id: Uuid,
@@ -95,7 +95,7 @@ pub struct MachineRow {
 }
 
 /// A test case as defined (the latest definition).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[allow(missing_docs)]
 pub struct TestCaseRow {
     pub test_case_id: Uuid,

@@ -1,10 +1,13 @@
 //! The rows of every read-model table. Field names are column names: the projector writes rows
 //! as JSON through `json_populate_recordset`, and reads them back with `row_to_json`.
 
+mod accounts;
 mod lab;
 mod pool;
 mod runs;
 
+pub use crate::decode::run_status;
+pub use accounts::{ACCOUNTS_TABLES, AccountRow};
 pub use lab::{MACHINES_TABLES, MachineRow, TEST_CASES_TABLES, TestCaseRow, USERS_TABLES, UserRow};
-pub use pool::{QueueRow, VENVS_TABLES, VenvRow};
+pub use pool::{QueueRow, VENVS_TABLES, VenvRow, VenvStatus};
 pub use runs::{NameKind, NameRow, OutputRow, RUNS_TABLES, RunRow};

@@ -47,9 +47,46 @@ pub const VENVS_TABLES: &[Table] = &[
     },
 ];
 
-/// A venv: where it lives, its status (`provisioning`, `free`, `in_use`, `broken`, `removed`)
-/// and the run holding it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where a venv is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VenvStatus {
+    /// Being created on its machine.
+    Provisioning,
+    /// Ready for a run.
+    Free,
+    /// Leased by a run.
+    InUse,
+    /// Provisioning failed.
+    Broken,
+    /// Removed from the pool.
+    Removed,
+}
+
+impl VenvStatus {
+    /// Every status, in life order.
+    pub const ALL: [VenvStatus; 5] = [
+        Self::Provisioning,
+        Self::Free,
+        Self::InUse,
+        Self::Broken,
+        Self::Removed,
+    ];
+
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Free => "free",
+            Self::InUse => "in_use",
+            Self::Broken => "broken",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+/// A venv: where it lives, its status and the run holding it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 #[allow(missing_docs)]
 pub struct VenvRow {
     pub venv_id: Uuid,
@@ -58,7 +95,8 @@ pub struct VenvRow {
     pub path: String,
     pub python: String,
     pub requirements: Vec<String>,
-    pub status: String,
+    #[sqlx(try_from = "crate::decode::Word")]
+    pub status: VenvStatus,
     /// The run leasing it while `in_use`.
     pub run_id: Option<Uuid>,
     pub python_version: Option<String>,

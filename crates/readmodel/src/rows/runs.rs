@@ -2,6 +2,7 @@
 
 use crate::model::Table;
 use chrono::{DateTime, Utc};
+use runledger_types::RunStatus;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -94,7 +95,8 @@ pub const RUNS_TABLES: &[Table] = &[
 pub struct RunRow {
     pub run_id: Uuid,
     /// `queued`, `assigned`, `running`, or a final status.
-    pub status: String,
+    #[sqlx(try_from = "crate::decode::Word")]
+    pub status: RunStatus,
     /// The actor who asked for the run (the contract's `user`).
     pub requested_by: String,
     pub test_case_id: Uuid,
