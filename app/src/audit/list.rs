@@ -1,9 +1,11 @@
-//! `runledger audit [filters] [--follow]`: the matching events in log order, a page at a time.
+//! `runledger audit [filters] [--follow]`: the matching events in log order, a page at a time
+//! (the paging is `runledger_audit::Listing`'s; this prints it).
 
 use super::format::{Format, Renderer};
-use super::{PAGE, output, parse_time};
+use super::{output, parse_time};
 use chrono::{DateTime, Utc};
 use clap::Args;
+use runledger_audit::{Listing, Next};
 use runledger_store::{AuditFilter, EventStore};
 use std::io::Write;
 use std::time::Duration;
@@ -75,105 +77,39 @@ pub async fn list(store: &EventStore, args: &ListArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut listing = Listing {
-        store,
-        filter: args.filter(),
-        renderer: Renderer::new(args.format),
-        after: args.from.map_or(0, |from| from - 1),
-        remaining: args.limit,
-    };
+    let mut listing = Listing::new(store, args.filter(), args.limit);
+    let renderer = Renderer::new(args.format);
     let mut out = output::stdout();
-    output::closed_pipe_is_success(listing.run(&mut out, stop.as_ref()).await)
+    let printed = print(&mut listing, &renderer, &mut out, stop.as_ref()).await;
+    output::closed_pipe_is_success(printed)
 }
 
-/// One listing in progress.
-struct Listing<'a> {
-    store: &'a EventStore,
-    filter: AuditFilter,
-    renderer: Renderer,
-    /// Every event up to here was printed or did not match.
-    after: i64,
-    /// How many more events `--limit` allows.
-    remaining: Option<i64>,
-}
-
-impl Listing<'_> {
-    async fn run(
-        &mut self,
-        out: &mut impl Write,
-        follow: Option<&CancellationToken>,
-    ) -> anyhow::Result<()> {
-        self.renderer.header(out)?;
-        loop {
-            if self.page(out).await? == Progress::Done {
-                return Ok(());
-            }
-            let Some(stop) = follow else {
-                return Ok(());
-            };
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(POLL) => {}
+/// Prints page after page; once caught up, waits for more only when following.
+async fn print(
+    listing: &mut Listing<'_>,
+    renderer: &Renderer,
+    out: &mut impl Write,
+    follow: Option<&CancellationToken>,
+) -> anyhow::Result<()> {
+    renderer.header(out)?;
+    loop {
+        let page = listing.next_page().await?;
+        for record in &page.events {
+            renderer.record(out, record)?;
+        }
+        out.flush()?;
+        match page.next {
+            Next::More => {}
+            Next::Done => return Ok(()),
+            Next::CaughtUp => {
+                let Some(stop) = follow else {
+                    return Ok(());
+                };
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(POLL) => {}
+                }
             }
         }
     }
-
-    /// Prints pages until the listing has caught up with the log head (or is complete).
-    async fn page(&mut self, out: &mut impl Write) -> anyhow::Result<Progress> {
-        loop {
-            // Positions are a gap-free prefix `1..=head`: every event up to `bound` is visible
-            // now, so once a page comes back short, nothing up to `bound` is left to print.
-            let asked_at = Utc::now();
-            let head = self.store.head().await?;
-            let bound = self.filter.to.map_or(head, |to| to.min(head));
-            let want = self.remaining.map_or(PAGE, |remaining| remaining.min(PAGE));
-            let bounded = AuditFilter {
-                to: Some(bound),
-                ..self.filter.clone()
-            };
-            let events = self.store.audit_page(&bounded, self.after, want).await?;
-            for record in &events {
-                self.renderer.record(out, record)?;
-            }
-            out.flush()?;
-            let count = i64::try_from(events.len())?;
-            self.remaining = self.remaining.map(|remaining| remaining - count);
-            if self.remaining == Some(0) {
-                return Ok(Progress::Done);
-            }
-            if count < want {
-                self.after = self.after.max(bound);
-                let complete =
-                    self.filter.to.is_some_and(|to| bound >= to) || self.until_passed(asked_at);
-                return Ok(if complete {
-                    Progress::Done
-                } else {
-                    Progress::CaughtUp
-                });
-            }
-            self.after = events.last().map_or(self.after, |record| record.position);
-        }
-    }
-}
-
-impl Listing<'_> {
-    /// True when no event committed from now on can fall before `--until`: events are stamped
-    /// when decided, and committed well within [`COMMIT_MARGIN`] of it.
-    fn until_passed(&self, asked_at: DateTime<Utc>) -> bool {
-        self.filter
-            .until
-            .is_some_and(|until| until + COMMIT_MARGIN < asked_at)
-    }
-}
-
-/// How long after its `recorded_at` an event is surely committed (and so visible).
-const COMMIT_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
-
-/// Where a listing stands after printing what there was.
-#[derive(Debug, PartialEq, Eq)]
-enum Progress {
-    /// Everything up to the head is printed; later events may still match.
-    CaughtUp,
-    /// Nothing more can match (`--to` reached) or `--limit` is used up.
-    Done,
 }

@@ -7,14 +7,15 @@
 //!   that point with the domain's own `evolve` and prints what the lab looked like ([`state`]).
 //! - `runledger audit verify` checks the log's hash chain ([`verify`]).
 //!
-//! Data goes to stdout; logs go to stderr (quiet by default, like `send`).
+//! These modules parse arguments and print; what they print comes from `runledger_audit` (the
+//! fold, the views, the paging). Data goes to stdout; logs go to stderr (quiet by default, like
+//! `send`).
 
 mod format;
 mod list;
 mod output;
 mod state;
 mod verify;
-mod view;
 
 use crate::settings::Settings;
 use anyhow::Context;
@@ -22,9 +23,6 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use runledger_store::EventStore;
 use tokio_util::sync::CancellationToken;
-
-/// Events read per query: memory stays flat however long the log is.
-const PAGE: i64 = 1000;
 
 /// `runledger audit`: with no subcommand, lists events (see [`list::ListArgs`]).
 #[derive(Debug, Args)]

@@ -1,16 +1,12 @@
-//! `runledger audit state`: time travel. Folds the log from position 1 up to a past position (or
-//! time) with the domain's own `evolve`, then prints one run, venv or pool as it was then.
+//! `runledger audit state`: time travel. The arguments and the printing; folding the log up to
+//! the point and the views of what it shows are `runledger_audit`'s.
 
-use super::view::{AsOf, PoolView, RunView, VenvView};
-use super::{PAGE, parse_time};
+use super::parse_time;
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use runledger_domain::{Lab, evolve};
+use runledger_audit::{Point, StateReport, Subject, lab_at};
 use runledger_store::EventStore;
 use runledger_types::{MachineId, RunId, VenvId};
-use serde::Serialize;
-use std::fmt;
 use uuid::Uuid;
 
 /// Arguments of `runledger audit state`.
@@ -50,13 +46,14 @@ enum Target {
     },
 }
 
-/// A point in the log's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Point {
-    /// Right after this position.
-    Position(i64),
-    /// Right after the last event recorded at or before this time.
-    Time(DateTime<Utc>),
+impl From<Target> for Subject {
+    fn from(target: Target) -> Self {
+        match target {
+            Target::Run { run_id } => Subject::Run(RunId(run_id)),
+            Target::Venv { venv_id } => Subject::Venv(VenvId(venv_id)),
+            Target::Pool { machine_id } => Subject::Pool(MachineId(machine_id)),
+        }
+    }
 }
 
 fn parse_point(raw: &str) -> Result<Point, String> {
@@ -71,88 +68,12 @@ fn parse_point(raw: &str) -> Result<Point, String> {
 
 /// Prints the target's state at the chosen point as JSON; fails when it did not exist then.
 pub async fn state(store: &EventStore, args: &StateArgs) -> anyhow::Result<()> {
-    let through = match args.at {
-        None => store.head().await?,
-        Some(Point::Position(position)) => position,
-        Some(Point::Time(time)) => store.position_at(time).await?,
-    };
-    let (lab, as_of) = fold(store, through).await?;
-    let shown = args
-        .target
-        .view(&lab)
-        .with_context(|| format!("no {} at position {}", args.target, as_of.position))?;
-    let report = Report { as_of, shown };
+    let snapshot = lab_at(store, args.at.unwrap_or(Point::Head)).await?;
+    let subject = Subject::from(args.target);
+    let report = StateReport::new(&snapshot, subject)
+        .with_context(|| format!("no {subject} at position {}", snapshot.as_of.position))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
-}
-
-impl Target {
-    /// The view of the target in `lab`, if it exists there.
-    fn view(self, lab: &Lab) -> Option<Shown<'_>> {
-        match self {
-            Self::Run { run_id } => {
-                let run_id = RunId(run_id);
-                lab.run(&run_id)
-                    .map(|run| Shown::Run(RunView::new(run_id, run)))
-            }
-            Self::Venv { venv_id } => {
-                let venv_id = VenvId(venv_id);
-                lab.venv(&venv_id)
-                    .map(|venv| Shown::Venv(VenvView::new(venv_id, venv)))
-            }
-            Self::Pool { machine_id } => PoolView::new(lab, MachineId(machine_id)).map(Shown::Pool),
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Run { run_id } => write!(f, "run {run_id}"),
-            Self::Venv { venv_id } => write!(f, "venv {venv_id}"),
-            Self::Pool { machine_id } => write!(f, "machine {machine_id}"),
-        }
-    }
-}
-
-/// What `audit state` prints: `{"as_of": {...}, "run": {...}}` (or `venv`, `pool`).
-#[derive(Debug, Serialize)]
-struct Report<'a> {
-    as_of: AsOf,
-    #[serde(flatten)]
-    shown: Shown<'a>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Shown<'a> {
-    Run(RunView<'a>),
-    Venv(VenvView<'a>),
-    Pool(PoolView<'a>),
-}
-
-/// The lab folded from position 1 through `through` (or the head, if that is smaller), and the
-/// last event folded. Reads raw pages: each event's data is decoded once, straight from its text.
-async fn fold(store: &EventStore, through: i64) -> anyhow::Result<(Lab, AsOf)> {
-    let mut lab = Lab::new();
-    let mut as_of = AsOf::default();
-    while as_of.position < through {
-        let page = store.read_after_raw(as_of.position, PAGE).await?;
-        let done = page.len() < usize::try_from(PAGE)?
-            || page.last().is_some_and(|record| record.position >= through);
-        for record in page.iter().take_while(|record| record.position <= through) {
-            evolve(&mut lab, &record.decode()?);
-            lab.set_position(record.position);
-            as_of = AsOf {
-                position: record.position,
-                recorded_at: Some(record.recorded_at),
-            };
-        }
-        if done {
-            break;
-        }
-    }
-    Ok((lab, as_of))
 }
 
 #[cfg(test)]
@@ -160,6 +81,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use chrono::{DateTime, Utc};
 
     #[test]
     fn points_are_positions_or_rfc3339_times() {

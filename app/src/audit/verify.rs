@@ -2,8 +2,8 @@
 //! 0 when the log is intact, 1 (naming the first bad position) when it is not.
 
 use clap::{Args, ValueEnum};
-use runledger_store::{EventStore, Problem, VerifyReport};
-use serde::Serialize;
+use runledger_audit::VerifyView;
+use runledger_store::EventStore;
 
 /// Arguments of `runledger audit verify`.
 #[derive(Debug, Args)]
@@ -27,60 +27,12 @@ pub async fn verify(store: &EventStore, args: &VerifyArgs) -> anyhow::Result<()>
     let report = store.verify().await?;
     match args.format {
         VerifyFormat::Text => println!("{report}"),
-        VerifyFormat::Json => println!("{}", serde_json::to_string(&ReportView::new(&report))?),
+        VerifyFormat::Json => println!("{}", serde_json::to_string(&VerifyView::new(&report))?),
     }
     match report.first_problem {
         None => Ok(()),
         Some((position, problem)) => {
             anyhow::bail!("the event log fails verification at position {position}: {problem}")
         }
-    }
-}
-
-/// The report as JSON.
-#[derive(Debug, Serialize)]
-struct ReportView {
-    intact: bool,
-    checked: i64,
-    sealed_through: i64,
-    sealed_hash: String,
-    unsealed: i64,
-    head: i64,
-    first_problem: Option<ProblemView>,
-}
-
-#[derive(Debug, Serialize)]
-struct ProblemView {
-    position: i64,
-    problem: &'static str,
-    message: String,
-}
-
-impl ReportView {
-    fn new(report: &VerifyReport) -> Self {
-        Self {
-            intact: report.is_intact(),
-            checked: report.checked,
-            sealed_through: report.sealed_through,
-            sealed_hash: report.sealed_hash_hex(),
-            unsealed: report.unsealed,
-            head: report.head,
-            first_problem: report.first_problem.map(|(position, problem)| ProblemView {
-                position,
-                problem: code(problem),
-                message: problem.to_string(),
-            }),
-        }
-    }
-}
-
-/// A stable, machine-readable name for each problem.
-fn code(problem: Problem) -> &'static str {
-    match problem {
-        Problem::Altered => "altered",
-        Problem::Reordered => "reordered",
-        Problem::Missing => "missing",
-        Problem::SealMissing => "seal_missing",
-        Problem::BeyondHead => "beyond_head",
     }
 }

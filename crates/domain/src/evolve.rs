@@ -2,9 +2,12 @@
 //! event naming something unknown (impossible when every event came from `decide`) only bumps
 //! its stream's version.
 
-use crate::state::{Lab, MachineState, RunPhase, RunSelector, RunState, VenvState, VenvStatus};
+use crate::state::{
+    Lab, MachineState, RunPhase, RunSelector, RunState, TestCaseState, VenvState, VenvStatus,
+};
 use runledger_types::event::{
-    MachineRegistered, MachineUpdated, RunAssigned, RunFinished, RunRequested, VenvAdded,
+    MachineRegistered, MachineUpdated, RunAssigned, RunFinished, RunRequested, TestCaseDefined,
+    VenvAdded,
 };
 use runledger_types::{Event, RunId, VenvId};
 
@@ -40,14 +43,7 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
                 machine.retired = true;
             }
         }
-        Event::TestCaseDefined(e) => {
-            let test_case = crate::state::TestCaseState {
-                retries: e.retries,
-                jenkins: e.jenkins.as_ref().map(|job| job.url.clone()),
-                env_overridable: e.env_overridable.clone(),
-            };
-            lab.test_cases.insert(e.test_case_id, test_case);
-        }
+        Event::TestCaseDefined(e) => test_case_defined(lab, e),
         Event::UserDisabled(e) => {
             if let Some(user) = lab.users.get_mut(&e.username) {
                 user.disabled = true;
@@ -65,32 +61,62 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
 
 fn machine_registered(lab: &mut Lab, e: &MachineRegistered) {
     let machine = MachineState {
+        name: e.name.clone(),
+        host: e.host.clone(),
+        port: e.port,
+        username: e.username.clone(),
+        password: e.password.clone(),
+        private_key: e.private_key.clone(),
         owner: e.owner.clone(),
         os: e.os,
         labels: e.labels.clone(),
         host_key: e.host_key.clone(),
-        local: e.host.is_local(),
         retired: false,
     };
     lab.machines.insert(e.machine_id, machine);
 }
 
 fn machine_updated(lab: &mut Lab, e: &MachineUpdated) {
+    /// An update names only what changed: every field it leaves out keeps its value.
+    fn set<T: Clone>(field: &mut T, new: Option<&T>) {
+        if let Some(new) = new {
+            field.clone_from(new);
+        }
+    }
     let Some(machine) = lab.machines.get_mut(&e.machine_id) else {
         return;
     };
-    if let Some(os) = e.os {
-        machine.os = os;
+    set(&mut machine.name, e.name.as_ref());
+    set(&mut machine.host, e.host.as_ref());
+    set(&mut machine.port, e.port.as_ref());
+    set(&mut machine.os, e.os.as_ref());
+    set(&mut machine.username, e.username.as_ref());
+    set(&mut machine.labels, e.labels.as_ref());
+    if e.password.is_some() {
+        machine.password.clone_from(&e.password);
     }
-    if let Some(host) = &e.host {
-        machine.local = host.is_local();
+    if e.private_key.is_some() {
+        machine.private_key.clone_from(&e.private_key);
     }
-    if let Some(labels) = &e.labels {
-        machine.labels = labels.clone();
+    if e.host_key.is_some() {
+        machine.host_key.clone_from(&e.host_key);
     }
-    if let Some(host_key) = &e.host_key {
-        machine.host_key = Some(host_key.clone());
-    }
+}
+
+fn test_case_defined(lab: &mut Lab, e: &TestCaseDefined) {
+    let test_case = TestCaseState {
+        name: e.name.clone(),
+        command: e.command.clone(),
+        jenkins: e.jenkins.clone(),
+        files: e.files.clone(),
+        env: e.env.clone(),
+        env_overridable: e.env_overridable.clone(),
+        timeout_s: e.timeout_s,
+        junit_xml: e.junit_xml.clone(),
+        retries: e.retries,
+        max_output_bytes: e.max_output_bytes,
+    };
+    lab.test_cases.insert(e.test_case_id, test_case);
 }
 
 fn evolve_venv(lab: &mut Lab, event: &Event) {
@@ -109,6 +135,9 @@ fn venv_added(lab: &mut Lab, e: &VenvAdded) {
     let venv = VenvState {
         machine_id: e.machine_id,
         name: e.name.clone(),
+        path: e.path.clone(),
+        python: e.python.clone(),
+        requirements: e.requirements.clone(),
         status: VenvStatus::Provisioning,
     };
     lab.venvs.insert(e.venv_id, venv);
@@ -161,6 +190,7 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
     let run = RunState {
         test_case_id: e.test_case_id,
         user: e.user.clone(),
+        env: e.env.clone(),
         selector: RunSelector {
             machine_id: e.machine_id,
             labels: e.labels.clone(),

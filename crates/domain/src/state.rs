@@ -1,15 +1,19 @@
-//! The lab's state folded from the log: what [`crate::decide`] needs to know, nothing more.
+//! The lab's state folded from the log: what [`crate::decide`] needs to know, and what an
+//! executor needs to drive the work it decides on (hosts, sealed credentials, venv paths, test
+//! case commands, a run's env). One fold for every reader, so a new event changes one place.
 //!
 //! Every collection is an `imbl` persistent map, so cloning a [`Lab`] is O(1): the handler
 //! clones it before a batch and restores the clone if the transaction fails.
 
 use imbl::{OrdMap, OrdSet};
-use runledger_types::jenkins::JenkinsUrl;
+use runledger_types::command::TestFile;
+use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
-    Actor, EnvName, HostKeyFingerprint, Label, MachineId, Os, Role, RunId, RunStatus, StreamId,
+    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineId, MachineName, Os, Port,
+    RelativePath, RemotePath, RemoteUser, Role, RunId, RunStatus, SealedSecret, StreamId,
     TestCaseId, Text, Username, VenvId, VenvName,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,22 +24,39 @@ pub struct UserState {
     pub disabled: bool,
 }
 
-/// A registered machine.
+/// A registered machine. Its `Debug` shows sealed credentials only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineState {
+    /// Its name, for logs.
+    pub name: MachineName,
+    /// Host name or address; `local` means an executor's own host (see [`Self::is_local`]).
+    pub host: Host,
+    /// SSH port.
+    pub port: Port,
+    /// The remote user executors log in as.
+    pub username: RemoteUser,
+    /// Sealed password, if one was given.
+    pub password: Option<SealedSecret>,
+    /// Sealed private key (OpenSSH PEM), if one was given.
+    pub private_key: Option<SealedSecret>,
     /// Who registered it and may manage it.
     pub owner: Actor,
-    /// Decides the default venv path.
+    /// Decides the default venv path and how commands are rendered.
     pub os: Os,
     /// Labels runs may select it by.
     pub labels: BTreeSet<Label>,
     /// The pinned host key, once known.
     pub host_key: Option<HostKeyFingerprint>,
-    /// True for host `local`: its work runs on an executor's own host, so only admins and
-    /// trusted systems manage it.
-    pub local: bool,
     /// True once retired: no new runs go to it.
     pub retired: bool,
+}
+
+impl MachineState {
+    /// True for host `local`: its work runs on an executor's own host, so only admins and
+    /// trusted systems manage it.
+    pub fn is_local(&self) -> bool {
+        self.host.is_local()
+    }
 }
 
 /// Where a venv is in its life.
@@ -60,20 +81,40 @@ pub struct VenvState {
     pub machine_id: MachineId,
     /// Its name, unique among the machine's venvs that are not removed.
     pub name: VenvName,
+    /// Its path on the machine.
+    pub path: RemotePath,
+    /// The interpreter that creates it.
+    pub python: Line,
+    /// What to pip-install into it.
+    pub requirements: Vec<Line>,
     /// Where it is in its life.
     pub status: VenvStatus,
 }
 
 /// A defined test case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TestCaseState {
-    /// How often an infrastructure error may be retried.
-    pub retries: u32,
-    /// The Jenkins server its runs trigger a job on instead of using a venv; the builds they
-    /// follow must be on its origin.
-    pub jenkins: Option<JenkinsUrl>,
+    /// Its name.
+    pub name: MachineName,
+    /// The command run inside the venv; absent for a Jenkins job.
+    pub command: Option<Text>,
+    /// The Jenkins job its runs trigger instead of using a venv (API token sealed); the builds
+    /// they follow must be on its server's origin.
+    pub jenkins: Option<JenkinsJob<SealedSecret>>,
+    /// Files uploaded into a run's working directory.
+    pub files: Vec<TestFile>,
+    /// Environment for the command (a run's own env is laid over it).
+    pub env: BTreeMap<EnvName, String>,
     /// The names a run's `env` may set.
     pub env_overridable: BTreeSet<EnvName>,
+    /// Past this a run ends `timed_out`.
+    pub timeout_s: u32,
+    /// The JUnit report to fetch, relative to the working directory.
+    pub junit_xml: Option<RelativePath>,
+    /// How often an infrastructure error may be retried.
+    pub retries: u32,
+    /// Most bytes of output a run records.
+    pub max_output_bytes: u64,
 }
 
 /// The Jenkins build a run follows, as far as the executor has reported it. Kept across the
@@ -119,6 +160,8 @@ pub struct RunState {
     pub test_case_id: TestCaseId,
     /// Who asked for it.
     pub user: Actor,
+    /// The run's own env (names its test case lets it set).
+    pub env: BTreeMap<EnvName, String>,
     /// Which venvs may serve it.
     pub selector: RunSelector,
     /// Where it is in its life.

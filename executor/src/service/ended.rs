@@ -28,7 +28,7 @@ pub(crate) async fn handle(worker: &Worker, item: WorkItem) {
     let (jenkins, machine) = worker.view.read(|view| {
         (
             view.ended_jenkins(run_id).cloned(),
-            view.lost_attempt_machine(run_id).cloned(),
+            view.lost_attempt_machine(run_id),
         )
     });
     if let Some(ended) = jenkins {

@@ -1,6 +1,9 @@
 //! The view's records: what the executor knows of each machine, venv, test case and run, and
-//! what a driver gets when it resolves a run or venv.
+//! what a driver gets when it resolves a run or venv. Each is a snapshot of the domain's state
+//! (which folds the log once for everyone) with its id, owned, so a driver can keep it while the
+//! view moves on.
 
+use runledger_domain::{MachineState, TestCaseState, VenvState};
 use runledger_types::command::TestFile;
 use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
@@ -34,6 +37,24 @@ pub struct MachineInfo {
     pub retired: bool,
 }
 
+impl MachineInfo {
+    /// The snapshot of the domain's `machine`.
+    pub(super) fn new(machine_id: MachineId, machine: &MachineState) -> Self {
+        Self {
+            machine_id,
+            name: machine.name.clone(),
+            host: machine.host.clone(),
+            port: machine.port,
+            os: machine.os,
+            username: machine.username.clone(),
+            password: machine.password.clone(),
+            private_key: machine.private_key.clone(),
+            host_key: machine.host_key.clone(),
+            retired: machine.retired,
+        }
+    }
+}
+
 /// A venv's lifecycle: the domain's own, folded from the same events.
 pub use runledger_domain::VenvStatus;
 
@@ -54,6 +75,21 @@ pub struct VenvInfo {
     pub requirements: Vec<Line>,
     /// Where it is in its lifecycle.
     pub status: VenvStatus,
+}
+
+impl VenvInfo {
+    /// The snapshot of the domain's `venv`.
+    pub(super) fn new(venv_id: VenvId, venv: &VenvState) -> Self {
+        Self {
+            venv_id,
+            machine_id: venv.machine_id,
+            name: venv.name.clone(),
+            path: venv.path.clone(),
+            python: venv.python.clone(),
+            requirements: venv.requirements.clone(),
+            status: venv.status,
+        }
+    }
 }
 
 /// A test case as the executor needs it.
@@ -81,6 +117,25 @@ pub struct TestCaseInfo {
     pub retries: u32,
     /// Most bytes of output a run records.
     pub max_output_bytes: u64,
+}
+
+impl TestCaseInfo {
+    /// The snapshot of the domain's `test_case`.
+    pub(super) fn new(test_case_id: TestCaseId, test_case: &TestCaseState) -> Self {
+        Self {
+            test_case_id,
+            name: test_case.name.clone(),
+            command: test_case.command.clone(),
+            jenkins: test_case.jenkins.clone(),
+            files: test_case.files.clone(),
+            env: test_case.env.clone(),
+            env_overridable: test_case.env_overridable.clone(),
+            timeout_s: test_case.timeout_s,
+            junit_xml: test_case.junit_xml.clone(),
+            retries: test_case.retries,
+            max_output_bytes: test_case.max_output_bytes,
+        }
+    }
 }
 
 /// The latest assignment of a run.

@@ -2,14 +2,17 @@ use super::*;
 use crate::ssh::SshAuth;
 use runledger_secrets::{Keyring, SecretKey};
 use runledger_types::event::{
-    HostKeyPinned, MachineRetired, RunCancelRequested, RunFinished, RunRequested, RunStarted,
-    VenvAdded, VenvLeased, VenvProvisioned, VenvRemoved,
+    HostKeyPinned, MachineRegistered, MachineRetired, MachineUpdated, RunAssigned,
+    RunCancelRequested, RunFinished, RunRequested, RunStarted, TestCaseDefined, VenvAdded,
+    VenvLeased, VenvProvisioned, VenvRemoved,
 };
 use runledger_types::{
     Actor, EnvName, Host, HostKeyFingerprint, Line, MachineName, Os, Port, RemotePath, RemoteUser,
     SecretString, Text, VenvName,
 };
 use std::collections::{BTreeMap, BTreeSet};
+
+mod leftovers;
 
 const FINGERPRINT: &str = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -197,7 +200,7 @@ fn the_local_host_needs_no_credential() {
     let view = fold(&lab.events);
     let machine = view.machine(lab.machine_id).expect("known");
     assert!(matches!(
-        unseal_target(&lab.keyring, machine),
+        unseal_target(&lab.keyring, &machine),
         Ok(Target::Local)
     ));
 }

@@ -85,7 +85,8 @@ fn running_jenkins_run<'a>(
     }
     let server = lab
         .test_case(&found.test_case_id)
-        .and_then(|test_case| test_case.jenkins.as_ref());
+        .and_then(|test_case| test_case.jenkins.as_ref())
+        .map(|job| &job.url);
     match server {
         None => reject(
             RejectionCode::NotAJenkinsRun,

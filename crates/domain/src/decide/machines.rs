@@ -51,7 +51,7 @@ pub(super) fn update_machine(
     let local = command
         .host
         .as_ref()
-        .map_or(found.local, |host| host.is_local());
+        .map_or(found.is_local(), |host| host.is_local());
     check_local(lab, actor, command.machine_id, local)?;
     live_machine(lab, command.machine_id)?;
     let update = MachineUpdated {

@@ -31,7 +31,7 @@ pub(super) fn add_venv(
     }
     let found = machine(lab, command.machine_id)?;
     check_owner(lab, actor, command.machine_id, found)?;
-    check_local(lab, actor, command.machine_id, found.local)?;
+    check_local(lab, actor, command.machine_id, found.is_local())?;
     let found = live_machine(lab, command.machine_id)?;
     let taken = lab.venvs().any(|(_, venv)| {
         venv.machine_id == command.machine_id

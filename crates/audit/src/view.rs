@@ -1,6 +1,9 @@
 //! Serializable views of the domain's state for `runledger audit state`. The domain's own state
 //! types stay free of serde; these borrow from them and name things as the contract does.
 
+#[cfg(test)]
+mod tests;
+
 use chrono::{DateTime, Utc};
 use runledger_domain::scheduling::machine_matches;
 use runledger_domain::{Lab, MachineState, RunPhase, RunSelector, RunState, VenvState, VenvStatus};
