@@ -905,14 +905,11 @@ async fn report_output_and_finish(
         let chunk = json!({"run_id": run_id, "seq": seq, "stream": "stdout", "text": text(seq)});
         assert!(client.send("report_run_output", EXEC, chunk).await.accepted);
         if seq % 100 == 0 {
-            // A slow machine takes longer than the executor lease for many chunks: heartbeat.
-            let heartbeat = json!({"run_ids": [run_id]});
-            assert!(
-                client
-                    .send("executor_heartbeat", EXEC, heartbeat)
-                    .await
-                    .accepted
-            );
+            // A slow machine takes longer than the executor lease for many chunks: beat.
+            let executor = EXEC.trim_start_matches("executor:");
+            client
+                .beat(executor, vec![runledger_types::RunId(run_id)])
+                .await;
         }
     }
     let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0});

@@ -6,18 +6,20 @@ use crate::feed::Feed;
 use crate::gather::gather_rest;
 use crate::group::Intake;
 use crate::lab_sync::catch_up;
-use crate::lease_watch::{LeaseWatch, publish, tick_every};
+use crate::lease_watch::{held, tick_every, watch_leases};
 use crate::pipeline::{AppendResult, InFlight, completion};
 use crate::relay::run_relay;
 use crate::seal::{INTERVAL as SEAL_INTERVAL, run_sealer};
 use crate::stats::HandlerStats;
 use futures::StreamExt;
-use runledger_bus::{BusError, BusNames, ensure_streams, handler_consumer, jetstream};
+use runledger_bus::{
+    BusError, BusNames, Liveness, LivenessError, ensure_streams, handler_consumer, jetstream,
+};
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
 use runledger_store::{EventStore, StoreError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -33,7 +35,7 @@ pub struct HandlerSettings {
     /// How long a delivered command may stay unacked before JetStream redelivers it (to another
     /// handler, after a crash).
     pub ack_wait: Duration,
-    /// How long an executor may go without a heartbeat before the runs it holds end as
+    /// How long an executor may go without a liveness beat before the runs it holds end as
     /// `error` (`executor_lost`) or are retried ([`crate::lease_watch`]).
     pub executor_lease: Duration,
 }
@@ -71,6 +73,9 @@ pub enum HandlerError {
     /// NATS set-up failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The executors' liveness bucket could not be opened.
+    #[error(transparent)]
+    Liveness(#[from] LivenessError),
     /// The log could not be read at start-up.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -97,6 +102,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     let js = jetstream(handler.nats.clone());
     let (commands, _events) = ensure_streams(&js, &handler.names).await?;
     let consumer = handler_consumer(&commands, &handler.names, handler.settings.ack_wait).await?;
+    let liveness = Liveness::open(&js, &handler.names).await?;
     let mut lab = Lab::new();
     let folded = catch_up(&handler.store, &mut lab).await?;
     tracing::info!(
@@ -118,6 +124,16 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         shutdown.clone(),
         SEAL_INTERVAL,
     )));
+    let lease = handler.settings.executor_lease;
+    let (holdings, holdings_seen) = tokio::sync::watch::channel(held(&lab));
+    let lease_watch = AbortOnDropHandle::new(tokio::spawn(watch_leases(
+        handler.nats.clone(),
+        handler.names.clone(),
+        liveness,
+        lease,
+        holdings_seen,
+        shutdown.clone(),
+    )));
     let max_batch = handler.settings.max_batch.max(1);
     let mut messages = consumer
         .stream()
@@ -135,8 +151,6 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     };
     let mut ended = Ok(());
     let mut in_flight: Option<InFlight> = None;
-    let lease = intake.handler.settings.executor_lease;
-    let mut leases = LeaseWatch::new(lease);
     let mut lease_tick = tokio::time::interval(tick_every(lease));
     lease_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -149,12 +163,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         let first = match event {
             Wake::Stop => break,
             Wake::LeaseTick => {
-                for expired in leases.check(&intake.lab, Instant::now()) {
-                    let handler = &intake.handler;
-                    if let Err(err) = publish(&handler.nats, &handler.names, &expired).await {
-                        tracing::warn!(error = %err, executor = %expired.executor, "cannot publish a lease expiry; retrying after the next lease");
-                    }
-                }
+                holdings.send_replace(held(&intake.lab));
                 continue;
             }
             Wake::Committed(result) => {
@@ -195,6 +204,9 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     }
     if let Err(err) = sealer.await {
         tracing::error!(error = %err, "sealer task failed");
+    }
+    if let Err(err) = lease_watch.await {
+        tracing::error!(error = %err, "lease watch task failed");
     }
     ended
 }

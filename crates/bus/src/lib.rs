@@ -6,12 +6,14 @@
 
 mod auth;
 mod commands;
+mod liveness;
 mod names;
 mod run_feed;
 mod setup;
 
 pub use auth::{CredentialError, NatsAuth};
 pub use commands::{CommandSender, SendError};
+pub use liveness::{Beat, LIVENESS_MAX_AGE, Liveness, LivenessError, key_of};
 pub use names::{BusNames, InvalidPrefix};
 pub use run_feed::{FedEvent, RunFeed};
 pub use setup::{BusError, connect, connect_with, ensure_streams, handler_consumer, jetstream};

@@ -56,6 +56,12 @@ impl BusNames {
         format!("{}_EVENTS", self.stream_prefix)
     }
 
+    /// `RUNLEDGER_EXECUTORS`: the key-value bucket of executors' liveness (stream
+    /// `KV_RUNLEDGER_EXECUTORS`), kept out of the event log.
+    pub fn liveness_bucket(&self) -> String {
+        format!("{}_EXECUTORS", self.stream_prefix)
+    }
+
     /// `runledger.commands.<type>`
     pub fn command_subject(&self, command_type: &str) -> String {
         format!("{}.commands.{command_type}", self.prefix)

@@ -4,8 +4,8 @@ use crate::nats::TestNats;
 use crate::sshd::TestSshd;
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
-use runledger_bus::BusNames;
-use runledger_types::{CommandId, Outcome};
+use runledger_bus::{Beat, BusNames, Liveness};
+use runledger_types::{CommandId, Outcome, RunId};
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
@@ -52,6 +52,19 @@ impl CommandClient {
         let body = serde_json::to_vec(&Self::body(command_id, kind, actor, payload)).expect("json");
         self.publish_raw(kind, Some(&command_id.to_string()), body)
             .await;
+    }
+
+    /// Writes a liveness beat of `executor` holding `run_ids`, as an executor process does, so
+    /// a test playing an executor keeps its lease.
+    pub async fn beat(&self, executor: &str, run_ids: Vec<RunId>) {
+        let liveness = Liveness::open(&self.js, &self.names)
+            .await
+            .expect("the liveness bucket opens");
+        let beat = Beat {
+            executor: executor.to_owned(),
+            run_ids,
+        };
+        liveness.beat(&beat).await.expect("the beat is written");
     }
 
     /// Subscribes to the outcome of `command_id` (do this before publishing).

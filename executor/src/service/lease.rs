@@ -1,5 +1,5 @@
-//! Keeping the lease: the runs this process drives ([`HeldRuns`]), the heartbeat that names
-//! them every `heartbeat_every`, and the reconciliation of runs the log says this executor
+//! Keeping the lease: the runs this process drives ([`HeldRuns`]), the liveness beat that
+//! names them every `heartbeat_every` (written to the bus's liveness bucket, not the log), and the reconciliation of runs the log says this executor
 //! started but this process does not drive: what an earlier process under the same name held
 //! when it died. Those get their leftover processes ended ([`render::end_leftovers`]) and end
 //! as `error` (`executor_lost`), which retries them when their test case allows it. Attempts
@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use runledger_bus::{Beat, Liveness};
 use runledger_types::RunId;
-use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -64,10 +64,15 @@ impl Drop for Held {
     }
 }
 
-/// Sends a heartbeat every `every` until `shutdown`, and reconciles orphaned runs: runs started
-/// under this executor's name that no task of this process holds, seen so on two heartbeats in a
-/// row (so a view still catching up with the log does not trigger it).
-pub(crate) async fn keep_lease(worker: Arc<Worker>, every: Duration, shutdown: CancellationToken) {
+/// Beats every `every` until `shutdown`, and reconciles orphaned runs: runs started under this
+/// executor's name that no task of this process holds, seen so on two beats in a row (so a view
+/// still catching up with the log does not trigger it).
+pub(crate) async fn keep_lease(
+    worker: Arc<Worker>,
+    liveness: Liveness,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut suspects: BTreeSet<RunId> = BTreeSet::new();
@@ -84,12 +89,12 @@ pub(crate) async fn keep_lease(worker: Arc<Worker>, every: Duration, shutdown: C
             .set(run_ids.len() as f64);
         metrics::counter!("runledger_executor_heartbeats_total", "executor" => worker.name.clone())
             .increment(1);
-        if let Err(err) = worker
-            .reporter
-            .send("executor_heartbeat", json!({ "run_ids": run_ids }))
-            .await
-        {
-            tracing::warn!(error = %err, "heartbeat not delivered");
+        let beat = Beat {
+            executor: worker.name.clone(),
+            run_ids,
+        };
+        if let Err(err) = liveness.beat(&beat).await {
+            tracing::warn!(error = %err, "liveness beat not written");
         }
         while reconciling.try_join_next().is_some() {}
         let orphans: BTreeSet<RunId> = worker

@@ -63,8 +63,9 @@ pub struct ExecutorSettings {
     /// How long a venv's provisioning (venv creation and pip installs) may take before it is
     /// abandoned and reported failed.
     pub provisioning_timeout: Duration,
-    /// How often the executor sends `executor_heartbeat` naming the runs it drives; keep it
-    /// well under the handler's executor lease (default: 5 s against a 30 s lease).
+    /// How often the executor writes its liveness beat (naming the runs it drives) to the bus's
+    /// liveness bucket; keep it well under the handler's executor lease (default: 5 s against a
+    /// 30 s lease).
     pub heartbeat_every: Duration,
     /// How often a Jenkins server is asked about a build's queue item, console and result.
     pub jenkins_poll: Duration,
@@ -101,6 +102,9 @@ pub enum ExecutorError {
     /// The streams could not be set up.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The liveness bucket could not be opened.
+    #[error(transparent)]
+    Liveness(#[from] runledger_bus::LivenessError),
     /// The events follower or a work consumer failed.
     #[error(transparent)]
     Feed(#[from] FeedError),
@@ -132,6 +136,7 @@ pub async fn run(
 ) -> Result<(), ExecutorError> {
     let js = runledger_bus::jetstream(nats.clone());
     runledger_bus::ensure_streams(&js, &settings.names).await?;
+    let liveness = runledger_bus::Liveness::open(&js, &settings.names).await?;
     let (writer, view) = feed::shared_view();
     // The events follower and the heartbeat outlive `shutdown` until the runs in flight are
     // done: a run being finished still needs to see cancellations and to hold its lease.
@@ -166,6 +171,7 @@ pub async fn run(
     tracing::info!("executor started");
     let lease = AbortOnDropHandle::new(tokio::spawn(lease::keep_lease(
         Arc::clone(&worker),
+        liveness,
         settings.heartbeat_every,
         drained.clone(),
     )));

@@ -47,12 +47,6 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::DisableUser(c) => users::disable_user(lab, actor, c),
         Command::ChangePassword(c) => users::change_password(lab, actor, c),
         Command::RevokeTokens(c) => users::revoke_tokens(lab, actor, c),
-        Command::ExecutorHeartbeat(c) => Ok(vec![Event::ExecutorHeartbeat(
-            runledger_types::event::ExecutorHeartbeat {
-                executor: executor.to_owned(),
-                run_ids: c.run_ids.clone(),
-            },
-        )]),
     }
 }
 

@@ -2,8 +2,7 @@
 
 use crate::testing::*;
 use runledger_types::command::{
-    AddVenv, CancelRun, ExecutorHeartbeat, RemoveVenv, ReportRunStarted, RetireMachine,
-    UpdateMachine,
+    AddVenv, CancelRun, RemoveVenv, ReportRunStarted, RetireMachine, UpdateMachine,
 };
 use runledger_types::{Command, Line, MachineName, RejectionCode, VenvName};
 
@@ -134,10 +133,6 @@ fn executor_reports_come_only_from_executors() {
             .then_reject(RejectionCode::Forbidden);
     }
     given(&history).when(EXEC, report).events();
-    let heartbeat = Command::ExecutorHeartbeat(ExecutorHeartbeat { run_ids: vec![] });
-    given(&[])
-        .when(SYSTEM, heartbeat)
-        .then_reject(RejectionCode::Forbidden);
 }
 
 #[test]

@@ -56,8 +56,6 @@ pub enum Command {
     ReportJenkinsQueued(ReportJenkinsQueued),
     /// `report_jenkins_build` (executor)
     ReportJenkinsBuild(ReportJenkinsBuild),
-    /// `executor_heartbeat` (executor)
-    ExecutorHeartbeat(ExecutorHeartbeat),
     /// `expire_executor_lease` (the handler's lease watch)
     ExpireExecutorLease(ExpireExecutorLease),
     /// `disable_user`
@@ -186,7 +184,6 @@ command_types! {
     ReportHostKey => "report_host_key",
     ReportJenkinsQueued => "report_jenkins_queued",
     ReportJenkinsBuild => "report_jenkins_build",
-    ExecutorHeartbeat => "executor_heartbeat",
     ExpireExecutorLease => "expire_executor_lease",
     DisableUser => "disable_user",
     ChangePassword => "change_password",
@@ -207,7 +204,6 @@ impl CommandType {
                 | Self::ReportHostKey
                 | Self::ReportJenkinsQueued
                 | Self::ReportJenkinsBuild
-                | Self::ExecutorHeartbeat
         )
     }
 }
@@ -234,7 +230,6 @@ impl Command {
             Self::ReportHostKey(_) => CommandType::ReportHostKey,
             Self::ReportJenkinsQueued(_) => CommandType::ReportJenkinsQueued,
             Self::ReportJenkinsBuild(_) => CommandType::ReportJenkinsBuild,
-            Self::ExecutorHeartbeat(_) => CommandType::ExecutorHeartbeat,
             Self::ExpireExecutorLease(_) => CommandType::ExpireExecutorLease,
             Self::DisableUser(_) => CommandType::DisableUser,
             Self::ChangePassword(_) => CommandType::ChangePassword,
@@ -296,7 +291,6 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::ReportHostKey => ready(Command::ReportHostKey(decode(payload)?)),
         T::ReportJenkinsQueued => ready(Command::ReportJenkinsQueued(decode(payload)?)),
         T::ReportJenkinsBuild => ready(Command::ReportJenkinsBuild(decode(payload)?)),
-        T::ExecutorHeartbeat => ready(Command::ExecutorHeartbeat(decode(payload)?)),
         T::ExpireExecutorLease => ready(Command::ExpireExecutorLease(decode(payload)?)),
         T::DisableUser => ready(Command::DisableUser(decode(payload)?)),
         T::ChangePassword => {

@@ -197,24 +197,16 @@ pub struct ReportHostKey {
     pub fingerprint: HostKeyFingerprint,
 }
 
-/// `executor_heartbeat`: the executor is alive and holds these runs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutorHeartbeat {
-    /// Runs the executor is working on.
-    #[serde(default)]
-    pub run_ids: Vec<RunId>,
-}
-
-/// `expire_executor_lease`: the executor has sent no heartbeat for its lease, so the runs it
-/// holds end as `error` (`executor_lost`) or are retried. Sent by the handler's lease watch (or
-/// an operator); `heartbeats` is the number of heartbeats the sender saw, so a heartbeat that
-/// arrives in between makes the command a no-op (`lease_renewed`).
+/// `expire_executor_lease`: the executor has written no liveness beat for its lease, so the
+/// runs it holds end as `error` (`executor_lost`) or are retried. Sent by the handler's lease
+/// watch (or an operator). Beats live outside the log (a NATS key-value bucket), so
+/// `heartbeats` only names what the sender saw: the revision of the executor's last beat, which
+/// with the executor's name makes the command id every watching handler agrees on.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpireExecutorLease {
     /// The executor's name (its actor is `executor:<name>`).
     pub executor: String,
-    /// How many heartbeats of the executor the log held when the lease was judged expired.
+    /// The revision of the executor's last beat when the lease was judged expired (0: none).
     pub heartbeats: i64,
 }
