@@ -1,7 +1,8 @@
 //! The shipped NATS identities and subject permissions (deploy/nats/authorization.conf) on a
 //! real nats-server: the handler, an executor and a caller, each as its own user, take a run
 //! from `start_run` to `run_finished`; a caller's forged executor report and forged event, and
-//! an executor's forged event, are refused by the server and change nothing.
+//! an executor's forged event, are refused by the server and change nothing; so is a caller's
+//! forged liveness beat.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use runledger_bus::NatsAuth;
@@ -216,6 +217,29 @@ async fn each_component_holds_only_its_own_powers_on_nats() {
         last,
         u64::try_from(head).unwrap(),
         "no forged event on the stream"
+    );
+
+    // Liveness beats: the executor's reach the bucket, a caller's forged one does not (it would
+    // keep a lost executor's lease alive).
+    let caller = lab.client("caller").await;
+    caller
+        .publish("$KV.RUNLEDGER_EXECUTORS.evil", "{}".into())
+        .await
+        .unwrap();
+    caller.flush().await.unwrap();
+    let liveness = runledger_bus::Liveness::open(&js, &runledger_bus::BusNames::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        liveness.revision("evil").await.unwrap(),
+        0,
+        "a caller's beat was refused"
+    );
+    let mut beats = js.get_stream("KV_RUNLEDGER_EXECUTORS").await.unwrap();
+    assert!(
+        beats.info().await.unwrap().state.messages >= 1,
+        "the executor's beats are in the bucket"
     );
 
     for child in [&mut handler, &mut executor] {
