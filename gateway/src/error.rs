@@ -56,6 +56,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 409 `beyond_log_head`: `min_position` names a position the log has not reached.
+    pub fn beyond_log_head(position: i64, head: i64) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "beyond_log_head",
+            format!(
+                "min_position {position} is beyond the log's head ({head}): no command was answered with it"
+            ),
+        )
+    }
+
     /// 500 `internal`, logged; the caller sees no detail.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");

@@ -102,11 +102,18 @@ pub struct Shared {
 
 impl AppState {
     /// Waits until the read models include `min_position`, if asked; 503 when they do not in
-    /// time.
+    /// time. A position the log has not reached yet was never answered to anyone: 409
+    /// `beyond_log_head` at once, rather than a wait that cannot end well.
     pub async fn fresh(&self, min_position: Option<i64>) -> Result<(), ApiError> {
         let Some(position) = min_position else {
             return Ok(());
         };
+        if position > self.freshness.position() {
+            let head = runledger_readmodel::log_head(&self.pool).await?;
+            if position > head {
+                return Err(ApiError::beyond_log_head(position, head));
+            }
+        }
         self.freshness
             .wait_for(position, self.settings.freshness_timeout)
             .await
