@@ -1,8 +1,11 @@
 //! `GET /api/v1/openapi.json`, generated from the route handlers' `#[utoipa::path]` annotations
 //! and the answer types below, and `GET /api/docs`, a page that lists it.
 
+mod answers;
+
 use crate::login;
 use crate::routes::{health, lab, manage, runs, users};
+use answers::CommonAnswers;
 use axum::Json;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -134,7 +137,7 @@ impl Modify for BearerAuth {
         health::healthz, health::readyz,
     ),
     components(schemas(RunView, RunPage, ErrorBody, AcceptedBody, TokenBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
