@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod revocations;
 pub mod routes;
+mod spans;
 pub mod state;
 
 pub use state::{AppState, GatewaySettings};
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route_layer(axum::middleware::from_fn(metrics::track))
+        .route_layer(axum::middleware::from_fn(spans::in_request_span))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
