@@ -122,13 +122,10 @@ async fn history(client: &CommandClient) -> History {
         "summary": {"passed": 1, "failed": 0, "skipped": 0, "errors": 0}}),
     )
     .await;
-    send_ok(
-        client,
-        "executor_heartbeat",
-        EXECUTOR,
-        json!({"run_ids": [waiting_run]}),
-    )
-    .await;
+    // The executor beats as executors do: liveness, kept out of the log and the read models.
+    client
+        .beat("e1", vec![runledger_types::RunId(waiting_run)])
+        .await;
 
     // A second machine that is retired while a run waits for it.
     let other = Uuid::now_v7();
