@@ -151,3 +151,6 @@ pub async fn docs() -> impl IntoResponse {
         include_str!("dashboard/docs.html"),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ mod run_feed;
 mod setup;
 
 pub use auth::{CredentialError, NatsAuth};
-pub use commands::{CommandSender, SendError};
+pub use commands::{CommandSender, Origin, Pending, SendError, command_body};
 pub use names::{BusNames, InvalidPrefix};
 pub use run_feed::{FedEvent, RunFeed};
 pub use setup::{BusError, connect, connect_with, ensure_streams, handler_consumer, jetstream};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use runledger_types::RunId;
-use serde_json::json;
+use runledger_types::command::ExecutorHeartbeat;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -84,11 +84,10 @@ pub(crate) async fn keep_lease(worker: Arc<Worker>, every: Duration, shutdown: C
             .set(run_ids.len() as f64);
         metrics::counter!("runledger_executor_heartbeats_total", "executor" => worker.name.clone())
             .increment(1);
-        if let Err(err) = worker
-            .reporter
-            .send("executor_heartbeat", json!({ "run_ids": run_ids }))
-            .await
-        {
+        let heartbeat = ExecutorHeartbeat {
+            run_ids: run_ids.into_iter().collect(),
+        };
+        if let Err(err) = worker.reporter.send(&heartbeat).await {
             tracing::warn!(error = %err, "heartbeat not delivered");
         }
         while reconciling.try_join_next().is_some() {}

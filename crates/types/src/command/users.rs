@@ -5,7 +5,8 @@
 use super::InvalidPayload;
 use crate::secret::SecretString;
 use crate::values::Username;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Passwords shorter than this are refused: they fall to a dictionary in minutes.
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -25,7 +26,7 @@ pub(super) fn check_password(password: &SecretString) -> Result<(), InvalidPaylo
 
 /// `disable_user` (admins): the user can no longer log in and every token of theirs stops
 /// working.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableUser {
     /// The user to disable.
@@ -34,12 +35,13 @@ pub struct DisableUser {
 
 /// `change_password` (the user themselves, or an admin for anyone): `P` is the clear password on
 /// the way in, its argon2 hash once protected. Every token of the user is revoked.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword<P> {
     /// Whose password.
     pub username: Username,
     /// Clear text on the way in, argon2 hash once protected.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: P,
 }
 
@@ -52,7 +54,7 @@ impl ChangePassword<SecretString> {
 
 /// `revoke_tokens` (admins): every token of the user issued so far stops working; the user may
 /// log in again.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeTokens {
     /// Whose tokens.
