@@ -71,6 +71,7 @@ fn validated_fields_state_their_bounds() {
     let user = request_schema(&doc, "/api/v1/users", "post");
     let username = resolve(&doc, &user["properties"]["username"]);
     assert!(username["pattern"].is_string(), "{username}");
+    assert_eq!(user["properties"]["password"]["maxLength"], 1024, "{user}");
     let test_case = request_schema(&doc, "/api/v1/test-cases", "post");
     let retries = &test_case["properties"]["retries"];
     assert_eq!(retries["maximum"].as_f64(), Some(10.0), "{test_case}");
@@ -84,6 +85,10 @@ fn the_other_command_routes_have_typed_bodies() {
     assert!(update["properties"]["labels"].is_object(), "{update}");
     let password = request_schema(&doc, "/api/v1/users/{username}/password", "put");
     assert_eq!(required(password), vec!["password"], "{password}");
+    assert_eq!(
+        password["properties"]["password"]["minLength"], 8,
+        "{password}"
+    );
     let cancel = request_schema(&doc, "/api/v1/runs/{run_id}/cancel", "post");
     assert!(cancel["properties"]["reason"].is_object(), "{cancel}");
 }
@@ -93,4 +98,33 @@ fn the_other_command_routes_have_typed_bodies() {
 fn print_the_document() {
     let text = serde_json::to_string_pretty(&document()).unwrap_or_default();
     println!("{text}");
+}
+
+/// Every `$ref` in `value`.
+fn references<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                found.push(reference);
+            }
+            map.values().for_each(|inner| references(inner, found));
+        }
+        Value::Array(items) => items.iter().for_each(|inner| references(inner, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_names_a_component() {
+    let doc = document();
+    let mut found = Vec::new();
+    references(&doc, &mut found);
+    assert!(!found.is_empty());
+    for reference in found {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{reference} is not in the document"
+        );
+    }
 }

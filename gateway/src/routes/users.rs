@@ -85,7 +85,7 @@ pub async fn revoke_tokens(
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
     /// The new password, hashed by the handler.
-    #[schema(min_length = 8, max_length = 1024)]
+    #[schema(schema_with = runledger_types::command::user_password_schema)]
     password: SecretString,
     /// Required when changing one's own password: a stolen session alone cannot take the
     /// account over.

@@ -21,7 +21,7 @@ pub struct RegisterUser<P> {
     /// `admin` or `member`.
     pub role: Role,
     /// Clear text on the way in, argon2 hash once protected.
-    #[schema(min_length = 8, max_length = 1024)]
+    #[schema(schema_with = super::user_password_schema)]
     pub password: P,
 }
 

@@ -13,6 +13,22 @@ const MIN_PASSWORD_CHARS: usize = 8;
 /// Passwords longer than this are refused: argon2's cost grows with the input.
 const MAX_PASSWORD_CHARS: usize = 1024;
 
+/// The OpenAPI schema of a user's clear-text password: its length rule, which the handler
+/// checks.
+pub fn user_password_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+            utoipa::openapi::schema::KnownFormat::Password,
+        )))
+        .description(Some(
+            "A user's password in clear text; the handler hashes it.",
+        ))
+        .min_length(Some(MIN_PASSWORD_CHARS))
+        .max_length(Some(MAX_PASSWORD_CHARS))
+        .build()
+}
+
 /// `invalid_payload` unless `password` has an acceptable length.
 pub(super) fn check_password(password: &SecretString) -> Result<(), InvalidPayload> {
     let length = password.expose().chars().count();
@@ -41,7 +57,7 @@ pub struct ChangePassword<P> {
     /// Whose password.
     pub username: Username,
     /// Clear text on the way in, argon2 hash once protected.
-    #[schema(min_length = 8, max_length = 1024)]
+    #[schema(schema_with = super::user_password_schema)]
     pub password: P,
 }
 
