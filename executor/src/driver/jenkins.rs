@@ -156,7 +156,7 @@ pub async fn drive_jenkins<R: Reporter>(
                 error_code: end.error_code.map(str::to_owned),
                 tests,
             };
-            reporter.send(&report).await
+            reporter.send_report(&report).await
         }
         Err(error) => Err(error),
     };
@@ -411,7 +411,7 @@ impl<R: Reporter> Follower<'_, R> {
         let sent = match report {
             Ok(report) => self
                 .reporter
-                .send(&report)
+                .send_report(&report)
                 .await
                 .map_err(|err| err.to_string()),
             Err(err) => Err(format!("queue item {item:?}: {err}")),
@@ -432,7 +432,7 @@ impl<R: Reporter> Follower<'_, R> {
         let sent = match report {
             Ok(report) => self
                 .reporter
-                .send(&report)
+                .send_report(&report)
                 .await
                 .map_err(|err| err.to_string()),
             Err(err) => Err(format!("build url {url:?}: {err}")),

@@ -50,8 +50,8 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends executor reports (commands) to the service. The service implements it over NATS; a
 /// test can push into a `Mutex<Vec<_>>`. Implementations may write `async fn report`; the
-/// drivers send typed payloads through [`Reporter::send`] and [`Reporter::send_in_order`], which
-/// name the command type after the payload's type.
+/// drivers send typed payloads through [`Reporter::send_report`] and
+/// [`Reporter::send_report_in_order`], which name the command type after the payload's type.
 pub trait Reporter: Sync {
     /// Sends one report: `command_type` is e.g. `report_run_output`, `payload` its JSON payload
     /// (field names as in `docs/commands.md`). Retrying is the implementation's business; an
@@ -78,7 +78,7 @@ pub trait Reporter: Sync {
     }
 
     /// Sends `report`, as [`Reporter::report`] with its type and JSON.
-    fn send<C: CommandPayload>(
+    fn send_report<C: CommandPayload>(
         &self,
         report: &C,
     ) -> impl Future<Output = Result<(), ReportError>> + Send {
@@ -87,7 +87,7 @@ pub trait Reporter: Sync {
     }
 
     /// Sends `report` as one of an ordered series, as [`Reporter::report_in_order`].
-    fn send_in_order<C: CommandPayload>(
+    fn send_report_in_order<C: CommandPayload>(
         &self,
         report: &C,
     ) -> impl Future<Output = Result<PendingReport, ReportError>> + Send {

@@ -157,7 +157,7 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
             while self.in_flight.len() >= WINDOW {
                 self.settle_one().await;
             }
-            let published = self.reporter.send_in_order(&report).await;
+            let published = self.reporter.send_report_in_order(&report).await;
             match published {
                 Ok(pending) => self.in_flight.push_back((report, pending)),
                 Err(error) => {
@@ -191,7 +191,7 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
     }
 
     async fn report_alone(&mut self, report: &ReportRunOutput) {
-        if let Err(error) = self.reporter.send(report).await {
+        if let Err(error) = self.reporter.send_report(report).await {
             self.failed += 1;
             tracing::warn!(seq = report.seq, %error, "report_run_output failed");
         }

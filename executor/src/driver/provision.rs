@@ -54,7 +54,7 @@ pub async fn drive_provisioning<R: Reporter>(
                 venv_id,
                 python_version: python_version.clone(),
             };
-            reporter.send(&report).await
+            reporter.send_report(&report).await
         }
         ProvisionOutcome::Failed {
             reason,
@@ -66,7 +66,7 @@ pub async fn drive_provisioning<R: Reporter>(
                 reason: reason.clone(),
                 output_tail: output_tail.clone(),
             };
-            reporter.send(&report).await
+            reporter.send_report(&report).await
         }
     };
     match reported {

@@ -56,7 +56,7 @@ pub async fn drive_run<R: Reporter>(
                     .map(|code| ErrorCode::as_str(code).to_owned()),
                 tests,
             };
-            reporter.send(&report).await
+            reporter.send_report(&report).await
         }
         Err(error) => Err(error),
     };

@@ -52,7 +52,7 @@ async fn send<R: Reporter>(
         part,
         tests,
     };
-    reporter.send(&report).await
+    reporter.send_report(&report).await
 }
 
 fn serialized_len(test: &TestResult) -> usize {
