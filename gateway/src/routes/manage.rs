@@ -1,9 +1,10 @@
 //! Managing the lab over HTTP: users, machines, venvs and test cases. Each route publishes the
 //! matching command as the caller; the handler decides who may (admins manage everything,
 //! members register machines and manage the machines they own and their venvs), and a refusal
-//! comes back as its 4xx. Bodies are the commands' payloads (docs/commands.md); ids absent from a
-//! creating body are generated. Secrets in bodies go to the handler, which seals or hashes them;
-//! the gateway never logs a body.
+//! comes back as its 4xx. Bodies are the commands' payloads (docs/commands.md), decoded into the
+//! payload types ([`crate::routes::bodies`]); ids absent from a creating body are generated.
+//! Secrets in bodies travel as `OutgoingSecret`s (which never print) to the handler, which seals
+//! or hashes them; the gateway never logs a body.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -66,6 +67,7 @@ pub async fn register_user(
     payload: RawBody,
 ) -> Answer {
     let payload = object(payload)?;
+    // The username names the answer, so its absence is the route's 400, not a payload's 422.
     if !payload.contains_key("username") {
         return Err(ApiError::bad_request("username: required"));
     }
