@@ -2,12 +2,15 @@
 //! matching command sent over NATS (the handler decides who may); each `list` reads the read
 //! models.
 
+use crate::payloads::{self, field, secret_from_env};
 use crate::send::command_sender;
 use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use runledger_types::CommandId;
-use serde_json::{Map, Value, json};
+use runledger_types::command::{
+    AddVenv, ChangePassword, CommandPayload, DisableUser, RegisterUser, RevokeTokens,
+};
+use runledger_types::{CommandId, MachineId, OutgoingSecret, VenvId};
 use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
@@ -208,108 +211,89 @@ pub enum TestCaseCommand {
 pub struct JenkinsArgs {
     /// The Jenkins server's URL.
     #[arg(long, requires = "jenkins_job")]
-    jenkins_url: Option<String>,
+    pub(crate) jenkins_url: Option<String>,
     /// The job's full name (`folder/job`).
     #[arg(long, requires = "jenkins_url")]
-    jenkins_job: Option<String>,
+    pub(crate) jenkins_job: Option<String>,
     /// A build parameter, `NAME=VALUE` (repeatable).
     #[arg(
         long = "jenkins-param",
         value_name = "NAME=VALUE",
         requires = "jenkins_job"
     )]
-    jenkins_params: Vec<String>,
+    pub(crate) jenkins_params: Vec<String>,
     /// The Jenkins user the API token belongs to.
     #[arg(long, requires = "jenkins_token_env")]
-    jenkins_user: Option<String>,
+    pub(crate) jenkins_user: Option<String>,
     /// The environment variable holding the user's API token (never on the command line).
     #[arg(long, requires = "jenkins_user")]
-    jenkins_token_env: Option<String>,
+    pub(crate) jenkins_token_env: Option<String>,
 }
 
-impl JenkinsArgs {
-    /// The payload's `jenkins` object, if a job is named.
-    fn payload(&self) -> anyhow::Result<Option<serde_json::Value>> {
-        let (Some(url), Some(job)) = (&self.jenkins_url, &self.jenkins_job) else {
-            return Ok(None);
-        };
-        let mut parameters = serde_json::Map::new();
-        for pair in &self.jenkins_params {
-            let (name, value) = pair
-                .split_once('=')
-                .with_context(|| format!("--jenkins-param {pair:?}: expected NAME=VALUE"))?;
-            parameters.insert(name.to_owned(), json!(value));
-        }
-        let mut jenkins = json!({"url": url, "job": job, "parameters": parameters});
-        if let (Some(user), Some(variable)) = (&self.jenkins_user, &self.jenkins_token_env) {
-            let token = std::env::var(variable)
-                .with_context(|| format!("reading the API token from ${variable}"))?;
-            jenkins["credentials"] = json!({"username": user, "api_token": token});
-        }
-        Ok(Some(jenkins))
-    }
-}
-
-/// Sends `command_type` and prints the new thing's id; fails on a rejection.
-async fn submit(
+/// Sends `command` and prints the new thing's id; fails on a rejection.
+async fn submit<C: CommandPayload>(
     settings: &Settings,
     actor: &Actor,
-    command_type: &str,
-    payload: Value,
+    command: &C,
     id: &str,
 ) -> anyhow::Result<()> {
     let sender = command_sender(settings, Duration::from_secs(10)).await?;
     let outcome = sender
-        .send(CommandId::new(), command_type, &actor.actor, payload)
+        .send(CommandId::new(), &actor.actor, command)
         .await
         .context("no outcome: is `runledger serve --components handler` running?")?;
     if let Some(error) = outcome.error {
-        anyhow::bail!("{command_type} rejected: {}: {}", error.code, error.message);
+        anyhow::bail!(
+            "{} rejected: {}: {}",
+            C::TYPE.as_str(),
+            error.code,
+            error.message
+        );
     }
     println!("{id}");
     Ok(())
 }
 
-fn secret_from_env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| format!("set {name} to the secret"))
-}
-
 /// `runledger user ...`
 pub async fn user(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
-    let (actor, kind, payload, username) = match command {
+    match command {
         UserCommand::Add {
             username,
             role,
             password_env,
             actor,
         } => {
-            let password = secret_from_env(&password_env)?;
-            let payload = json!({"username": username, "role": role, "password": password});
-            (actor, "register_user", payload, username)
+            let command = RegisterUser {
+                username: field::<RegisterUser<OutgoingSecret>, _>("username", username.clone())?,
+                role: field::<RegisterUser<OutgoingSecret>, _>("role", role)?,
+                password: secret_from_env(&password_env)?,
+            };
+            submit(settings, &actor, &command, &username).await
         }
-        UserCommand::Disable { username, actor } => (
-            actor,
-            "disable_user",
-            json!({"username": username}),
-            username,
-        ),
+        UserCommand::Disable { username, actor } => {
+            let command = DisableUser {
+                username: field::<DisableUser, _>("username", username.clone())?,
+            };
+            submit(settings, &actor, &command, &username).await
+        }
         UserCommand::Passwd {
             username,
             password_env,
             actor,
         } => {
-            let password = secret_from_env(&password_env)?;
-            let payload = json!({"username": username, "password": password});
-            (actor, "change_password", payload, username)
+            let command = ChangePassword {
+                username: field::<ChangePassword<OutgoingSecret>, _>("username", username.clone())?,
+                password: secret_from_env(&password_env)?,
+            };
+            submit(settings, &actor, &command, &username).await
         }
-        UserCommand::RevokeTokens { username, actor } => (
-            actor,
-            "revoke_tokens",
-            json!({"username": username}),
-            username,
-        ),
-    };
-    submit(settings, &actor, kind, payload, &username).await
+        UserCommand::RevokeTokens { username, actor } => {
+            let command = RevokeTokens {
+                username: field::<RevokeTokens, _>("username", username.clone())?,
+            };
+            submit(settings, &actor, &command, &username).await
+        }
+    }
 }
 
 /// `runledger machine ...`
@@ -321,34 +305,8 @@ pub async fn machine(settings: &Settings, command: MachineCommand) -> anyhow::Re
         MachineCommand::Add(add) => add,
     };
     let machine_id = Uuid::now_v7();
-    let mut payload = Map::new();
-    payload.insert("machine_id".into(), json!(machine_id));
-    payload.insert("name".into(), json!(add.name));
-    payload.insert("host".into(), json!(add.host));
-    payload.insert("port".into(), json!(add.port));
-    payload.insert("os".into(), json!(add.os));
-    payload.insert("username".into(), json!(add.user));
-    payload.insert("labels".into(), json!(add.labels));
-    if let Some(path) = &add.key_file {
-        let key =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        payload.insert("private_key".into(), json!(key));
-    }
-    if let Some(name) = &add.password_env {
-        payload.insert("password".into(), json!(secret_from_env(name)?));
-    }
-    if let Some(key) = &add.host_key {
-        payload.insert("host_key".into(), json!(key));
-    }
-    let id = machine_id.to_string();
-    submit(
-        settings,
-        &add.actor,
-        "register_machine",
-        Value::Object(payload),
-        &id,
-    )
-    .await
+    let command = payloads::register_machine(&add, machine_id)?;
+    submit(settings, &add.actor, &command, &machine_id.to_string()).await
 }
 
 /// `runledger venv ...`
@@ -363,9 +321,18 @@ pub async fn venv(settings: &Settings, command: VenvCommand) -> anyhow::Result<(
             actor,
         } => {
             let venv_id = Uuid::now_v7();
-            let payload = json!({"venv_id": venv_id, "machine_id": machine_id, "name": name,
-                                 "python": python, "requirements": requirements});
-            submit(settings, &actor, "add_venv", payload, &venv_id.to_string()).await
+            let command = AddVenv {
+                venv_id: VenvId::from(venv_id),
+                machine_id: MachineId::from(machine_id),
+                name: field::<AddVenv, _>("name", name)?,
+                path: None,
+                python: field::<AddVenv, _>("python", python)?,
+                requirements: requirements
+                    .into_iter()
+                    .map(|line| field::<AddVenv, _>("requirements", line))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            submit(settings, &actor, &command, &venv_id.to_string()).await
         }
     }
 }
@@ -387,52 +354,21 @@ pub async fn test_case(settings: &Settings, command: TestCaseCommand) -> anyhow:
             max_output_bytes,
             actor,
         } => {
-            let mut files = Vec::new();
-            if let Some(dir) = &dir {
-                let mut entries: Vec<_> = std::fs::read_dir(dir)
-                    .with_context(|| format!("reading {}", dir.display()))?
-                    .filter_map(Result::ok)
-                    .filter(|entry| entry.path().is_file())
-                    .collect();
-                entries.sort_by_key(std::fs::DirEntry::file_name);
-                for entry in entries {
-                    let content = std::fs::read_to_string(entry.path())
-                        .with_context(|| format!("reading {}", entry.path().display()))?;
-                    let path = entry.file_name().to_string_lossy().into_owned();
-                    files.push(json!({"path": path, "content": content}));
-                }
-            }
+            let args = payloads::TestCaseArgs {
+                name,
+                command,
+                jenkins,
+                dir,
+                junit_xml,
+                timeout_s,
+                retries,
+                env,
+                env_overridable,
+                max_output_bytes,
+            };
             let test_case_id = Uuid::now_v7();
-            let env: Map<String, Value> = env
-                .into_iter()
-                .map(|(name, value)| (name, Value::String(value)))
-                .collect();
-            let mut payload = json!({"test_case_id": test_case_id, "name": name,
-                                     "timeout_s": timeout_s, "retries": retries,
-                                     "env_overridable": env_overridable,
-                                     "max_output_bytes": max_output_bytes});
-            if !env.is_empty() {
-                payload["env"] = Value::Object(env);
-            }
-            match (command, jenkins.payload()?) {
-                (Some(command), _) => {
-                    payload["command"] = json!(command);
-                    payload["files"] = json!(files);
-                }
-                (None, Some(job)) => payload["jenkins"] = job,
-                (None, None) => anyhow::bail!("give --command or --jenkins-url and --jenkins-job"),
-            }
-            if let Some(junit) = junit_xml {
-                payload["junit_xml"] = json!(junit);
-            }
-            submit(
-                settings,
-                &actor,
-                "define_test_case",
-                payload,
-                &test_case_id.to_string(),
-            )
-            .await
+            let command = payloads::define_test_case(args, test_case_id)?;
+            submit(settings, &actor, &command, &test_case_id.to_string()).await
         }
     }
 }

@@ -8,6 +8,7 @@ mod database;
 mod db;
 mod lab;
 mod listings;
+mod payloads;
 mod projections;
 mod run;
 mod send;

@@ -3,6 +3,7 @@
 //! and `start --wait` the log, all through runledger-readmodel (no SQL here), then follow the
 //! events NATS carries.
 
+use crate::payloads::{RunRequest, start_run};
 use crate::send::command_sender;
 use crate::settings::Settings;
 use anyhow::Context;
@@ -10,8 +11,9 @@ use clap::{Args, Subcommand};
 use runledger_bus::RunFeed;
 use runledger_readmodel::history::{self, Filters, Sort};
 use runledger_readmodel::runs as run_reads;
-use runledger_types::CommandId;
-use serde_json::{Map, Value, json};
+use runledger_types::command::CancelRun;
+use runledger_types::{CommandId, RunId};
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -140,30 +142,17 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut payload = Map::new();
-    payload.insert("run_id".into(), json!(run_id));
-    payload.insert("test_case_id".into(), json!(args.test_case_id));
-    if let Some(machine) = args.machine {
-        payload.insert("machine_id".into(), json!(machine));
-    }
-    if !args.labels.is_empty() {
-        payload.insert("labels".into(), json!(args.labels));
-    }
-    if let Some(venv) = args.venv {
-        payload.insert("venv_id".into(), json!(venv));
-    }
-    if !args.env.is_empty() {
-        let env: Map<String, Value> = args.env.into_iter().map(|(k, v)| (k, json!(v))).collect();
-        payload.insert("env".into(), Value::Object(env));
-    }
+    let request = RunRequest {
+        test_case_id: args.test_case_id,
+        machine: args.machine,
+        labels: args.labels,
+        venv: args.venv,
+        env: args.env,
+    };
+    let command = start_run(request, run_id)?;
     let sender = command_sender(settings, Duration::from_secs(10)).await?;
     let outcome = sender
-        .send(
-            CommandId::new(),
-            "start_run",
-            &args.actor,
-            Value::Object(payload),
-        )
+        .send(CommandId::new(), &args.actor, &command)
         .await
         .context("no outcome: is `runledger serve --components handler` running?")?;
     if let Some(error) = outcome.error {
@@ -275,9 +264,12 @@ fn junit_xml(run_id: Uuid, end: &Value, tests: &[Value]) -> String {
 
 async fn cancel(settings: &Settings, args: CancelArgs) -> anyhow::Result<()> {
     let sender = command_sender(settings, Duration::from_secs(10)).await?;
-    let payload = json!({"run_id": args.run_id, "reason": args.reason});
+    let command = CancelRun {
+        run_id: RunId::from(args.run_id),
+        reason: args.reason,
+    };
     let outcome = sender
-        .send(CommandId::new(), "cancel_run", &args.actor, payload)
+        .send(CommandId::new(), &args.actor, &command)
         .await
         .context("no outcome: is `runledger serve --components handler` running?")?;
     if let Some(error) = outcome.error {

@@ -3,7 +3,7 @@
 use crate::cli::SendArgs;
 use crate::settings::Settings;
 use anyhow::Context;
-use runledger_bus::CommandSender;
+use runledger_bus::{CommandSender, Origin};
 use runledger_types::CommandId;
 
 /// Publishes, waits for the outcome, prints it as JSON; fails when the command was rejected.
@@ -12,7 +12,12 @@ pub async fn send(settings: &Settings, args: &SendArgs) -> anyhow::Result<()> {
         serde_json::from_str(&args.payload).context("the payload is not valid JSON")?;
     let sender = command_sender(settings, args.timeout).await?;
     let outcome = sender
-        .send(CommandId::new(), &args.command_type, &args.actor, payload)
+        .send_raw(
+            CommandId::new(),
+            &Origin::actor(args.actor.as_str()),
+            &args.command_type,
+            payload,
+        )
         .await
         .context("no outcome: is `runledger serve --components handler` running?")?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);

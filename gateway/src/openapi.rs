@@ -154,3 +154,6 @@ pub async fn docs() -> impl IntoResponse {
         include_str!("dashboard/docs.html"),
     )
 }
+
+#[cfg(test)]
+mod tests;

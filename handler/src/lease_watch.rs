@@ -12,11 +12,11 @@
 //! lease starts afresh.
 
 use async_nats::HeaderMap;
-use runledger_bus::{BusNames, Liveness, MSG_ID_HEADER};
+use runledger_bus::{BusNames, Liveness, MSG_ID_HEADER, Origin, command_body};
 use runledger_domain::Lab;
 use runledger_domain::leases::holdings;
+use runledger_types::command::{CommandPayload, ExpireExecutorLease};
 use runledger_types::{CommandId, RunId};
-use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -160,28 +160,39 @@ pub(crate) async fn watch_leases(
     }
 }
 
+/// Why an expiry was not published.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PublishExpiryError {
+    /// The command could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] runledger_bus::SendError),
+    /// NATS refused the publish.
+    #[error(transparent)]
+    Publish(#[from] async_nats::PublishError),
+}
+
 /// Publishes the expiry as a command to this handler's own commands stream.
 async fn publish(
     nats: &async_nats::Client,
     names: &BusNames,
     expired: &Expired,
-) -> Result<(), async_nats::PublishError> {
+) -> Result<(), PublishExpiryError> {
     let command_id = expired.command_id();
-    let body = json!({
-        "command_id": command_id,
-        "type": "expire_executor_lease",
-        "actor": LEASE_WATCH_ACTOR,
-        "payload": {"executor": expired.executor, "heartbeats": expired.revision},
-    });
+    let command = ExpireExecutorLease {
+        executor: expired.executor.clone(),
+        heartbeats: i64::try_from(expired.revision).unwrap_or(i64::MAX),
+    };
+    let body = command_body(command_id, &Origin::actor(LEASE_WATCH_ACTOR), &command)?;
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID_HEADER, command_id.to_string().as_str());
     tracing::warn!(executor = %expired.executor, revision = expired.revision, %command_id, "executor lease expired");
     nats.publish_with_headers(
-        names.command_subject("expire_executor_lease"),
+        names.command_subject(ExpireExecutorLease::TYPE.as_str()),
         headers,
-        body.to_string().into(),
+        body,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

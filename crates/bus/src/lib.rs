@@ -12,7 +12,7 @@ mod run_feed;
 mod setup;
 
 pub use auth::{CredentialError, NatsAuth};
-pub use commands::{CommandSender, SendError};
+pub use commands::{CommandSender, Origin, Pending, SendError, command_body};
 pub use liveness::{Beat, LIVENESS_MAX_AGE, Liveness, LivenessError, key_of};
 pub use names::{BusNames, InvalidPrefix};
 pub use run_feed::{FedEvent, RunFeed};

@@ -1,12 +1,18 @@
-//! Publishing commands the way any NATS client would, and waiting for their outcomes.
+//! Publishing commands the way any NATS client would, and waiting for their outcomes. The
+//! publishing is this module's own, not the bus's `CommandSender`, so that tests check the wire
+//! contract itself; the lab fixtures build their commands from the payload types.
 
 use crate::nats::TestNats;
 use crate::sshd::TestSshd;
 use async_nats::jetstream::message::PublishMessage;
 use futures::StreamExt;
 use runledger_bus::{Beat, BusNames, Liveness};
-use runledger_types::{CommandId, Outcome, RunId};
-use serde_json::{Value, json};
+use runledger_types::command::{AddVenv, CommandPayload, RegisterMachine, RegisterUser};
+use runledger_types::{
+    CommandEnvelope, CommandId, Host, Line, MachineId, MachineName, Os, Outcome, OutgoingSecret,
+    Port, RemoteUser, Role, RunId, Username, VenvId, VenvName,
+};
+use serde_json::Value;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -30,7 +36,15 @@ impl CommandClient {
 
     /// The command body the contract describes.
     pub fn body(command_id: CommandId, kind: &str, actor: &str, payload: Value) -> Value {
-        json!({"command_id": command_id, "type": kind, "actor": actor, "payload": payload})
+        let envelope = CommandEnvelope {
+            command_id,
+            command_type: kind.to_owned(),
+            actor: actor.to_owned(),
+            correlation_id: None,
+            causation_id: None,
+            payload,
+        };
+        serde_json::to_value(envelope).expect("an envelope is JSON")
     }
 
     /// Publishes raw bytes on `<prefix>.commands.<kind>` with an optional message id.
@@ -113,39 +127,83 @@ impl CommandClient {
         outcome
     }
 
+    /// Sends a typed command and fails the test unless it is accepted.
+    pub async fn accept_command<C: CommandPayload>(&self, actor: &str, command: &C) -> Outcome {
+        let payload = serde_json::to_value(command).expect("a payload is JSON");
+        self.accept(C::TYPE.as_str(), actor, payload).await
+    }
+
     /// Registers `username` as an admin (as `bootstrap`, which the first user may be).
     pub async fn register_admin(&self, username: &str) {
-        let user = json!({"username": username, "role": "admin",
-                          "password": format!("{username}-password-1")});
-        self.accept("register_user", "bootstrap", user).await;
+        let user = RegisterUser {
+            username: Username::parse(username).expect("a valid username"),
+            role: Role::Admin,
+            password: OutgoingSecret::new(format!("{username}-password-1")),
+        };
+        self.accept_command("bootstrap", &user).await;
     }
 
     /// Registers a local machine named `here` as `admin`; returns its id.
     pub async fn register_local_machine(&self, admin: &str) -> Uuid {
         let machine_id = Uuid::now_v7();
-        let machine =
-            json!({"machine_id": machine_id, "name": "here", "host": "local", "username": "r"});
-        self.accept("register_machine", admin, machine).await;
+        let machine = machine(machine_id, "here", "local", Port::SSH, "r", None);
+        self.accept_command(admin, &machine).await;
         machine_id
     }
 
     /// Registers the machine behind `sshd`, with its password, as `admin`; returns its id.
     pub async fn register_sshd_machine(&self, admin: &str, sshd: &TestSshd) -> Uuid {
         let machine_id = Uuid::now_v7();
-        let machine = json!({"machine_id": machine_id, "name": "sshd", "host": sshd.host,
-                             "port": sshd.port, "username": sshd.username,
-                             "password": sshd.password});
-        self.accept("register_machine", admin, machine).await;
+        let port = Port::parse(i64::from(sshd.port)).expect("a valid port");
+        let password = Some(OutgoingSecret::new(sshd.password.clone()));
+        let machine = machine(
+            machine_id,
+            "sshd",
+            &sshd.host,
+            port,
+            &sshd.username,
+            password,
+        );
+        self.accept_command(admin, &machine).await;
         machine_id
     }
 
     /// Adds a venv of `python` with a unique name on `machine_id` as `admin`; returns its id.
     pub async fn add_venv(&self, admin: &str, machine_id: Uuid, python: &str) -> Uuid {
         let venv_id = Uuid::now_v7();
-        let venv = json!({"venv_id": venv_id, "machine_id": machine_id,
-                          "name": format!("v{}", &venv_id.simple().to_string()[..12]),
-                          "python": python});
-        self.accept("add_venv", admin, venv).await;
+        let name = format!("v{}", &venv_id.simple().to_string()[..12]);
+        let venv = AddVenv {
+            venv_id: VenvId::from(venv_id),
+            machine_id: MachineId::from(machine_id),
+            name: VenvName::parse(name).expect("a valid venv name"),
+            path: None,
+            python: Line::parse(python).expect("a valid interpreter"),
+            requirements: Vec::new(),
+        };
+        self.accept_command(admin, &venv).await;
         venv_id
+    }
+}
+
+/// A Linux machine's `register_machine` without labels or a pinned key.
+fn machine(
+    machine_id: Uuid,
+    name: &str,
+    host: &str,
+    port: Port,
+    username: &str,
+    password: Option<OutgoingSecret>,
+) -> RegisterMachine<OutgoingSecret> {
+    RegisterMachine {
+        machine_id: MachineId::from(machine_id),
+        name: MachineName::parse(name).expect("a valid name"),
+        host: Host::parse(host).expect("a valid host"),
+        port,
+        os: Os::Linux,
+        username: RemoteUser::parse(username).expect("a valid user"),
+        password,
+        private_key: None,
+        host_key: None,
+        labels: Default::default(),
     }
 }

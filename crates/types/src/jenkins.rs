@@ -115,7 +115,7 @@ impl JenkinsJobName {
 
 /// The Jenkins job a test case runs. `S` is a clear secret on the way in, a sealed one once
 /// protected.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JenkinsJob<S> {
     /// The server, e.g. `https://jenkins.lab.example/`.
@@ -135,7 +135,7 @@ fn no_credentials<S>() -> Option<JenkinsCredentials<S>> {
 }
 
 /// A Jenkins user and one of its API tokens (Jenkins: user → Configure → API Token).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JenkinsCredentials<S> {
     /// The Jenkins user.

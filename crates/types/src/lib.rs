@@ -1,7 +1,7 @@
 //! The shared vocabulary of runledger: identifiers, validated values, commands, events, envelopes
 //! and outcomes, exactly as the wire contract (`shared/spec/contract.md`) names them.
 //!
-//! This crate does no I/O. It depends on serde, uuid and chrono only, so every other crate (the
+//! This crate does no I/O. It depends on serde, uuid, chrono and utoipa (for the payloads' OpenAPI schemas) only, so every other crate (the
 //! pure domain, the store, the bus, the services) can share it.
 #![deny(missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod jenkins;
 pub mod outcome;
 pub mod parse;
 pub mod rejection;
+mod schema;
 pub mod secret;
 pub mod values;
 
@@ -26,7 +27,7 @@ pub use ids::{CommandId, EventId, MachineId, RunId, StreamId, StreamType, TestCa
 pub use outcome::{EventRef, Outcome};
 pub use parse::{MessageOrigin, parse_command};
 pub use rejection::{Rejection, RejectionCode};
-pub use secret::{PasswordHash, SealedSecret, SecretString};
+pub use secret::{OutgoingSecret, PasswordHash, SealedSecret, SecretString};
 pub use values::{
     Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, RelativePath,
     RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,

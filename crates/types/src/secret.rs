@@ -86,6 +86,39 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// A clear-text secret in a command being sent: the one form that serialises, because the
+/// command's wire body must carry it to the handler, which seals or hashes it before anything is
+/// appended. Only the senders' command types ([`crate::command::CommandPayload`]) hold it; like
+/// [`SecretString`] it never prints.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct OutgoingSecret(SecretString);
+
+impl OutgoingSecret {
+    /// Wraps a clear-text secret to send.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(SecretString::new(secret))
+    }
+}
+
+impl From<SecretString> for OutgoingSecret {
+    fn from(secret: SecretString) -> Self {
+        Self(secret)
+    }
+}
+
+impl Serialize for OutgoingSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.expose())
+    }
+}
+
+impl fmt::Debug for OutgoingSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// A secret encrypted with an AEAD under the key named by `key_id`; safe to store and publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedSecret {
@@ -140,5 +173,19 @@ mod tests {
         let secret = SecretString::new("hunter2");
         assert_eq!(format!("{secret:?}"), "[redacted]");
         assert!(!format!("{:?}", PasswordHash("$argon2id$x".into())).contains("$argon2id$x"));
+        assert_eq!(
+            format!("{:?}", OutgoingSecret::new("hunter2")),
+            "[redacted]"
+        );
+    }
+
+    #[test]
+    fn an_outgoing_secret_carries_its_clear_text_on_the_wire_only() {
+        let secret: OutgoingSecret = serde_json::from_str("\"hunter2\"").expect("a string");
+        assert_eq!(
+            serde_json::to_string(&secret).ok().as_deref(),
+            Some("\"hunter2\"")
+        );
+        assert!(serde_json::from_str::<OutgoingSecret>("12345678").is_err());
     }
 }

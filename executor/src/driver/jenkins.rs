@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use runledger_types::RunStatus;
+use runledger_types::command::{ReportJenkinsBuild, ReportJenkinsQueued, ReportRunFinished};
 use runledger_types::ids::RunId;
 use runledger_types::jenkins::{JenkinsJobName, RUN_ID_PARAMETER};
-use serde_json::json;
+use runledger_types::values::Text;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -146,15 +147,16 @@ pub async fn drive_jenkins<R: Reporter>(
         .unwrap_or_default();
     let reported = match super::test_parts::send_in_parts(reporter, job.run_id, tests).await {
         Ok(tests) => {
-            let payload = json!({
-                "run_id": job.run_id,
-                "status": end.status,
-                "summary": end.report.as_ref().map(|r| r.summary),
-                "reason": end.reason,
-                "error_code": end.error_code,
-                "tests": tests,
-            });
-            reporter.report("report_run_finished", payload).await
+            let report = ReportRunFinished {
+                run_id: job.run_id,
+                status: end.status,
+                exit_code: None,
+                summary: end.report.as_ref().map(|r| r.summary),
+                reason: end.reason.clone(),
+                error_code: end.error_code.map(str::to_owned),
+                tests,
+            };
+            reporter.send_report(&report).await
         }
         Err(error) => Err(error),
     };
@@ -402,8 +404,19 @@ impl<R: Reporter> Follower<'_, R> {
     }
 
     async fn record_queued(&self, item: &str) {
-        let payload = json!({"run_id": self.job.run_id, "queue_item": item});
-        if let Err(err) = self.reporter.report("report_jenkins_queued", payload).await {
+        let report = Text::parse(item).map(|queue_item| ReportJenkinsQueued {
+            run_id: self.job.run_id,
+            queue_item,
+        });
+        let sent = match report {
+            Ok(report) => self
+                .reporter
+                .send_report(&report)
+                .await
+                .map_err(|err| err.to_string()),
+            Err(err) => Err(format!("queue item {item:?}: {err}")),
+        };
+        if let Err(err) = sent {
             tracing::warn!(error = %err, "the queue item was not recorded");
         }
     }
@@ -411,8 +424,20 @@ impl<R: Reporter> Follower<'_, R> {
     async fn record_build(&self, number: u64, url: &str) {
         self.note(&format!("Jenkins build #{number} started: {url}"))
             .await;
-        let payload = json!({"run_id": self.job.run_id, "number": number, "url": url});
-        if let Err(err) = self.reporter.report("report_jenkins_build", payload).await {
+        let report = Text::parse(url).map(|url| ReportJenkinsBuild {
+            run_id: self.job.run_id,
+            number,
+            url,
+        });
+        let sent = match report {
+            Ok(report) => self
+                .reporter
+                .send_report(&report)
+                .await
+                .map_err(|err| err.to_string()),
+            Err(err) => Err(format!("build url {url:?}: {err}")),
+        };
+        if let Err(err) = sent {
             tracing::warn!(error = %err, "the build was not recorded");
         }
     }

@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use runledger_types::command::CommandPayload;
 use runledger_types::ids::RunId;
 use runledger_types::values::{EnvName, Os};
 
@@ -48,7 +49,9 @@ pub use transport::{Transport, TransportError, TransportErrorKind};
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends executor reports (commands) to the service. The service implements it over NATS; a
-/// test can push into a `Mutex<Vec<_>>`. Implementations may write `async fn report`.
+/// test can push into a `Mutex<Vec<_>>`. Implementations may write `async fn report`; the
+/// drivers send typed payloads through [`Reporter::send_report`] and
+/// [`Reporter::send_report_in_order`], which name the command type after the payload's type.
 pub trait Reporter: Sync {
     /// Sends one report: `command_type` is e.g. `report_run_output`, `payload` its JSON payload
     /// (field names as in `docs/commands.md`). Retrying is the implementation's business; an
@@ -73,6 +76,33 @@ pub trait Reporter: Sync {
             Ok(pending)
         }
     }
+
+    /// Sends `report`, as [`Reporter::report`] with its type and JSON.
+    fn send_report<C: CommandPayload>(
+        &self,
+        report: &C,
+    ) -> impl Future<Output = Result<(), ReportError>> + Send {
+        let payload = report_payload(report);
+        async move { self.report(C::TYPE.as_str(), payload?).await }
+    }
+
+    /// Sends `report` as one of an ordered series, as [`Reporter::report_in_order`].
+    fn send_report_in_order<C: CommandPayload>(
+        &self,
+        report: &C,
+    ) -> impl Future<Output = Result<PendingReport, ReportError>> + Send {
+        let payload = report_payload(report);
+        async move { self.report_in_order(C::TYPE.as_str(), payload?).await }
+    }
+}
+
+/// `report` as the JSON [`Reporter::report`] takes.
+fn report_payload<C: CommandPayload>(report: &C) -> Result<serde_json::Value, ReportError> {
+    serde_json::to_value(report).map_err(|err| ReportError {
+        command_type: C::TYPE.as_str(),
+        reason: format!("the report could not be encoded: {err}"),
+        rejection: None,
+    })
 }
 
 /// The outcome of a report sent with [`Reporter::report_in_order`], still to come.

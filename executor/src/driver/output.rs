@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use runledger_types::RejectionCode;
-use runledger_types::command::OutputStream;
+use runledger_types::command::{OutputStream, ReportRunOutput};
 use runledger_types::ids::RunId;
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::{PendingReport, Reporter};
@@ -133,7 +132,7 @@ const WINDOW: usize = 64;
 struct OutputSender<'a, R> {
     run_id: RunId,
     reporter: &'a R,
-    in_flight: VecDeque<(u64, Value, PendingReport)>,
+    in_flight: VecDeque<(ReportRunOutput, PendingReport)>,
     failed: u64,
 }
 
@@ -149,34 +148,32 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
 
     async fn push(&mut self, chunks: Vec<Chunk>) {
         for chunk in chunks {
-            let payload = json!({
-                "run_id": self.run_id,
-                "seq": chunk.seq,
-                "stream": chunk.stream,
-                "text": chunk.text,
-            });
+            let report = ReportRunOutput {
+                run_id: self.run_id,
+                seq: chunk.seq,
+                stream: chunk.stream,
+                text: chunk.text,
+            };
             while self.in_flight.len() >= WINDOW {
                 self.settle_one().await;
             }
-            let published = self
-                .reporter
-                .report_in_order("report_run_output", payload.clone())
-                .await;
+            let published = self.reporter.send_report_in_order(&report).await;
             match published {
-                Ok(pending) => self.in_flight.push_back((chunk.seq, payload, pending)),
+                Ok(pending) => self.in_flight.push_back((report, pending)),
                 Err(error) => {
-                    tracing::warn!(seq = chunk.seq, %error, "report_run_output not published; sending it alone");
+                    tracing::warn!(seq = report.seq, %error, "report_run_output not published; sending it alone");
                     self.drain().await;
-                    self.report_alone(chunk.seq, payload).await;
+                    self.report_alone(&report).await;
                 }
             }
         }
     }
 
     async fn settle_one(&mut self) {
-        let Some((seq, payload, pending)) = self.in_flight.pop_front() else {
+        let Some((report, pending)) = self.in_flight.pop_front() else {
             return;
         };
+        let seq = report.seq;
         match pending.await {
             Ok(()) => {}
             Err(error) if error.rejection == Some(RejectionCode::OutputGap) => {
@@ -184,7 +181,7 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
                     seq,
                     "chunk handled before its predecessor; sending it again"
                 );
-                self.report_alone(seq, payload).await;
+                self.report_alone(&report).await;
             }
             Err(error) => {
                 self.failed += 1;
@@ -193,10 +190,10 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
         }
     }
 
-    async fn report_alone(&mut self, seq: u64, payload: Value) {
-        if let Err(error) = self.reporter.report("report_run_output", payload).await {
+    async fn report_alone(&mut self, report: &ReportRunOutput) {
+        if let Err(error) = self.reporter.send_report(report).await {
             self.failed += 1;
-            tracing::warn!(seq, %error, "report_run_output failed");
+            tracing::warn!(seq = report.seq, %error, "report_run_output failed");
         }
     }
 

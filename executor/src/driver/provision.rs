@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use runledger_types::command::{ReportVenvProvisioned, ReportVenvProvisioningFailed};
 use runledger_types::ids::VenvId;
 use runledger_types::values::Os;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -47,22 +47,29 @@ pub async fn drive_provisioning<R: Reporter>(
     reporter: &R,
 ) -> Result<ProvisionOutcome, NotReported<ProvisionOutcome>> {
     let outcome = provision(transport, os, &spec, timeout).await;
-    let (command_type, payload) = match &outcome {
+    let reported = match &outcome {
         ProvisionOutcome::Provisioned { python_version } => {
             tracing::info!(?python_version, "venv provisioned");
-            let payload = json!({"venv_id": venv_id, "python_version": python_version});
-            ("report_venv_provisioned", payload)
+            let report = ReportVenvProvisioned {
+                venv_id,
+                python_version: python_version.clone(),
+            };
+            reporter.send_report(&report).await
         }
         ProvisionOutcome::Failed {
             reason,
             output_tail,
         } => {
             tracing::warn!(%reason, "venv provisioning failed");
-            let payload = json!({"venv_id": venv_id, "reason": reason, "output_tail": output_tail});
-            ("report_venv_provisioning_failed", payload)
+            let report = ReportVenvProvisioningFailed {
+                venv_id,
+                reason: reason.clone(),
+                output_tail: output_tail.clone(),
+            };
+            reporter.send_report(&report).await
         }
     };
-    match reporter.report(command_type, payload).await {
+    match reported {
         Ok(()) => Ok(outcome),
         Err(source) => Err(NotReported { outcome, source }),
     }

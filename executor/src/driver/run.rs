@@ -1,7 +1,7 @@
 //! [`drive_run`]: one run, from the working directory to `report_run_finished`.
 
+use runledger_types::command::ReportRunFinished;
 use runledger_types::values::RunStatus;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -45,16 +45,18 @@ pub async fn drive_run<R: Reporter>(
     let tests = report.map(|r| r.tests).unwrap_or_default();
     let reported = match super::test_parts::send_in_parts(reporter, job.run_id, tests).await {
         Ok(tests) => {
-            let payload = json!({
-                "run_id": job.run_id,
-                "status": classification.status,
-                "exit_code": exit_code,
-                "summary": summary,
-                "reason": classification.reason,
-                "error_code": classification.error_code.map(ErrorCode::as_str),
-                "tests": tests,
-            });
-            reporter.report("report_run_finished", payload).await
+            let report = ReportRunFinished {
+                run_id: job.run_id,
+                status: classification.status,
+                exit_code,
+                summary,
+                reason: classification.reason.clone(),
+                error_code: classification
+                    .error_code
+                    .map(|code| ErrorCode::as_str(code).to_owned()),
+                tests,
+            };
+            reporter.send_report(&report).await
         }
         Err(error) => Err(error),
     };

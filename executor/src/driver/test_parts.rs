@@ -2,9 +2,8 @@
 //! `report_run_finished` as numbered `report_run_tests` parts, each well under the limit, so a
 //! suite of tens of thousands of tests loses none of its results.
 
-use runledger_types::command::TestResult;
+use runledger_types::command::{ReportRunTests, TestResult};
 use runledger_types::ids::RunId;
-use serde_json::json;
 
 use super::{ReportError, Reporter};
 
@@ -48,8 +47,12 @@ async fn send<R: Reporter>(
     tests: Vec<TestResult>,
 ) -> Result<(), ReportError> {
     tracing::debug!(part, tests = tests.len(), "per-test results sent in a part");
-    let payload = json!({"run_id": run_id, "part": part, "tests": tests});
-    reporter.report("report_run_tests", payload).await
+    let report = ReportRunTests {
+        run_id,
+        part,
+        tests,
+    };
+    reporter.send_report(&report).await
 }
 
 fn serialized_len(test: &TestResult) -> usize {

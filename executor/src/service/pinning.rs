@@ -55,11 +55,9 @@ impl PinThroughHandler {
             machine_id: self.machine_id,
             fingerprint,
         };
-        let payload = serde_json::to_value(&report)
-            .map_err(|err| PinRefused::BadFingerprint(err.to_string()))?;
         let outcome = self
             .reporter
-            .send("report_host_key", payload)
+            .send(&report)
             .await
             .map_err(PinRefused::NoAnswer)?;
         if outcome.accepted {

@@ -1,7 +1,6 @@
 //! One `run_assigned` work item: claim the run, drive it, ack.
 
 use base64::Engine as _;
-use serde_json::json;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -12,6 +11,7 @@ use super::venv::settle;
 use crate::driver::{RunJob, drive_run};
 use crate::feed::{ViewHandle, WorkItem};
 use crate::view::{Resolved, ResolvedRun};
+use runledger_types::command::ReportRunStarted;
 use runledger_types::{Event, RunId};
 
 /// Executes the run `item` assigns, if it is still current and this executor wins the claim
@@ -54,10 +54,7 @@ async fn execute(worker: &Worker, item: &WorkItem, run_id: RunId) {
         .reporter
         .caused_by(item.meta.event_id)
         .correlated(item.meta.correlation_id);
-    match reporter
-        .send("report_run_started", json!({"run_id": run_id}))
-        .await
-    {
+    match reporter.send(&ReportRunStarted { run_id }).await {
         Ok(outcome) if outcome.events.iter().any(|e| e.event_type == "run_started") => {}
         Ok(outcome) => {
             tracing::info!(error = ?outcome.error, "claim refused; skipping");

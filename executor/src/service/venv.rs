@@ -1,12 +1,11 @@
 //! One `venv_added` work item: provision the venv, then ack.
 
-use serde_json::json;
-
 use super::Worker;
 use crate::driver::drive_provisioning;
 use crate::feed::WorkItem;
 use crate::render::VenvSpec;
 use crate::view::VenvStatus;
+use runledger_types::command::ReportVenvProvisioningFailed;
 use runledger_types::{Event, VenvId};
 use tracing::Instrument;
 
@@ -62,11 +61,12 @@ async fn provision(worker: &Worker, item: &WorkItem, venv_id: VenvId) {
             }
             Err(unreachable) => {
                 tracing::warn!(reason = %unreachable.reason, "cannot provision");
-                let payload = json!({"venv_id": venv_id, "reason": unreachable.reason});
-                match reporter
-                    .send("report_venv_provisioning_failed", payload)
-                    .await
-                {
+                let report = ReportVenvProvisioningFailed {
+                    venv_id,
+                    reason: unreachable.reason.to_string(),
+                    output_tail: String::new(),
+                };
+                match reporter.send(&report).await {
                     Ok(_) => Ok(()),
                     Err(err) => Err(err.to_string()),
                 }

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource, and what they share: parameter parsing and sending
 //! a command for the caller.
 
+pub mod bodies;
 pub mod health;
 pub mod lab;
 pub mod live;
@@ -12,7 +13,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use runledger_types::CommandId;
-use serde_json::Value;
+use runledger_types::command::CommandPayload;
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -42,18 +43,17 @@ pub struct Accepted {
     pub position: i64,
 }
 
-/// Publishes `command_type` as the caller and waits for the outcome; a rejection becomes the
+/// Publishes `command` as the caller and waits for the outcome; a rejection becomes the
 /// matching 4xx.
-pub async fn send(
+pub async fn send<C: CommandPayload>(
     state: &AppState,
     caller: &Caller,
-    command_type: &str,
-    payload: Value,
+    command: &C,
 ) -> Result<Accepted, ApiError> {
     let command_id = CommandId::new();
     let outcome = state
         .commands
-        .send(command_id, command_type, &caller.username, payload)
+        .send(command_id, &caller.username, command)
         .await
         .map_err(ApiError::unavailable)?;
     if !outcome.accepted {

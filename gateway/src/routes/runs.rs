@@ -3,11 +3,11 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::{RunPage, RunView};
+use crate::routes::bodies::{RawBody, StartRunRequest, new_id, object, typed_body};
 use crate::routes::{live, parse_opt, parse_uuid, send};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,10 +15,12 @@ use runledger_readmodel::history::{self, Filters, Sort};
 use runledger_readmodel::rows::RunRow;
 use runledger_readmodel::runs::{self as run_reads, EventsQuery};
 use runledger_readmodel::{OutputText, ReadModelError};
-use runledger_types::RunStatus;
+use runledger_types::command::{CancelRun, StartRun};
+use runledger_types::{RunId, RunStatus};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Rows per page unless `limit` says otherwise.
@@ -325,31 +327,21 @@ pub async fn events(
     ))
 }
 
-/// `POST /api/v1/runs` body: `start_run`'s payload; `run_id` is generated when absent.
-pub type StartBody = Map<String, Value>;
-
 /// `POST /api/v1/runs`: publishes `start_run` as the caller; 202 `{run_id, command_id,
 /// position}` once accepted.
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
-    request_body(content = Object, description = "start_run's payload: test_case_id, machine_id?, labels?, venv_id?, env?, run_id?"),
+    request_body(content = StartRunRequest),
     responses((status = 202, description = "Accepted: run_id, command_id, position", body = crate::openapi::AcceptedBody),
               (status = 404, description = "Unknown test case, machine or venv", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<StartBody>, JsonRejection>,
+    body: RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(mut payload) = body.map_err(|err| ApiError::bad_body(&err))?;
-    let run_id = match payload.get("run_id") {
-        Some(raw) => raw
-            .as_str()
-            .map(|raw| parse_uuid(raw, "run_id"))
-            .transpose()?
-            .ok_or_else(|| ApiError::bad_request("run_id: must be a uuid string"))?,
-        None => Uuid::now_v7(),
-    };
-    payload.insert("run_id".into(), json!(run_id));
-    let accepted = send(&state, &caller, "start_run", Value::Object(payload)).await?;
+    let payload = object(body)?;
+    let run_id = new_id(&payload, "run_id")?;
+    let command: StartRun = typed_body(payload, run_id)?;
+    let accepted = send(&state, &caller, &command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "command_id": accepted.command_id,
@@ -357,10 +349,13 @@ pub async fn start(
     ))
 }
 
-/// `POST /api/v1/runs/{run_id}/cancel` body.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/v1/runs/{run_id}/cancel` body (optional): `cancel_run`'s payload but the run,
+/// which the path names.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    /// Why, for the audit history.
+    #[serde(default)]
     reason: Option<String>,
 }
 
@@ -368,6 +363,7 @@ pub struct CancelBody {
 /// only their own runs); 202 `{run_id, command_id, position}`.
 #[utoipa::path(post, path = "/api/v1/runs/{run_id}/cancel", tag = "runs",
     params(("run_id" = uuid::Uuid, Path)),
+    request_body(content = Option<CancelBody>),
     responses((status = 202, description = "Accepted", body = crate::openapi::AcceptedBody),
               (status = 403, description = "A member cancelling another's run", body = crate::openapi::ErrorBody),
               (status = 409, description = "Already finished", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
@@ -378,9 +374,11 @@ pub async fn cancel(
     body: Option<Json<CancelBody>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run_id = run_id_of(path)?;
-    let reason = body.and_then(|Json(body)| body.reason);
-    let payload = json!({"run_id": run_id, "reason": reason});
-    let accepted = send(&state, &caller, "cancel_run", payload).await?;
+    let command = CancelRun {
+        run_id: RunId::from(run_id),
+        reason: body.and_then(|Json(body)| body.reason),
+    };
+    let accepted = send(&state, &caller, &command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "command_id": accepted.command_id,

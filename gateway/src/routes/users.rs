@@ -13,9 +13,11 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use runledger_types::{SecretString, Username};
+use runledger_types::command::{ChangePassword, CommandPayload, DisableUser, RevokeTokens};
+use runledger_types::{OutgoingSecret, SecretString, Username};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
 
@@ -24,23 +26,23 @@ fn username(path: Result<Path<String>, PathRejection>) -> Result<Username, ApiEr
     Username::parse(&raw).map_err(|err| ApiError::bad_request(format!("username: {err}")))
 }
 
-async fn submit(state: &AppState, caller: &Caller, kind: &str, payload: Value) -> Answer {
-    let accepted = send(state, caller, kind, payload).await?;
+async fn submit<C: CommandPayload>(state: &AppState, caller: &Caller, command: &C) -> Answer {
+    let accepted = send(state, caller, command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"command_id": accepted.command_id, "position": accepted.position})),
     ))
 }
 
-/// Publishes `kind` with the path's username as its whole payload.
-async fn about_user(
+/// Publishes the command `about` makes of the path's username.
+async fn about_user<C: CommandPayload>(
     state: &AppState,
     caller: &Caller,
     path: Result<Path<String>, PathRejection>,
-    kind: &str,
+    about: impl FnOnce(Username) -> C,
 ) -> Answer {
     let username = username(path)?;
-    submit(state, caller, kind, json!({"username": username})).await
+    submit(state, caller, &about(username)).await
 }
 
 /// `POST /api/v1/users/{username}/disable`: `disable_user` (admins).
@@ -57,7 +59,7 @@ pub async fn disable(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
-    about_user(&state, &caller, path, "disable_user").await
+    about_user(&state, &caller, path, |username| DisableUser { username }).await
 }
 
 /// `DELETE /api/v1/users/{username}/tokens`: `revoke_tokens` (admins).
@@ -74,13 +76,16 @@ pub async fn revoke_tokens(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Answer {
-    about_user(&state, &caller, path, "revoke_tokens").await
+    about_user(&state, &caller, path, |username| RevokeTokens { username }).await
 }
 
-/// `PUT /api/v1/users/{username}/password` body.
-#[derive(Debug, Deserialize)]
+/// `PUT /api/v1/users/{username}/password` body: `change_password`'s payload but the user,
+/// which the path names, and with the caller's current password.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    /// The new password, hashed by the handler.
+    #[schema(schema_with = runledger_types::command::user_password_schema)]
     password: SecretString,
     /// Required when changing one's own password: a stolen session alone cannot take the
     /// account over.
@@ -92,7 +97,7 @@ pub struct NewPassword {
 /// for oneself (with `current_password`, checked like a login) or by an admin for anyone.
 #[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "lab",
     params(("username" = String, Path)),
-    request_body(content = Object, description = "{password, current_password (required for one's own)}"),
+    request_body(content = NewPassword),
     responses((status = 202, description = "Accepted: change_password; every token of the user (the caller's too, if theirs) stops working", body = crate::openapi::AcceptedBody),
               (status = 400, description = "Bad body, or current_password missing", body = crate::openapi::ErrorBody),
               (status = 401, description = "No valid token, or a wrong current_password", body = crate::openapi::ErrorBody),
@@ -126,6 +131,9 @@ pub async fn change_password(
             .into());
         }
     }
-    let payload = json!({"username": username, "password": body.password.expose()});
-    Ok(submit(&state, &caller, "change_password", payload).await?)
+    let command = ChangePassword {
+        username,
+        password: OutgoingSecret::from(body.password),
+    };
+    Ok(submit(&state, &caller, &command).await?)
 }

@@ -10,9 +10,10 @@ use crate::values::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use utoipa::ToSchema;
 
 /// `register_user`: `P` is the clear password on the way in, its hash once protected.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterUser<P> {
     /// Login name; also the stream key `user-<username>`.
@@ -20,6 +21,7 @@ pub struct RegisterUser<P> {
     /// `admin` or `member`.
     pub role: Role,
     /// Clear text on the way in, argon2 hash once protected.
+    #[schema(schema_with = super::user_password_schema)]
     pub password: P,
 }
 
@@ -36,7 +38,7 @@ impl RegisterUser<SecretString> {
 }
 
 /// `register_machine`: `S` is a clear secret on the way in, a sealed one once protected.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterMachine<S> {
     /// The new machine's id.
@@ -54,13 +56,13 @@ pub struct RegisterMachine<S> {
     /// Remote account.
     pub username: RemoteUser,
     /// SSH password.
-    #[serde(default = "none")]
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub password: Option<S>,
     /// OpenSSH private key.
-    #[serde(default = "none")]
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub private_key: Option<S>,
     /// Pinned host key; absent: trusted on first use, then pinned.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key: Option<HostKeyFingerprint>,
     /// Labels runs may select the machine by.
     #[serde(default)]
@@ -122,37 +124,37 @@ fn check_private_key(key: &SecretString) -> Result<(), InvalidPayload> {
 }
 
 /// `update_machine`: any field of `register_machine`; absent fields stay as they are.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMachine<S> {
     /// The machine to change.
     pub machine_id: MachineId,
     /// New display name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<MachineName>,
     /// New address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
     /// New SSH port.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<Port>,
     /// New operating system.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<Os>,
     /// New remote account.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<RemoteUser>,
     /// New password.
-    #[serde(default = "none")]
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub password: Option<S>,
     /// New private key.
-    #[serde(default = "none")]
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub private_key: Option<S>,
     /// New pinned host key.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key: Option<HostKeyFingerprint>,
     /// New labels (replace the old set).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeSet<Label>>,
 }
 
@@ -194,7 +196,7 @@ impl<S> UpdateMachine<S> {
 }
 
 /// `retire_machine`: no new runs go to it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetireMachine {
     /// The machine to retire.
@@ -202,7 +204,7 @@ pub struct RetireMachine {
 }
 
 /// `add_venv`: a virtualenv the executor provisions on a machine.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddVenv {
     /// The new venv's id.
@@ -212,7 +214,7 @@ pub struct AddVenv {
     /// Name; the default path is `~/.runledger/venvs/<name>`.
     pub name: VenvName,
     /// Where on the machine; default under `~/.runledger/venvs/`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<RemotePath>,
     /// Interpreter that creates it; default `python3`.
     #[serde(default = "python3")]
@@ -227,7 +229,7 @@ fn python3() -> Line {
 }
 
 /// `remove_venv`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveVenv {
     /// The venv to remove.
@@ -235,7 +237,7 @@ pub struct RemoveVenv {
 }
 
 /// A file copied into a run's working directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestFile {
     /// Relative path inside the working directory.
@@ -250,7 +252,7 @@ pub struct TestFile {
 
 /// `define_test_case`: a command run inside a venv, or a Jenkins job (exactly one of the two).
 /// `S` is the Jenkins API token: clear on the way in, sealed once protected.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefineTestCase<S = SealedSecret> {
     /// The new test case's id.
@@ -261,10 +263,10 @@ pub struct DefineTestCase<S = SealedSecret> {
     #[serde(default)]
     pub description: String,
     /// Command line run inside the venv (absent for a Jenkins job).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Text>,
     /// The Jenkins job its runs trigger instead of a command.
-    #[serde(default = "no_job")]
+    #[serde(default = "no_job", skip_serializing_if = "Option::is_none")]
     pub jenkins: Option<JenkinsJob<S>>,
     /// Files copied into the working directory.
     #[serde(default)]
@@ -278,16 +280,19 @@ pub struct DefineTestCase<S = SealedSecret> {
     pub env_overridable: BTreeSet<EnvName>,
     /// Seconds before the run is stopped as `timed_out`; default 3600.
     #[serde(default = "default_timeout")]
+    #[schema(minimum = 1, maximum = 604_800)]
     pub timeout_s: u32,
     /// Path of the JUnit XML report the command writes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junit_xml: Option<RelativePath>,
     /// How often an infrastructure error is retried; default 0.
     #[serde(default)]
+    #[schema(maximum = 10)]
     pub retries: u32,
     /// Most bytes of output a run records; past it output is dropped, with a note in the
     /// output saying how much (the run goes on). Default [`DEFAULT_MAX_OUTPUT_BYTES`].
     #[serde(default = "default_max_output_bytes")]
+    #[schema(minimum = 1024, maximum = 10_737_418_240_u64)]
     pub max_output_bytes: u64,
 }
 

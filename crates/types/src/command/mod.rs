@@ -14,8 +14,52 @@ pub use report::*;
 pub use run::*;
 pub use users::*;
 
-use crate::secret::{PasswordHash, SealedSecret, SecretString};
+use crate::secret::{OutgoingSecret, PasswordHash, SealedSecret, SecretString};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// A command payload a caller sends: its type on the wire comes from its Rust type, so a sender
+/// takes `&StartRun { .. }` and cannot name the wrong type. Payloads with secrets are sent with
+/// [`OutgoingSecret`]s, the one secret type that serialises.
+pub trait CommandPayload: Serialize {
+    /// The command's type: the envelope's `type` and the subject's last token.
+    const TYPE: CommandType;
+}
+
+macro_rules! command_payloads {
+    ($($payload:ty => $variant:ident),* $(,)?) => {
+        $(
+            impl CommandPayload for $payload {
+                const TYPE: CommandType = CommandType::$variant;
+            }
+        )*
+    };
+}
+
+command_payloads! {
+    RegisterUser<OutgoingSecret> => RegisterUser,
+    RegisterMachine<OutgoingSecret> => RegisterMachine,
+    UpdateMachine<OutgoingSecret> => UpdateMachine,
+    RetireMachine => RetireMachine,
+    AddVenv => AddVenv,
+    RemoveVenv => RemoveVenv,
+    DefineTestCase<OutgoingSecret> => DefineTestCase,
+    StartRun => StartRun,
+    CancelRun => CancelRun,
+    ReportRunStarted => ReportRunStarted,
+    ReportRunOutput => ReportRunOutput,
+    ReportRunFinished => ReportRunFinished,
+    ReportRunTests => ReportRunTests,
+    ReportVenvProvisioned => ReportVenvProvisioned,
+    ReportVenvProvisioningFailed => ReportVenvProvisioningFailed,
+    ReportHostKey => ReportHostKey,
+    ReportJenkinsQueued => ReportJenkinsQueued,
+    ReportJenkinsBuild => ReportJenkinsBuild,
+    ExpireExecutorLease => ExpireExecutorLease,
+    DisableUser => DisableUser,
+    ChangePassword<OutgoingSecret> => ChangePassword,
+    RevokeTokens => RevokeTokens,
+}
 
 /// A validated command whose secrets are already sealed or hashed: the domain's input.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,15 +289,24 @@ pub struct InvalidPayload(pub String);
 
 fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, InvalidPayload> {
     let mut deserializer = serde_json::Deserializer::from_str(payload);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if path == "." {
-            InvalidPayload(format!("payload: {inner}"))
-        } else {
-            InvalidPayload(format!("payload.{path}: {inner}"))
-        }
-    })
+    serde_path_to_error::deserialize(&mut deserializer).map_err(invalid_at)
+}
+
+/// Decodes a payload already parsed as JSON, with the errors [`parse_payload`] gives: for a
+/// gateway that types a request body before it sends the command.
+pub fn decode_value<T: DeserializeOwned>(payload: serde_json::Value) -> Result<T, InvalidPayload> {
+    serde_path_to_error::deserialize(payload).map_err(invalid_at)
+}
+
+/// The payload error naming the JSON path where decoding failed.
+fn invalid_at<E: std::fmt::Display>(err: serde_path_to_error::Error<E>) -> InvalidPayload {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if path == "." {
+        InvalidPayload(format!("payload: {inner}"))
+    } else {
+        InvalidPayload(format!("payload.{path}: {inner}"))
+    }
 }
 
 /// Decodes and validates the payload (JSON text) of a command of type `kind`.
@@ -299,3 +352,6 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::RevokeTokens => ready(Command::RevokeTokens(decode(payload)?)),
     })
 }
+
+#[cfg(test)]
+mod wire_tests;

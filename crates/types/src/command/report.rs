@@ -5,9 +5,10 @@ use super::InvalidPayload;
 use crate::ids::{MachineId, RunId, VenvId};
 use crate::values::{HostKeyFingerprint, RunStatus, TestSummary, Text};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `report_run_started`: the executor has started the run's process.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRunStarted {
     /// The run.
@@ -17,7 +18,7 @@ pub struct ReportRunStarted {
 /// `report_jenkins_queued`: the executor triggered the run's Jenkins build; Jenkins queued it
 /// as `queue_item` (the `Location` of the trigger's answer). Recorded before the build starts,
 /// so a retried trigger follows this item instead of starting a second build.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportJenkinsQueued {
     /// The run.
@@ -27,7 +28,7 @@ pub struct ReportJenkinsQueued {
 }
 
 /// `report_jenkins_build`: the run's Jenkins build started, with its number and URL.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportJenkinsBuild {
     /// The run.
@@ -39,7 +40,7 @@ pub struct ReportJenkinsBuild {
 }
 
 /// Which output stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputStream {
     /// Standard output.
@@ -57,7 +58,7 @@ pub fn first_seq_of_attempt(attempt: u32) -> u64 {
 
 /// `report_run_output`: one chunk of output, numbered by `seq`: each attempt's chunks are
 /// consecutive from [`first_seq_of_attempt`] + 1.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRunOutput {
     /// The run.
@@ -82,7 +83,7 @@ impl ReportRunOutput {
 /// `report_run_tests`: one part of a run's per-test results, sent before `report_run_finished`
 /// when all of them would not fit in one NATS message. Parts are numbered from 1 per attempt;
 /// a part already recorded changes nothing.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRunTests {
     /// The run.
@@ -94,7 +95,7 @@ pub struct ReportRunTests {
 }
 
 /// One test's result from a JUnit report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestResult {
     /// Test name.
@@ -113,7 +114,7 @@ pub struct TestResult {
 }
 
 /// The outcome of one test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TestOutcome {
     /// Passed.
@@ -127,7 +128,7 @@ pub enum TestOutcome {
 }
 
 /// `report_run_finished`: the run ended with a final status.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRunFinished {
     /// The run.
@@ -135,16 +136,16 @@ pub struct ReportRunFinished {
     /// A final status.
     pub status: RunStatus,
     /// The process's exit code, when it ran.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// JUnit counts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<TestSummary>,
     /// Human-readable reason for a non-passing status.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Machine-readable cause of an `error` (e.g. `ssh_connect`, `auth_failed`, `executor_lost`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     /// Per-test results.
     #[serde(default)]
@@ -164,18 +165,18 @@ impl ReportRunFinished {
 }
 
 /// `report_venv_provisioned`: the venv exists and its requirements are installed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportVenvProvisioned {
     /// The venv.
     pub venv_id: VenvId,
     /// `python --version` inside the venv.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python_version: Option<String>,
 }
 
 /// `report_venv_provisioning_failed`: the venv could not be created; it becomes `broken`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportVenvProvisioningFailed {
     /// The venv.
@@ -188,7 +189,7 @@ pub struct ReportVenvProvisioningFailed {
 }
 
 /// `report_host_key`: the key a machine presented on first contact, to pin (trust on first use).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportHostKey {
     /// The machine.
@@ -202,7 +203,7 @@ pub struct ReportHostKey {
 /// watch (or an operator). Beats live outside the log (a NATS key-value bucket), so
 /// `heartbeats` only names what the sender saw: the revision of the executor's last beat, which
 /// with the executor's name makes the command id every watching handler agrees on.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpireExecutorLease {
     /// The executor's name (its actor is `executor:<name>`).

@@ -5,12 +5,29 @@
 use super::InvalidPayload;
 use crate::secret::SecretString;
 use crate::values::Username;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Passwords shorter than this are refused: they fall to a dictionary in minutes.
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Passwords longer than this are refused: argon2's cost grows with the input.
 const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// The OpenAPI schema of a user's clear-text password: its length rule, which the handler
+/// checks.
+pub fn user_password_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+            utoipa::openapi::schema::KnownFormat::Password,
+        )))
+        .description(Some(
+            "A user's password in clear text; the handler hashes it.",
+        ))
+        .min_length(Some(MIN_PASSWORD_CHARS))
+        .max_length(Some(MAX_PASSWORD_CHARS))
+        .build()
+}
 
 /// `invalid_payload` unless `password` has an acceptable length.
 pub(super) fn check_password(password: &SecretString) -> Result<(), InvalidPayload> {
@@ -25,7 +42,7 @@ pub(super) fn check_password(password: &SecretString) -> Result<(), InvalidPaylo
 
 /// `disable_user` (admins): the user can no longer log in and every token of theirs stops
 /// working.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableUser {
     /// The user to disable.
@@ -34,12 +51,13 @@ pub struct DisableUser {
 
 /// `change_password` (the user themselves, or an admin for anyone): `P` is the clear password on
 /// the way in, its argon2 hash once protected. Every token of the user is revoked.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword<P> {
     /// Whose password.
     pub username: Username,
     /// Clear text on the way in, argon2 hash once protected.
+    #[schema(schema_with = super::user_password_schema)]
     pub password: P,
 }
 
@@ -52,7 +70,7 @@ impl ChangePassword<SecretString> {
 
 /// `revoke_tokens` (admins): every token of the user issued so far stops working; the user may
 /// log in again.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeTokens {
     /// Whose tokens.

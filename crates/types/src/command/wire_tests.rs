@@ -1,0 +1,88 @@
+//! What a sender serialises is what the handler parses: typed payloads round-trip through
+//! [`parse_payload`], secrets included.
+
+use super::*;
+use crate::ids::{MachineId, RunId, VenvId};
+use crate::values::{Host, Label, MachineName, Os, Port, RemoteUser, Role, RunStatus, Username};
+
+fn parsed<C: CommandPayload>(command: &C) -> Result<Incoming, InvalidPayload> {
+    let json = serde_json::to_string(command).map_err(|err| InvalidPayload(err.to_string()))?;
+    parse_payload(C::TYPE, &json)
+}
+
+#[test]
+fn a_start_run_arrives_as_sent() {
+    let start = StartRun {
+        run_id: RunId::new(),
+        test_case_id: crate::ids::TestCaseId::new(),
+        machine_id: None,
+        labels: [Label::parse("gpu")].into_iter().flatten().collect(),
+        venv_id: Some(VenvId::new()),
+        env: Default::default(),
+    };
+    let json = serde_json::to_value(&start).unwrap_or_default();
+    assert!(json.get("machine_id").is_none(), "{json}");
+    match parsed(&start) {
+        Ok(Incoming::Ready(Command::StartRun(back))) => assert_eq!(back, start),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn secrets_travel_in_clear_to_the_handler_only() {
+    let (Ok(name), Ok(host), Ok(user)) = (
+        MachineName::parse("box"),
+        Host::parse("10.0.0.1"),
+        RemoteUser::parse("ubuntu"),
+    ) else {
+        panic!("valid values");
+    };
+    let machine = RegisterMachine {
+        machine_id: MachineId::new(),
+        name,
+        host,
+        port: Port::SSH,
+        os: Os::Linux,
+        username: user,
+        password: Some(OutgoingSecret::new("hunter2-machine")),
+        private_key: None,
+        host_key: None,
+        labels: Default::default(),
+    };
+    match parsed(&machine) {
+        Ok(Incoming::RegisterMachine(back)) => {
+            assert_eq!(
+                back.password.map(|p| p.expose().to_owned()).as_deref(),
+                Some("hunter2-machine")
+            );
+            assert_eq!(back.machine_id, machine.machine_id);
+        }
+        other => panic!("{other:?}"),
+    }
+    let Ok(username) = Username::parse("mia") else {
+        panic!("a valid name");
+    };
+    let user = RegisterUser {
+        username,
+        role: Role::Member,
+        password: OutgoingSecret::new("a long password"),
+    };
+    assert!(matches!(parsed(&user), Ok(Incoming::RegisterUser(_))));
+}
+
+#[test]
+fn an_error_end_is_a_final_report() {
+    let end = ReportRunFinished {
+        run_id: RunId::new(),
+        status: RunStatus::Error,
+        exit_code: None,
+        summary: None,
+        reason: Some("unreachable".into()),
+        error_code: Some("ssh_connect".into()),
+        tests: Vec::new(),
+    };
+    assert!(matches!(
+        parsed(&end),
+        Ok(Incoming::Ready(Command::ReportRunFinished(back))) if back == end
+    ));
+}
