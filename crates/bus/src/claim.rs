@@ -70,8 +70,9 @@ pub enum Decision {
 pub enum Refusal {
     /// The stream is claimed by another log.
     #[error(
-        "NATS stream {stream} holds the events of log {theirs}, not of this database's log {ours} \
-         (a database dropped and created again, or two labs sharing one NATS?). {WAYS_OUT}"
+        "NATS stream {stream} belongs to log {theirs}, not to this database's log {ours} (a \
+         database dropped and created again, or two labs sharing one NATS?): runledger will not \
+         act on another log's events. {WAYS_OUT}"
     )]
     OtherLog {
         /// The stream.

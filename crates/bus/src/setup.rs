@@ -19,6 +19,14 @@ pub enum BusError {
     /// A credential or certificate file could not be read.
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// A stream's claim did not stick (it was changed while it was written).
+    #[error(
+        "NATS stream {stream} could not be claimed for this log: its description was changed meanwhile"
+    )]
+    Claim {
+        /// The stream.
+        stream: String,
+    },
     /// A JetStream call failed.
     #[error("JetStream {what} failed: {source}")]
     JetStream {
