@@ -20,8 +20,9 @@ pub enum BusCommand {
     ///
     /// Example: `RUNLEDGER_NATS_PREFIX=lab2 runledger bus status`
     Status,
-    /// Whether this database's log may use the prefix's streams: exit 0 when they are its own
-    /// or free, 3 (with the reason) when they hold another log's events. Changes nothing.
+    /// Whether this database's log may use the prefix's streams: prints `log <id>` (this
+    /// database's log), then exits 0 when the streams are its own or free, 3 (with the reason
+    /// on stderr) when they hold another log's events. Changes nothing.
     ///
     /// Example: `runledger bus check || RUNLEDGER_NATS_PREFIX=lab2 runledger serve`
     Check,
@@ -85,6 +86,7 @@ async fn check(
             .context("reading this database's log identity (run `runledger migrate` first)")?,
         head: store.head().await?,
     };
+    println!("log {}", log.id);
     let mut refusals = Vec::new();
     for kind in [StreamKind::Commands, StreamKind::Events] {
         let name = kind.stream_name(names);
