@@ -208,7 +208,7 @@ async fn a_gateway_on_another_logs_stream_is_not_ready_and_says_why() {
     let ours = second.store.log_id().await.unwrap();
     let theirs = first.store.log_id().await.unwrap();
     let port = free_port();
-    let _gateway = second
+    let mut gateway = second
         .runledger(runledger_binary())
         .args(["serve", "--dev", "--components", "gateway"])
         .env("RUNLEDGER_HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -227,6 +227,7 @@ async fn a_gateway_on_another_logs_stream_is_not_ready_and_says_why() {
     assert_eq!(body["wedged"][0]["component"], "gateway");
     let reason = body["wedged"][0]["reason"].as_str().unwrap();
     assert_names_everything(reason, &first.nats.names.events_stream(), ours, theirs);
+    gateway.kill().await.unwrap();
     second.db.cleanup().await;
     first.cleanup().await;
 }
@@ -273,9 +274,20 @@ async fn bus_reset_asks_then_deletes_the_streams_and_the_new_log_takes_the_prefi
 
     // The new log's handler claims the prefix and works.
     let handler = second.start_handler().await;
-    second.client().register_admin("ada").await;
     let ours = second.store.log_id().await.unwrap();
-    assert_eq!(events_claim(&second).await, Some(StreamClaim::new(ours)));
+    eventually(Duration::from_secs(10), "the new log's claim", || async {
+        (events_claim(&second).await == Some(StreamClaim::new(ours))).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the commands stream", || async {
+        let commands = second.nats.names.commands_stream();
+        observe(&second.nats.jetstream(), &commands)
+            .await
+            .unwrap()
+            .map(|_| ())
+    })
+    .await;
+    second.client().register_admin("ada").await;
     handler.stop().await;
     second.db.cleanup().await;
     first.cleanup().await;
