@@ -200,7 +200,9 @@ pub async fn run(
     let followed = follower.await;
     tracing::info!("executor stopped");
     match (taken, followed) {
-        // The follower's own reason (another log took the stream, say) says more.
+        // Another log took the stream: that is why the work consumers failed too.
+        (_, Ok(Err(changed @ FeedError::LogChanged { .. }))) => Err(changed.into()),
+        // The follower's own reason says more than that it stopped.
         (Err(ExecutorError::Feed(FeedError::FollowerStopped)), Ok(Err(reason))) => {
             Err(reason.into())
         }
