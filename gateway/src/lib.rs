@@ -80,15 +80,15 @@ impl AppState {
         metrics::handle();
         let freshness = Freshness::start(pool.clone(), shutdown.clone()).await?;
         let log = runledger_readmodel::log_id(&pool).await?;
-        tokio::spawn(runledger_bus::watch_claim(
-            runledger_bus::jetstream(nats.clone()),
-            names.clone(),
-            log,
-            settings.wedges.clone(),
-            "gateway",
-            CLAIM_CHECK_EVERY,
-            shutdown.clone(),
-        ));
+        let watch = runledger_bus::ClaimWatch {
+            js: runledger_bus::jetstream(nats.clone()),
+            names: names.clone(),
+            ours: log,
+            wedges: settings.wedges.clone(),
+            component: "gateway",
+            every: CLAIM_CHECK_EVERY,
+        };
+        tokio::spawn(runledger_bus::watch_claim(watch, shutdown.clone()));
         let live = live_hub::LiveHub::start(&nats, &names, log, shutdown.clone()).await;
         let tokens = Arc::new(auth::TokenCache::default());
         revocations::follow(pool.clone(), tokens.clone(), shutdown.clone());

@@ -36,6 +36,10 @@ pub async fn claim_streams(
     Ok(events)
 }
 
+/// How many times a claim is tried when the stream changes under it (an executor creating it
+/// unclaimed at the same moment, say).
+const ATTEMPTS: usize = 3;
+
 async fn claim_one(
     store: &EventStore,
     js: &jetstream::Context,
@@ -44,27 +48,34 @@ async fn claim_one(
     log: &LogFacts,
 ) -> Result<StreamClaim, ClaimError> {
     let name = kind.stream_name(names);
-    let state = observe(js, &name).await?;
-    let compared = match state.as_ref().and_then(|s| s.sequence_to_compare(log)) {
-        Some(sequence) => Some(same_event(store, js, &name, sequence).await?),
-        None => None,
-    };
-    let decision = decide(kind, &name, state.as_ref(), log, compared);
-    let claim = apply(js, names, kind, decision).await??;
-    // Another log's handler may have created the stream at the same moment: look again.
-    match observe(js, &name).await?.and_then(|state| state.claim) {
-        Some(now) if now.log == log.id => {
-            tracing::debug!(stream = %name, log = %log.id, "stream claimed");
-            Ok(claim)
+    for _ in 0..ATTEMPTS {
+        let state = observe(js, &name).await?;
+        let compared = match state.as_ref().and_then(|s| s.sequence_to_compare(log)) {
+            Some(sequence) => Some(same_event(store, js, &name, sequence).await?),
+            None => None,
+        };
+        let decision = decide(kind, &name, state.as_ref(), log, compared);
+        let claim = apply(js, names, kind, decision).await??;
+        // Another process may have created the stream at the same moment: look again.
+        match observe(js, &name).await?.and_then(|state| state.claim) {
+            Some(now) if now.log == log.id => {
+                tracing::debug!(stream = %name, log = %log.id, "stream claimed");
+                return Ok(claim);
+            }
+            Some(now) => {
+                return Err(Refusal::OtherLog {
+                    stream: name,
+                    ours: log.id,
+                    theirs: now.log,
+                }
+                .into());
+            }
+            None => {
+                tracing::debug!(stream = %name, "the stream changed while it was claimed; again")
+            }
         }
-        Some(now) => Err(Refusal::OtherLog {
-            stream: name,
-            ours: log.id,
-            theirs: now.log,
-        }
-        .into()),
-        None => Err(BusError::Claim { stream: name }.into()),
     }
+    Err(BusError::Claim { stream: name }.into())
 }
 
 /// Whether the stream's message at `sequence` is the log's event at that position.

@@ -22,7 +22,7 @@ pub use identity::{ForeignEvent, LOG_HEADER, StreamClaim};
 pub use names::{BusNames, InvalidPrefix};
 pub use run_feed::{FedEvent, RunFeed};
 pub use setup::{BusError, connect, connect_with, ensure_streams, handler_consumer, jetstream};
-pub use watch::{LOOK_EVERY, await_claim, watch_claim};
+pub use watch::{ClaimWatch, LOOK_EVERY, await_claim, watch_claim};
 pub use wedges::Wedges;
 
 /// The `Nats-Msg-Id` header name.

@@ -50,38 +50,47 @@ pub async fn await_claim(
     }
 }
 
-/// Until `shutdown`, looks every `every` at whether `<PREFIX>_EVENTS` is claimed by another log
-/// than `ours`; while it is, `component` is wedged on `wedges` with the reason.
-pub async fn watch_claim(
-    js: jetstream::Context,
-    names: BusNames,
-    ours: LogId,
-    wedges: Wedges,
-    component: &'static str,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let name = names.events_stream();
+/// What [`watch_claim`] watches, and where it reports.
+#[derive(Debug, Clone)]
+pub struct ClaimWatch {
+    /// JetStream.
+    pub js: jetstream::Context,
+    /// The prefix's names.
+    pub names: BusNames,
+    /// The log the stream must belong to.
+    pub ours: LogId,
+    /// Where the component says it is wedged.
+    pub wedges: Wedges,
+    /// The component's name on the board.
+    pub component: &'static str,
+    /// How often the stream is looked at.
+    pub every: Duration,
+}
+
+/// Until `shutdown`, looks at whether `<PREFIX>_EVENTS` is claimed by another log than
+/// `watch.ours`; while it is, the component is wedged on the board with the reason.
+pub async fn watch_claim(watch: ClaimWatch, shutdown: CancellationToken) {
+    let name = watch.names.events_stream();
     loop {
-        match observe(&js, &name).await {
+        match observe(&watch.js, &name).await {
             Ok(Some(StreamState {
                 claim: Some(claim), ..
-            })) if claim.log != ours => {
+            })) if claim.log != watch.ours => {
                 let refusal = Refusal::OtherLog {
                     stream: name.clone(),
-                    ours,
+                    ours: watch.ours,
                     theirs: claim.log,
                 };
-                wedges.set(component, refusal.to_string());
+                watch.wedges.set(watch.component, refusal.to_string());
             }
-            Ok(_) => wedges.clear(component),
+            Ok(_) => watch.wedges.clear(watch.component),
             Err(err) => {
                 tracing::warn!(error = %err, stream = %name, "cannot look at the events stream's log identity")
             }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(watch.every) => {}
         }
     }
 }
