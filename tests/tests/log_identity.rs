@@ -292,3 +292,57 @@ async fn bus_reset_asks_then_deletes_the_streams_and_the_new_log_takes_the_prefi
     second.db.cleanup().await;
     first.cleanup().await;
 }
+#[tokio::test]
+async fn an_executor_waits_for_a_claim_and_works_on_nothing_meanwhile() {
+    // An older runledger's lab left its events in a stream without identity.
+    let first = lab_with_events(2).await;
+    let js = first.nats.jetstream();
+    let mut config = js
+        .get_stream(first.nats.names.events_stream())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    config.description = None;
+    js.update_stream(config).await.unwrap();
+    let commands_before = observe(&js, &first.nats.names.commands_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .last_sequence;
+
+    let nats = runledger_bus::connect(&first.nats.url, "test-executor")
+        .await
+        .unwrap();
+    let mut settings = runledger_executor::ExecutorSettings::new(
+        "waiting",
+        first.nats.names.clone(),
+        first.keyring.clone(),
+    );
+    let wedges = settings.wedges.clone();
+    settings.shutdown_grace = Duration::from_secs(1);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let executor = tokio::spawn(runledger_executor::run(nats, settings, shutdown.clone()));
+    let reason = eventually(Duration::from_secs(10), "the executor to wedge", || async {
+        wedges
+            .all()
+            .into_iter()
+            .find(|(component, _)| component == "executor")
+            .map(|(_, reason)| reason)
+    })
+    .await;
+    assert!(reason.contains("no log identity"), "{reason}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let commands_after = observe(&js, &first.nats.names.commands_stream())
+        .await
+        .unwrap()
+        .unwrap()
+        .last_sequence;
+    assert_eq!(commands_before, commands_after, "no report, no heartbeat");
+    shutdown.cancel();
+    executor.await.unwrap().unwrap();
+    first.cleanup().await;
+}
