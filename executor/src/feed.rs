@@ -215,9 +215,15 @@ pub async fn follow_events(
                         Some(Ok(message)) => {
                             let sequence = message.info().map_or(0, |info| info.stream_sequence);
                             match claim.admits_message(message.headers.as_ref(), sequence) {
-                                Ok(()) => writer.ingest(&message.payload, sequence),
-                                Err(why) => writer.skip_foreign(sequence, &why),
-                            };
+                                Ok(()) => {
+                                    writer.ingest(&message.payload, sequence);
+                                }
+                                Err(why) => {
+                                    writer.skip_foreign(sequence, &why);
+                                    // Another log's event: has another log taken the stream?
+                                    still_claimed(js, names, claim).await?;
+                                }
+                            }
                         }
                         Some(Err(err)) => {
                             tracing::warn!(error = %err, "events consumer failed; re-creating it");

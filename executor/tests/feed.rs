@@ -5,7 +5,8 @@
 use async_nats::jetstream::{self, message::PublishMessage};
 use runledger_bus::{Decision, LOG_HEADER, StreamClaim, StreamKind};
 use runledger_executor::feed::{
-    WorkConfig, WorkItem, WorkKind, WorkQueue, follow_events, shared_view, work_consumers,
+    FeedError, WorkConfig, WorkItem, WorkKind, WorkQueue, follow_events, shared_view,
+    work_consumers,
 };
 use runledger_test_support::TestNats;
 use runledger_types::event::{
@@ -399,5 +400,52 @@ async fn an_event_of_another_log_is_never_acted_on() {
     assert_eq!(handed_out, [5, 20], "only this log's run_assigned items");
     shutdown.cancel();
     follower.await.expect("joins").expect("stops cleanly");
+    nats.cleanup().await;
+}
+
+/// The stream is reset and claimed by another log while an executor follows it: the follower
+/// stops, naming both logs, rather than fold the new log's events into the old log's view.
+#[tokio::test]
+async fn the_follower_stops_when_another_log_takes_the_stream() {
+    let nats = TestNats::create().await;
+    let mut relay = Relay::new(&nats).await;
+    lab_events(&mut relay).await;
+    let js = nats.jetstream();
+    let (writer, view) = shared_view();
+    let shutdown = CancellationToken::new();
+    let old = relay.claim;
+    let follower = tokio::spawn({
+        let (js, names, shutdown) = (js.clone(), nats.names.clone(), shutdown.clone());
+        async move { follow_events(&js, &names, old, writer, shutdown).await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), view.wait_for(5))
+        .await
+        .expect("in time")
+        .expect("follower alive");
+
+    js.delete_stream(nats.names.events_stream())
+        .await
+        .expect("reset");
+    let mut other = Relay::new(&nats).await;
+    let mut new_runs = Vec::new();
+    for _ in 0..3 {
+        new_runs.push(lab_events(&mut other).await);
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(15), follower)
+        .await
+        .expect("the follower stops")
+        .expect("joins");
+    match stopped {
+        Err(FeedError::LogChanged { was, now, .. }) => {
+            assert_eq!((was, now), (old.log, other.claim.log));
+        }
+        other => panic!("not stopped for the new log: {other:?}"),
+    }
+    for run in new_runs {
+        assert!(
+            view.read(|lab| lab.run(run).is_none()),
+            "nothing of the new log folded"
+        );
+    }
     nats.cleanup().await;
 }
