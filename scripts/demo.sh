@@ -7,7 +7,8 @@
 # as child processes. Ctrl-C stops the service.
 # Running it again is harmless: already-registered things are answered with a clear rejection.
 # RUNLEDGER_BIN=path/to/runledger skips the release build (the test suite runs the demo so);
-# DATABASE_URL, NATS_URL, RUNLEDGER_NATS_PREFIX and RUNLEDGER_HTTP_ADDR are passed through.
+# DATABASE_URL, NATS_URL, RUNLEDGER_NATS_PREFIX and RUNLEDGER_HTTP_ADDR are passed through; when
+# the prefix's streams hold another log's events, the demo picks `<prefix>-<log id>` and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -20,6 +21,26 @@ if [[ -z "$bin" ]]; then
   bin=target/release/runledger
 fi
 http="http://${RUNLEDGER_HTTP_ADDR:-127.0.0.1:8080}"
+
+# One log per bus: when the prefix's NATS streams hold another log's events (the database was
+# dropped and created again, or another lab uses this NATS), the demo takes a prefix of this
+# log's own, and says so, rather than have `serve` refuse to start.
+"$bin" migrate >/dev/null
+set +e
+log_id=$("$bin" bus check 2>/dev/null | sed -n 's/^log //p')
+"$bin" bus check >/dev/null 2>&1
+bus_status=$?
+set -e
+if [[ $bus_status -eq 3 ]]; then
+  taken="${RUNLEDGER_NATS_PREFIX:-runledger}"
+  export RUNLEDGER_NATS_PREFIX="${taken}-${log_id:0:8}"
+  say "NATS streams of prefix $taken hold another log's events; this demo uses RUNLEDGER_NATS_PREFIX=$RUNLEDGER_NATS_PREFIX"
+  echo "  (run \`$bin bus status\` to see them, \`RUNLEDGER_NATS_PREFIX=$taken $bin bus reset\` to delete them)"
+elif [[ $bus_status -ne 0 ]]; then
+  "$bin" bus check || true
+  echo "cannot check the NATS streams (is NATS running at ${NATS_URL:-nats://127.0.0.1:4222}?)" >&2
+  exit 1
+fi
 
 say "starting runledger serve --dev"
 "$bin" serve --dev &
@@ -61,6 +82,7 @@ send --actor admin start_run "{\"run_id\":\"$run_id\",\"test_case_id\":\"0193a00
 say "waiting for the run to finish (the first time, provisioning installs pytest from PyPI)"
 for _ in $(seq 1 180); do
   if "$bin" audit --stream "run-$run_id" --type run_finished 2>/dev/null | grep -q run_finished; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then echo "runledger serve stopped; see its log above" >&2; exit 1; fi
   sleep 1
 done
 say "the run's audit trail: runledger audit --stream run-$run_id --format table"

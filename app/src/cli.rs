@@ -29,6 +29,11 @@ pub enum Command {
     /// Example: `runledger db grant --gateway-password-file /run/secrets/gateway-db-password`
     #[command(subcommand)]
     Db(crate::db::DbCommand),
+    /// The NATS streams of the prefix: which log they belong to, checking them, resetting them.
+    ///
+    /// Example: `runledger bus status`, `runledger bus reset`
+    #[command(subcommand)]
+    Bus(crate::bus::BusCommand),
     /// Publish one command over NATS and print its outcome.
     ///
     /// Example: `runledger send register_user '{"username":"ada","role":"admin","password":"correct-horse"}'`

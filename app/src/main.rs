@@ -1,8 +1,9 @@
 //! `runledger`: one binary for every component. `serve` runs any subset of handler, projector,
-//! executor and gateway in one process; `migrate` prepares the database; `send` publishes one
-//! command and prints its outcome.
+//! executor and gateway in one process; `migrate` prepares the database; `bus` shows, checks and
+//! resets the prefix's NATS streams; `send` publishes one command and prints its outcome.
 
 mod audit;
+mod bus;
 mod cli;
 mod database;
 mod db;
@@ -31,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     // `send` and `audit` print data on stdout; their own logging stays quiet unless asked for.
     let default_level = match cli.command {
         cli::Command::Send(_)
+        | cli::Command::Bus(_)
         | cli::Command::Audit(_)
         | cli::Command::Projections(_)
         | cli::Command::Run(_)
@@ -45,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::serve(&cli.settings, &args).await,
         cli::Command::Migrate => serve::migrate(&cli.settings).await,
         cli::Command::Db(command) => db::run(&cli.settings, command).await,
+        cli::Command::Bus(command) => bus::run(&cli.settings, command).await,
         cli::Command::Send(args) => send::send(&cli.settings, &args).await,
         cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
         cli::Command::Projections(command) => projections::run(&cli.settings, command).await,

@@ -27,10 +27,14 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// `runledger serve`: runs the chosen components until SIGINT or SIGTERM.
 ///
+/// Before any component starts, the prefix's NATS streams are checked against the log
+/// ([`check_bus`]): a process that would act on them refuses streams of another log.
 /// Shutdown comes in two stages: the executor stops taking work and finishes (or hands back)
 /// its runs first, while this process's handler can still record their ends; then the other
 /// components stop. A component that fails stops everything at once.
 pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
+    check_bus(settings, &args.components).await?;
+    let wedges = runledger_bus::Wedges::default();
     let signal = CancellationToken::new();
     tokio::spawn(stop_on_signal(signal.clone()));
     let executor_done = CancellationToken::new();
@@ -90,7 +94,8 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                 });
             }
             Component::Executor => {
-                let (nats, executor) = executor(settings, args).await?;
+                let (nats, mut executor) = executor(settings, args).await?;
+                executor.wedges = wedges.clone();
                 let (token, done) = (signal.clone(), executor_done.clone());
                 tasks.spawn(async move {
                     let result = runledger_executor::run(nats, executor, token).await;
@@ -112,6 +117,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
                 // Development serves plain HTTP: a Secure cookie would never come back.
                 gateway.secure_cookie = !args.dev;
                 gateway.trust_forwarded_for = args.trust_forwarded_for;
+                gateway.wedges = wedges.clone();
                 tasks.spawn(async move {
                     let result = runledger_gateway::run(pool, nats, names, gateway, token).await;
                     (component, result.map_err(anyhow::Error::from))
@@ -131,6 +137,55 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         signal.cancel();
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Refuses, before anything starts, NATS streams that hold another log's events, when this
+/// process would act on them: a handler claims the streams for its log (or refuses them); an
+/// executor beside a gateway (which knows the log) refuses a stream another log claimed. A
+/// gateway alone only reads: it stays up, and `/readyz` says it is wedged and why.
+async fn check_bus(settings: &Settings, components: &[Component]) -> anyhow::Result<()> {
+    let names = settings.names()?;
+    if components.contains(&Component::Handler) {
+        let pool = settings.database.service_pool(DbUser::Handler, 2).await?;
+        let js = bus_context(settings).await?;
+        let claimed =
+            runledger_handler::claim_streams(&EventStore::new(pool.clone()), &js, &names).await;
+        pool.close().await;
+        return match claimed {
+            Ok(claim) => {
+                tracing::info!(log = %claim.log, prefix = names.prefix(), "NATS streams claimed for this log");
+                Ok(())
+            }
+            Err(runledger_handler::ClaimError::Refused(refusal)) => Err(refusal.into()),
+            Err(err) => Err(anyhow::Error::new(err).context("claiming the NATS streams")),
+        };
+    }
+    if components.contains(&Component::Executor) && components.contains(&Component::Gateway) {
+        let pool = settings.database.service_pool(DbUser::Gateway, 2).await?;
+        let ours = runledger_readmodel::log_id(&pool).await?;
+        pool.close().await;
+        let js = bus_context(settings).await?;
+        let stream = names.events_stream();
+        if let Some(theirs) = runledger_bus::claim::observe(&js, &stream)
+            .await?
+            .and_then(|state| state.claim)
+            .filter(|claim| claim.log != ours)
+        {
+            return Err(runledger_bus::Refusal::OtherLog {
+                stream,
+                ours,
+                theirs: theirs.log,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+async fn bus_context(settings: &Settings) -> anyhow::Result<async_nats::jetstream::Context> {
+    Ok(runledger_bus::jetstream(
+        settings.nats("runledger-check").await?,
+    ))
 }
 
 fn dedup(components: &[Component]) -> Vec<Component> {

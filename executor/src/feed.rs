@@ -5,6 +5,12 @@
 //! - [`work_consumers`] (in `work`): durable pull consumers shared by every executor process, one
 //!   per kind of work (`run_assigned`, `venv_added`), so each item goes to one executor; an item
 //!   is handed out only once the view has folded its position.
+//!
+//! Both act only on events of the log that claimed the stream ([`StreamClaim`], read from the
+//! stream's description: executors have no database): an event naming another log in its
+//! `Runledger-Log` header, or naming none where every event of the log names it, is skipped and
+//! never worked on. When the stream is claimed by another log while an executor follows it (it
+//! was reset and a new log took it), the follower stops: the view belongs to the old log.
 
 mod work;
 
@@ -13,8 +19,8 @@ pub use work::{WorkConfig, WorkConsumers, WorkItem, WorkKind, WorkQueue, work_co
 use crate::view::LabView;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use runledger_bus::BusNames;
-use runledger_types::RawEventRecord;
+use runledger_bus::{BusNames, StreamClaim};
+use runledger_types::{LogId, RawEventRecord};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -37,6 +43,22 @@ pub enum FeedError {
     /// The task following the events stream has stopped: the view will not move any more.
     #[error("the events follower has stopped")]
     FollowerStopped,
+    /// The events stream now belongs to another log than the one the view was folded from.
+    #[error(
+        "NATS stream {stream} now holds the events of log {now}, not of log {was} this executor \
+         followed: restart the executor to follow the new log"
+    )]
+    LogChanged {
+        /// The stream.
+        stream: String,
+        /// The log the executor followed.
+        was: LogId,
+        /// The log that claims the stream now.
+        now: LogId,
+    },
+    /// The stream's claim could not be read.
+    #[error(transparent)]
+    Bus(#[from] runledger_bus::BusError),
 }
 
 impl FeedError {
@@ -111,6 +133,18 @@ impl ViewWriter {
         position
     }
 
+    /// Skips the message at `stream_sequence` without acting on it: it is not this log's event
+    /// (`why`). Returns the position the view is at afterwards.
+    pub fn skip_foreign(&self, stream_sequence: u64, why: &runledger_bus::ForeignEvent) -> i64 {
+        tracing::error!(stream_sequence, reason = %why, "ignoring an event of another log");
+        let mut view = self.view.write().unwrap_or_else(PoisonError::into_inner);
+        view.skip(i64::try_from(stream_sequence).unwrap_or(i64::MAX));
+        let position = view.position();
+        drop(view);
+        self.position.send_replace(position);
+        position
+    }
+
     /// The position of the last event folded.
     pub fn position(&self) -> i64 {
         *self.position.borrow()
@@ -148,23 +182,26 @@ impl ViewHandle {
 }
 
 /// Follows `<PREFIX>_EVENTS` from the first event (or from where `writer` already is) until
-/// `shutdown`, folding every event into the view in order. A failed consumer is re-created from
-/// the next position; only a missing stream ends this with an error.
+/// `shutdown`, folding every event of `claim`'s log into the view in order. A failed consumer is
+/// re-created from the next position; a missing stream ends this with an error, and so does
+/// the stream being claimed by another log meanwhile.
 pub async fn follow_events(
     js: &jetstream::Context,
     names: &BusNames,
+    claim: StreamClaim,
     writer: ViewWriter,
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
-    let stream = js
-        .get_stream(names.events_stream())
-        .await
-        .map_err(|err| FeedError::js("get events stream")(err.into()))?;
+    let mut first = true;
     loop {
+        if !first {
+            still_claimed(js, names, claim).await?;
+        }
+        first = false;
         let from = writer.position() + 1;
         let opened = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            opened = ordered_from(&stream, names, from) => opened,
+            opened = ordered_from(js, names, from) => opened,
         };
         match opened {
             Ok(mut messages) => {
@@ -177,7 +214,16 @@ pub async fn follow_events(
                     match next {
                         Some(Ok(message)) => {
                             let sequence = message.info().map_or(0, |info| info.stream_sequence);
-                            writer.ingest(&message.payload, sequence);
+                            match claim.admits_message(message.headers.as_ref(), sequence) {
+                                Ok(()) => {
+                                    writer.ingest(&message.payload, sequence);
+                                }
+                                Err(why) => {
+                                    writer.skip_foreign(sequence, &why);
+                                    // Another log's event: has another log taken the stream?
+                                    still_claimed(js, names, claim).await?;
+                                }
+                            }
                         }
                         Some(Err(err)) => {
                             tracing::warn!(error = %err, "events consumer failed; re-creating it");
@@ -196,11 +242,39 @@ pub async fn follow_events(
     }
 }
 
+/// Fails when the events stream is now claimed by another log than `claim`'s.
+async fn still_claimed(
+    js: &jetstream::Context,
+    names: &BusNames,
+    claim: StreamClaim,
+) -> Result<(), FeedError> {
+    let stream = names.events_stream();
+    match runledger_bus::claim::observe(js, &stream).await {
+        Ok(Some(state)) => match state.claim {
+            Some(now) if now.log != claim.log => Err(FeedError::LogChanged {
+                stream,
+                was: claim.log,
+                now: now.log,
+            }),
+            _ => Ok(()),
+        },
+        Ok(None) => Ok(()),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot look at the events stream's claim");
+            Ok(())
+        }
+    }
+}
+
 async fn ordered_from(
-    stream: &jetstream::stream::Stream,
+    js: &jetstream::Context,
     names: &BusNames,
     from: i64,
 ) -> Result<consumer::pull::Ordered, FeedError> {
+    let stream = js
+        .get_stream(names.events_stream())
+        .await
+        .map_err(|err| FeedError::js("get events stream")(err.into()))?;
     let deliver_policy = match u64::try_from(from) {
         Ok(start_sequence) if start_sequence > 1 => {
             consumer::DeliverPolicy::ByStartSequence { start_sequence }

@@ -3,26 +3,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use runledger_bus::{Decision, LOG_HEADER, StreamClaim, StreamKind};
 use runledger_executor::feed::{
-    WorkConfig, WorkItem, WorkKind, WorkQueue, follow_events, shared_view, work_consumers,
+    FeedError, WorkConfig, WorkItem, WorkKind, WorkQueue, follow_events, shared_view,
+    work_consumers,
 };
 use runledger_test_support::TestNats;
 use runledger_types::event::{
     MachineRegistered, RunAssigned, RunRequested, TestCaseDefined, VenvAdded,
 };
 use runledger_types::{
-    Actor, CommandId, Event, EventId, EventRecord, Host, Line, MachineId, MachineName, Os, Port,
-    RemotePath, RemoteUser, RunId, StreamId, TestCaseId, Text, VenvId, VenvName,
+    Actor, CommandId, Event, EventId, EventRecord, Host, Line, LogId, MachineId, MachineName, Os,
+    Port, RemotePath, RemoteUser, RunId, StreamId, TestCaseId, Text, VenvId, VenvName,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Publishes events the way the relay does, at positions 1, 2, …
+/// Publishes events the way the relay does, at positions 1, 2, …, for the log that claimed the
+/// stream.
 struct Relay {
     js: jetstream::Context,
     names: runledger_bus::BusNames,
     position: i64,
+    claim: StreamClaim,
+    /// The log named in the `Runledger-Log` header (`None`: no header).
+    header: Option<LogId>,
 }
 
 impl Relay {
@@ -31,10 +37,17 @@ impl Relay {
         runledger_bus::ensure_streams(&js, &nats.names)
             .await
             .expect("streams");
+        let claim = StreamClaim::new(LogId::new());
+        runledger_bus::claim::apply(&js, &nats.names, StreamKind::Events, Decision::Adopt(claim))
+            .await
+            .expect("claim")
+            .expect("adopted");
         Self {
             js,
             names: nats.names.clone(),
             position: 0,
+            claim,
+            header: Some(claim.log),
         }
     }
 
@@ -58,9 +71,12 @@ impl Relay {
         let subject = self
             .names
             .event_subject(stream_id.stream_type(), event.event_type());
-        let message = PublishMessage::build()
+        let mut message = PublishMessage::build()
             .payload(serde_json::to_vec(&record).expect("json").into())
             .message_id(record.event_id.to_string());
+        if let Some(log) = self.header {
+            message = message.header(LOG_HEADER, log.to_string());
+        }
         let ack = self
             .js
             .send_publish(subject, message)
@@ -161,11 +177,12 @@ async fn the_view_follows_the_log_and_work_waits_for_it() {
     let js = nats.jetstream();
     let (writer, view) = shared_view();
     let shutdown = CancellationToken::new();
+    let claim = relay.claim;
     let follower = tokio::spawn({
         let (js, names, shutdown) = (js.clone(), nats.names.clone(), shutdown.clone());
-        async move { follow_events(&js, &names, writer, shutdown).await }
+        async move { follow_events(&js, &names, claim, writer, shutdown).await }
     });
-    let work = work_consumers(&js, &nats.names, WorkConfig::default())
+    let work = work_consumers(&js, &nats.names, relay.claim, WorkConfig::default())
         .await
         .expect("consumers");
     let item = tokio::time::timeout(
@@ -216,8 +233,9 @@ async fn two_executors_share_run_assignments_each_delivered_once() {
         .get_stream(nats.names.events_stream())
         .await
         .expect("stream");
+    let claim = relay.claim;
     let executor = |stream, names, config| async move {
-        let queue = WorkQueue::open(&stream, &names, WorkKind::Run, config)
+        let queue = WorkQueue::open(&stream, &names, WorkKind::Run, claim, config)
             .await
             .expect("consumer");
         let mut got = Vec::new();
@@ -255,7 +273,7 @@ async fn an_unacked_item_is_delivered_again_after_ack_wait() {
         pull_expires: Duration::from_millis(500),
         ..WorkConfig::default()
     };
-    let work = work_consumers(&nats.jetstream(), &nats.names, config)
+    let work = work_consumers(&nats.jetstream(), &nats.names, relay.claim, config)
         .await
         .expect("consumers");
     let first = next(&work.runs).await.expect("delivered");
@@ -313,9 +331,10 @@ async fn an_event_the_relay_did_not_publish_is_ignored() {
 
     let (writer, view) = shared_view();
     let shutdown = CancellationToken::new();
+    let claim = relay.claim;
     let follower = tokio::spawn({
         let (js, names, shutdown) = (js.clone(), nats.names.clone(), shutdown.clone());
-        async move { follow_events(&js, &names, writer, shutdown).await }
+        async move { follow_events(&js, &names, claim, writer, shutdown).await }
     });
     let last = relay.position;
     tokio::time::timeout(Duration::from_secs(5), view.wait_for(last))
@@ -325,7 +344,7 @@ async fn an_event_the_relay_did_not_publish_is_ignored() {
     assert!(view.read(|lab| lab.resolve_run(genuine)).is_ok());
     assert!(view.read(|lab| lab.resolve_run(after)).is_ok());
     assert!(view.read(|lab| lab.run(forged_run).is_none()));
-    let work = work_consumers(&js, &nats.names, WorkConfig::default())
+    let work = work_consumers(&js, &nats.names, relay.claim, WorkConfig::default())
         .await
         .expect("consumers");
     let mut handed_out = Vec::new();
@@ -336,5 +355,97 @@ async fn an_event_the_relay_did_not_publish_is_ignored() {
     assert_eq!(handed_out, [5, last], "only the genuine run_assigned items");
     shutdown.cancel();
     follower.await.expect("joins").expect("stops cleanly");
+    nats.cleanup().await;
+}
+
+/// A stream claimed by one log may hold messages of another (published by a relay of another
+/// log, or by anyone): an event naming another log, or naming none, is neither folded into the
+/// view nor handed out as work, even at the right sequence.
+#[tokio::test]
+async fn an_event_of_another_log_is_never_acted_on() {
+    let nats = TestNats::create().await;
+    let mut relay = Relay::new(&nats).await;
+    let genuine = lab_events(&mut relay).await;
+    relay.header = Some(LogId::new());
+    let foreign = lab_events(&mut relay).await;
+    relay.header = None;
+    let unmarked = lab_events(&mut relay).await;
+    relay.header = Some(relay.claim.log);
+    let after = lab_events(&mut relay).await;
+
+    let js = nats.jetstream();
+    let (writer, view) = shared_view();
+    let shutdown = CancellationToken::new();
+    let claim = relay.claim;
+    let follower = tokio::spawn({
+        let (js, names, shutdown) = (js.clone(), nats.names.clone(), shutdown.clone());
+        async move { follow_events(&js, &names, claim, writer, shutdown).await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), view.wait_for(relay.position))
+        .await
+        .expect("in time")
+        .expect("follower alive");
+    assert!(view.read(|lab| lab.resolve_run(genuine)).is_ok());
+    assert!(view.read(|lab| lab.resolve_run(after)).is_ok());
+    assert!(view.read(|lab| lab.run(foreign).is_none()));
+    assert!(view.read(|lab| lab.run(unmarked).is_none()));
+    let work = work_consumers(&js, &nats.names, claim, WorkConfig::default())
+        .await
+        .expect("consumers");
+    let mut handed_out = Vec::new();
+    while let Some(item) = next_within(&work.runs, Duration::from_secs(2)).await {
+        handed_out.push(item.position);
+        item.ack().await.expect("ack");
+    }
+    assert_eq!(handed_out, [5, 20], "only this log's run_assigned items");
+    shutdown.cancel();
+    follower.await.expect("joins").expect("stops cleanly");
+    nats.cleanup().await;
+}
+
+/// The stream is reset and claimed by another log while an executor follows it: the follower
+/// stops, naming both logs, rather than fold the new log's events into the old log's view.
+#[tokio::test]
+async fn the_follower_stops_when_another_log_takes_the_stream() {
+    let nats = TestNats::create().await;
+    let mut relay = Relay::new(&nats).await;
+    lab_events(&mut relay).await;
+    let js = nats.jetstream();
+    let (writer, view) = shared_view();
+    let shutdown = CancellationToken::new();
+    let old = relay.claim;
+    let follower = tokio::spawn({
+        let (js, names, shutdown) = (js.clone(), nats.names.clone(), shutdown.clone());
+        async move { follow_events(&js, &names, old, writer, shutdown).await }
+    });
+    tokio::time::timeout(Duration::from_secs(5), view.wait_for(5))
+        .await
+        .expect("in time")
+        .expect("follower alive");
+
+    js.delete_stream(nats.names.events_stream())
+        .await
+        .expect("reset");
+    let mut other = Relay::new(&nats).await;
+    let mut new_runs = Vec::new();
+    for _ in 0..3 {
+        new_runs.push(lab_events(&mut other).await);
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(15), follower)
+        .await
+        .expect("the follower stops")
+        .expect("joins");
+    match stopped {
+        Err(FeedError::LogChanged { was, now, .. }) => {
+            assert_eq!((was, now), (old.log, other.claim.log));
+        }
+        other => panic!("not stopped for the new log: {other:?}"),
+    }
+    for run in new_runs {
+        assert!(
+            view.read(|lab| lab.run(run).is_none()),
+            "nothing of the new log folded"
+        );
+    }
     nats.cleanup().await;
 }

@@ -41,6 +41,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+/// How often the gateway looks at whether the events stream is still its log's.
+const CLAIM_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Largest request body accepted (a test case's files travel in one).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
@@ -77,7 +80,17 @@ impl AppState {
     ) -> Result<Self, GatewayError> {
         metrics::handle();
         let freshness = Freshness::start(pool.clone(), shutdown.clone()).await?;
-        let live = live_hub::LiveHub::start(&nats, &names, shutdown.clone()).await;
+        let log = runledger_readmodel::log_id(&pool).await?;
+        let watch = runledger_bus::ClaimWatch {
+            js: runledger_bus::jetstream(nats.clone()),
+            names: names.clone(),
+            ours: log,
+            wedges: settings.wedges.clone(),
+            component: "gateway",
+            every: CLAIM_CHECK_EVERY,
+        };
+        tokio::spawn(runledger_bus::watch_claim(watch, shutdown.clone()));
+        let live = live_hub::LiveHub::start(&nats, &names, log, shutdown.clone()).await;
         let tokens = Arc::new(auth::TokenCache::default());
         revocations::follow(pool.clone(), tokens.clone(), shutdown.clone());
         limiter::keep_pruning(pool.clone(), shutdown.clone());
@@ -85,6 +98,7 @@ impl AppState {
         Ok(Self::from_shared(state::Shared {
             commands: CommandSender::new(nats.clone(), names.clone(), settings.command_timeout, 2),
             names,
+            log,
             pool,
             nats,
             freshness,

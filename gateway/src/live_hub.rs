@@ -7,13 +7,15 @@
 //! The events are read from the events stream (a JetStream ordered consumer), not from a plain
 //! subscription: a message is passed on only when its stream sequence equals the position it
 //! claims, which is how the relay publishes every event. Anything else published on an events
-//! subject (a forged run output, say) never reaches a dashboard. A consumer that fails is
+//! subject (a forged run output, say) never reaches a dashboard, and neither does an event of
+//! another log (its `Runledger-Log` header names another log, or none). A consumer that fails is
 //! created again from the sequence after the last one seen, so a reconnect misses nothing.
 
 use async_nats::Client;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
-use runledger_bus::BusNames;
+use runledger_bus::{BusNames, LOG_HEADER};
+use runledger_types::LogId;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +53,13 @@ impl LiveHub {
     /// Follows the run events from now on and passes them on until `shutdown`. The first
     /// consumer is created before this returns (when the stream exists), so an event published
     /// after it reaches the streams opened after it; otherwise the hub keeps trying.
-    pub async fn start(nats: &Client, names: &BusNames, shutdown: CancellationToken) -> Self {
+    /// Only events of `log` are passed on.
+    pub async fn start(
+        nats: &Client,
+        names: &BusNames,
+        log: LogId,
+        shutdown: CancellationToken,
+    ) -> Self {
         let js = runledger_bus::jetstream(nats.clone());
         let (events, _) = broadcast::channel(CAPACITY);
         let sender = events.clone();
@@ -73,7 +81,7 @@ impl LiveHub {
                 if let Some(open) = messages.take() {
                     let ended = tokio::select! {
                         () = shutdown.cancelled() => return,
-                        ended = pass_on(open, &sender, &mut last_sequence) => ended,
+                        ended = pass_on(open, &sender, log, &mut last_sequence) => ended,
                     };
                     tracing::warn!(reason = %ended, "the run events consumer ended; following again");
                 }
@@ -129,6 +137,7 @@ async fn follow(
 async fn pass_on(
     mut messages: consumer::pull::Ordered,
     sender: &broadcast::Sender<Arc<RunEvent>>,
+    log: LogId,
     last_sequence: &mut Option<u64>,
 ) -> String {
     loop {
@@ -142,6 +151,10 @@ async fn pass_on(
         };
         let sequence = info.stream_sequence;
         *last_sequence = Some(sequence);
+        if !of_log(message.headers.as_ref(), log) {
+            tracing::error!(sequence, %log, "ignoring a run event of another log");
+            continue;
+        }
         match parse(&message.payload) {
             Some(event) if u64::try_from(event.position).ok() == Some(sequence) => {
                 // No receiver is fine: nobody is watching right now.
@@ -155,6 +168,15 @@ async fn pass_on(
             None => tracing::warn!(sequence, "ignoring an unreadable run event"),
         }
     }
+}
+
+/// Whether a message names `log` in its `Runledger-Log` header. The hub follows only new
+/// events, which the relay publishes with the header: one without it is not this log's.
+fn of_log(headers: Option<&async_nats::HeaderMap>, log: LogId) -> bool {
+    headers
+        .and_then(|headers| headers.get(LOG_HEADER))
+        .and_then(|value| value.as_str().parse::<LogId>().ok())
+        == Some(log)
 }
 
 fn parse(payload: &[u8]) -> Option<RunEvent> {

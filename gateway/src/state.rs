@@ -33,6 +33,9 @@ pub struct GatewaySettings {
     pub password_checks: usize,
     /// The failed-login limits.
     pub login_limits: crate::limiter::LoginLimits,
+    /// The components of this process that cannot go on, and why: `/readyz` fails while any
+    /// is (the gateway itself, when the events stream holds another log's events).
+    pub wedges: runledger_bus::Wedges,
 }
 
 impl GatewaySettings {
@@ -50,6 +53,7 @@ impl GatewaySettings {
             trust_forwarded_for: false,
             password_checks: PasswordChecker::default_concurrency(),
             login_limits: crate::limiter::LoginLimits::default(),
+            wedges: runledger_bus::Wedges::default(),
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct Shared {
     pub nats: async_nats::Client,
     /// Subject names.
     pub names: runledger_bus::BusNames,
+    /// The identity of the log behind the read models.
+    pub log: runledger_types::LogId,
     /// Publishes commands for callers.
     pub commands: CommandSender,
     /// The read models' position.

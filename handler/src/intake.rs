@@ -2,6 +2,7 @@
 //! transaction, answer and ack. A message is acked only after its transaction commits, so a
 //! crash at any point means redelivery, and redelivery is harmless (the command id is recorded).
 
+use crate::claim::{ClaimError, claim_streams};
 use crate::feed::Feed;
 use crate::gather::gather_rest;
 use crate::group::Intake;
@@ -13,7 +14,7 @@ use crate::seal::{INTERVAL as SEAL_INTERVAL, run_sealer};
 use crate::stats::HandlerStats;
 use futures::StreamExt;
 use runledger_bus::{
-    BusError, BusNames, Liveness, LivenessError, ensure_streams, handler_consumer, jetstream,
+    BusError, BusNames, Liveness, LivenessError, Refusal, handler_consumer, jetstream,
 };
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
@@ -85,6 +86,12 @@ pub enum HandlerError {
     /// The consumer's message stream ended: the server closed it.
     #[error("the commands consumer's message stream ended")]
     ConsumerEnded,
+    /// The streams are not this log's, or could not be claimed for it.
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    /// The relay found the streams taken by another log while it ran.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// What woke the intake loop.
@@ -92,6 +99,7 @@ enum Wake<E> {
     Stop,
     LeaseTick,
     Committed(AppendResult),
+    RelayStopped(Result<Result<(), Refusal>, tokio::task::JoinError>),
     Message(Option<Result<Box<async_nats::jetstream::Message>, E>>),
 }
 
@@ -100,7 +108,12 @@ enum Wake<E> {
 #[tracing::instrument(skip_all, fields(component = "handler", stream = %handler.names.commands_stream()))]
 pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), HandlerError> {
     let js = jetstream(handler.nats.clone());
-    let (commands, _events) = ensure_streams(&js, &handler.names).await?;
+    let claim = claim_streams(&handler.store, &js, &handler.names).await?;
+    tracing::info!(log = %claim.log, "streams claimed for this log");
+    let commands = js
+        .get_stream(handler.names.commands_stream())
+        .await
+        .map_err(|err| HandlerError::Consumer(err.into()))?;
     let consumer = handler_consumer(&commands, &handler.names, handler.settings.ack_wait).await?;
     let liveness = Liveness::open(&js, &handler.names).await?;
     let mut lab = Lab::new();
@@ -112,13 +125,13 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     );
     let (feed, relay_feed) = Feed::channel();
     // Aborting the handler (a crash in tests) aborts its relay too.
-    let relay = AbortOnDropHandle::new(tokio::spawn(run_relay(
+    let mut relay = Some(AbortOnDropHandle::new(tokio::spawn(run_relay(
         handler.store.clone(),
         js.clone(),
         handler.names.clone(),
         relay_feed,
         shutdown.clone(),
-    )));
+    ))));
     let sealer = AbortOnDropHandle::new(tokio::spawn(run_sealer(
         handler.store.clone(),
         shutdown.clone(),
@@ -158,6 +171,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
             () = shutdown.cancelled() => Wake::Stop,
             _ = lease_tick.tick() => Wake::LeaseTick,
             result = completion(&mut in_flight) => Wake::Committed(result),
+            joined = relay_stopped(&mut relay) => Wake::RelayStopped(joined),
             message = messages.next() => Wake::Message(message.map(|m| m.map(Box::new))),
         };
         let first = match event {
@@ -171,6 +185,18 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
                     in_flight = intake.finish(done.group, result, None).await;
                 }
                 continue;
+            }
+            Wake::RelayStopped(joined) => {
+                relay = None;
+                ended = match joined {
+                    Ok(Err(refusal)) => Err(refusal.into()),
+                    Ok(Ok(())) => Ok(()),
+                    Err(err) => {
+                        tracing::error!(error = %err, "outbox relay task failed");
+                        Ok(())
+                    }
+                };
+                break;
             }
             Wake::Message(None) => {
                 ended = Err(HandlerError::ConsumerEnded);
@@ -199,8 +225,12 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     }
     hand_back(&mut messages).await;
     shutdown.cancel();
-    if let Err(err) = relay.await {
-        tracing::error!(error = %err, "outbox relay task failed");
+    if let Some(relay) = relay {
+        match relay.await {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => ended = ended.and(Err(refusal.into())),
+            Err(err) => tracing::error!(error = %err, "outbox relay task failed"),
+        }
     }
     if let Err(err) = sealer.await {
         tracing::error!(error = %err, "sealer task failed");
@@ -209,6 +239,16 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         tracing::error!(error = %err, "lease watch task failed");
     }
     ended
+}
+
+/// Waits for the relay to stop, for ever when it has already been seen stopping.
+async fn relay_stopped(
+    relay: &mut Option<AbortOnDropHandle<Result<(), Refusal>>>,
+) -> Result<Result<(), Refusal>, tokio::task::JoinError> {
+    match relay {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long shutdown keeps taking messages already routed to this handler, to hand them back.

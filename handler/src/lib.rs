@@ -11,6 +11,7 @@
 //! Depends on the domain, the store, the bus and the secrets crates.
 #![deny(missing_docs)]
 
+mod claim;
 mod decide;
 mod feed;
 mod gather;
@@ -24,6 +25,7 @@ mod relay;
 mod seal;
 mod stats;
 
+pub use claim::{ClaimError, claim_streams};
 pub use intake::{Handler, HandlerError, HandlerSettings, run};
 pub use relay::RelayError;
 pub use seal::run_sealer;

@@ -5,12 +5,17 @@
 //! `Nats-Expected-Last-Sequence: position - 1`, so the stream sequence equals the log position, a
 //! restarted relay resumes after the stream's last sequence, and a second relay that slipped in
 //! can neither duplicate nor skip an event (the server refuses the publish).
+//!
+//! Before it publishes, a leading relay claims the streams for its log ([`crate::claim`]) and
+//! every event carries the log's identity (header `Runledger-Log`). A stream that holds another
+//! log's events is refused, and the refusal stops the handler: it cannot go on.
 
+use crate::claim::{ClaimError, claim_streams};
 use crate::feed::Feed;
 use async_nats::jetstream::{self, message::PublishMessage};
-use runledger_bus::{BusNames, ensure_streams};
+use runledger_bus::{BusNames, LOG_HEADER, Refusal};
 use runledger_store::{EventStore, LeaderLock, Leadership, StoreError};
-use runledger_types::RawEventRecord;
+use runledger_types::{LogId, RawEventRecord};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -28,10 +33,14 @@ pub enum RelayError {
     /// NATS refused or failed.
     #[error("events stream: {0}")]
     Nats(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The events stream holds more than the log: it is not this log's stream.
-    #[error(
-        "events stream is at sequence {stream}, ahead of the log head {head}: it belongs to another log"
-    )]
+    /// The streams are not this log's: the relay cannot go on.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The streams could not be claimed for a moment.
+    #[error("cannot claim the streams: {0}")]
+    Claim(#[source] ClaimError),
+    /// The events stream holds more than the log (its claim is checked again at the next lead).
+    #[error("events stream is at sequence {stream}, ahead of the log head {head}")]
     StreamAhead {
         /// Stream's last sequence.
         stream: i64,
@@ -44,15 +53,24 @@ fn nats_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Relay
     RelayError::Nats(err.into())
 }
 
+impl From<ClaimError> for RelayError {
+    fn from(err: ClaimError) -> Self {
+        match err {
+            ClaimError::Refused(refusal) => Self::Refused(refusal),
+            other => Self::Claim(other),
+        }
+    }
+}
+
 /// Runs until `shutdown`: waits for leadership, then publishes; `feed` brings this process's
-/// commits.
+/// commits. Returns early, with the refusal, when the streams hold another log's events.
 pub(crate) async fn run_relay(
     store: EventStore,
     js: jetstream::Context,
     names: BusNames,
     mut feed: Feed,
     shutdown: CancellationToken,
-) {
+) -> Result<(), Refusal> {
     let relay = Relay {
         store,
         js,
@@ -62,6 +80,7 @@ pub(crate) async fn run_relay(
     while !relay.shutdown.is_cancelled() {
         match relay.lead(&mut feed).await {
             Ok(()) => {}
+            Err(RelayError::Refused(refusal)) => return Err(refusal),
             Err(err) => tracing::warn!(error = %err, "outbox relay interrupted; retrying"),
         }
         feed.clear();
@@ -70,6 +89,7 @@ pub(crate) async fn run_relay(
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+    Ok(())
 }
 
 struct Relay {
@@ -89,11 +109,10 @@ impl Relay {
             return Ok(());
         };
         tracing::info!(stream = %self.names.events_stream(), "outbox relay leads");
-        // A stream deleted by hand is created again and refilled from the log.
-        ensure_streams(&self.js, &self.names)
-            .await
-            .map_err(nats_error)?;
-        let result = self.publish_loop(&mut leader, feed).await;
+        // A stream deleted by hand is created again and refilled from the log; a stream of
+        // another log is refused.
+        let log = claim_streams(&self.store, &self.js, &self.names).await?.log;
+        let result = self.publish_loop(&mut leader, feed, log).await;
         leader.release().await;
         result
     }
@@ -102,6 +121,7 @@ impl Relay {
         &self,
         leader: &mut Leadership,
         feed: &mut Feed,
+        log: LogId,
     ) -> Result<(), RelayError> {
         let mut published = self.stream_last_sequence().await?;
         let mut checked = Instant::now();
@@ -113,7 +133,7 @@ impl Relay {
         while !self.shutdown.is_cancelled() {
             let fed = feed.take_after(published, PAGE as usize);
             if !fed.is_empty() {
-                published = self.publish_records(published, fed).await?;
+                published = self.publish_records(published, fed, log).await?;
                 continue;
             }
             if feed.is_behind_a_gap() || looked.elapsed() >= POLL {
@@ -127,7 +147,7 @@ impl Relay {
                 }
                 if head > published {
                     let records = self.store.read_after_raw(published, PAGE).await?;
-                    published = self.publish_records(published, records).await?;
+                    published = self.publish_records(published, records, log).await?;
                     continue;
                 }
             }
@@ -161,10 +181,12 @@ impl Relay {
         &self,
         published: i64,
         records: Vec<RawEventRecord>,
+        log: LogId,
     ) -> Result<i64, RelayError> {
         let mut acks = Vec::with_capacity(records.len());
+        let log = log.to_string();
         for record in &records {
-            acks.push(self.publish(record).await?);
+            acks.push(self.publish(record, &log).await?);
         }
         let mut last = published;
         for (ack, record) in acks.into_iter().zip(&records) {
@@ -182,6 +204,7 @@ impl Relay {
     async fn publish(
         &self,
         record: &RawEventRecord,
+        log: &str,
     ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
         let body = serde_json::to_vec(record).map_err(nats_error)?;
         let subject = self
@@ -191,6 +214,7 @@ impl Relay {
         let message = PublishMessage::build()
             .payload(body.into())
             .message_id(record.event_id.to_string())
+            .header(LOG_HEADER, log)
             .expected_last_sequence(expected);
         self.js
             .send_publish(subject, message)

@@ -3,10 +3,11 @@
 //! API: the demo run passed, the example test cases exist and the failing example's run failed.
 //! While it runs, machines over SSH (a real sshd, and a closed port) are added so that `/metrics`
 //! after those runs shows every series docs/api.md lists. Then the demo is stopped with SIGTERM
-//! and run a second time: it does no harm, and its run passes again.
+//! and run a second time: it does no harm, and its run passes again. On streams that hold another
+//! log's events, the demo takes a prefix of its own, says so, and its run passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use runledger_test_support::{TestLab, TestSshd, eventually, free_port, runledger_binary};
+use runledger_test_support::{TestDb, TestLab, TestSshd, eventually, free_port, runledger_binary};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Stdio;
@@ -15,6 +16,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
+
+/// One demo at a time: demos share this host's `local` venv directory.
+static ONE_DEMO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Provisioning installs pytest from PyPI the first time.
 const DEMO_WAIT: Duration = Duration::from_secs(300);
@@ -208,6 +212,7 @@ fn shows(text: &str, series: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_works_its_metrics_show_every_series_and_a_second_run_does_no_harm() {
+    let _one = ONE_DEMO.lock().await;
     let lab = TestLab::create().await;
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
@@ -352,4 +357,48 @@ async fn the_demo_works_its_metrics_show_every_series_and_a_second_run_does_no_h
         .expect("the run's end was recorded before the service exited");
     assert_eq!(end.data["status"], "passed", "{}", end.data);
     lab.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_another_logs_streams_the_demo_takes_a_prefix_of_its_own_and_says_so() {
+    let _one = ONE_DEMO.lock().await;
+    // The default streams hold another log's events (a database dropped to start over).
+    let other = TestLab::create().await;
+    let handler = other.start_handler().await;
+    other.client().register_admin("someone").await;
+    handler.stop().await;
+    let db = TestDb::create().await;
+    let lab = TestLab {
+        store: runledger_store::EventStore::new(db.pool.clone()),
+        db,
+        nats: other.nats.clone(),
+        keyring: other.keyring.clone(),
+    };
+    let log = lab.store.log_id().await.unwrap().to_string();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (demo, output) = demo(&lab, &addr).await;
+    let taken = lab.nats.names.prefix();
+    let own = format!("{taken}-{}", &log[..8]);
+    assert!(
+        output
+            .iter()
+            .any(|line| line.contains(&format!("this demo uses RUNLEDGER_NATS_PREFIX={own}"))),
+        "the demo did not say which prefix it took:\n{}",
+        output.join("\n")
+    );
+    let passed: i64 = runledger_test_support::sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE type = 'run_finished' AND data->>'status' = 'passed'",
+    )
+    .fetch_one(&lab.db.pool)
+    .await
+    .unwrap();
+    assert!(passed >= 1, "the demo's run passed in its own log");
+    stop(demo).await;
+    let own_names = runledger_bus::BusNames::new(&own).unwrap();
+    let js = lab.nats.jetstream();
+    runledger_bus::reset::delete_streams(&js, &own_names)
+        .await
+        .unwrap();
+    lab.db.cleanup().await;
+    other.cleanup().await;
 }

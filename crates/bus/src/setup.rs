@@ -19,6 +19,14 @@ pub enum BusError {
     /// A credential or certificate file could not be read.
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// A stream's claim did not stick (it was changed while it was written).
+    #[error(
+        "NATS stream {stream} could not be claimed for this log: its description was changed meanwhile"
+    )]
+    Claim {
+        /// The stream.
+        stream: String,
+    },
     /// A JetStream call failed.
     #[error("JetStream {what} failed: {source}")]
     JetStream {
@@ -31,6 +39,13 @@ pub enum BusError {
 
 fn js_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> BusError {
     move |source| BusError::JetStream { what, source }
+}
+
+impl BusError {
+    /// Wraps a JetStream failure of `what`.
+    pub(crate) fn js(what: &'static str) -> impl FnOnce(async_nats::Error) -> BusError {
+        js_error(what)
+    }
 }
 
 /// Connects to NATS anonymously, naming the connection after the component.
@@ -66,33 +81,44 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
         .build(client)
 }
 
-/// Creates `RUNLEDGER_COMMANDS` and `RUNLEDGER_EVENTS` when they are missing.
+/// The configuration of `RUNLEDGER_COMMANDS` (without a claim).
+pub(crate) fn commands_config(names: &BusNames) -> stream::Config {
+    stream::Config {
+        name: names.commands_stream(),
+        subjects: vec![names.commands_filter()],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        duplicate_window: Duration::from_secs(120),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// The configuration of `RUNLEDGER_EVENTS` (without a claim).
+pub(crate) fn events_config(names: &BusNames) -> stream::Config {
+    stream::Config {
+        name: names.events_stream(),
+        subjects: vec![names.events_filter()],
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: Duration::from_secs(120),
+        storage: stream::StorageType::File,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Creates `RUNLEDGER_COMMANDS` and `RUNLEDGER_EVENTS` when they are missing, without claiming
+/// them for a log: the handler claims them ([`crate::claim`]) before it relays an event.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     names: &BusNames,
 ) -> Result<(stream::Stream, stream::Stream), BusError> {
     let commands = js
-        .get_or_create_stream(stream::Config {
-            name: names.commands_stream(),
-            subjects: vec![names.commands_filter()],
-            retention: stream::RetentionPolicy::Limits,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            duplicate_window: Duration::from_secs(120),
-            storage: stream::StorageType::File,
-            ..Default::default()
-        })
+        .get_or_create_stream(commands_config(names))
         .await
         .map_err(|err| js_error("create commands stream")(err.into()))?;
     let events = js
-        .get_or_create_stream(stream::Config {
-            name: names.events_stream(),
-            subjects: vec![names.events_filter()],
-            retention: stream::RetentionPolicy::Limits,
-            duplicate_window: Duration::from_secs(120),
-            storage: stream::StorageType::File,
-            allow_direct: true,
-            ..Default::default()
-        })
+        .get_or_create_stream(events_config(names))
         .await
         .map_err(|err| js_error("create events stream")(err.into()))?;
     Ok((commands, events))

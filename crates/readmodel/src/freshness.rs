@@ -48,6 +48,15 @@ pub async fn log_head(pool: &PgPool) -> Result<i64, ReadModelError> {
         .await?)
 }
 
+/// The identity of the log (made with its schema): the NATS streams and events it publishes
+/// carry it.
+pub async fn log_id(pool: &PgPool) -> Result<runledger_types::LogId, ReadModelError> {
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT log_id FROM log_identity")
+        .fetch_one(pool)
+        .await?;
+    Ok(runledger_types::LogId(id))
+}
+
 /// Every read model's position and lag behind the log's head.
 pub async fn status(pool: &PgPool) -> Result<Vec<ProjectionStatus>, ReadModelError> {
     let head = log_head(pool).await?;

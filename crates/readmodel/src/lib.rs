@@ -29,7 +29,7 @@ pub mod sessions;
 
 pub use error::ReadModelError;
 pub use freshness::{
-    Freshness, PROJECTED_CHANNEL, ProjectionStatus, log_head, projected_position, status,
+    Freshness, PROJECTED_CHANNEL, ProjectionStatus, log_head, log_id, projected_position, status,
 };
 pub use model::{ALL, ReadModel, Table};
 pub use output::{OutputChunk, OutputText, run_output};

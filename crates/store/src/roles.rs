@@ -160,7 +160,7 @@ pub fn grant_sql(roles: &Roles, at: &Ownership) -> Vec<String> {
         // Start from nothing, so running this again after a change leaves exactly these grants.
         format!("REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {services}"),
         format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {services}"),
-        format!("GRANT SELECT ON {s}._sqlx_migrations TO {services}"),
+        format!("GRANT SELECT ON {s}._sqlx_migrations, {s}.log_identity TO {services}"),
         format!("GRANT SELECT, INSERT ON {s}.events, {s}.commands, {s}.event_seals TO {handler}"),
         format!("GRANT SELECT, UPDATE ON {s}.log_head TO {handler}"),
         format!("GRANT SELECT ON {s}.events, {s}.log_head TO {projector}"),

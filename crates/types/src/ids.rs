@@ -65,6 +65,20 @@ uuid_id!(
     /// Identifies a defined test case.
     TestCaseId
 );
+uuid_id!(
+    /// Identifies one event log: made once, when the log's schema is created. The NATS streams
+    /// a log publishes to carry it (in their description), and so does every event the relay
+    /// publishes (header `Runledger-Log`), so no component acts on another log's events.
+    LogId
+);
+
+impl std::str::FromStr for LogId {
+    type Err = uuid::Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(text).map(Self)
+    }
+}
 
 /// The kinds of event streams; the first token of a stream id and the fourth of an event subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -23,7 +23,9 @@ pub use envelope::{
     RefusedInput,
 };
 pub use event::Event;
-pub use ids::{CommandId, EventId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId};
+pub use ids::{
+    CommandId, EventId, LogId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId,
+};
 pub use outcome::{EventRef, Outcome};
 pub use parse::{MessageOrigin, parse_command};
 pub use rejection::{Rejection, RejectionCode};

@@ -5,7 +5,7 @@
 use super::{FeedError, ViewHandle};
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
-use runledger_bus::BusNames;
+use runledger_bus::{BusNames, StreamClaim};
 use runledger_types::{Event, EventRecord, RawEventRecord};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -75,10 +75,12 @@ pub struct WorkConsumers {
     pub ends: WorkQueue,
 }
 
-/// Creates (when missing) and opens the durable work consumers on `<PREFIX>_EVENTS`.
+/// Creates (when missing) and opens the durable work consumers on `<PREFIX>_EVENTS`, handing
+/// out only events of `claim`'s log.
 pub async fn work_consumers(
     js: &jetstream::Context,
     names: &BusNames,
+    claim: StreamClaim,
     config: WorkConfig,
 ) -> Result<WorkConsumers, FeedError> {
     let stream = js
@@ -86,9 +88,9 @@ pub async fn work_consumers(
         .await
         .map_err(|err| FeedError::js("get events stream")(err.into()))?;
     Ok(WorkConsumers {
-        runs: WorkQueue::open(&stream, names, WorkKind::Run, config).await?,
-        venvs: WorkQueue::open(&stream, names, WorkKind::Venv, config).await?,
-        ends: WorkQueue::open(&stream, names, WorkKind::Ended, config).await?,
+        runs: WorkQueue::open(&stream, names, WorkKind::Run, claim, config).await?,
+        venvs: WorkQueue::open(&stream, names, WorkKind::Venv, claim, config).await?,
+        ends: WorkQueue::open(&stream, names, WorkKind::Ended, claim, config).await?,
     })
 }
 
@@ -96,17 +98,20 @@ pub async fn work_consumers(
 #[derive(Debug)]
 pub struct WorkQueue {
     kind: WorkKind,
+    claim: StreamClaim,
     consumer: consumer::PullConsumer,
     pull_expires: Duration,
 }
 
 impl WorkQueue {
     /// Creates (when missing) and opens the durable consumer of `kind`: explicit acks, every
-    /// matching event from the first, redelivered without limit.
+    /// matching event from the first, redelivered without limit; only `claim`'s log's events
+    /// are handed out.
     pub async fn open(
         stream: &jetstream::stream::Stream,
         names: &BusNames,
         kind: WorkKind,
+        claim: StreamClaim,
         config: WorkConfig,
     ) -> Result<Self, FeedError> {
         let durable = kind.durable_name(names);
@@ -128,6 +133,7 @@ impl WorkQueue {
             .map_err(|err| FeedError::js("create work consumer")(err.into()))?;
         Ok(Self {
             kind,
+            claim,
             consumer,
             pull_expires: config.pull_expires,
         })
@@ -147,11 +153,11 @@ impl WorkQueue {
                 pulled = self.pull_one() => pulled?,
             };
             let Some(message) = pulled else { continue };
-            match WorkItem::read(message) {
+            match WorkItem::read(message, &self.claim) {
                 Ok(item) => return Ok(Some(item)),
                 Err(unreadable) => {
                     let (message, err) = *unreadable;
-                    tracing::error!(kind = ?self.kind, error = %err, "dropping unreadable work");
+                    tracing::error!(kind = ?self.kind, error = %err, "dropping work that is not to be done");
                     if let Err(err) = message.ack_with(AckKind::Term).await {
                         tracing::warn!(error = %err, "cannot terminate unreadable work");
                     }
@@ -210,13 +216,19 @@ pub struct WorkItem {
 type ReadError = (jetstream::Message, String);
 
 impl WorkItem {
-    /// The item in `message`, unless its body cannot be read or its position is not the
-    /// message's stream sequence (the relay publishes every event at exactly that sequence: any
-    /// other message on the stream is forged or misrouted, and is never worked on).
-    fn read(message: jetstream::Message) -> Result<Self, Box<ReadError>> {
+    /// The item in `message`, unless it is not an event of `claim`'s log, its body cannot be
+    /// read or its position is not the message's stream sequence (the relay publishes every
+    /// event at exactly that sequence: any other message on the stream is forged or misrouted,
+    /// and is never worked on).
+    fn read(message: jetstream::Message, claim: &StreamClaim) -> Result<Self, Box<ReadError>> {
         let (deliveries, sequence) = message.info().map_or((1, None), |info| {
             (info.delivered, Some(info.stream_sequence))
         });
+        let admitted = claim.admits_message(message.headers.as_ref(), sequence.unwrap_or(u64::MAX));
+        if let Err(foreign) = admitted {
+            let reason = format!("not an event of log {}: {foreign}", claim.log);
+            return Err(Box::new((message, reason)));
+        }
         let record = match serde_json::from_slice::<RawEventRecord>(&message.payload) {
             Ok(record) => record,
             Err(err) => return Err(Box::new((message, err.to_string()))),

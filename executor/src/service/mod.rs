@@ -69,6 +69,9 @@ pub struct ExecutorSettings {
     pub heartbeat_every: Duration,
     /// How often a Jenkins server is asked about a build's queue item, console and result.
     pub jenkins_poll: Duration,
+    /// Where the executor says it is wedged (waiting for the events stream to be claimed by a
+    /// log), for `/readyz`.
+    pub wedges: runledger_bus::Wedges,
     /// Whether work on `local` machines runs, as child processes of this executor on its own
     /// host; off unless the operator allows it: such work runs where the credential key is.
     pub allow_local: bool,
@@ -92,6 +95,7 @@ impl ExecutorSettings {
             provisioning_timeout: Duration::from_secs(30 * 60),
             jenkins_poll: Duration::from_secs(1),
             allow_local: false,
+            wedges: runledger_bus::Wedges::default(),
         }
     }
 }
@@ -136,6 +140,14 @@ pub async fn run(
 ) -> Result<(), ExecutorError> {
     let js = runledger_bus::jetstream(nats.clone());
     runledger_bus::ensure_streams(&js, &settings.names).await?;
+    // Executors have no database: the log they work for is the one that claimed the stream.
+    let wedges = &settings.wedges;
+    let claim =
+        runledger_bus::await_claim(&js, &settings.names, wedges, "executor", &shutdown).await?;
+    let Some(claim) = claim else {
+        return Ok(());
+    };
+    tracing::info!(log = %claim.log, "working for the log that claimed the events stream");
     let liveness = runledger_bus::Liveness::open(&js, &settings.names).await?;
     let (writer, view) = feed::shared_view();
     // The events follower and the heartbeat outlive `shutdown` until the runs in flight are
@@ -146,10 +158,10 @@ pub async fn run(
         // Aborted with this future if it is dropped (its caller gave up on it): no follower
         // or heartbeat outlives the executor it belongs to.
         AbortOnDropHandle::new(tokio::spawn(async move {
-            feed::follow_events(&js, &names, writer, token).await
+            feed::follow_events(&js, &names, claim, writer, token).await
         }))
     };
-    let queues = feed::work_consumers(&js, &settings.names, settings.work).await?;
+    let queues = feed::work_consumers(&js, &settings.names, claim, settings.work).await?;
     let reporter = NatsReporter::new(
         nats,
         settings.names.clone(),
@@ -191,9 +203,17 @@ pub async fn run(
     }
     drained.cancel();
     let _ = lease.await;
-    let _ = follower.await;
+    let followed = follower.await;
     tracing::info!("executor stopped");
-    taken
+    match (taken, followed) {
+        // Another log took the stream: that is why the work consumers failed too.
+        (_, Ok(Err(changed @ FeedError::LogChanged { .. }))) => Err(changed.into()),
+        // The follower's own reason says more than that it stopped.
+        (Err(ExecutorError::Feed(FeedError::FollowerStopped)), Ok(Err(reason))) => {
+            Err(reason.into())
+        }
+        (taken, _) => taken,
+    }
 }
 
 #[derive(Clone, Copy)]
