@@ -149,6 +149,11 @@ fn spawn(world: &World, name: &str, components: &str, http_port: Option<u16>, lo
         .env("RUNLEDGER_EXECUTOR_LEASE_S", EXECUTOR_LEASE_S)
         .env("RUNLEDGER_EXECUTOR_MAX_RUNS", "8")
         .env("HOME", &world.home.0)
+        // RUNLEDGER_FAULTS_LOG (a RUST_LOG filter) makes the processes say more, for debugging.
+        .env(
+            "RUST_LOG",
+            std::env::var("RUNLEDGER_FAULTS_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stdout(Stdio::from(log.try_clone().expect("clone the log file")))
         .stderr(Stdio::from(log));
     if let Some(port) = http_port {
