@@ -23,6 +23,12 @@ use tokio_util::sync::CancellationToken;
 /// How long [`follow_events`] waits before re-creating a consumer that failed.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long the events consumer may deliver nothing before [`follow_events`] asks the stream
+/// whether it has moved on. The consumer is ephemeral and dies with a restarted NATS server;
+/// async-nats reports that only after retrying the consumer's info for about 15 s, and work
+/// waits for the view, so every executor would stand idle that long.
+const SILENCE_CHECK: Duration = Duration::from_secs(2);
+
 /// Why the feed failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -156,7 +162,7 @@ pub async fn follow_events(
     writer: ViewWriter,
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
-    let stream = js
+    let mut stream = js
         .get_stream(names.events_stream())
         .await
         .map_err(|err| FeedError::js("get events stream")(err.into()))?;
@@ -172,18 +178,26 @@ pub async fn follow_events(
                 loop {
                     let next = tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
-                        next = messages.next() => next,
+                        next = tokio::time::timeout(SILENCE_CHECK, messages.next()) => next,
                     };
                     match next {
-                        Some(Ok(message)) => {
+                        Ok(Some(Ok(message))) => {
                             let sequence = message.info().map_or(0, |info| info.stream_sequence);
                             writer.ingest(&message.payload, sequence);
                         }
-                        Some(Err(err)) => {
+                        Ok(Some(Err(err))) => {
                             tracing::warn!(error = %err, "events consumer failed; re-creating it");
                             break;
                         }
-                        None => break,
+                        Ok(None) => break,
+                        Err(_silent) => {
+                            if stream_moved_on(&mut stream, writer.position()).await {
+                                tracing::warn!(
+                                    "events consumer silent while the stream moved on; re-creating it"
+                                );
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -193,6 +207,15 @@ pub async fn follow_events(
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(RETRY_AFTER) => {}
         }
+    }
+}
+
+/// True when the stream holds events after `position`: a consumer that delivers none of them
+/// is lost. False when the stream cannot be asked (the connection is down: wait for it).
+async fn stream_moved_on(stream: &mut jetstream::stream::Stream, position: i64) -> bool {
+    match stream.info().await {
+        Ok(info) => i64::try_from(info.state.last_sequence).is_ok_and(|last| last > position),
+        Err(_) => false,
     }
 }
 
