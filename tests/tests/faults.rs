@@ -41,6 +41,12 @@ const QUICK_TEXT: &str = "quick 1\nquick 2\nquick 3\nquick 4\nquick 5\n";
 const COUNTER_LINES: usize = 60;
 /// How long each outage lasts.
 const OUTAGE: Duration = Duration::from_secs(3);
+/// Bound on starting newly assigned runs again once NATS is back: the executors' events feed
+/// must notice its consumer died with the server (docs/reliability.md).
+const WORK_RESUMES: Duration = Duration::from_secs(12);
+/// Bound on handling every acked command and ending every run once the load stops (a command
+/// held by the killed handler comes back after the commands consumer's 30 s ack wait).
+const DRAIN: Duration = Duration::from_secs(120);
 /// Bound on getting back to work after a fault.
 const RECOVERY: Duration = Duration::from_secs(60);
 
@@ -69,6 +75,7 @@ async fn crashes_of_a_process_postgres_and_nats_lose_and_double_nothing() {
     //    under its name; the run it held is retried.
     let held = victim_mid_run(lab).await;
     victim.kill_and_restart(&world).await;
+    retried_after_kill(lab, held).await;
     let victim_back = head(lab).await;
     progress(lab, "runs after the victim's restart", 5).await;
     steady.assert_running("after the victim was killed");
@@ -100,9 +107,17 @@ async fn crashes_of_a_process_postgres_and_nats_lose_and_double_nothing() {
     let nats_died = head(lab).await;
     tokio::time::sleep(OUTAGE).await;
     world.nats.restart();
+    let resumed = work_resumes(lab).await;
     progress(lab, "runs after the NATS restart", 5).await;
     let nats_back = head(lab).await;
-    println!("{:?}: NATS killed and restarted", began.elapsed());
+    println!(
+        "{:?}: NATS killed and restarted; work resumed {resumed:?} after",
+        began.elapsed()
+    );
+    assert!(
+        resumed <= WORK_RESUMES,
+        "the executors took {resumed:?} to start a newly assigned run after NATS came back"
+    );
 
     let sent = load.stop().await;
     drain(lab, &sent).await;
@@ -163,7 +178,8 @@ async fn crashes_of_a_process_postgres_and_nats_lose_and_double_nothing() {
         assert_eq!(
             last,
             Some(expected.as_str()),
-            "the output of run {run}'s last attempt ({attempts})"
+            "the output of run {run}'s last attempt ({attempts}):\n{}",
+            story(&log, run)
         );
     }
     assert!(
@@ -343,29 +359,93 @@ async fn progress(lab: &TestLab, what: &str, more: i64) {
     .await;
 }
 
-/// Waits until every acked command is handled and every requested run has ended.
+/// Waits until the run the killed victim held is queued again for its retry.
+async fn retried_after_kill(lab: &TestLab, held: Uuid) {
+    eventually(RECOVERY, "the victim's run to be queued again", || async {
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE type = 'run_queued' \
+             AND data->>'run_id' = $1 AND data->>'reason' LIKE 'retrying%'",
+        )
+        .bind(held.to_string())
+        .fetch_one(&lab.db.pool)
+        .await
+        .ok()?;
+        (queued > 0).then_some(())
+    })
+    .await;
+}
+
+/// How long until a run assigned from now on is started: executors take work again.
+async fn work_resumes(lab: &TestLab) -> Duration {
+    let since = Instant::now();
+    let after = head(lab).await;
+    eventually(RECOVERY, "a newly assigned run to start", || async {
+        let started: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events s JOIN events a ON a.type = 'run_assigned' \
+             AND a.data->>'run_id' = s.data->>'run_id' AND a.position > $1 \
+             WHERE s.type = 'run_started' AND s.position > $1",
+        )
+        .bind(after)
+        .fetch_one(&lab.db.pool)
+        .await
+        .ok()?;
+        (started > 0).then_some(())
+    })
+    .await;
+    since.elapsed()
+}
+
+/// Waits until every acked command is handled and every requested run has ended; fails naming
+/// the commands still missing and telling the story of the runs still open.
 async fn drain(lab: &TestLab, sent: &[load::Sent]) {
     let acked: Vec<Uuid> = sent
         .iter()
         .filter(|s| s.acked)
         .map(|s| s.command_id.0)
         .collect();
-    eventually(Duration::from_secs(120), "every acked command handled, every run ended", || async {
-        let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM commands WHERE command_id = ANY($1)")
-            .bind(&acked)
-            .fetch_one(&lab.db.pool)
+    let deadline = Instant::now() + DRAIN;
+    loop {
+        let (missing, open) = unfinished(lab, &acked).await;
+        if missing.is_empty() && open.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let log = whole_log(&lab.store).await;
+            let stories: Vec<String> = open.iter().map(|run| story(&log, *run)).collect();
+            panic!(
+                "after {DRAIN:?}, acked start_run commands never handled: {missing:?}; \
+                 runs never ended:\n{}",
+                stories.join("\n--\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The acked commands not in the `commands` table, and the requested runs without an end (both
+/// empty while the database does not answer).
+async fn unfinished(lab: &TestLab, acked: &[Uuid]) -> (Vec<Uuid>, Vec<Uuid>) {
+    let handled: Vec<Uuid> =
+        sqlx::query_scalar("SELECT command_id FROM commands WHERE command_id = ANY($1)")
+            .bind(acked)
+            .fetch_all(&lab.db.pool)
             .await
-            .ok()?;
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events r WHERE r.type = 'run_requested' AND NOT EXISTS \
-             (SELECT 1 FROM events f WHERE f.type = 'run_finished' AND f.data->>'run_id' = r.data->>'run_id')",
-        )
-        .fetch_one(&lab.db.pool)
-        .await
-        .ok()?;
-        (handled as usize == acked.len() && open == 0).then_some(())
-    })
-    .await;
+            .unwrap_or_else(|_| acked.to_vec());
+    let missing = acked
+        .iter()
+        .filter(|id| !handled.contains(id))
+        .copied()
+        .collect();
+    let open: Vec<String> = sqlx::query_scalar(
+        "SELECT r.data->>'run_id' FROM events r WHERE r.type = 'run_requested' AND NOT EXISTS \
+         (SELECT 1 FROM events f WHERE f.type = 'run_finished' \
+          AND f.data->>'run_id' = r.data->>'run_id')",
+    )
+    .fetch_all(&lab.db.pool)
+    .await
+    .unwrap_or_default();
+    let open = open.iter().filter_map(|run| run.parse().ok()).collect();
+    (missing, open)
 }
 
 /// A projector finishes the tail of the log the stopped `steady` left; then the read models

@@ -72,7 +72,10 @@ impl Serve {
     /// answers `/healthz`.
     pub async fn start(world: &World, name: &'static str, components: &'static str) -> Self {
         let http_port = components.contains("gateway").then(free_port);
-        let log = world.home.0.join(format!("{name}.log"));
+        // RUNLEDGER_FAULTS_LOGS names a directory to keep the processes' logs in, for debugging.
+        let logs =
+            std::env::var_os("RUNLEDGER_FAULTS_LOGS").map_or(world.home.0.clone(), PathBuf::from);
+        let log = logs.join(format!("{name}.log"));
         let child = spawn(world, name, components, http_port, &log);
         let serve = Self {
             name,
