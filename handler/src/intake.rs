@@ -42,7 +42,7 @@ impl Default for HandlerSettings {
     fn default() -> Self {
         Self {
             max_batch: 1000,
-            ack_wait: runledger_bus::COMMAND_ACK_WAIT,
+            ack_wait: Duration::from_secs(30),
             executor_lease: Duration::from_secs(30),
         }
     }

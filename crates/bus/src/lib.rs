@@ -18,10 +18,3 @@ pub use setup::{BusError, connect, connect_with, ensure_streams, handler_consume
 
 /// The `Nats-Msg-Id` header name.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
-
-/// How long a command delivered to a handler may stay unacked before JetStream delivers it again
-/// (to another handler, after a crash): the handlers' default. Until then a command held by a
-/// handler that died is stuck, and publishing it again changes nothing (within the commands
-/// stream's duplicate window the same `Nats-Msg-Id` is not stored twice), so whoever waits for
-/// its outcome must wait longer than this.
-pub const COMMAND_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

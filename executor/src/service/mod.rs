@@ -73,16 +73,6 @@ pub struct ExecutorSettings {
     pub allow_local: bool,
 }
 
-/// How long a report waits for its outcome before it is published again.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How many times a report is published: enough to wait out two of the handlers' ack waits.
-/// A report taken by a handler that then dies comes back only when the ack wait has passed
-/// ([`runledger_bus::COMMAND_ACK_WAIT`]), and a reporter that gave up before then loses it: an
-/// output chunk so lost leaves a gap in the run's output, and the chunks after it are refused.
-const REPORT_ATTEMPTS: u32 =
-    (2 * runledger_bus::COMMAND_ACK_WAIT.as_secs() / REPORT_TIMEOUT.as_secs()) as u32 + 1;
-
 impl ExecutorSettings {
     /// Defaults for the executor `name`: 16 runs and 4 provisionings at once.
     pub fn new(name: impl Into<String>, names: BusNames, keyring: Keyring) -> Self {
@@ -94,8 +84,8 @@ impl ExecutorSettings {
             max_concurrent_provisions: 4,
             work: WorkConfig::default(),
             ssh: SshOptions::default(),
-            report_timeout: REPORT_TIMEOUT,
-            report_attempts: REPORT_ATTEMPTS,
+            report_timeout: Duration::from_secs(10),
+            report_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             heartbeat_every: Duration::from_secs(5),
             provisioning_timeout: Duration::from_secs(30 * 60),
