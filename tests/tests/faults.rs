@@ -178,7 +178,9 @@ async fn crashes_of_a_process_postgres_and_nats_lose_and_double_nothing() {
         assert_eq!(
             last,
             Some(expected.as_str()),
-            "the output of run {run}'s last attempt ({attempts}):\n{}",
+            "the output of run {run}'s last attempt ({attempts}) has a gap (a known bug when it \
+             stops short: chunks refused as output_gap are dropped by the executor and the run \
+             still passes; docs/reliability.md):\n{}",
             story(&log, run)
         );
     }
