@@ -53,6 +53,31 @@ ensure_sshd() {
   as_root mkdir -p /run/sshd
 }
 
+# Installs Debian packages without starting their services (a policy-rc.d that refuses every
+# start while apt runs): test fixtures start their own servers.
+apt_install_quietly() {
+  local policy=/usr/sbin/policy-rc.d made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && made_policy=1
+  fi
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  if [ -n "$made_policy" ]; then as_root rm -f "$policy"; fi
+}
+
+# The fault suite (tests/tests/faults.rs) starts a Postgres cluster and a nats-server of its own,
+# so that it may crash them: it needs the server binaries (initdb and pg_ctl, nats-server) even
+# when the shared services run elsewhere (another host, a container).
+ensure_fault_tools() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    say "installing PostgreSQL's server binaries from the distribution's packages"
+    apt_install_quietly postgresql
+  fi
+  if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
+    say "installing nats-server from the distribution's packages"
+    apt_install_quietly nats-server
+  fi
+}
+
 # Debian's chromium and chromedriver, for the dashboard's browser test.
 ensure_chromium() {
   if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then

@@ -9,6 +9,7 @@ ensure_sshd
 ensure_chromium
 ensure_openssl
 ensure_python_tools
+ensure_fault_tools
 
 export RUNLEDGER_TEST_DATABASE_URL="${RUNLEDGER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export RUNLEDGER_TEST_NATS_URL="${RUNLEDGER_TEST_NATS_URL:-nats://127.0.0.1:4222}"

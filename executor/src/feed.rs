@@ -29,6 +29,12 @@ use tokio_util::sync::CancellationToken;
 /// How long [`follow_events`] waits before re-creating a consumer that failed.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long the events consumer may deliver nothing before [`follow_events`] asks the stream
+/// whether it has moved on. The consumer is ephemeral and dies with a restarted NATS server;
+/// async-nats reports that only after retrying the consumer's info for about 15 s, and work
+/// waits for the view, so every executor would stand idle that long.
+const SILENCE_CHECK: Duration = Duration::from_secs(2);
+
 /// Why the feed failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -193,6 +199,10 @@ pub async fn follow_events(
     shutdown: CancellationToken,
 ) -> Result<(), FeedError> {
     let mut first = true;
+    let mut stream = js
+        .get_stream(names.events_stream())
+        .await
+        .map_err(|err| FeedError::js("get events stream")(err.into()))?;
     loop {
         if !first {
             still_claimed(js, names, claim).await?;
@@ -209,10 +219,10 @@ pub async fn follow_events(
                 loop {
                     let next = tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
-                        next = messages.next() => next,
+                        next = tokio::time::timeout(SILENCE_CHECK, messages.next()) => next,
                     };
                     match next {
-                        Some(Ok(message)) => {
+                        Ok(Some(Ok(message))) => {
                             let sequence = message.info().map_or(0, |info| info.stream_sequence);
                             match claim.admits_message(message.headers.as_ref(), sequence) {
                                 Ok(()) => {
@@ -225,11 +235,19 @@ pub async fn follow_events(
                                 }
                             }
                         }
-                        Some(Err(err)) => {
+                        Ok(Some(Err(err))) => {
                             tracing::warn!(error = %err, "events consumer failed; re-creating it");
                             break;
                         }
-                        None => break,
+                        Ok(None) => break,
+                        Err(_silent) => {
+                            if stream_moved_on(&mut stream, writer.position()).await {
+                                tracing::warn!(
+                                    "events consumer silent while the stream moved on; re-creating it"
+                                );
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -263,6 +281,15 @@ async fn still_claimed(
             tracing::warn!(error = %err, "cannot look at the events stream's claim");
             Ok(())
         }
+    }
+}
+
+/// True when the stream holds events after `position`: a consumer that delivers none of them
+/// is lost. False when the stream cannot be asked (the connection is down: wait for it).
+async fn stream_moved_on(stream: &mut jetstream::stream::Stream, position: i64) -> bool {
+    match stream.info().await {
+        Ok(info) => i64::try_from(info.state.last_sequence).is_ok_and(|last| last > position),
+        Err(_) => false,
     }
 }
 

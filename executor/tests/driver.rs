@@ -586,3 +586,54 @@ async fn a_run_over_ssh_sees_only_its_explicit_environment() {
         );
     }
 }
+
+/// Refuses chunk 2 as `output_gap` the first `refusals` times it comes, as a handler that has
+/// not yet seen chunk 1 would; records everything it accepts.
+struct GapRefuser {
+    recorder: Recorder,
+    refusals: Mutex<u32>,
+}
+
+impl Reporter for GapRefuser {
+    async fn report(&self, command_type: &'static str, payload: Value) -> Result<(), ReportError> {
+        if command_type == "report_run_output" && payload["seq"] == 2 {
+            let mut refusals = self.refusals.lock().unwrap();
+            if *refusals > 0 {
+                *refusals -= 1;
+                return Err(ReportError {
+                    command_type,
+                    reason: "rejected: output_gap".into(),
+                    rejection: Some(runledger_types::RejectionCode::OutputGap),
+                });
+            }
+        }
+        self.recorder.report(command_type, payload).await
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_refused_as_a_gap_again_is_sent_until_it_is_taken() {
+    let machine = locally();
+    let job = job("echo one; sleep 0.3; echo two; sleep 0.3; echo three", None);
+    // The pipelined send, then three sends on its own: all refused; the next one is taken.
+    let reporter = GapRefuser {
+        recorder: Recorder::default(),
+        refusals: Mutex::new(4),
+    };
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &reporter,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Passed);
+    // This reporter takes chunk 3 while chunk 2 is refused (a handler would refuse it too, and
+    // it would be sent again): what matters is that chunk 2 is not given up on.
+    let (mut chunks, _, _) = reporter.recorder.split();
+    chunks.sort();
+    let text: String = chunks.iter().map(|(_, _, text)| text.as_str()).collect();
+    assert_eq!(text, "one\ntwo\nthree\n", "{chunks:?}");
+    assert_eq!(*reporter.refusals.lock().unwrap(), 0);
+}

@@ -21,9 +21,15 @@ pub(crate) fn admin_url() -> String {
 }
 
 impl TestDb {
-    /// Creates and migrates `rl_test_<random>`.
+    /// Creates and migrates `rl_test_<random>` on the shared server.
     pub async fn create() -> Self {
-        let admin_url = admin_url();
+        Self::create_in(&admin_url()).await
+    }
+
+    /// Creates and migrates `rl_test_<random>` on the server of `admin_url` (a superuser's
+    /// connection, as `RUNLEDGER_TEST_DATABASE_URL` is).
+    pub async fn create_in(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_owned();
         let name = format!("rl_test_{}", uuid::Uuid::new_v4().simple());
         let admin = PgPoolOptions::new()
             .max_connections(1)

@@ -77,11 +77,20 @@ impl RunningProjector {
 }
 
 impl TestLab {
-    /// Creates a database and a NATS namespace.
+    /// Creates a database and a NATS namespace on the shared servers.
     pub async fn create() -> Self {
+        Self::assemble(TestDb::create().await, TestNats::create().await).await
+    }
+
+    /// Creates a database and a NATS namespace on servers of the test's own: the Postgres
+    /// whose superuser connects with `admin_url` and the NATS server at `nats_url`.
+    pub async fn create_on(admin_url: &str, nats_url: &str) -> Self {
+        let db = TestDb::create_in(admin_url).await;
+        Self::assemble(db, TestNats::create_at(nats_url).await).await
+    }
+
+    async fn assemble(db: TestDb, nats: TestNats) -> Self {
         crate::init_tracing();
-        let db = TestDb::create().await;
-        let nats = TestNats::create().await;
         runledger_bus::ensure_streams(&nats.jetstream(), &nats.names)
             .await
             .expect("create the test's streams");

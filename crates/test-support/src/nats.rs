@@ -14,10 +14,16 @@ pub struct TestNats {
 }
 
 impl TestNats {
-    /// Connects and picks a fresh prefix.
+    /// Connects to the shared server and picks a fresh prefix.
     pub async fn create() -> Self {
         let url = std::env::var("RUNLEDGER_TEST_NATS_URL")
             .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        Self::create_at(&url).await
+    }
+
+    /// Connects to the server at `url` and picks a fresh prefix.
+    pub async fn create_at(url: &str) -> Self {
+        let url = url.to_owned();
         let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let names = BusNames::new(&prefix).expect("valid prefix");
         let client = runledger_bus::connect(&url, "runledger-test")

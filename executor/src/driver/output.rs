@@ -2,7 +2,7 @@
 //! pipelined (see [`OutputSender`]).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use runledger_types::RejectionCode;
@@ -125,6 +125,13 @@ fn take_marker(
 /// each).
 const WINDOW: usize = 64;
 
+/// How many more times a chunk is sent on its own while handlers refuse it as `output_gap`, and
+/// the first pause between sends (doubling: about 6 s in all). Its predecessors have their
+/// outcomes by then, so the refusal is a handler that has not seen them yet; dropping the chunk
+/// instead would make every later chunk a gap too, and the run's output would stop there.
+const GAP_RESENDS: u32 = 5;
+const GAP_PAUSE: Duration = Duration::from_millis(200);
+
 /// Reports a run's chunks in `seq` order, pipelined: each is published behind the previous one
 /// and its outcome awaited later. A chunk refused with `output_gap` (a handler saw it before its
 /// predecessor: several handlers share the work) is sent again once every earlier chunk has
@@ -191,9 +198,24 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
     }
 
     async fn report_alone(&mut self, report: &ReportRunOutput) {
-        if let Err(error) = self.reporter.send_report(report).await {
-            self.failed += 1;
-            tracing::warn!(seq = report.seq, %error, "report_run_output failed");
+        let (seq, mut pause) = (report.seq, GAP_PAUSE);
+        for resend in 0..=GAP_RESENDS {
+            match self.reporter.send_report(report).await {
+                Ok(()) => return,
+                Err(error)
+                    if error.rejection == Some(RejectionCode::OutputGap)
+                        && resend < GAP_RESENDS =>
+                {
+                    tracing::info!(seq, %error, "chunk refused as a gap again; sending it once more");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(error) => {
+                    self.failed += 1;
+                    tracing::warn!(seq, %error, "report_run_output failed");
+                    return;
+                }
+            }
         }
     }
 
