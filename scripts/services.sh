@@ -95,18 +95,29 @@ ensure_openssl() {
   fi
 }
 
-# kubernetes-validate from PyPI (the Kubernetes API's JSON schemas, bundled, so it works offline)
-# for tests/tests/deploy.rs; it brings jsonschema and PyYAML, which the Compose check uses too.
+# From PyPI (pip --user): kubernetes-validate (the Kubernetes API's JSON schemas, bundled, so it
+# works offline) for tests/tests/deploy.rs, which brings jsonschema and PyYAML for the Compose
+# check too; and schemathesis, which gateway/tests/schemathesis.rs runs against the served
+# OpenAPI document.
 KUBERNETES_VALIDATE_VERSION=1.37.0
-ensure_python_tools() {
-  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
-    return 0
-  fi
-  say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI (pip --user)"
+SCHEMATHESIS_VERSION=4.32.5
+pip_user_install() {
   local pip=(python3 -m pip install --user --quiet --disable-pip-version-check --root-user-action=ignore)
   # A Python that refuses user installs (PEP 668) takes them with --break-system-packages.
-  "${pip[@]}" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" 2>/dev/null \
-    || "${pip[@]}" --break-system-packages "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  "${pip[@]}" "$1" 2>/dev/null || "${pip[@]}" --break-system-packages "$1"
+}
+python_package_is() {
+  python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null
+}
+ensure_python_tools() {
+  if ! python_package_is kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"; then
+    say "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI (pip --user)"
+    pip_user_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+  if ! python_package_is schemathesis "$SCHEMATHESIS_VERSION"; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION from PyPI (pip --user)"
+    pip_user_install "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
 }
 
 ensure_services() {

@@ -106,7 +106,20 @@ impl ApiError {
             | C::RunFinished
             | C::CancelAlreadyRequested
             | C::VenvInUse
-            | C::UserDisabled => StatusCode::CONFLICT,
+            | C::UserDisabled
+            | C::MachineRetired
+            | C::VenvRemoved
+            | C::VenvBroken
+            | C::VenvNotProvisioning
+            | C::RunNotAssigned
+            | C::RunNotRunning
+            | C::ExecutorMismatch
+            | C::HostKeyMismatch
+            | C::JenkinsBuildRecorded
+            | C::NotAJenkinsRun
+            | C::EnvNotOverridable
+            | C::VenvMachineMismatch => StatusCode::CONFLICT,
+            C::TooManyQueuedRuns => StatusCode::TOO_MANY_REQUESTS,
             C::MalformedJson | C::InvalidEnvelope | C::TypeMismatch | C::UnknownCommandType => {
                 StatusCode::BAD_REQUEST
             }

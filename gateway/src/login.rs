@@ -98,10 +98,13 @@ pub async fn check_password(
 }
 
 /// `POST /api/v1/tokens` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    /// The user's name.
     username: String,
+    /// The user's password.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
@@ -109,7 +112,7 @@ pub struct Login {
 /// password (the same answer for both); 403 `user_disabled` for a disabled user's right
 /// password; 429 with `Retry-After` after too many failures from the caller's address.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", security(()),
-    request_body(content = Object, description = "{username, password}"),
+    request_body(content = Login),
     responses((status = 201, description = "A token (also set as the rl_token cookie)", body = crate::openapi::TokenBody),
               (status = 401, description = "Wrong username or password", body = crate::openapi::ErrorBody),
               (status = 403, description = "The user is disabled", body = crate::openapi::ErrorBody),

@@ -2,6 +2,7 @@
 //! and the answer types below, and `GET /api/docs`, a page that lists it.
 
 mod answers;
+mod rules;
 
 use crate::login;
 use crate::routes::{health, lab, manage, runs, users};
@@ -142,9 +143,20 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// The served document: the annotations' ([`ApiDoc`]) with the rules that span several fields
+/// of a body ([`rules`]); built once.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        rules::add_cross_field_rules(&mut document);
+        document
+    })
+}
+
 /// `GET /api/v1/openapi.json`
 pub async fn spec() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    Json(document())
 }
 
 /// `GET /api/docs`: the routes of the spec, rendered by a few lines of script.

@@ -253,7 +253,7 @@ async fn victim_mid_run(lab: &TestLab) -> Uuid {
              AND NOT EXISTS (SELECT 1 FROM events f WHERE f.type = 'run_finished' \
                              AND f.data->>'run_id' = s.data->>'run_id') \
              AND (SELECT count(*) FROM events o WHERE o.type = 'run_output' \
-                  AND o.data->>'run_id' = s.data->>'run_id') BETWEEN 1 AND 2 \
+                  AND o.data->>'run_id' = s.data->>'run_id') BETWEEN 1 AND 4 \
              ORDER BY s.position DESC LIMIT 1",
             )
             .fetch_optional(&lab.db.pool)
@@ -314,7 +314,8 @@ async fn build_lab(lab: &TestLab, client: &CommandClient, home: &Path) -> LabIds
         json!({"test_case_id": id, "name": name, "command": command, "timeout_s": 120,
                "retries": 1})
     };
-    let quick_command = "for i in 1 2 3 4 5; do echo \"quick $i\"; sleep 0.1; done".to_owned();
+    // A second per run: long enough that a loaded machine still catches one mid-output.
+    let quick_command = "for i in 1 2 3 4 5; do echo \"quick $i\"; sleep 0.2; done".to_owned();
     let counter_command =
         format!("for i in $(seq 1 {COUNTER_LINES}); do echo \"line $i\"; sleep 0.1; done");
     client

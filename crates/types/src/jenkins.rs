@@ -139,6 +139,11 @@ fn no_credentials<S>() -> Option<JenkinsCredentials<S>> {
 #[serde(deny_unknown_fields)]
 pub struct JenkinsCredentials<S> {
     /// The Jenkins user.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub username: String,
     /// The API token.
     pub api_token: S,

@@ -66,8 +66,17 @@ macro_rules! string_schemas {
     };
 }
 
-/// A JSON Schema pattern of text that is not blank.
-const NOT_BLANK: &str = r"\S";
+/// A relative path as [`RelativePath`] takes it: not starting with `/`, `\\` or a drive (`C:`),
+/// no empty or `..` segment, no NUL, not blank.
+const RELATIVE_PATH: &str = r"^(?![\s\S]:)(?![\s\S]*[/\\]$)(?![\s\S]*[/\\]{2})(?![\s\S]*(^|[/\\])\.\.([/\\]|$))(?=[\s\S]*[^\s\u0000])[^/\\\u0000][^\u0000]*$";
+
+/// A Jenkins job's full name as [`JenkinsJobName`] takes it: `/`-separated parts, none blank,
+/// `.` or `..`, and no control character.
+const JENKINS_JOB: &str = r"^(?![\s\S]*[\u0000-\u001f\u007f-\u009f])(?!\.\.?(/|$))[^/]*[^\s/][^/]*(/(?!\.\.?(/|$))[^/]*[^\s/][^/]*)*$";
+
+/// A JSON Schema pattern of text that is not blank and holds no NUL character (the rules of
+/// the validated text values).
+const NOT_BLANK: &str = r"^[^\u0000]*[^\s\u0000][^\u0000]*$";
 
 string_schemas! {
     MachineName => StringRule::new("A display name: not blank, at most 200 characters.", 200)
@@ -85,7 +94,7 @@ string_schemas! {
     RemoteUser => StringRule::new("The account on the machine (`ubuntu`, `LAB\\tester`).", 256)
         .pattern(NOT_BLANK);
     VenvName => StringRule::new("A venv's name: letters, digits, '.', '_' or '-'.", 64)
-        .pattern("^[A-Za-z0-9._-]+$");
+        .pattern(r"^(?!\.\.?$)[A-Za-z0-9._-]+$");
     RemotePath => StringRule::new(
         "A path on the machine: absolute, or relative to the remote user's home.",
         4096,
@@ -95,11 +104,11 @@ string_schemas! {
         "A path inside the run's working directory: relative, without '..' or empty segments.",
         1024,
     )
-    .pattern(r"^[^/\\]");
+    .pattern(RELATIVE_PATH);
     EnvName => StringRule::new("An environment variable name.", 128)
         .pattern("^[A-Za-z_][A-Za-z0-9_]*$");
     Line => StringRule::new("A single line (a pip requirement, an interpreter).", 1024)
-        .pattern(r"^[^\r\n]*\S[^\r\n]*$");
+        .pattern(r"^[^\r\n\u0000]*[^\s\u0000][^\r\n\u0000]*$");
     HostKeyFingerprint => StringRule::new("An SSH host key fingerprint as `ssh-keygen -l` prints it.", 50)
         .pattern("^SHA256:[A-Za-z0-9+/]{43}$");
     JenkinsUrl => StringRule::new(
@@ -108,7 +117,7 @@ string_schemas! {
     )
     .pattern("^[Hh][Tt][Tt][Pp][Ss]?://[^?#]+$");
     JenkinsJobName => StringRule::new("A job's full name, its folders joined by '/' (`team/nightly`).", 1024)
-        .pattern(NOT_BLANK);
+        .pattern(JENKINS_JOB);
     JenkinsParameterName => StringRule::new("A build parameter's name (not RUNLEDGER_RUN_ID).", 128)
         .pattern("^[A-Za-z0-9_.-]+$");
     SecretString => StringRule {

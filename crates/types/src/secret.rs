@@ -22,9 +22,22 @@ impl<'de> Deserialize<'de> for SecretString {
 /// Accepts only strings, and never repeats what it was given in an error.
 struct SecretVisitor;
 
+/// Longest secret, in characters: a password or an OpenSSH private key fits many times over.
+pub const MAX_SECRET_CHARS: usize = 65_536;
+
 impl SecretVisitor {
     fn refuse<E: serde::de::Error>() -> E {
         E::custom("a secret must be a JSON string")
+    }
+
+    /// Refuses a secret over [`MAX_SECRET_CHARS`] (saying how long it may be, not what it is).
+    fn bounded<E: serde::de::Error>(value: &str) -> Result<(), E> {
+        if value.chars().count() > MAX_SECRET_CHARS {
+            return Err(E::custom(format!(
+                "a secret must be at most {MAX_SECRET_CHARS} characters"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -36,10 +49,12 @@ impl<'de> serde::de::Visitor<'de> for SecretVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretString, E> {
+        Self::bounded(value)?;
         Ok(SecretString(value.to_owned()))
     }
 
     fn visit_string<E: serde::de::Error>(self, value: String) -> Result<SecretString, E> {
+        Self::bounded(&value)?;
         Ok(SecretString(value))
     }
 

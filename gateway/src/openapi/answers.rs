@@ -122,6 +122,10 @@ fn answers_of(operation: &Operation, writes: bool) -> Vec<(&'static str, &'stati
             "422",
             "`invalid_payload` and the other refusals of docs/commands.md",
         ));
+        answers.push((
+            "429",
+            "`too_many_queued_runs`: the caller has the most runs waiting that one caller may have",
+        ));
     }
     answers
 }

@@ -1,12 +1,10 @@
 //! The API document states what each command route takes.
 
-use super::ApiDoc;
 use serde_json::Value;
-use utoipa::OpenApi;
 
 /// The document as JSON, as `GET /api/v1/openapi.json` serves it.
 fn document() -> Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    super::document().clone()
 }
 
 /// The request body schema of `method path`, with a `$ref` to a component followed.

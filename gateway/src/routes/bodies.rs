@@ -120,15 +120,52 @@ pub fn typed_body<C: IdField>(mut payload: Map<String, Value>, id: Uuid) -> Resu
 }
 
 /// `payload` decoded as `T`; 422 `invalid_payload` as the handler answers a payload it cannot
-/// decode.
+/// decode. A number with a zero fraction (`30.0`) counts as the integer it is, as JSON Schema
+/// counts it.
 pub fn typed<T: DeserializeOwned>(payload: Map<String, Value>) -> Result<T, ApiError> {
-    decode_value(Value::Object(payload))
+    let mut payload = Value::Object(payload);
+    integral_numbers_as_integers(&mut payload);
+    decode_value(payload)
         .map_err(|err| ApiError::rejected(Rejection::new(RejectionCode::InvalidPayload, err.0)))
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` or `u64` as that integer.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            if let Some(float) = number.as_f64().filter(|float| float.fract() == 0.0) {
+                // In range, the float is exactly the integer; out of range it stays a float.
+                let integer = if (-9.2e18..9.2e18).contains(&float) {
+                    Some(Value::from(float as i64))
+                } else if (0.0..1.8e19).contains(&float) {
+                    Some(Value::from(float as u64))
+                } else {
+                    None
+                };
+                if let Some(integer) = integer {
+                    *value = integer;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_with_a_zero_fraction_are_integers() {
+        let mut value = serde_json::json!({"a": 30.0, "b": [1.5, -2.0], "c": {"d": 1e300}});
+        integral_numbers_as_integers(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"a": 30, "b": [1.5, -2], "c": {"d": 1e300}})
+        );
+    }
 
     #[test]
     fn a_request_schema_is_its_commands_without_the_id() {

@@ -101,7 +101,14 @@ pub async fn update_machine(
     payload: RawBody,
 ) -> Answer {
     let id = path_id(path, "machine_id")?;
-    let command: UpdateMachine<OutgoingSecret> = typed_body(object(payload)?, id)?;
+    let payload = object(payload)?;
+    if payload.contains_key("machine_id") {
+        return Err(ApiError::rejected(runledger_types::Rejection::new(
+            runledger_types::RejectionCode::InvalidPayload,
+            "payload.machine_id: the path names the machine; leave it out of the body",
+        )));
+    }
+    let command: UpdateMachine<OutgoingSecret> = typed_body(payload, id)?;
     submit(&state, &caller, &command, ("machine_id", json!(id))).await
 }
 

@@ -70,14 +70,15 @@ fn run_json(row: &RunRow) -> Value {
 
 /// `GET /api/v1/runs`: `{items, next_cursor}`.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
-    params(("status" = Option<String>, Query, description = "Comma-separated statuses"),
+    params(("status" = Option<String>, Query, description = "Comma-separated statuses", pattern = "^ *(queued|assigned|running|passed|failed|error|timed_out|cancelled) *(, *(queued|assigned|running|passed|failed|error|timed_out|cancelled) *)*$"),
            ("user" = Option<String>, Query), ("machine_id" = Option<uuid::Uuid>, Query),
            ("test_case_id" = Option<uuid::Uuid>, Query),
-           ("since" = Option<String>, Query, description = "RFC 3339"),
-           ("until" = Option<String>, Query, description = "RFC 3339"),
-           ("sort" = Option<String>, Query, description = "queued_at, started_at, finished_at, duration; leading - for descending"),
-           ("limit" = Option<i64>, Query, description = "1..=500, default 50"),
-           ("cursor" = Option<String>, Query), ("min_position" = Option<i64>, Query)),
+           ("since" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339"),
+           ("until" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "RFC 3339"),
+           ("sort" = Option<String>, Query, description = "queued_at, started_at, finished_at, duration; leading - for descending", pattern = "^-?(queued_at|started_at|finished_at|duration|duration_ms)$"),
+           ("limit" = Option<i64>, Query, description = "Runs per page (default 50)", minimum = 1, maximum = 500),
+           ("cursor" = Option<String>, Query, description = "The previous page's next_cursor, as given (a made-up one is 400 bad_request)"),
+           ("min_position" = Option<i64>, Query)),
     responses((status = 200, description = "A page of runs", body = crate::openapi::RunPage), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -109,7 +110,7 @@ pub async fn list(
     let statuses = match get("status") {
         Some(raw) => raw
             .split(',')
-            .map(|status| check_status(status.trim()))
+            .map(|status| check_status(status.trim_matches(' ')))
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
@@ -231,8 +232,9 @@ pub struct LogParams {
 /// `GET /api/v1/runs/{run_id}/log`: the output so far as `text/plain`, from byte `from`; with
 /// `Accept: text/event-stream`, followed live ([`live::run_log`]).
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}/log", tag = "runs",
-    params(("run_id" = uuid::Uuid, Path), ("from" = Option<i64>, Query, description = "Byte offset"),
-           ("Last-Event-ID" = Option<u64>, Header, description = "With Accept: text/event-stream: resume after this chunk")),
+    params(("run_id" = uuid::Uuid, Path), ("from" = Option<i64>, Query, description = "Byte offset", minimum = 0),
+           ("min_position" = Option<i64>, Query),
+           ("Last-Event-ID" = Option<String>, Header, description = "With Accept: text/event-stream: resume after this chunk (its number); ignored otherwise")),
     responses((status = 200, description = "The output (text/plain), or Server-Sent Events with Accept: text/event-stream", content_type = "text/plain", body = String), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn log(
     State(state): State<AppState>,
@@ -290,7 +292,8 @@ pub const MAX_EVENTS_PAGE: i64 = 1000;
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}/events", tag = "runs",
     params(("run_id" = uuid::Uuid, Path), ("output" = Option<bool>, Query),
            ("cursor" = Option<i64>, Query, description = "The previous page's next_cursor"),
-           ("limit" = Option<i64>, Query, description = "Events per page, 1-1000 (default 1000)")),
+           ("limit" = Option<i64>, Query, description = "Events per page (default 1000)", minimum = 1, maximum = 1000),
+           ("min_position" = Option<i64>, Query)),
     responses((status = 200, description = "A page of the run's audit trail: {run_id, events, next_cursor}; next_cursor is null on the last page"), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
@@ -359,6 +362,32 @@ pub struct CancelBody {
     reason: Option<String>,
 }
 
+/// The optional body of a cancellation: none (or JSON `null`) is no reason; anything else must
+/// be a JSON [`CancelBody`] (415 without a JSON content type, 422 `invalid_payload` otherwise).
+fn cancel_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<CancelBody>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::rejected(runledger_types::Rejection::new(
+            runledger_types::RejectionCode::InvalidPayload,
+            format!("payload: {err}"),
+        ))
+    })
+}
+
 /// `POST /api/v1/runs/{run_id}/cancel`: publishes `cancel_run` as the caller (members may cancel
 /// only their own runs); 202 `{run_id, command_id, position}`.
 #[utoipa::path(post, path = "/api/v1/runs/{run_id}/cancel", tag = "runs",
@@ -371,12 +400,13 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    body: Option<Json<CancelBody>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run_id = run_id_of(path)?;
     let command = CancelRun {
         run_id: RunId::from(run_id),
-        reason: body.and_then(|Json(body)| body.reason),
+        reason: cancel_body(&headers, &body)?.and_then(|body| body.reason),
     };
     let accepted = send(&state, &caller, &command).await?;
     Ok((

@@ -113,6 +113,16 @@ impl RegisterMachine<SecretString> {
     }
 }
 
+impl UpdateMachine<SecretString> {
+    /// A new private key must be one, as for a new machine.
+    pub(super) fn checked(self) -> Result<Self, InvalidPayload> {
+        if let Some(key) = &self.private_key {
+            check_private_key(key)?;
+        }
+        Ok(self)
+    }
+}
+
 fn check_private_key(key: &SecretString) -> Result<(), InvalidPayload> {
     let text = key.expose().trim();
     if text.starts_with("-----BEGIN ") && text.contains("PRIVATE KEY-----") {

@@ -320,7 +320,9 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::RegisterMachine => {
             Incoming::RegisterMachine(decode::<RegisterMachine<SecretString>>(payload)?.checked()?)
         }
-        T::UpdateMachine => Incoming::UpdateMachine(decode(payload)?),
+        T::UpdateMachine => {
+            Incoming::UpdateMachine(decode::<UpdateMachine<SecretString>>(payload)?.checked()?)
+        }
         T::RetireMachine => ready(Command::RetireMachine(decode(payload)?)),
         T::AddVenv => ready(Command::AddVenv(decode(payload)?)),
         T::RemoveVenv => ready(Command::RemoveVenv(decode(payload)?)),
