@@ -6,7 +6,7 @@
 mod common;
 
 use reqwest::{Client, StatusCode};
-use runledger_test_support::{TestLab, eventually};
+use runledger_test_support::TestLab;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -16,30 +16,15 @@ async fn a_position_beyond_the_log_head_is_refused_at_once() {
     let lab = TestLab::create().await;
     let handler = lab.start_handler().await;
     let projector = lab.start_projector(1000).await;
-    let registered = lab
-        .client()
-        .send(
-            "register_user",
-            "bootstrap",
-            json!({"username": "ada", "role": "admin", "password": "ada-password-1"}),
-        )
-        .await;
+    let (username, password) = common::ADMIN;
+    let admin = json!({"username": username, "role": "admin", "password": password});
+    let registered = lab.client().send("register_user", "bootstrap", admin).await;
     assert!(registered.accepted);
     let position = registered.events.last().expect("an event").position;
     let shutdown = CancellationToken::new();
     let addr = common::serve_gateway(&lab, &shutdown).await;
     let http = Client::new();
-    let token = eventually(Duration::from_secs(30), "a login", || async {
-        let response = http
-            .post(format!("http://{addr}/api/v1/tokens"))
-            .json(&json!({"username": "ada", "password": "ada-password-1"}))
-            .send()
-            .await
-            .ok()?;
-        let body: Value = response.json().await.ok()?;
-        body["token"].as_str().map(str::to_owned)
-    })
-    .await;
+    let token = common::admin_token(addr).await;
     let get = |min_position: i64| {
         http.get(format!(
             "http://{addr}/api/v1/runs?min_position={min_position}"

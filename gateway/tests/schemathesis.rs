@@ -10,9 +10,7 @@
 
 mod common;
 
-use reqwest::Client;
-use runledger_test_support::{TestLab, eventually};
-use serde_json::{Value, json};
+use runledger_test_support::TestLab;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -33,31 +31,14 @@ async fn schemathesis_finds_no_failure_in_the_served_document() {
     let lab = TestLab::create().await;
     let handler = lab.start_handler().await;
     let projector = lab.start_projector(1000).await;
-    let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
-    assert!(
-        lab.client()
-            .send("register_user", "bootstrap", admin)
-            .await
-            .accepted
-    );
+    common::register_admin(&lab).await;
     let shutdown = CancellationToken::new();
     let (addr, _, _) = common::serve_gateway_with(&lab, &shutdown, |settings| {
         // schemathesis logs in with made-up passwords: answer those at once.
         settings.login_limits.base_delay = Duration::from_millis(1);
     })
     .await;
-    let http = Client::new();
-    let token = eventually(Duration::from_secs(30), "a login", || async {
-        let response = http
-            .post(format!("http://{addr}/api/v1/tokens"))
-            .json(&json!({"username": "ada", "password": "ada-password-1"}))
-            .send()
-            .await
-            .ok()?;
-        let body: Value = response.json().await.ok()?;
-        body["token"].as_str().map(str::to_owned)
-    })
-    .await;
+    let token = common::admin_token(addr).await;
 
     let run = tokio::process::Command::new(st_binary())
         .arg("--config-file")

@@ -5,8 +5,7 @@
 mod common;
 
 use futures::StreamExt;
-use runledger_test_support::{TestLab, eventually};
-use serde_json::{Value, json};
+use runledger_test_support::TestLab;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -15,30 +14,14 @@ async fn shutdown_ends_live_streams_and_the_server() {
     let lab = TestLab::create().await;
     let handler = lab.start_handler().await;
     let projector = lab.start_projector(1000).await;
-    let admin = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
-    assert!(
-        lab.client()
-            .send("register_user", "bootstrap", admin)
-            .await
-            .accepted
-    );
+    common::register_admin(&lab).await;
 
     let shutdown = CancellationToken::new();
     let (addr, server) = common::serve_gateway_task(&lab, &shutdown).await;
 
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
-    let token = eventually(Duration::from_secs(20), "a token", || async {
-        let answer = http
-            .post(format!("{base}/api/v1/tokens"))
-            .json(&json!({"username": "ada", "password": "ada-password-1"}))
-            .send()
-            .await
-            .ok()?;
-        let body: Value = answer.json().await.ok()?;
-        body["token"].as_str().map(str::to_owned)
-    })
-    .await;
+    let token = common::admin_token(addr).await;
     let stream = http
         .get(format!("{base}/api/v1/events/stream"))
         .bearer_auth(&token)

@@ -55,3 +55,36 @@ pub async fn serve_gateway_with(
     let serving = runledger_gateway::serve(listener, state.clone(), shutdown.clone());
     (addr, state, tokio::spawn(serving))
 }
+
+/// The admin [`admin_token`] registers and logs in.
+#[allow(dead_code)]
+pub const ADMIN: (&str, &str) = ("ada", "ada-password-1");
+
+/// Registers the admin [`ADMIN`] through the lab's handler; the read models must be followed
+/// (a projector running) for the login that comes next.
+#[allow(dead_code)]
+pub async fn register_admin(lab: &TestLab) {
+    let (username, password) = ADMIN;
+    let admin = serde_json::json!({"username": username, "role": "admin", "password": password});
+    let outcome = lab.client().send("register_user", "bootstrap", admin).await;
+    assert!(outcome.accepted, "{outcome:?}");
+}
+
+/// A token of [`ADMIN`] from the gateway at `addr`, once its login works (the accounts read
+/// model has caught up).
+#[allow(dead_code)]
+pub async fn admin_token(addr: SocketAddr) -> String {
+    let (username, password) = ADMIN;
+    let http = reqwest::Client::new();
+    runledger_test_support::eventually(std::time::Duration::from_secs(30), "a login", || async {
+        let answer = http
+            .post(format!("http://{addr}/api/v1/tokens"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = answer.json().await.ok()?;
+        body["token"].as_str().map(str::to_owned)
+    })
+    .await
+}
