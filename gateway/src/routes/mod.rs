@@ -51,6 +51,8 @@ pub async fn send<C: CommandPayload>(
     command: &C,
 ) -> Result<Accepted, ApiError> {
     let command_id = CommandId::new();
+    // The request's span (crate::spans) ties the answer to the handler's trace of the command.
+    tracing::Span::current().record("command_id", tracing::field::display(command_id));
     let outcome = state
         .commands
         .send(command_id, &caller.username, command)
