@@ -150,7 +150,12 @@ fn spawn(world: &World, name: &str, components: &str, http_port: Option<u16>, lo
         .args(["serve", "--components", components, "--dev"])
         .env("RUNLEDGER_EXECUTOR_NAME", name)
         .env("RUNLEDGER_EXECUTOR_LEASE_S", EXECUTOR_LEASE_S)
-        .env("RUNLEDGER_EXECUTOR_MAX_RUNS", "8")
+        // The steady process drives one run at a time, so that the victim holds most of them
+        // and is found mid-run whenever the test looks, however its executor is scheduled.
+        .env(
+            "RUNLEDGER_EXECUTOR_MAX_RUNS",
+            if name == "steady" { "1" } else { "8" },
+        )
         .env("HOME", &world.home.0)
         // RUNLEDGER_FAULTS_LOG (a RUST_LOG filter) makes the processes say more, for debugging.
         .env(
