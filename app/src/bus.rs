@@ -79,18 +79,20 @@ async fn check(
 ) -> anyhow::Result<()> {
     let pool = settings.database.connect(DbUser::Owner, 2).await?;
     let store = EventStore::new(pool.clone());
-    let log = LogFacts {
-        id: store
-            .log_id()
-            .await
-            .context("reading this database's log identity (run `runledger migrate` first)")?,
-        head: store.head().await?,
-    };
-    println!("log {}", log.id);
+    let id = store
+        .log_id()
+        .await
+        .context("reading this database's log identity (run `runledger migrate` first)")?;
+    println!("log {id}");
     let mut refusals = Vec::new();
     for kind in [StreamKind::Commands, StreamKind::Events] {
         let name = kind.stream_name(names);
         let state = observe(js, &name).await?;
+        // The head after the stream: a relay publishing meanwhile only moves the head ahead.
+        let log = LogFacts {
+            id,
+            head: store.head().await?,
+        };
         let compared = match state.as_ref().and_then(|s| s.sequence_to_compare(&log)) {
             Some(sequence) => {
                 let position = i64::try_from(sequence).unwrap_or(i64::MAX);
@@ -108,7 +110,7 @@ async fn check(
         println!(
             "the streams of prefix {} are free for log {}",
             names.prefix(),
-            log.id
+            id
         );
         return Ok(());
     }

@@ -27,12 +27,9 @@ pub async fn claim_streams(
     js: &jetstream::Context,
     names: &BusNames,
 ) -> Result<StreamClaim, ClaimError> {
-    let log = LogFacts {
-        id: store.log_id().await?,
-        head: store.head().await?,
-    };
-    let events = claim_one(store, js, names, StreamKind::Events, &log).await?;
-    claim_one(store, js, names, StreamKind::Commands, &log).await?;
+    let id = store.log_id().await?;
+    let events = claim_one(store, js, names, StreamKind::Events, id).await?;
+    claim_one(store, js, names, StreamKind::Commands, id).await?;
     Ok(events)
 }
 
@@ -45,11 +42,18 @@ async fn claim_one(
     js: &jetstream::Context,
     names: &BusNames,
     kind: StreamKind,
-    log: &LogFacts,
+    id: runledger_types::LogId,
 ) -> Result<StreamClaim, ClaimError> {
     let name = kind.stream_name(names);
     for _ in 0..ATTEMPTS {
         let state = observe(js, &name).await?;
+        // The head is read after the stream: events reach the stream only once committed, so a
+        // relay publishing meanwhile can move the head past what was observed, never the
+        // stream past the head (read the other way round, it looks like a lost event).
+        let log = &LogFacts {
+            id,
+            head: store.head().await?,
+        };
         let compared = match state.as_ref().and_then(|s| s.sequence_to_compare(log)) {
             Some(sequence) => Some(same_event(store, js, &name, sequence).await?),
             None => None,
