@@ -130,14 +130,19 @@ fn answers_of(operation: &Operation, writes: bool) -> Vec<(&'static str, &'stati
     answers
 }
 
-/// Adds each answer `operation` does not document yet.
+/// Adds each answer `operation` does not document yet; two common answers with one status (a
+/// path id's 404 and a command's `unknown_*`) are one answer with both descriptions.
 fn add(operation: &mut Operation, answers: &[(&'static str, &'static str)]) {
+    let mut by_status: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for (status, description) in answers {
-        if operation.responses.responses.contains_key(*status) {
+        by_status.entry(status).or_default().push(description);
+    }
+    for (status, descriptions) in by_status {
+        if operation.responses.responses.contains_key(status) {
             continue;
         }
         let response = ResponseBuilder::new()
-            .description(*description)
+            .description(descriptions.join("; or "))
             .content(
                 "application/json",
                 Content::new(Some(Ref::from_schema_name("ErrorBody"))),
@@ -146,6 +151,6 @@ fn add(operation: &mut Operation, answers: &[(&'static str, &'static str)]) {
         operation
             .responses
             .responses
-            .insert((*status).to_owned(), RefOr::T(response));
+            .insert(status.to_owned(), RefOr::T(response));
     }
 }
