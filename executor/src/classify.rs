@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | 1 | cancel was requested | `cancelled` | — |
 //! | 2 | the timeout passed | `timed_out` | — |
-//! | 3 | an infrastructure error ([`ErrorCode`]) | `error` | its code |
+//! | 3 | an infrastructure error ([`ErrorCode`]), output that could not be recorded included | `error` | its code (`output_lost`) |
 //! | 4 | no exit status (channel closed without one) | `error` | `ssh_connection_lost` |
 //! | 5 | killed by `TERM`, `KILL`, `HUP` or `INT` (by someone else) | `error` | `process_killed` |
 //! | 6 | killed by another signal (`SEGV`, `ABRT`, …): the test crashed | `failed` | — |
@@ -42,6 +42,9 @@ pub enum ErrorCode {
     JunitUnreadable,
     /// The process was ended by a signal the executor did not send.
     ProcessKilled,
+    /// Part of the run's output could not be recorded (the bus stayed unreachable, or a
+    /// handler kept refusing it), so the log's record of the run is incomplete.
+    OutputLost,
 }
 
 impl ErrorCode {
@@ -57,6 +60,7 @@ impl ErrorCode {
             Self::ExecutorLost => "executor_lost",
             Self::JunitUnreadable => "junit_unreadable",
             Self::ProcessKilled => "process_killed",
+            Self::OutputLost => "output_lost",
         }
     }
 }

@@ -17,6 +17,9 @@ use uuid::Uuid;
 
 const ADMIN: &str = "admin";
 const WAIT: Duration = Duration::from_secs(30);
+/// Provisioning a real venv (pip included) over SSH takes most of a loaded core for seconds,
+/// and the tests of this file provision at once.
+const PROVISION_WAIT: Duration = Duration::from_secs(120);
 
 fn accepted(outcome: Outcome) -> Outcome {
     assert!(outcome.accepted, "expected acceptance, got {outcome:?}");
@@ -93,7 +96,7 @@ async fn setup(lease: Duration, name: &str) -> (Setup, RunningHandler, Child) {
     let machine_id = client.register_sshd_machine(ADMIN, &sshd).await;
     let venv_id = client.add_venv(ADMIN, machine_id, "/usr/bin/python3").await;
     let child = executor(&lab, name);
-    eventually(WAIT, "venv_provisioned", || async {
+    eventually(PROVISION_WAIT, "venv_provisioned", || async {
         events(&lab)
             .await
             .iter()

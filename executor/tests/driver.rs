@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use runledger_executor::classify::ErrorCode;
 use runledger_executor::driver::{
     ProvisionOutcome, ReportError, Reporter, RunJob, Transport, drive_provisioning, drive_run,
 };
@@ -584,6 +585,60 @@ async fn a_run_over_ssh_sees_only_its_explicit_environment() {
             allowed.contains(name),
             "{name} reached the command:\n{printed}"
         );
+    }
+}
+
+#[tokio::test]
+async fn output_that_cannot_be_recorded_ends_the_run_as_output_lost() {
+    let machine = locally();
+    let job = job("echo one; sleep 0.3; echo two; sleep 0.3; echo three", None);
+    // Chunk 2 is refused for good (not as a gap): the log's output of the run stops at chunk 1,
+    // so the run cannot pass, though its command did.
+    let reporter = Refuser {
+        recorder: Recorder::default(),
+        seq: 2,
+        code: runledger_types::RejectionCode::RunNotRunning,
+    };
+    let verdict = drive_run(
+        &machine.transport,
+        &job,
+        &reporter,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verdict.status, RunStatus::Error, "{verdict:?}");
+    assert_eq!(verdict.error_code, Some(ErrorCode::OutputLost));
+    assert!(
+        verdict
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("from chunk 2 on"),
+        "{verdict:?}"
+    );
+    let (chunks, _, finished) = reporter.recorder.split();
+    assert_eq!(finished.error_code.as_deref(), Some("output_lost"));
+    assert!(chunks.iter().all(|(seq, _, _)| *seq != 2), "{chunks:?}");
+}
+
+/// Refuses chunk `seq` with `code` every time it comes; records everything else.
+struct Refuser {
+    recorder: Recorder,
+    seq: u64,
+    code: runledger_types::RejectionCode,
+}
+
+impl Reporter for Refuser {
+    async fn report(&self, command_type: &'static str, payload: Value) -> Result<(), ReportError> {
+        if command_type == "report_run_output" && payload["seq"] == self.seq {
+            return Err(ReportError {
+                command_type,
+                reason: format!("rejected: {}", self.code.as_str()),
+                rejection: Some(self.code),
+            });
+        }
+        self.recorder.report(command_type, payload).await
     }
 }
 

@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 const ADMIN: &str = "admin";
 const WAIT: Duration = Duration::from_secs(20);
+/// Provisioning a real venv (pip included) over SSH takes most of a loaded core for seconds,
+/// and the tests of this file provision at once.
+const PROVISION_WAIT: Duration = Duration::from_secs(120);
 
 fn accepted(outcome: Outcome) -> Outcome {
     assert!(outcome.accepted, "expected acceptance, got {outcome:?}");
@@ -59,7 +62,7 @@ async fn provisions_runs_and_cancels_over_ssh() {
     client.register_admin(ADMIN).await;
     let machine_id = client.register_sshd_machine(ADMIN, &sshd).await;
     client.add_venv(ADMIN, machine_id, "/usr/bin/python3").await;
-    eventually(WAIT, "venv_provisioned", || async {
+    eventually(PROVISION_WAIT, "venv_provisioned", || async {
         let log = events(&lab).await;
         let failed = log
             .iter()

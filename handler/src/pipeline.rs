@@ -11,7 +11,7 @@ use crate::inbound::{Inbound, prepare};
 use crate::lab_sync::catch_up;
 use async_nats::jetstream::Message;
 use runledger_domain::Lab;
-use runledger_store::{Appended, StoreError};
+use runledger_store::{AppendBatch, Appended, EventStore, StoreError};
 use runledger_types::{CommandId, Outcome};
 use std::collections::HashMap;
 use tokio::sync::oneshot;
@@ -26,14 +26,14 @@ pub(crate) struct InFlight {
     pub task: JoinHandle<Result<Appended, StoreError>>,
     /// What to answer once it commits.
     pub group: Decided,
-    /// Resolves once the append has ended (committed or not): the group decided on top of this
-    /// one sends its own append only then, or it would find the head not yet moved.
-    ended: Option<oneshot::Receiver<()>>,
+    /// Resolves once the append has ended, with whether it committed: the group decided on top
+    /// of this one sends its own append only then, or it would find the head not yet moved.
+    ended: Option<oneshot::Receiver<bool>>,
 }
 
 impl InFlight {
     /// What the group decided on top of this one waits for before it appends.
-    pub(crate) fn take_ended(&mut self) -> Option<oneshot::Receiver<()>> {
+    pub(crate) fn take_ended(&mut self) -> Option<oneshot::Receiver<bool>> {
         self.ended.take()
     }
 }
@@ -55,7 +55,7 @@ impl Intake {
     pub(crate) async fn start(
         &mut self,
         messages: Vec<Message>,
-        after: Option<oneshot::Receiver<()>>,
+        after: Option<oneshot::Receiver<bool>>,
     ) -> Option<InFlight> {
         let on_top = after.is_some();
         let inbound = prepare(messages, &self.handler.names, &self.handler.keyring).await;
@@ -69,17 +69,7 @@ impl Intake {
             .set_position(lab_before.position() + batch.events.len() as i64);
         let store = self.handler.store.clone();
         let (ended, ended_rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            if let Some(previous) = after {
-                // Err only means the previous append's task is gone: it has ended too.
-                let _ = previous.await;
-            }
-            let started = std::time::Instant::now();
-            let appended = store.append(&batch).await;
-            metrics::histogram!("runledger_append_seconds").record(started.elapsed().as_secs_f64());
-            drop(ended);
-            appended
-        });
+        let task = tokio::spawn(append_on_top(store, batch, after, ended));
         let group = Decided {
             inbound,
             lab_before,
@@ -129,8 +119,8 @@ impl Intake {
             Err(err) => tracing::error!(error = %err, "append task failed; redoing"),
             Ok(Ok(_)) => {}
         }
-        // Whatever the next group's append did (it normally fails: the head it expected was
-        // never reached), the careful way looks its commands up before deciding them again.
+        // The next group's append was not sent (it only goes on top of a committed group); the
+        // careful way decides its commands again against the log.
         let next = match next {
             Some(next) => {
                 let _ = next.task.await;
@@ -146,6 +136,32 @@ impl Intake {
     }
 }
 
+/// Appends `batch` once the append it was decided on top of (`after`) has committed, and says
+/// on `ended` whether this one did. If the one beneath did not commit, neither may this one,
+/// though the head it names may have been reached by another handler's events meanwhile: it
+/// fails as a conflict without being sent.
+async fn append_on_top(
+    store: EventStore,
+    batch: AppendBatch,
+    after: Option<oneshot::Receiver<bool>>,
+    ended: oneshot::Sender<bool>,
+) -> Result<Appended, StoreError> {
+    if let Some(previous) = after {
+        // Err: the previous task is gone without saying, so it did not commit.
+        if !previous.await.unwrap_or(false) {
+            let _ = ended.send(false);
+            return Err(StoreError::Conflict(
+                "the group this one was decided on top of was not committed".to_owned(),
+            ));
+        }
+    }
+    let started = std::time::Instant::now();
+    let appended = store.append(&batch).await;
+    metrics::histogram!("runledger_append_seconds").record(started.elapsed().as_secs_f64());
+    let _ = ended.send(appended.is_ok());
+    appended
+}
+
 /// Waits for the in-flight append, if any (never resolves otherwise).
 pub(crate) async fn completion(in_flight: &mut Option<InFlight>) -> AppendResult {
     match in_flight {
@@ -153,3 +169,6 @@ pub(crate) async fn completion(in_flight: &mut Option<InFlight>) -> AppendResult
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

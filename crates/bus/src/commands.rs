@@ -2,7 +2,8 @@
 //! through JetStream with `Nats-Msg-Id: <command_id>`, wait for the outcome. A command whose
 //! outcome does not come in time, or whose publish failed, is published again under the same id
 //! (the handler records each command id once, so the retry is harmless), up to the sender's
-//! attempts.
+//! attempts. A publish JetStream drops as a duplicate, whose outcome then does not come either,
+//! ends the attempts at once ([`SendError::OutcomeMissed`]).
 //!
 //! Callers send typed payloads ([`CommandSender::send`]): the type name comes from the payload's
 //! Rust type. [`CommandSender::send_raw`] takes a type name and JSON for `runledger send`, which
@@ -44,6 +45,18 @@ pub enum SendError {
         command_id: CommandId,
         /// How many times it was published.
         attempts: u32,
+    },
+    /// JetStream had stored the command already (a publish under the same id before), and its
+    /// outcome, published while this sender could not hear it, did not come again: publishing
+    /// once more cannot help, as JetStream drops it as a duplicate. The command was handled or
+    /// will be; a report that is safe to repeat may be sent again under a new id.
+    #[error(
+        "command {command_id} was stored before and its outcome was missed (published while this \
+         client was disconnected); look its effect up, or send it again under a new command id"
+    )]
+    OutcomeMissed {
+        /// The command.
+        command_id: CommandId,
     },
     /// The outcome could not be decoded.
     #[error("unreadable outcome for command {command_id}")]
@@ -189,9 +202,12 @@ impl CommandSender {
         let command_id = encoded.command_id;
         let mut last_error = None;
         for attempt in 1..=self.attempts {
-            let subscription = match published.take() {
-                Some(subscription) => Ok(subscription),
-                None => self.publish_stored(encoded).await,
+            let (subscription, duplicate) = match published.take() {
+                Some(subscription) => (Ok(subscription), false),
+                None => match self.publish_stored(encoded).await {
+                    Ok((subscription, duplicate)) => (Ok(subscription), duplicate),
+                    Err(err) => (Err(err), false),
+                },
             };
             let waited = match subscription {
                 Ok(mut outcomes) => self.wait(&mut outcomes, command_id).await,
@@ -199,6 +215,7 @@ impl CommandSender {
             };
             match waited {
                 Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) if duplicate => return Err(SendError::OutcomeMissed { command_id }),
                 Ok(None) => {
                     tracing::warn!(%command_id, attempt, "no outcome in time; publishing again")
                 }
@@ -214,11 +231,15 @@ impl CommandSender {
         }))
     }
 
-    /// Publishes `encoded` and returns once JetStream has stored it.
-    async fn publish_stored(&self, encoded: &Encoded) -> Result<async_nats::Subscriber, SendError> {
+    /// Publishes `encoded` and returns once JetStream has stored it, with whether JetStream
+    /// had stored it before (a duplicate, dropped).
+    async fn publish_stored(
+        &self,
+        encoded: &Encoded,
+    ) -> Result<(async_nats::Subscriber, bool), SendError> {
         let (outcomes, stored) = self.publish(encoded).await?;
-        stored.await.map_err(|err| nats("store the command", err))?;
-        Ok(outcomes)
+        let ack = stored.await.map_err(|err| nats("store the command", err))?;
+        Ok((outcomes, ack.duplicate))
     }
 
     /// Subscribes to the command's outcome, then publishes it. No flush is needed between the

@@ -123,7 +123,7 @@ pub async fn drive_jenkins<R: Reporter>(
         };
         follower.run().await
     };
-    let (end, pumped) = tokio::join!(
+    let (mut end, pumped) = tokio::join!(
         follow,
         output::pump(
             job.run_id,
@@ -133,11 +133,20 @@ pub async fn drive_jenkins<R: Reporter>(
             marker
         )
     );
-    if pumped.failed_reports > 0 {
-        tracing::warn!(
-            pumped.failed_reports,
-            "some output chunks were not reported"
-        );
+    if pumped.unrecorded > 0 {
+        tracing::warn!(pumped.unrecorded, "some output chunks were not recorded");
+    }
+    // As for a command run (classify.rs, row 3): lost output outranks the build's own verdict,
+    // not a cancel, a timeout or another infrastructure error.
+    let verdict_only = matches!(end.status, RunStatus::Passed | RunStatus::Failed);
+    if let Some(lost) = pumped.lost.filter(|_| verdict_only) {
+        let infra = lost.infra_error();
+        end = JenkinsEnd {
+            status: RunStatus::Error,
+            reason: Some(infra.detail),
+            error_code: Some(infra.code.as_str()),
+            report: end.report,
+        };
     }
     tracing::info!(status = end.status.as_str(), reason = ?end.reason, "run ended");
     let tests = end

@@ -21,8 +21,11 @@ const MAX_MARKER_LINE: usize = 256;
 /// What the output pump saw, for the run's end.
 #[derive(Debug, Default)]
 pub(super) struct Pumped {
-    /// Chunks whose `report_run_output` failed (logged; the run goes on).
-    pub failed_reports: u64,
+    /// Chunks not recorded (logged; the run goes on).
+    pub unrecorded: u64,
+    /// Where the recorded output stops short, if it does: the run then ends `error`
+    /// (`output_lost`).
+    pub lost: Option<LostOutput>,
     /// The last `seq` emitted.
     pub last_seq: u64,
 }
@@ -67,7 +70,8 @@ pub(super) async fn pump<R: Reporter>(
     };
     chunks.extend(chunker.finish(Instant::now()));
     sender.push(chunks).await;
-    pumped.failed_reports = sender.drain().await;
+    pumped.lost = sender.drain().await;
+    pumped.unrecorded = sender.unrecorded;
     pumped.last_seq = chunker.last_seq();
     if chunker.dropped() > 0 {
         tracing::warn!(
@@ -125,22 +129,50 @@ fn take_marker(
 /// each).
 const WINDOW: usize = 64;
 
-/// How many more times a chunk is sent on its own while handlers refuse it as `output_gap`, and
-/// the first pause between sends (doubling: about 6 s in all). Its predecessors have their
-/// outcomes by then, so the refusal is a handler that has not seen them yet; dropping the chunk
-/// instead would make every later chunk a gap too, and the run's output would stop there.
-const GAP_RESENDS: u32 = 5;
-const GAP_PAUSE: Duration = Duration::from_millis(200);
+/// How long a chunk is sent again on its own while it cannot be recorded: refused as
+/// `output_gap` (a handler that has not yet seen its predecessors: several handlers share the
+/// work), or without an outcome (NATS is down or restarting). Pauses start at [`FIRST_PAUSE`]
+/// and double up to [`LONGEST_PAUSE`]. Giving a chunk up makes every later chunk a gap, so the
+/// output stops there ([`LostOutput`]): it is worth waiting for.
+const PATIENCE: Duration = Duration::from_secs(90);
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+/// Output that could not be recorded: from `first_seq` on, the run's output in the log stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LostOutput {
+    /// The first chunk that was not recorded.
+    pub first_seq: u64,
+    /// Why it was not.
+    pub reason: String,
+}
+
+impl LostOutput {
+    /// The run's end for lost output: an infrastructure error (the test may well have passed,
+    /// but the lab's record of it is incomplete), retried like any other.
+    pub(super) fn infra_error(&self) -> crate::classify::InfraError {
+        crate::classify::InfraError {
+            code: crate::classify::ErrorCode::OutputLost,
+            detail: format!(
+                "the run's output from chunk {} on could not be recorded: {}",
+                self.first_seq, self.reason
+            ),
+        }
+    }
+}
 
 /// Reports a run's chunks in `seq` order, pipelined: each is published behind the previous one
-/// and its outcome awaited later. A chunk refused with `output_gap` (a handler saw it before its
-/// predecessor: several handlers share the work) is sent again once every earlier chunk has
-/// its outcome; a chunk that cannot be published is sent on its own after them.
+/// and its outcome awaited later. A chunk refused with `output_gap`, or that cannot be
+/// published, is sent again on its own once every earlier chunk has its outcome, for up to
+/// [`PATIENCE`]. A chunk given up on (or refused otherwise) ends the sending: the chunks after it
+/// would be gaps.
 struct OutputSender<'a, R> {
     run_id: RunId,
     reporter: &'a R,
     in_flight: VecDeque<(ReportRunOutput, PendingReport)>,
-    failed: u64,
+    lost: Option<LostOutput>,
+    /// Chunks not recorded (the lost one and every one after it).
+    unrecorded: u64,
 }
 
 impl<'a, R: Reporter> OutputSender<'a, R> {
@@ -149,12 +181,17 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
             run_id,
             reporter,
             in_flight: VecDeque::new(),
-            failed: 0,
+            lost: None,
+            unrecorded: 0,
         }
     }
 
     async fn push(&mut self, chunks: Vec<Chunk>) {
         for chunk in chunks {
+            if self.lost.is_some() {
+                self.unrecorded += 1;
+                continue;
+            }
             let report = ReportRunOutput {
                 run_id: self.run_id,
                 seq: chunk.seq,
@@ -170,7 +207,11 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
                 Err(error) => {
                     tracing::warn!(seq = report.seq, %error, "report_run_output not published; sending it alone");
                     self.drain().await;
-                    self.report_alone(&report).await;
+                    if self.lost.is_none() {
+                        self.report_alone(&report).await;
+                    } else {
+                        self.unrecorded += 1;
+                    }
                 }
             }
         }
@@ -180,50 +221,63 @@ impl<'a, R: Reporter> OutputSender<'a, R> {
         let Some((report, pending)) = self.in_flight.pop_front() else {
             return;
         };
-        let seq = report.seq;
-        match pending.await {
+        let outcome = pending.await;
+        if self.lost.is_some() {
+            // Published behind a lost chunk: refused as a gap, or recorded after a gap.
+            self.unrecorded += 1;
+            return;
+        }
+        match outcome {
             Ok(()) => {}
-            Err(error) if error.rejection == Some(RejectionCode::OutputGap) => {
-                tracing::debug!(
-                    seq,
-                    "chunk handled before its predecessor; sending it again"
-                );
+            Err(error) if worth_sending_again(&error) => {
+                tracing::debug!(seq = report.seq, %error, "chunk not recorded; sending it again");
                 self.report_alone(&report).await;
             }
-            Err(error) => {
-                self.failed += 1;
-                tracing::warn!(seq, %error, "report_run_output failed");
-            }
+            Err(error) => self.give_up(&report, error.to_string()),
         }
     }
 
+    /// Sends `report` on its own until it is recorded, refused for good, or [`PATIENCE`] runs
+    /// out.
     async fn report_alone(&mut self, report: &ReportRunOutput) {
-        let (seq, mut pause) = (report.seq, GAP_PAUSE);
-        for resend in 0..=GAP_RESENDS {
+        let (seq, began, mut pause) = (report.seq, tokio::time::Instant::now(), FIRST_PAUSE);
+        loop {
             match self.reporter.send_report(report).await {
                 Ok(()) => return,
-                Err(error)
-                    if error.rejection == Some(RejectionCode::OutputGap)
-                        && resend < GAP_RESENDS =>
-                {
-                    tracing::info!(seq, %error, "chunk refused as a gap again; sending it once more");
+                Err(error) if worth_sending_again(&error) && began.elapsed() < PATIENCE => {
+                    tracing::info!(seq, %error, "chunk not recorded yet; sending it once more");
                     tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    pause = (pause * 2).min(LONGEST_PAUSE);
                 }
-                Err(error) => {
-                    self.failed += 1;
-                    tracing::warn!(seq, %error, "report_run_output failed");
-                    return;
-                }
+                Err(error) => return self.give_up(report, error.to_string()),
             }
         }
     }
 
-    /// Waits for every chunk's outcome; returns how many were not recorded.
-    async fn drain(&mut self) -> u64 {
+    fn give_up(&mut self, report: &ReportRunOutput, reason: String) {
+        tracing::warn!(seq = report.seq, %reason, "report_run_output failed; the rest of the output is not sent");
+        self.unrecorded += 1;
+        self.lost = Some(LostOutput {
+            first_seq: report.seq,
+            reason,
+        });
+    }
+
+    /// Waits for every chunk's outcome; returns the output lost, if any.
+    async fn drain(&mut self) -> Option<LostOutput> {
         while !self.in_flight.is_empty() {
             self.settle_one().await;
         }
-        self.failed
+        self.lost.clone()
+    }
+}
+
+/// A chunk refused as a gap (its predecessors are not yet visible to the handler that judged
+/// it), or that got no answer at all (NATS), may be recorded if sent again; any other refusal
+/// (the run has ended, say) is final.
+fn worth_sending_again(error: &super::ReportError) -> bool {
+    match error.rejection {
+        Some(code) => code == RejectionCode::OutputGap,
+        None => true,
     }
 }

@@ -174,11 +174,8 @@ async fn execute<R: Reporter>(
         ),
         guard.run()
     );
-    if pumped.failed_reports > 0 {
-        tracing::warn!(
-            pumped.failed_reports,
-            "some output chunks were not reported"
-        );
+    if pumped.unrecorded > 0 {
+        tracing::warn!(pumped.unrecorded, "some output chunks were not recorded");
     }
     let (exit, infra) = match result {
         Ok(RemoteExit::Code(code)) => (Some(Exit::Code(i32::try_from(code).unwrap_or(-1))), None),
@@ -193,6 +190,7 @@ async fn execute<R: Reporter>(
             (None, Some(InfraError { code, detail }))
         }
     };
+    let infra = infra.or_else(|| pumped.lost.as_ref().map(output::LostOutput::infra_error));
     let (junit, report) = match &job.junit_xml {
         None => (Junit::NotExpected, None),
         Some(path) => fetch_junit(transport, &workdir, path).await,
