@@ -22,16 +22,19 @@ pub enum ReadModel {
     Users,
     /// What a login checks: role, password hash, disabled, the last revoking event.
     Accounts,
+    /// Every test's results across runs, and its insight figures.
+    Tests,
 }
 
 /// Every read model, in the order the projector applies them.
-pub const ALL: [ReadModel; 6] = [
+pub const ALL: [ReadModel; 7] = [
     ReadModel::Runs,
     ReadModel::Venvs,
     ReadModel::Machines,
     ReadModel::TestCases,
     ReadModel::Users,
     ReadModel::Accounts,
+    ReadModel::Tests,
 ];
 
 /// A read-model table: its columns (name, SQL type), primary key and secondary indexes.
@@ -60,6 +63,7 @@ impl ReadModel {
             Self::TestCases => "test_cases",
             Self::Users => "users",
             Self::Accounts => "accounts",
+            Self::Tests => "tests",
         }
     }
 
@@ -90,7 +94,7 @@ impl ReadModel {
             // 2: Jenkins jobs (`jenkins`; `command` may be null).
             // 3: the names runs may set (`env_overridable`), the output limit.
             Self::TestCases => 3,
-            Self::Venvs | Self::Machines | Self::Users | Self::Accounts => 1,
+            Self::Venvs | Self::Machines | Self::Users | Self::Accounts | Self::Tests => 1,
         }
     }
 
@@ -103,6 +107,7 @@ impl ReadModel {
             Self::TestCases => crate::rows::TEST_CASES_TABLES,
             Self::Users => crate::rows::USERS_TABLES,
             Self::Accounts => crate::rows::ACCOUNTS_TABLES,
+            Self::Tests => crate::rows::TESTS_TABLES,
         }
     }
 

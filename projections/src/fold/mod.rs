@@ -6,6 +6,7 @@ pub mod lab;
 pub mod pool;
 pub mod runs;
 pub mod select;
+pub mod test_history;
 
 use chrono::{DateTime, Utc};
 use runledger_types::Event;

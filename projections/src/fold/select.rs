@@ -4,6 +4,7 @@ use super::Fact;
 use super::lab::{self, InventoryFold};
 use super::pool::PoolFold;
 use super::runs::RunsFold;
+use super::test_history::TestsFold;
 use crate::error::ProjectionError;
 use runledger_readmodel::ReadModel;
 use runledger_readmodel::rows::{AccountRow, MachineRow, TestCaseRow, UserRow};
@@ -24,6 +25,8 @@ pub enum Fold {
     Users(InventoryFold<UserRow>),
     /// `accounts`
     Accounts(InventoryFold<AccountRow>),
+    /// `tests`
+    Tests(TestsFold),
 }
 
 impl Fold {
@@ -36,6 +39,7 @@ impl Fold {
             ReadModel::TestCases => Self::TestCases(lab::test_cases()),
             ReadModel::Users => Self::Users(lab::users()),
             ReadModel::Accounts => Self::Accounts(super::accounts::accounts()),
+            ReadModel::Tests => Self::Tests(TestsFold::default()),
         }
     }
 
@@ -56,6 +60,7 @@ impl Fold {
     ) -> Result<(), ProjectionError> {
         match self {
             Self::Runs(fold) => fold.load_state(tx, schema).await,
+            Self::Tests(fold) => fold.load_state(tx, schema).await,
             _ => Ok(()),
         }
     }
@@ -74,6 +79,7 @@ impl Fold {
             Self::TestCases(fold) => fold.prepare(tx, schema, facts).await,
             Self::Users(fold) => fold.prepare(tx, schema, facts).await,
             Self::Accounts(fold) => fold.prepare(tx, schema, facts).await,
+            Self::Tests(fold) => fold.prepare(tx, schema, facts).await,
         }
     }
 
@@ -86,6 +92,7 @@ impl Fold {
             Self::TestCases(fold) => fold.apply(fact),
             Self::Users(fold) => fold.apply(fact),
             Self::Accounts(fold) => fold.apply(fact),
+            Self::Tests(fold) => fold.apply(fact),
         }
     }
 
@@ -102,6 +109,7 @@ impl Fold {
             Self::TestCases(fold) => fold.flush(tx, schema).await,
             Self::Users(fold) => fold.flush(tx, schema).await,
             Self::Accounts(fold) => fold.flush(tx, schema).await,
+            Self::Tests(fold) => fold.flush(tx, schema).await,
         }
     }
 
@@ -114,6 +122,7 @@ impl Fold {
             Self::TestCases(fold) => fold.committed(),
             Self::Users(fold) => fold.committed(),
             Self::Accounts(fold) => fold.committed(),
+            Self::Tests(fold) => fold.committed(),
         }
     }
 
@@ -126,6 +135,7 @@ impl Fold {
             Self::TestCases(fold) => fold.clear(),
             Self::Users(fold) => fold.clear(),
             Self::Accounts(fold) => fold.clear(),
+            Self::Tests(fold) => fold.clear(),
         }
     }
 }

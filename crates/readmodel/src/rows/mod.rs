@@ -5,9 +5,14 @@ mod accounts;
 mod lab;
 mod pool;
 mod runs;
+mod test_history;
 
 pub use crate::decode::run_status;
 pub use accounts::{ACCOUNTS_TABLES, AccountRow};
 pub use lab::{MACHINES_TABLES, MachineRow, TEST_CASES_TABLES, TestCaseRow, USERS_TABLES, UserRow};
 pub use pool::{QueueRow, VENVS_TABLES, VenvRow, VenvStatus};
 pub use runs::{NameKind, NameRow, OutputRow, RUNS_TABLES, RunRow};
+pub use test_history::{
+    DURATION_WINDOW, FLAKY_WINDOW, RECENT, RecentResult, ResultRow, TESTS_TABLES, TestMachineRow,
+    TestRow, TestRunRow,
+};
