@@ -143,6 +143,7 @@ impl From<runledger_readmodel::ReadModelError> for ApiError {
         match err {
             E::NotFresh { .. } => Self::unavailable(err),
             E::History(err) => Self::bad_request(err.to_string()),
+            E::Tests(err) => Self::bad_request(err.to_string()),
             other => Self::internal(other),
         }
     }

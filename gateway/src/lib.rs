@@ -139,6 +139,12 @@ pub fn router(state: AppState) -> Router {
             "/test-cases",
             get(lab::test_cases).post(manage::define_test_case),
         )
+        .route("/tests", get(routes::insights::list))
+        .route("/tests/{test_id}", get(routes::insights::detail))
+        .route(
+            "/test-cases/{test_case_id}/trend",
+            get(routes::insights::trend),
+        )
         .route("/events/stream", get(live_changes))
         .route("/queue", get(lab::queue))
         .route("/me", get(lab::me))

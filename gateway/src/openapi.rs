@@ -2,10 +2,11 @@
 //! and the answer types below, and `GET /api/docs`, a page that lists it.
 
 mod answers;
+pub mod insights;
 mod rules;
 
 use crate::login;
-use crate::routes::{health, lab, manage, runs, users};
+use crate::routes::{health, insights as insight_routes, lab, manage, runs, users};
 use answers::CommonAnswers;
 use axum::Json;
 use axum::http::header;
@@ -136,6 +137,7 @@ impl Modify for BearerAuth {
         manage::retire_machine, manage::add_venv, manage::remove_venv, manage::define_test_case,
         users::disable, users::change_password, users::revoke_tokens,
         health::healthz, health::readyz,
+        insight_routes::list, insight_routes::detail, insight_routes::trend,
     ),
     components(schemas(RunView, RunPage, ErrorBody, AcceptedBody, TokenBody)),
     modifiers(&BearerAuth, &CommonAnswers),

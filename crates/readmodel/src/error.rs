@@ -40,9 +40,12 @@ pub enum ReadModelError {
     /// A run-history request the caller got wrong.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    /// A tests request the caller got wrong.
+    #[error(transparent)]
+    Tests(#[from] crate::test_insights::TestsQueryError),
     /// No read model has this name.
     #[error(
-        "no read model is called {0:?} (known: runs, venvs, machines, test_cases, users, accounts)"
+        "no read model is called {0:?} (known: runs, venvs, machines, test_cases, users, accounts, tests)"
     )]
     UnknownName(String),
 }

@@ -19,6 +19,7 @@ mod decode;
 mod error;
 mod freshness;
 pub mod history;
+mod keyset;
 pub mod lab;
 mod model;
 mod output;
@@ -26,11 +27,13 @@ mod queue;
 pub mod rows;
 pub mod runs;
 pub mod sessions;
+pub mod test_insights;
 
 pub use error::ReadModelError;
 pub use freshness::{
     Freshness, PROJECTED_CHANNEL, ProjectionStatus, log_head, log_id, projected_position, status,
 };
+pub use keyset::CursorError;
 pub use model::{ALL, ReadModel, Table};
 pub use output::{OutputChunk, OutputText, run_output};
 pub use queue::{QueuedRun, queue};

@@ -3,6 +3,7 @@
 
 pub mod bodies;
 pub mod health;
+pub mod insights;
 pub mod lab;
 pub mod live;
 pub mod manage;
@@ -21,6 +22,24 @@ use uuid::Uuid;
 pub fn parse_uuid(raw: &str, name: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw)
         .map_err(|_| ApiError::bad_request(format!("{name}: {raw:?} is not a uuid")))
+}
+
+/// The path's one segment as a uuid, or 400 naming `name`.
+pub fn path_uuid(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    name: &str,
+) -> Result<Uuid, ApiError> {
+    let axum::extract::Path(raw) = path.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    parse_uuid(&raw, name)
+}
+
+/// Query parameters as `T` (unknown ones refused where `T` says so), or 400 saying why.
+pub fn query<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|axum::extract::Query(value)| value)
+        .map_err(|err| ApiError::bad_request(err.body_text()))
 }
 
 /// An optional parameter parsed as `T`, or 400 naming it.

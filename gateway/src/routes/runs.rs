@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::{RunPage, RunView};
 use crate::routes::bodies::{RawBody, StartRunRequest, new_id, object, typed_body};
-use crate::routes::{live, parse_opt, parse_uuid, send};
+use crate::routes::{live, parse_opt, parse_uuid, path_uuid, query, send};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -177,16 +177,7 @@ async fn find(state: &AppState, run_id: Uuid) -> Result<RunRow, ApiError> {
 fn run_id_of(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Uuid, ApiError> {
-    let Path(raw) = path.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    parse_uuid(&raw, "run_id")
-}
-
-fn query<T>(
-    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, ApiError> {
-    query
-        .map(|Query(value)| value)
-        .map_err(|err| ApiError::bad_request(err.body_text()))
+    path_uuid(path, "run_id")
 }
 
 /// `GET /api/v1/runs/{run_id}`: the run, its per-test results, and why it waits when queued.

@@ -7,11 +7,11 @@ mod sort;
 pub use sort::{Sort, SortKey};
 
 use crate::error::ReadModelError;
+use crate::keyset::{Cursor, CursorError};
 use crate::rows::RunRow;
 use chrono::{DateTime, Utc};
 use runledger_types::RunStatus;
 use serde_json::Value;
-use sort::Cursor;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -23,20 +23,9 @@ pub enum HistoryError {
         "sort: unknown key {0:?}; use queued_at, started_at, finished_at or duration, with a leading - for descending"
     )]
     UnknownSort(String),
-    /// `cursor` is not one this API gave out.
-    #[error("cursor: not a cursor this API gave out")]
-    NotACursor,
-    /// `cursor` belongs to another sort.
-    #[error("cursor: it belongs to sort={cursor}, not sort={sort}")]
-    OtherSort {
-        /// The cursor's sort.
-        cursor: String,
-        /// The request's sort.
-        sort: String,
-    },
-    /// `cursor`'s value does not fit its sort.
-    #[error("cursor: malformed value")]
-    MalformedCursor,
+    /// `cursor` is not right.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
 }
 
 /// The history filters.
@@ -83,13 +72,16 @@ pub async fn page(
     limit: i64,
     cursor: Option<&str>,
 ) -> Result<Page, ReadModelError> {
-    let cursor = cursor.map(|raw| Cursor::decode(raw, sort)).transpose()?;
+    let cursor = cursor
+        .map(|raw| Cursor::decode(raw, &sort.label()))
+        .transpose()
+        .map_err(HistoryError::from)?;
     let time_filtered = sort.key.time_column() == sort.key.column()
         && (filters.since.is_some() || filters.until.is_some());
     let nullable = sort.key != SortKey::QueuedAt && !time_filtered;
     let mut rows = Vec::new();
     let first = match &cursor {
-        Some(cursor) if cursor.value.is_null() => Phase::Nulls(Some(cursor.run_id)),
+        Some(cursor) if cursor.value.is_null() => Phase::Nulls(Some(cursor.id)),
         cursor => Phase::Valued(cursor.as_ref()),
     };
     let nulls_next = matches!(first, Phase::Valued(_)) && nullable;
@@ -104,7 +96,7 @@ pub async fn page(
             Cursor {
                 sort: sort.label(),
                 value: sort_value(last, sort.key),
-                run_id: last.run_id,
+                id: last.run_id,
             }
             .encode()
         })
@@ -134,7 +126,7 @@ async fn read(
             if let Some(cursor) = cursor {
                 sql.push(format_args!(" AND ({column}, run_id) {after} ("));
                 push_value(&mut sql, sort.key, &cursor.value)?;
-                sql.push(", ").push_bind(cursor.run_id).push(")");
+                sql.push(", ").push_bind(cursor.id).push(")");
             }
             sql.push(format_args!(
                 " ORDER BY {column} {direction}, run_id {direction} LIMIT "
@@ -201,11 +193,11 @@ fn push_value(
 ) -> Result<(), HistoryError> {
     match key {
         SortKey::Duration => {
-            sql.push_bind(value.as_i64().ok_or(HistoryError::MalformedCursor)?);
+            sql.push_bind(value.as_i64().ok_or(CursorError::Malformed)?);
         }
         _ => {
             let time: DateTime<Utc> =
-                serde_json::from_value(value.clone()).map_err(|_| HistoryError::MalformedCursor)?;
+                serde_json::from_value(value.clone()).map_err(|_| CursorError::Malformed)?;
             sql.push_bind(time);
         }
     }

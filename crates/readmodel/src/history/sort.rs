@@ -1,10 +1,6 @@
 //! The sorts of the run history and the keyset cursors that page through them.
 
 use super::HistoryError;
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use uuid::Uuid;
 
 /// What the history can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,46 +81,12 @@ impl Sort {
         Ok(Self { key, descending })
     }
 
-    pub(super) fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         format!(
             "{}{}",
             if self.descending { "-" } else { "" },
             self.key.name()
         )
-    }
-}
-
-/// Where a page ends: the last row's sort value and id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Cursor {
-    /// The sort it belongs to.
-    pub(super) sort: String,
-    /// The last row's sort value (a time, a number, or null).
-    pub(super) value: Value,
-    /// The last row's id.
-    pub(super) run_id: Uuid,
-}
-
-impl Cursor {
-    pub(super) fn encode(&self) -> String {
-        // A struct of a string, a JSON value and a uuid always serialises.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-    }
-
-    pub(super) fn decode(raw: &str, sort: Sort) -> Result<Self, HistoryError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .map_err(|_| HistoryError::NotACursor)?;
-        let cursor: Cursor =
-            serde_json::from_slice(&bytes).map_err(|_| HistoryError::NotACursor)?;
-        if cursor.sort != sort.label() {
-            return Err(HistoryError::OtherSort {
-                cursor: cursor.sort,
-                sort: sort.label(),
-            });
-        }
-        Ok(cursor)
     }
 }
 
@@ -140,20 +102,5 @@ mod tests {
         assert_eq!((sort.key, sort.descending), (SortKey::QueuedAt, true));
         assert_eq!(sort, Sort::default());
         assert!(Sort::parse(Some("color")).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_belong_to_their_sort() {
-        let sort = Sort::parse(Some("duration")).unwrap_or_else(|_| unreachable!());
-        let cursor = Cursor {
-            sort: sort.label(),
-            value: serde_json::json!(42),
-            run_id: Uuid::nil(),
-        };
-        let encoded = cursor.encode();
-        assert_eq!(Cursor::decode(&encoded, sort).ok(), Some(cursor));
-        let other = Sort::parse(Some("-duration")).unwrap_or_else(|_| unreachable!());
-        assert!(Cursor::decode(&encoded, other).is_err());
-        assert!(Cursor::decode("not-a-cursor", sort).is_err());
     }
 }

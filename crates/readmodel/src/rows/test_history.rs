@@ -45,7 +45,7 @@ pub const TESTS_TABLES: &[Table] = &[
             "test_case_id, name, test_id",
             "fail_rate, test_id",
             "flaky_score, test_id",
-            "duration_p90_ms, test_id",
+            "(coalesce(duration_p90_ms, -1)), test_id",
             "name, test_id",
             "last_run_at, test_id",
         ],

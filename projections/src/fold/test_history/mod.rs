@@ -362,3 +362,6 @@ fn run_of(event: &Event) -> Option<Uuid> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

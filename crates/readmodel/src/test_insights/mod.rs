@@ -1,0 +1,192 @@
+//! Insight across runs: the tests list (filters, sorts, keyset pages over `rm_tests.tests`), one
+//! test with its history and flake evidence, and a test case's trend over time (from
+//! `rm_runs.runs`). One implementation serves the gateway's `/api/v1/tests` routes and the CLI's
+//! `runledger tests`.
+
+mod list;
+mod sort;
+mod trend;
+
+pub use list::{Filters, Page, TestListRow, page};
+pub use sort::{TestSort, TestSortKey};
+pub use trend::{Bucket, TrendPoint, trend};
+
+use crate::error::ReadModelError;
+use crate::keyset::{Cursor, CursorError};
+use crate::rows::{RECENT, RecentResult, TestRow};
+use chrono::{DateTime, Utc};
+use runledger_insights::{Observed, assess};
+use runledger_types::RunId;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A tests request the caller got wrong; the messages are the API's.
+#[derive(Debug, thiserror::Error)]
+pub enum TestsQueryError {
+    /// `sort` names no key.
+    #[error(
+        "sort: unknown key {0:?}; use fail_rate, flaky_score, duration_p90, name or last_run_at, with a leading - for descending"
+    )]
+    UnknownSort(String),
+    /// `window` is out of range.
+    #[error("window: {0} is out of range 1..={RECENT}")]
+    Window(usize),
+    /// `bucket` names no bucket.
+    #[error("bucket: unknown bucket {0:?}; use hour, day or week")]
+    UnknownBucket(String),
+    /// `cursor` is not right.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+}
+
+/// One result in a test's history, newest first.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+pub struct HistoryEntry {
+    /// The run.
+    pub run_id: Uuid,
+    /// Its attempt.
+    pub attempt: i32,
+    /// `passed`, `failed`, `error` or `skipped`.
+    pub status: String,
+    /// Milliseconds.
+    pub duration_ms: i64,
+    /// The failure or error message.
+    pub message: Option<String>,
+    /// The machine it ran on.
+    pub machine_id: Option<Uuid>,
+    /// That machine's current name.
+    pub machine_name: Option<String>,
+    /// When the result was recorded.
+    pub finished_at: DateTime<Utc>,
+    /// Where in the log (with `ordinal`, the history's keyset).
+    #[serde(skip)]
+    pub position: i64,
+    #[serde(skip)]
+    ordinal: i32,
+}
+
+/// A test's flakiness over a window of its recent results, and the runs where it flipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlakeEvidence {
+    /// The window, in results.
+    pub window: usize,
+    /// Flipped under the same inputs within the window.
+    pub flaky: bool,
+    /// Flips over comparisons, 0 to 1.
+    pub score: f64,
+    /// The flips.
+    pub flips: Vec<runledger_insights::Flip>,
+}
+
+/// One test: its row, a page of its history, and its flakiness over the window asked for.
+#[derive(Debug, Clone)]
+pub struct TestDetail {
+    /// The figures.
+    pub test: TestRow,
+    /// Results, newest first.
+    pub history: Vec<HistoryEntry>,
+    /// Where the next page of history starts.
+    pub next_cursor: Option<String>,
+    /// Flakiness over the window asked for.
+    pub flakiness: FlakeEvidence,
+}
+
+/// The label history cursors carry.
+const HISTORY_SORT: &str = "history";
+
+/// The test `test_id` with `limit` results of its history (after `cursor`) and its flakiness
+/// over the last `window` results (1..=[`RECENT`]); `None` when no result names it.
+pub async fn detail(
+    pool: &PgPool,
+    test_id: Uuid,
+    window: usize,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<Option<TestDetail>, ReadModelError> {
+    if !(1..=RECENT).contains(&window) {
+        return Err(TestsQueryError::Window(window).into());
+    }
+    let after = match cursor {
+        Some(raw) => Some(history_cursor(raw).map_err(TestsQueryError::from)?),
+        None => None,
+    };
+    let test: Option<TestRow> = sqlx::query_as("SELECT * FROM rm_tests.tests WHERE test_id = $1")
+        .bind(test_id)
+        .fetch_optional(pool)
+        .await?;
+    let Some(test) = test else {
+        return Ok(None);
+    };
+    let (before_position, before_ordinal) = after.unwrap_or((i64::MAX, i32::MAX));
+    let mut history: Vec<HistoryEntry> = sqlx::query_as(
+        "SELECT r.run_id, r.attempt, r.status, r.duration_ms, r.message, r.machine_id, \
+         m.name AS machine_name, r.finished_at, r.position, r.ordinal \
+         FROM rm_tests.results r LEFT JOIN rm_tests.machines m ON m.machine_id = r.machine_id \
+         WHERE r.test_id = $1 AND (r.position, r.ordinal) < ($2, $3) \
+         ORDER BY r.position DESC, r.ordinal DESC LIMIT $4",
+    )
+    .bind(test_id)
+    .bind(before_position)
+    .bind(before_ordinal)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let next_cursor = if history.len() as i64 > limit {
+        history.truncate(usize::try_from(limit).unwrap_or(0));
+        history.last().map(|last| {
+            Cursor {
+                sort: HISTORY_SORT.to_owned(),
+                value: serde_json::json!([last.position, last.ordinal]),
+                id: test_id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let recent: Vec<RecentResult> = serde_json::from_value(test.recent.clone())
+        .map_err(|err| ReadModelError::Corrupt(format!("rm_tests.tests.recent: {err}")))?;
+    let flakiness = evidence(&recent, window);
+    Ok(Some(TestDetail {
+        test,
+        history,
+        next_cursor,
+        flakiness,
+    }))
+}
+
+/// The flakiness of `recent` (oldest first) over its last `window` results.
+pub fn evidence(recent: &[RecentResult], window: usize) -> FlakeEvidence {
+    let observed: Vec<Observed> = recent
+        .iter()
+        .map(|result| Observed {
+            run_id: RunId(result.run_id),
+            attempt: result.attempt,
+            rerun_of: result.rerun_of.map(RunId),
+            outcome: result.status,
+            inputs: result.inputs.clone(),
+        })
+        .collect();
+    let verdict = assess(&observed, window);
+    FlakeEvidence {
+        window,
+        flaky: verdict.flaky,
+        score: verdict.score,
+        flips: verdict.flips,
+    }
+}
+
+fn history_cursor(raw: &str) -> Result<(i64, i32), CursorError> {
+    let cursor = Cursor::decode(raw, HISTORY_SORT)?;
+    let (Some(position), Some(ordinal)) = (
+        cursor.value.get(0).and_then(serde_json::Value::as_i64),
+        cursor
+            .value
+            .get(1)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|ordinal| i32::try_from(ordinal).ok()),
+    ) else {
+        return Err(CursorError::Malformed);
+    };
+    Ok((position, ordinal))
+}

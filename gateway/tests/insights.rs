@@ -1,0 +1,264 @@
+//! Insight across runs over HTTP, against a real handler, projector and gateway: runs whose
+//! per-test results are reported as an executor would, then the tests list (filters, sorts,
+//! pages), a test's history and flake evidence, a test case's trend, and the same answers after
+//! the tests read model is rebuilt from the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use reqwest::StatusCode;
+use runledger_insights::TestKey;
+use runledger_test_support::{CommandClient, TestLab};
+use runledger_types::TestCaseId;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const EXEC: &str = "executor:e1";
+const ADMIN: &str = common::ADMIN.0;
+const RUNS: usize = 6;
+
+/// Registers a local machine with one provisioned venv, and a test case.
+async fn lab_with_a_venv(client: &CommandClient) -> Uuid {
+    let machine_id = Uuid::now_v7();
+    let machine = json!({"machine_id": machine_id, "name": "here", "host": "local",
+                         "username": "runner"});
+    assert!(
+        client
+            .send("register_machine", ADMIN, machine)
+            .await
+            .accepted
+    );
+    let venv_id = Uuid::now_v7();
+    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "v"});
+    assert!(client.send("add_venv", ADMIN, venv).await.accepted);
+    let provisioned = json!({"venv_id": venv_id});
+    assert!(
+        client
+            .send("report_venv_provisioned", EXEC, provisioned)
+            .await
+            .accepted
+    );
+    let test_case_id = Uuid::now_v7();
+    let test_case = json!({"test_case_id": test_case_id, "name": "suite", "command": "pytest"});
+    assert!(
+        client
+            .send("define_test_case", ADMIN, test_case)
+            .await
+            .accepted
+    );
+    test_case_id
+}
+
+/// Runs the test case once, as the executor: `steady` passes (taking `n` × 10 ms), `wobbly`
+/// fails on even runs, `slow` always takes 5 s and passes.
+async fn one_run(client: &CommandClient, test_case_id: Uuid, n: usize) -> Uuid {
+    let run_id = Uuid::now_v7();
+    let start = json!({"run_id": run_id, "test_case_id": test_case_id});
+    assert!(client.send("start_run", ADMIN, start).await.accepted);
+    let started = json!({"run_id": run_id});
+    assert!(
+        client
+            .send("report_run_started", EXEC, started)
+            .await
+            .accepted
+    );
+    let wobbly = if n.is_multiple_of(2) { "failed" } else { "passed" };
+    let tests = json!([
+        {"classname": "tests.test_app", "name": "test_steady", "status": "passed",
+         "duration_ms": n * 10},
+        {"classname": "tests.test_app", "name": "test_wobbly", "status": wobbly,
+         "duration_ms": 100, "message": (wobbly == "failed").then_some("assert 2 == 3")},
+        {"classname": "tests.test_app", "name": "test_slow", "status": "passed",
+         "duration_ms": 5000},
+    ]);
+    let status = if wobbly == "failed" {
+        "failed"
+    } else {
+        "passed"
+    };
+    let finished = json!({"run_id": run_id, "status": status, "exit_code": i32::from(status == "failed"),
+                          "tests": tests});
+    let outcome = client.send("report_run_finished", EXEC, finished).await;
+    assert!(outcome.accepted, "{outcome:?}");
+    run_id
+}
+
+struct Http {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Http {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn names(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the_same() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    common::register_admin(&lab).await;
+    let shutdown = CancellationToken::new();
+    let addr = common::serve_gateway(&lab, &shutdown).await;
+    let api = Http {
+        base: format!("http://{addr}"),
+        token: common::admin_token(addr).await,
+        http: reqwest::Client::new(),
+    };
+    let client = lab.client();
+    let test_case_id = lab_with_a_venv(&client).await;
+    let mut runs = Vec::new();
+    for n in 1..=RUNS {
+        runs.push(one_run(&client, test_case_id, n).await);
+    }
+    let head = lab.store.head().await.unwrap();
+    let listed = |query: String| {
+        let api = &api;
+        async move {
+            api.get(&format!("/api/v1/tests?min_position={head}&{query}"))
+                .await
+        }
+    };
+
+    // Every test of the test case, the most failing first.
+    let (status, page) = listed(format!("test_case_id={test_case_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(names(&page)[0], "test_wobbly");
+    let wobbly = &page["items"][0];
+    assert_eq!(wobbly["runs"], RUNS);
+    assert_eq!(wobbly["fail_rate"], 0.5);
+    assert_eq!(wobbly["flaky"], true);
+    assert_eq!(wobbly["flaky_score"], 1.0);
+    assert_eq!(wobbly["last_status"], "failed");
+    let expected_id = TestKey::new(TestCaseId(test_case_id), "tests.test_app", "test_wobbly")
+        .id()
+        .0;
+    assert_eq!(
+        wobbly["test_id"],
+        json!(expected_id),
+        "clients can compute ids"
+    );
+
+    // Filters and sorts.
+    let (_, flaky) = listed("flaky=true".into()).await;
+    assert_eq!(names(&flaky), ["test_wobbly"]);
+    let (_, slowest) = listed("sort=-duration_p90".into()).await;
+    assert_eq!(names(&slowest)[0], "test_slow");
+    let (_, found) = listed("q=STEAD".into()).await;
+    assert_eq!(names(&found), ["test_steady"]);
+    let (_, by_name) = listed("sort=name&limit=2".into()).await;
+    assert_eq!(names(&by_name), ["test_slow", "test_steady"]);
+    let cursor = by_name["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = listed(format!("sort=name&limit=2&cursor={cursor}")).await;
+    assert_eq!(names(&rest), ["test_wobbly"]);
+    assert_eq!(rest["next_cursor"], Value::Null);
+
+    // A bad request is a 400 naming the parameter.
+    for query in [
+        "sort=colour",
+        "status=green",
+        "limit=0",
+        "cursor=nope",
+        "nonsense=1",
+    ] {
+        let (status, answer) = listed(query.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+        assert_eq!(answer["error"]["code"], "bad_request", "{query}: {answer}");
+    }
+    let (status, _) = listed(format!("sort=-fail_rate&cursor={cursor}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a cursor of another sort");
+
+    // One test: history newest first, paged; the evidence names the runs it flipped between.
+    let detail_path = format!("/api/v1/tests/{expected_id}?min_position={head}&limit=4");
+    let (status, detail) = api.get(&detail_path).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let history = detail["history"].as_array().unwrap();
+    assert_eq!(history.len(), 4);
+    assert_eq!(history[0]["run_id"], json!(runs[RUNS - 1]));
+    assert_eq!(history[0]["message"], "assert 2 == 3");
+    assert_eq!(history[0]["machine_name"], "here");
+    let (_, older) = api
+        .get(&format!(
+            "{detail_path}&cursor={}",
+            detail["next_cursor"].as_str().unwrap()
+        ))
+        .await;
+    let older: Vec<&Value> = older["history"].as_array().unwrap().iter().collect();
+    assert_eq!(older.len(), 2);
+    assert_eq!(older[1]["run_id"], json!(runs[0]));
+    let flips = detail["flakiness"]["flips"].as_array().unwrap();
+    assert_eq!(flips.len(), RUNS - 1);
+    assert_eq!(flips[0]["from_run"], json!(runs[0]));
+    assert_eq!(flips[0]["to_run"], json!(runs[1]));
+    assert!(detail["first_seen_at"].is_string());
+    // A window of 1 result compares nothing.
+    let (_, narrow) = api
+        .get(&format!("/api/v1/tests/{expected_id}?window=1"))
+        .await;
+    assert_eq!(narrow["flakiness"]["flaky"], false);
+    let (status, _) = api
+        .get(&format!("/api/v1/tests/{expected_id}?window=51"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api.get(&format!("/api/v1/tests/{}", Uuid::nil())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The trend: one bucket today with every run.
+    let (status, trend) = api
+        .get(&format!(
+            "/api/v1/test-cases/{test_case_id}/trend?bucket=hour"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trend}");
+    let points = trend["points"].as_array().unwrap();
+    let total: i64 = points.iter().map(|p| p["runs"].as_i64().unwrap()).sum();
+    let passed: i64 = points.iter().map(|p| p["passed"].as_i64().unwrap()).sum();
+    assert_eq!((total, passed), (RUNS as i64, RUNS as i64 / 2));
+    let (status, _) = api
+        .get(&format!(
+            "/api/v1/test-cases/{test_case_id}/trend?bucket=year"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Rebuilt from the log, the tests read model answers the same.
+    let (_, before) = listed("sort=name".into()).await;
+    let (_, detail_before) = api.get(&detail_path).await;
+    projector.stop().await;
+    runledger_projections::rebuild(
+        &lab.db.pool,
+        &[runledger_readmodel::ReadModel::Tests],
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let (_, after) = listed("sort=name".into()).await;
+    let (_, detail_after) = api.get(&detail_path).await;
+    assert_eq!(before, after);
+    assert_eq!(detail_before, detail_after);
+
+    shutdown.cancel();
+    handler.stop().await;
+    lab.cleanup().await;
+}

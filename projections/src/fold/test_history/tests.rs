@@ -1,0 +1,130 @@
+//! Given run events with per-test results, expect test rows and results.
+
+use super::TestsFold;
+use crate::fold::Fact;
+use chrono::{TimeZone, Utc};
+use runledger_insights::TestKey;
+use runledger_types::{Event, TestCaseId};
+use serde_json::json;
+use uuid::Uuid;
+
+fn facts(events: &[(&str, serde_json::Value)]) -> Vec<Fact> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, data))| Fact {
+            position: i as i64 + 1,
+            recorded_at: Utc
+                .with_ymd_and_hms(2026, 12, 1, 12, 0, i as u32)
+                .single()
+                .unwrap_or_default(),
+            actor: "ada".into(),
+            event: Event::from_parts(kind, data.clone()).unwrap(),
+        })
+        .collect()
+}
+
+#[test]
+fn results_of_every_attempt_are_kept_and_a_test_fixed_by_a_retry_is_flaky() {
+    let (machine, venv, run, case) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let test = |name: &str, status: &str, ms: u64| {
+        json!({"classname": "suite.mod", "name": name, "status": status, "duration_ms": ms,
+               "message": (status == "failed").then_some("assert 1 == 2")})
+    };
+    let events = facts(&[
+        (
+            "machine_registered",
+            json!({"machine_id": machine, "name": "lab-1", "host": "10.0.0.1", "port": 22,
+                   "os": "linux", "username": "t", "owner": "ada", "labels": []}),
+        ),
+        (
+            "run_requested",
+            json!({"run_id": run, "test_case_id": case, "user": "mia", "env": {"MODE": "fast"}}),
+        ),
+        (
+            "run_assigned",
+            json!({"run_id": run, "venv_id": venv, "machine_id": machine, "attempt": 1}),
+        ),
+        (
+            "run_tests_reported",
+            json!({"run_id": run, "part": 1,
+                   "tests": [test("steady", "passed", 120), test("wobbly", "failed", 300)]}),
+        ),
+        (
+            "run_queued",
+            json!({"run_id": run, "reason": "retrying: attempt 1 of 2 ended in error"}),
+        ),
+        (
+            "run_assigned",
+            json!({"run_id": run, "venv_id": venv, "machine_id": machine, "attempt": 2}),
+        ),
+        (
+            "run_finished",
+            json!({"run_id": run, "status": "passed",
+                   "tests": [test("steady", "passed", 100), test("wobbly", "passed", 280)]}),
+        ),
+    ]);
+    let mut fold = TestsFold::default();
+    for fact in &events {
+        fold.apply(fact);
+    }
+    let id = |name: &str| TestKey::new(TestCaseId(case), "suite.mod", name).id().0;
+    let results = fold.pending_results();
+    assert_eq!(results.len(), 4);
+    let attempts: Vec<(Uuid, i32, &str)> = results
+        .iter()
+        .map(|r| (r.test_id, r.attempt, r.status.as_str()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (id("steady"), 1, "passed"),
+            (id("wobbly"), 1, "failed"),
+            (id("steady"), 2, "passed"),
+            (id("wobbly"), 2, "passed"),
+        ]
+    );
+    assert!(results.iter().all(|r| r.machine_id == Some(machine)));
+
+    let steady = fold.test(id("steady")).unwrap();
+    assert_eq!((steady.runs, steady.passed), (2, 2));
+    assert!(!steady.flaky);
+    assert_eq!(steady.pass_rate, Some(1.0));
+
+    let wobbly = fold.test(id("wobbly")).unwrap();
+    assert_eq!((wobbly.runs, wobbly.passed, wobbly.failed), (2, 1, 1));
+    assert_eq!(wobbly.last_status, "passed");
+    assert_eq!(wobbly.last_changed_at, events[6].recorded_at);
+    assert_eq!(wobbly.first_seen_at, events[3].recorded_at);
+    assert_eq!(
+        wobbly.last_failure_message.as_deref(),
+        Some("assert 1 == 2")
+    );
+    assert_eq!(wobbly.last_failure_run_id, Some(run));
+    assert!(
+        wobbly.flaky,
+        "failed, then passed on a retry of the same run"
+    );
+    let flips = wobbly.flips.as_array().unwrap();
+    assert_eq!(flips.len(), 1);
+    assert_eq!(flips[0]["same_run"], json!(true));
+    assert_eq!(wobbly.duration_p50_ms, Some(280));
+}
+
+#[test]
+fn results_of_a_run_the_model_never_saw_requested_are_skipped() {
+    let run = Uuid::now_v7();
+    let events = facts(&[(
+        "run_tests_reported",
+        json!({"run_id": run, "part": 1,
+               "tests": [{"classname": "c", "name": "n", "status": "passed", "duration_ms": 1}]}),
+    )]);
+    let mut fold = TestsFold::default();
+    fold.apply(&events[0]);
+    assert!(fold.pending_results().is_empty());
+}
