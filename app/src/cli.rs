@@ -52,6 +52,11 @@ pub enum Command {
     /// Example: `runledger run start <TEST_CASE_ID> --wait --follow --junit-out report.xml`
     #[command(subcommand)]
     Run(crate::run::RunCommand),
+    /// Tests across runs: which fail, which are flaky and why, their history, a test case's trend.
+    ///
+    /// Example: `runledger tests list --flaky`, `runledger tests show <TEST_ID>`
+    #[command(subcommand)]
+    Tests(crate::insights::TestsCommand),
     /// Register users.
     ///
     /// Example: `RUNLEDGER_NEW_PASSWORD=... runledger user add ada --role admin`

@@ -7,6 +7,7 @@ mod bus;
 mod cli;
 mod database;
 mod db;
+mod insights;
 mod lab;
 mod listings;
 mod payloads;
@@ -36,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         | cli::Command::Audit(_)
         | cli::Command::Projections(_)
         | cli::Command::Run(_)
+        | cli::Command::Tests(_)
         | cli::Command::User(_)
         | cli::Command::Machine(_)
         | cli::Command::Venv(_)
@@ -52,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
         cli::Command::Projections(command) => projections::run(&cli.settings, command).await,
         cli::Command::Run(command) => run::run(&cli.settings, command).await,
+        cli::Command::Tests(command) => insights::run(&cli.settings, command).await,
         cli::Command::User(command) => lab::user(&cli.settings, command).await,
         cli::Command::Machine(command) => lab::machine(&cli.settings, command).await,
         cli::Command::Venv(command) => lab::venv(&cli.settings, command).await,

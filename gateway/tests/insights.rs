@@ -8,7 +8,7 @@ mod common;
 
 use reqwest::StatusCode;
 use runledger_insights::TestKey;
-use runledger_test_support::{CommandClient, TestLab};
+use runledger_test_support::{TestLab, lab_for_reported_runs, reported_run, wobbly_suite};
 use runledger_types::TestCaseId;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -17,72 +17,6 @@ use uuid::Uuid;
 const EXEC: &str = "executor:e1";
 const ADMIN: &str = common::ADMIN.0;
 const RUNS: usize = 6;
-
-/// Registers a local machine with one provisioned venv, and a test case.
-async fn lab_with_a_venv(client: &CommandClient) -> Uuid {
-    let machine_id = Uuid::now_v7();
-    let machine = json!({"machine_id": machine_id, "name": "here", "host": "local",
-                         "username": "runner"});
-    assert!(
-        client
-            .send("register_machine", ADMIN, machine)
-            .await
-            .accepted
-    );
-    let venv_id = Uuid::now_v7();
-    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "v"});
-    assert!(client.send("add_venv", ADMIN, venv).await.accepted);
-    let provisioned = json!({"venv_id": venv_id});
-    assert!(
-        client
-            .send("report_venv_provisioned", EXEC, provisioned)
-            .await
-            .accepted
-    );
-    let test_case_id = Uuid::now_v7();
-    let test_case = json!({"test_case_id": test_case_id, "name": "suite", "command": "pytest"});
-    assert!(
-        client
-            .send("define_test_case", ADMIN, test_case)
-            .await
-            .accepted
-    );
-    test_case_id
-}
-
-/// Runs the test case once, as the executor: `steady` passes (taking `n` × 10 ms), `wobbly`
-/// fails on even runs, `slow` always takes 5 s and passes.
-async fn one_run(client: &CommandClient, test_case_id: Uuid, n: usize) -> Uuid {
-    let run_id = Uuid::now_v7();
-    let start = json!({"run_id": run_id, "test_case_id": test_case_id});
-    assert!(client.send("start_run", ADMIN, start).await.accepted);
-    let started = json!({"run_id": run_id});
-    assert!(
-        client
-            .send("report_run_started", EXEC, started)
-            .await
-            .accepted
-    );
-    let wobbly = if n.is_multiple_of(2) { "failed" } else { "passed" };
-    let tests = json!([
-        {"classname": "tests.test_app", "name": "test_steady", "status": "passed",
-         "duration_ms": n * 10},
-        {"classname": "tests.test_app", "name": "test_wobbly", "status": wobbly,
-         "duration_ms": 100, "message": (wobbly == "failed").then_some("assert 2 == 3")},
-        {"classname": "tests.test_app", "name": "test_slow", "status": "passed",
-         "duration_ms": 5000},
-    ]);
-    let status = if wobbly == "failed" {
-        "failed"
-    } else {
-        "passed"
-    };
-    let finished = json!({"run_id": run_id, "status": status, "exit_code": i32::from(status == "failed"),
-                          "tests": tests});
-    let outcome = client.send("report_run_finished", EXEC, finished).await;
-    assert!(outcome.accepted, "{outcome:?}");
-    run_id
-}
 
 struct Http {
     base: String,
@@ -127,10 +61,11 @@ async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the
         http: reqwest::Client::new(),
     };
     let client = lab.client();
-    let test_case_id = lab_with_a_venv(&client).await;
+    let test_case_id = lab_for_reported_runs(&client, ADMIN, EXEC).await;
     let mut runs = Vec::new();
     for n in 1..=RUNS {
-        runs.push(one_run(&client, test_case_id, n).await);
+        let (status, tests) = wobbly_suite(n);
+        runs.push(reported_run(&client, (ADMIN, EXEC), test_case_id, status, tests).await);
     }
     let head = lab.store.head().await.unwrap();
     let listed = |query: String| {
