@@ -229,6 +229,7 @@ mod tests {
             failed,
             skipped: 1,
             errors,
+            quarantined_failed: 0,
         })
     }
 

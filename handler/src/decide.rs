@@ -15,7 +15,8 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Decides `items` against `lab` (which is evolved as it goes) into one batch.
+/// Decides `items` against `lab` (which is evolved as it goes) into one batch. `now` is both the
+/// time every decision of the round is taken at and the time its events are recorded with.
 pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>) -> AppendBatch {
     let mut batch = AppendBatch {
         expected_head: Some(lab.position()),
@@ -27,7 +28,7 @@ pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>
         let span = tracing::debug_span!("command", command_id = %meta.command_id, command_type = %meta.command_type, actor = %meta.actor, %correlation_id);
         let _entered = span.enter();
         match &item.command {
-            Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command) {
+            Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command, now) {
                 Ok(events) => record(lab, &mut batch, &prepared.meta, events, None, now),
                 Err(rejection) => reject(lab, &mut batch, &prepared.meta, rejection, now),
             },

@@ -9,12 +9,14 @@ use crate::group::Intake;
 use crate::lab_sync::catch_up;
 use crate::lease_watch::{held, tick_every, watch_leases};
 use crate::pipeline::{AppendResult, InFlight, completion};
+use crate::quarantine_watch::{quarantine_ends, watch_quarantines};
 use crate::relay::run_relay;
 use crate::seal::{INTERVAL as SEAL_INTERVAL, run_sealer};
 use crate::stats::HandlerStats;
 use futures::StreamExt;
 use runledger_bus::{
-    BusError, BusNames, Liveness, LivenessError, Refusal, handler_consumer, jetstream,
+    BusError, BusNames, CommandSender, Liveness, LivenessError, Refusal, handler_consumer,
+    jetstream,
 };
 use runledger_domain::Lab;
 use runledger_secrets::Keyring;
@@ -27,6 +29,10 @@ use tokio_util::task::AbortOnDropHandle;
 
 /// How long a group waits for commands the server says are already pending.
 const LINGER: Duration = Duration::from_millis(5);
+
+/// How long the quarantine watch waits for a lapse's outcome, and how often it publishes one.
+const LAPSE_TIMEOUT: Duration = Duration::from_secs(10);
+const LAPSE_ATTEMPTS: u32 = 3;
 
 /// Tuning for the handler.
 #[derive(Debug, Clone)]
@@ -147,6 +153,18 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
         holdings_seen,
         shutdown.clone(),
     )));
+    let (quarantines, quarantines_seen) = tokio::sync::watch::channel(quarantine_ends(&lab));
+    let lapses = CommandSender::new(
+        handler.nats.clone(),
+        handler.names.clone(),
+        LAPSE_TIMEOUT,
+        LAPSE_ATTEMPTS,
+    );
+    let quarantine_watch = AbortOnDropHandle::new(tokio::spawn(watch_quarantines(
+        lapses,
+        quarantines_seen,
+        shutdown.clone(),
+    )));
     let max_batch = handler.settings.max_batch.max(1);
     let mut messages = consumer
         .stream()
@@ -178,6 +196,7 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
             Wake::Stop => break,
             Wake::LeaseTick => {
                 holdings.send_replace(held(&intake.lab));
+                quarantines.send_replace(quarantine_ends(&intake.lab));
                 continue;
             }
             Wake::Committed(result) => {
@@ -237,6 +256,9 @@ pub async fn run(handler: Handler, shutdown: CancellationToken) -> Result<(), Ha
     }
     if let Err(err) = lease_watch.await {
         tracing::error!(error = %err, "lease watch task failed");
+    }
+    if let Err(err) = quarantine_watch.await {
+        tracing::error!(error = %err, "quarantine watch task failed");
     }
     ended
 }

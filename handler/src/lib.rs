@@ -6,7 +6,8 @@
 //! `<prefix>.outcomes.<command_id>` and only then acks its message. The outbox relay (one leader
 //! among all handler processes) publishes committed events to `RUNLEDGER_EVENTS` in log order,
 //! and the sealer extends the log's hash chain (tamper evidence) shortly after each commit. The
-//! lease watch ends the runs of executors that stopped sending heartbeats.
+//! lease watch ends the runs of executors that stopped sending heartbeats; the quarantine watch
+//! records the lapse of quarantines whose end has passed.
 //!
 //! Depends on the domain, the store, the bus and the secrets crates.
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ mod intake;
 mod lab_sync;
 pub mod lease_watch;
 mod pipeline;
+pub mod quarantine_watch;
 mod relay;
 mod seal;
 mod stats;

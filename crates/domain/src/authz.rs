@@ -3,8 +3,9 @@
 //! An actor whose name is a registered username follows that user's role; any other actor is a
 //! trusted system (a CI server, a script, an executor) and may do everything except send
 //! executor reports, which only `executor:<name>` actors may send. Members may register
-//! machines, manage the machines they own and the venvs on those machines, start runs and cancel
-//! their own runs; admins may do everything a trusted system may.
+//! machines, manage the machines they own and the venvs on those machines, start runs, cancel
+//! their own runs and quarantine or release any test; admins may do everything a trusted system
+//! may. Executors may not touch quarantines: their own reports are weighed against them.
 
 use crate::state::{Lab, MachineState};
 use runledger_types::command::CommandType;
@@ -47,9 +48,23 @@ pub(crate) fn check_command(
             ))),
         };
     }
+    let quarantine = matches!(
+        kind,
+        CommandType::QuarantineTest | CommandType::ReleaseTest | CommandType::LapseQuarantine
+    );
+    if quarantine && actor.executor_name().is_some() {
+        return Err(forbidden(format!(
+            "{} changes which failures count; executor {actor}, whose reports are weighed \
+             against it, may not send it",
+            kind.as_str()
+        )));
+    }
     let admin_only = matches!(
         kind,
-        CommandType::RegisterUser | CommandType::DefineTestCase | CommandType::ExpireExecutorLease
+        CommandType::RegisterUser
+            | CommandType::DefineTestCase
+            | CommandType::ExpireExecutorLease
+            | CommandType::LapseQuarantine
     );
     if admin_only && principal(lab, actor) == Principal::Member {
         return Err(forbidden(format!(

@@ -2,12 +2,14 @@
 //! event naming something unknown (impossible when every event came from `decide`) only bumps
 //! its stream's version.
 
+use crate::quarantine::failing_tests;
 use crate::state::{
-    Lab, MachineState, RunPhase, RunSelector, RunState, TestCaseState, VenvState, VenvStatus,
+    Lab, MachineState, Quarantine, RunPhase, RunSelector, RunState, TestCaseState, VenvState,
+    VenvStatus,
 };
 use runledger_types::event::{
     MachineRegistered, MachineUpdated, RunAssigned, RunFinished, RunRequested, TestCaseDefined,
-    VenvAdded,
+    TestQuarantined, VenvAdded,
 };
 use runledger_types::{Event, RunId, VenvId};
 
@@ -52,6 +54,10 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
         // Tokens and password hashes are the gateway's business, not the lab's.
         Event::PasswordChanged(_) | Event::TokensRevoked(_) => {}
         Event::ExecutorHeartbeat(_) | Event::CommandRejected(_) => {}
+        Event::TestQuarantined(e) => test_quarantined(lab, e),
+        Event::TestReleased(e) => {
+            lab.quarantines.remove(&e.test_id);
+        }
         other => {
             evolve_venv(lab, other);
             evolve_run(lab, other);
@@ -119,6 +125,16 @@ fn test_case_defined(lab: &mut Lab, e: &TestCaseDefined) {
     lab.test_cases.insert(e.test_case_id, test_case);
 }
 
+fn test_quarantined(lab: &mut Lab, e: &TestQuarantined) {
+    let quarantine = Quarantine {
+        reason: e.reason.clone(),
+        until: e.until,
+        by: e.by.clone(),
+        test_case_id: e.test_case_id,
+    };
+    lab.quarantines.insert(e.test_id, quarantine);
+}
+
 fn evolve_venv(lab: &mut Lab, event: &Event) {
     match event {
         Event::VenvAdded(e) => venv_added(lab, e),
@@ -170,6 +186,10 @@ fn evolve_run(lab: &mut Lab, event: &Event) {
             run.last_seq = run.last_seq.max(e.seq);
         }),
         Event::RunTestsReported(e) => with_run(lab, e.run_id, |run| {
+            if e.part > run.tests_parts {
+                let failing = failing_tests(run.test_case_id, &e.tests);
+                run.failing_tests.extend(failing);
+            }
             run.tests_parts = run.tests_parts.max(e.part);
         }),
         Event::RunCancelRequested(e) => with_run(lab, e.run_id, |run| {
@@ -204,6 +224,7 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
         cancel_requested: false,
         last_seq: 0,
         tests_parts: 0,
+        failing_tests: Vec::new(),
         jenkins: None,
         ticket: None,
     };
@@ -238,6 +259,7 @@ fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
         run.machine_id = e.machine_id;
         run.attempt = e.attempt;
         run.tests_parts = 0;
+        run.failing_tests.clear();
         run.executor = None;
         run.cancel_requested = false;
     });

@@ -5,13 +5,14 @@
 //! Every collection is an `imbl` persistent map, so cloning a [`Lab`] is O(1): the handler
 //! clones it before a batch and restores the clone if the transaction fails.
 
+use chrono::{DateTime, Utc};
 use imbl::{OrdMap, OrdSet};
 use runledger_types::command::TestFile;
 use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
     Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineId, MachineName, Os, Port,
-    RelativePath, RemotePath, RemoteUser, Role, RunId, RunStatus, SealedSecret, StreamId,
-    TestCaseId, Text, Username, VenvId, VenvName,
+    Reason, RelativePath, RemotePath, RemoteUser, Role, RunId, RunStatus, SealedSecret, StreamId,
+    TestCaseId, TestId, Text, Username, VenvId, VenvName,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -180,10 +181,34 @@ pub struct RunState {
     pub last_seq: u64,
     /// How many parts of per-test results the current attempt recorded.
     pub tests_parts: u32,
+    /// The tests of the failing (`failed` or `error`) results in those parts, one entry per
+    /// result: with the final report's own, what quarantine is weighed against.
+    pub failing_tests: Vec<TestId>,
     /// The Jenkins build it follows (runs of Jenkins test cases only).
     pub jenkins: Option<JenkinsProgress>,
     /// Its place in the queue while queued.
     pub(crate) ticket: Option<u64>,
+}
+
+/// A test's quarantine: its failures do not make a run `failed` while it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    /// Why.
+    pub reason: Reason,
+    /// When it ends by itself; `None`: when released.
+    pub until: Option<DateTime<Utc>>,
+    /// Who quarantined the test (or last changed its quarantine).
+    pub by: Actor,
+    /// The test case whose runs report the test, if the sender named it.
+    pub test_case_id: Option<TestCaseId>,
+}
+
+impl Quarantine {
+    /// True while the quarantine holds at `now`: it has no end, or its end is after `now`. A
+    /// quarantine whose end has passed no longer holds even before its lapse is recorded.
+    pub fn holds_at(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| until > now)
+    }
 }
 
 /// The whole lab's state folded from the log: users, machines, venvs, test cases, runs, queue,
@@ -207,6 +232,8 @@ pub struct Lab {
     /// Runs that finished and were forgotten ([`Lab::forget_finished_run`]): only their final
     /// status is kept, which is all a decision about them needs.
     pub(crate) forgotten: OrdMap<RunId, RunStatus>,
+    /// The quarantined tests (released and lapsed ones are removed).
+    pub(crate) quarantines: OrdMap<TestId, Quarantine>,
     pub(crate) versions: OrdMap<StreamId, i64>,
     pub(crate) position: i64,
 }
@@ -308,6 +335,17 @@ impl Lab {
         self.running
             .iter()
             .filter_map(|id| self.runs.get(id).map(|run| (id, run)))
+    }
+
+    /// The quarantine of `test_id`, if it is quarantined (its end may have passed: see
+    /// [`Quarantine::holds_at`]).
+    pub fn quarantine(&self, test_id: &TestId) -> Option<&Quarantine> {
+        self.quarantines.get(test_id)
+    }
+
+    /// Every quarantined test, by ascending id.
+    pub fn quarantines(&self) -> impl Iterator<Item = (&TestId, &Quarantine)> {
+        self.quarantines.iter()
     }
 
     /// The queued runs, oldest first.

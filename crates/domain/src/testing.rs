@@ -3,6 +3,7 @@
 //! `given` folds its events with [`evolve`]; fixtures below build common events and commands.
 
 use crate::{Lab, decide, evolve};
+use chrono::{DateTime, TimeDelta, Utc};
 use runledger_types::command::StartRun;
 use runledger_types::event::{
     MachineRegistered, RunAssigned, RunFinished, RunQueued, RunRequested, RunStarted,
@@ -28,6 +29,16 @@ pub const EXEC: &str = "executor:e1";
 /// Another executor.
 pub const EXEC2: &str = "executor:e2";
 
+/// The time decisions are taken at unless a test says otherwise.
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_900_000_000, 0).unwrap_or_default()
+}
+
+/// `now()` moved by `seconds` (negative: earlier).
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    now() + TimeDelta::seconds(seconds)
+}
+
 /// The state after `events`.
 pub fn given(events: &[Event]) -> Given {
     let mut lab = Lab::new();
@@ -44,9 +55,14 @@ pub struct Given {
 }
 
 impl Given {
-    /// Decides `command` asked by `actor`.
+    /// Decides `command` asked by `actor`, at `now()`.
     pub fn when(self, actor: &str, command: Command) -> Then {
-        let result = decide(&self.lab, &actor_of(actor), &command);
+        self.when_at(now(), actor, command)
+    }
+
+    /// Decides `command` asked by `actor`, at `time`.
+    pub fn when_at(self, time: DateTime<Utc>, actor: &str, command: Command) -> Then {
+        let result = decide(&self.lab, &actor_of(actor), &command, time);
         Then {
             lab: self.lab,
             result,
@@ -97,9 +113,19 @@ impl Then {
     }
 }
 
-/// Decides and, when accepted, evolves `lab` with the events.
+/// Decides at `now()` and, when accepted, evolves `lab` with the events.
 pub fn apply(lab: &mut Lab, actor: &str, command: &Command) -> Result<Vec<Event>, Rejection> {
-    let events = decide(lab, &actor_of(actor), command)?;
+    apply_at(lab, now(), actor, command)
+}
+
+/// Decides at `time` and, when accepted, evolves `lab` with the events.
+pub fn apply_at(
+    lab: &mut Lab,
+    time: DateTime<Utc>,
+    actor: &str,
+    command: &Command,
+) -> Result<Vec<Event>, Rejection> {
+    let events = decide(lab, &actor_of(actor), command, time)?;
     for event in &events {
         evolve(lab, event);
     }

@@ -2,14 +2,15 @@
 //! wire contract (§3); changing one means a new `schema_version` and an upcaster.
 
 use crate::command::{OutputStream, TestFile, TestResult};
-use crate::ids::{CommandId, MachineId, RunId, StreamId, StreamType, TestCaseId, VenvId};
+use crate::ids::{CommandId, MachineId, RunId, StreamId, StreamType, TestCaseId, TestId, VenvId};
 use crate::jenkins::JenkinsJob;
 use crate::rejection::Rejection;
 use crate::secret::{PasswordHash, SealedSecret};
 use crate::values::{
-    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, RelativePath,
-    RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,
+    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, Reason,
+    RelativePath, RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,
 };
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,6 +49,8 @@ pub enum Event {
     UserDisabled(UserDisabled),
     PasswordChanged(PasswordChanged),
     TokensRevoked(TokensRevoked),
+    TestQuarantined(TestQuarantined),
+    TestReleased(TestReleased),
 }
 
 impl Event {
@@ -82,6 +85,8 @@ impl Event {
             Self::UserDisabled(e) => StreamId::new(S::User, &e.username),
             Self::PasswordChanged(e) => StreamId::new(S::User, &e.username),
             Self::TokensRevoked(e) => StreamId::new(S::User, &e.username),
+            Self::TestQuarantined(e) => StreamId::new(S::Test, e.test_id),
+            Self::TestReleased(e) => StreamId::new(S::Test, e.test_id),
         }
     }
 
@@ -115,6 +120,8 @@ impl Event {
             Self::UserDisabled(_) => "user_disabled",
             Self::PasswordChanged(_) => "password_changed",
             Self::TokensRevoked(_) => "tokens_revoked",
+            Self::TestQuarantined(_) => "test_quarantined",
+            Self::TestReleased(_) => "test_released",
         }
     }
 
@@ -148,6 +155,8 @@ impl Event {
             Self::UserDisabled(data) => serde_json::value::to_raw_value(data),
             Self::PasswordChanged(data) => serde_json::value::to_raw_value(data),
             Self::TokensRevoked(data) => serde_json::value::to_raw_value(data),
+            Self::TestQuarantined(data) => serde_json::value::to_raw_value(data),
+            Self::TestReleased(data) => serde_json::value::to_raw_value(data),
         }
     }
 
@@ -190,6 +199,8 @@ impl Event {
             "user_disabled" => UserDisabled,
             "password_changed" => PasswordChanged,
             "tokens_revoked" => TokensRevoked,
+            "test_quarantined" => TestQuarantined,
+            "test_released" => TestReleased,
         }
     }
 
@@ -500,6 +511,34 @@ pub struct JenkinsBuildStarted {
 pub struct ExecutorHeartbeat {
     pub executor: String,
     pub run_ids: Vec<RunId>,
+}
+
+/// `test_quarantined`: the test's failures no longer make a run `failed`, until it is released
+/// or `until` passes. A test already quarantined gets its reason, end and author replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TestQuarantined {
+    pub test_id: TestId,
+    /// The test case whose runs report it, when the sender named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_case_id: Option<TestCaseId>,
+    pub reason: Reason,
+    /// When the quarantine ends by itself; absent: until released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Who quarantined it (the command's actor).
+    pub by: Actor,
+}
+
+/// `test_released`: the test's quarantine ended; its failures count again. `lapsed`: it ended by
+/// itself, its `until` having passed (the quarantine watch's `lapse_quarantine`), rather than by
+/// a `release_test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TestReleased {
+    pub test_id: TestId,
+    #[serde(default)]
+    pub lapsed: bool,
 }
 
 /// `command_rejected`: who asked what, and why it was refused.

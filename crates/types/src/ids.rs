@@ -72,6 +72,25 @@ uuid_id!(
     LogId
 );
 
+/// Identifies one test across runs: the UUID v5 of its test case, classname and name that
+/// `runledger_insights::TestKey::id` computes (any client can compute it too). Not made at
+/// random, so it has no `new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TestId(pub Uuid);
+
+impl fmt::Display for TestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<Uuid> for TestId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
 impl std::str::FromStr for LogId {
     type Err = uuid::Error;
 
@@ -98,6 +117,8 @@ pub enum StreamType {
     Executor,
     /// `command-<uuid>`: the rejection of one command.
     Command,
+    /// `test-<uuid>`: one test's quarantine (the uuid is its [`TestId`]).
+    Test,
 }
 
 impl StreamType {
@@ -111,6 +132,7 @@ impl StreamType {
             Self::Run => "run",
             Self::Executor => "executor",
             Self::Command => "command",
+            Self::Test => "test",
         }
     }
 }
@@ -159,6 +181,11 @@ impl StreamId {
     /// `command-<uuid>`: the rejection of one command.
     pub fn command(command_id: CommandId) -> Self {
         Self::new(StreamType::Command, command_id)
+    }
+
+    /// `test-<uuid>`: one test's quarantine.
+    pub fn test(test_id: TestId) -> Self {
+        Self::new(StreamType::Test, test_id)
     }
 
     /// `executor-<name>`: one executor process's stream.
@@ -236,6 +263,10 @@ mod tests {
         assert_eq!(stream.stream_type(), "run");
         assert_eq!(StreamId::run(id), stream);
         assert_eq!(StreamId::user("ada"), "user-ada");
+        assert_eq!(
+            StreamId::test(TestId(Uuid::nil())).as_str(),
+            "test-00000000-0000-0000-0000-000000000000"
+        );
         assert_eq!(
             StreamId::new(StreamType::TestCase, "x").stream_type(),
             "test_case"

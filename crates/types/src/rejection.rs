@@ -61,6 +61,8 @@ codes! {
     EnvNotOverridable => "env_not_overridable": "A run's env names a variable its test case does not let runs set.",
     TooManyQueuedRuns => "too_many_queued_runs": "The actor already has the most runs waiting in the queue that one actor may have.",
     JenkinsOriginMismatch => "jenkins_origin_mismatch": "The reported Jenkins queue item or build URL is not on the scheme, host and port of the test case's Jenkins URL.",
+    NotQuarantined => "not_quarantined": "The test is not quarantined.",
+    QuarantineNotLapsed => "quarantine_not_lapsed": "The quarantine has no end, or its end has not passed yet.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 

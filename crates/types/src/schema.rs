@@ -3,12 +3,12 @@
 //! enforces: lengths, patterns, ranges. Rules a pattern cannot say (an IP address or a DNS name,
 //! a path without `..`) are left to the description.
 
-use crate::ids::{CommandId, EventId, MachineId, RunId, TestCaseId, VenvId};
+use crate::ids::{CommandId, EventId, MachineId, RunId, TestCaseId, TestId, VenvId};
 use crate::jenkins::{JenkinsJobName, JenkinsParameterName, JenkinsUrl};
 use crate::secret::{OutgoingSecret, SecretString};
 use crate::values::{
-    EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Port, RelativePath, RemotePath,
-    RemoteUser, Text, Username, VenvName,
+    EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Port, Reason, RelativePath,
+    RemotePath, RemoteUser, Text, Username, VenvName,
 };
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -83,6 +83,8 @@ string_schemas! {
         .pattern(NOT_BLANK);
     Text => StringRule::new("Text: not blank, at most 65536 characters.", 65_536)
         .pattern(NOT_BLANK);
+    Reason => StringRule::new("Why, for the audit history: not blank, at most 1000 characters.", 1000)
+        .pattern(NOT_BLANK);
     Username => StringRule::new(
         "A user name: letters, digits, '.', '_' or '-', starting with a letter or digit.",
         64,
@@ -149,7 +151,9 @@ macro_rules! uuid_schemas {
     };
 }
 
-uuid_schemas!(CommandId, EventId, RunId, MachineId, VenvId, TestCaseId);
+uuid_schemas!(
+    CommandId, EventId, RunId, MachineId, VenvId, TestCaseId, TestId
+);
 
 impl utoipa::PartialSchema for Port {
     fn schema() -> RefOr<Schema> {

@@ -86,6 +86,13 @@ validated_string!(
 );
 
 validated_string!(
+    /// Why someone did something, for the audit history (a test's quarantine): not blank, at
+    /// most 1000 characters.
+    Reason,
+    |raw| check_text(raw, "reason", 1000)
+);
+
+validated_string!(
     /// A user name: 1–64 characters of letters, digits, `.`, `_`, `-`, starting with a letter or digit.
     Username,
     |raw| {
@@ -426,6 +433,15 @@ pub struct TestSummary {
     pub skipped: u32,
     /// Tests that raised an unexpected error.
     pub errors: u32,
+    /// How many of the `failed` and `errors` are of tests that were quarantined when the run
+    /// ended: counted by the handler, never by the executor. A run whose only failures are
+    /// quarantined ends `passed` with them counted here (absent: none, and in older events).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub quarantined_failed: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 #[cfg(test)]
@@ -462,6 +478,10 @@ mod tests {
         assert!(MachineName::parse("  ").is_err());
         assert!(MachineName::parse("x".repeat(201)).is_err());
         assert!(MachineName::parse("a\0b").is_err());
+        assert!(Reason::parse("flaky on Windows, see #12").is_ok());
+        assert!(Reason::parse(" ").is_err());
+        assert!(Reason::parse("x".repeat(1000)).is_ok());
+        assert!(Reason::parse("x".repeat(1001)).is_err());
         assert!(Username::parse("alice.b-2").is_ok());
         assert!(Username::parse("-alice").is_err());
         assert!(Username::parse("executor:x").is_err());
@@ -501,6 +521,20 @@ mod tests {
         assert!(!EnvName::parse("TARGET_URL").expect("name").is_protected());
         assert!(Line::parse("pytest>=8\nrm").is_err());
         assert!(VenvName::parse("..").is_err());
+    }
+
+    #[test]
+    fn summaries_without_quarantined_failures_keep_their_old_shape() {
+        let old = r#"{"passed":3,"failed":1,"skipped":0,"errors":0}"#;
+        let summary: TestSummary = serde_json::from_str(old).expect("old summary");
+        assert_eq!(summary.quarantined_failed, 0);
+        assert_eq!(serde_json::to_string(&summary).expect("json"), old);
+        let quarantined = TestSummary {
+            quarantined_failed: 1,
+            ..summary
+        };
+        let json = serde_json::to_value(quarantined).expect("json");
+        assert_eq!(json["quarantined_failed"], 1);
     }
 
     #[test]

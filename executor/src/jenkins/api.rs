@@ -268,7 +268,8 @@ mod tests {
                 passed: 2,
                 failed: 1,
                 skipped: 1,
-                errors: 0
+                errors: 0,
+                quarantined_failed: 0,
             }
         );
         assert_eq!(report.tests[2].duration_ms, 1500);

@@ -28,6 +28,7 @@ fn pytest_report() {
         failed: 1,
         skipped: 1,
         errors: 1,
+        quarantined_failed: 0,
     };
     assert_eq!(report.summary, summary);
     assert!(!report.truncated);
@@ -178,7 +179,8 @@ fn bare_testsuite_nested_suites_and_missing_attributes() {
             passed: 2,
             failed: 1,
             skipped: 0,
-            errors: 0
+            errors: 0,
+            quarantined_failed: 0,
         }
     );
     assert_eq!(

@@ -199,6 +199,7 @@ pub fn finished(rng: &mut Rng, run_id: RunId, cancel: Option<&str>) -> RunFinish
         failed,
         skipped,
         errors: 0,
+        quarantined_failed: 0,
     };
     let tests = (0..failed)
         .map(|i| TestResult {

@@ -1,8 +1,10 @@
 //! Decide: a pure function from the lab's state and one command to the events to append, or to
 //! the [`Rejection`] that explains why nothing changes. One module per command family.
 
+mod excuse;
 mod jenkins;
 mod machines;
+mod quarantine;
 mod reports;
 mod runs;
 mod test_cases;
@@ -14,13 +16,23 @@ pub use runs::MAX_QUEUED_RUNS_PER_ACTOR;
 
 use crate::authz;
 use crate::state::{Lab, MachineState, RunState, TestCaseState, VenvState};
+use chrono::{DateTime, Utc};
 use runledger_types::{
     Actor, Command, Event, MachineId, Rejection, RejectionCode, RunId, TestCaseId, VenvId,
 };
 
 /// Decides what `command`, asked by `actor`, does to `lab`: `Ok(events)` to append in order (may
 /// be empty: accepted, nothing changes), or a [`Rejection`] (a domain value, not an error).
-pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>, Rejection> {
+///
+/// `now` is the decision's time, the one its events are recorded with: the only clock a
+/// decision reads (whether a quarantine still holds, whether an end is in the future). The
+/// events record what was decided, so replaying the log never decides again.
+pub fn decide(
+    lab: &Lab,
+    actor: &Actor,
+    command: &Command,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Rejection> {
     let executor = authz::check_command(lab, actor, command.command_type())?;
     users::refuse_disabled_actor(lab, actor)?;
     let executor = executor.as_deref().unwrap_or_default();
@@ -36,7 +48,7 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::CancelRun(c) => runs::cancel_run(lab, actor, c),
         Command::ReportRunStarted(c) => reports::run_started(lab, executor, c),
         Command::ReportRunOutput(c) => reports::run_output(lab, executor, c),
-        Command::ReportRunFinished(c) => reports::run_finished(lab, executor, c),
+        Command::ReportRunFinished(c) => reports::run_finished(lab, executor, c, now),
         Command::ReportRunTests(c) => test_results::run_tests(lab, executor, c),
         Command::ReportVenvProvisioned(c) => venvs::provisioned(lab, c),
         Command::ReportVenvProvisioningFailed(c) => venvs::provisioning_failed(lab, c),
@@ -47,6 +59,9 @@ pub fn decide(lab: &Lab, actor: &Actor, command: &Command) -> Result<Vec<Event>,
         Command::DisableUser(c) => users::disable_user(lab, actor, c),
         Command::ChangePassword(c) => users::change_password(lab, actor, c),
         Command::RevokeTokens(c) => users::revoke_tokens(lab, actor, c),
+        Command::QuarantineTest(c) => quarantine::quarantine_test(lab, actor, c, now),
+        Command::ReleaseTest(c) => quarantine::release_test(lab, c),
+        Command::LapseQuarantine(c) => quarantine::lapse_quarantine(lab, c, now),
     }
 }
 

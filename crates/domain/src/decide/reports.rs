@@ -5,6 +5,7 @@
 use super::{reject, run};
 use crate::scheduling::then_fill;
 use crate::state::{Lab, RunPhase, RunState};
+use chrono::{DateTime, Utc};
 use runledger_types::command::{
     ExpireExecutorLease, ReportRunFinished, ReportRunOutput, ReportRunStarted, first_seq_of_attempt,
 };
@@ -86,11 +87,13 @@ pub(super) fn running_by<'a>(
 
 /// `run_finished` + `venv_released` + the freed venv's next run. Allowed while running (from the
 /// executor that started it) or assigned (any executor: it failed before starting). An `error`
-/// with retries left re-queues the run instead (see [`finish`]).
+/// with retries left re-queues the run instead (see [`finish`]). A `failed` report is weighed
+/// against the quarantines holding at `now` first ([`super::excuse`]).
 pub(super) fn run_finished(
     lab: &Lab,
     executor: &str,
     command: &ReportRunFinished,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Rejection> {
     let run_id = command.run_id;
     let found = run(lab, run_id)?;
@@ -100,7 +103,8 @@ pub(super) fn run_finished(
         RunPhase::Finished(_) => return finished(run_id),
         RunPhase::Requested | RunPhase::Queued => return not_assigned(run_id),
     }
-    Ok(finish(lab, found, command))
+    let weighed = super::excuse::weigh(lab, found, command, now);
+    Ok(finish(lab, found, &weighed))
 }
 
 /// The error code of runs whose executor stopped beating.

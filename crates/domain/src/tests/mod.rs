@@ -6,6 +6,8 @@ mod jenkins;
 mod leases;
 mod machines;
 mod property;
+mod quarantine;
+mod quarantine_runs;
 mod rejections;
 mod reports;
 mod runs;

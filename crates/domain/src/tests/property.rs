@@ -216,7 +216,7 @@ fn run_sequence(seed: u64, tally: &mut Tally) {
     let (mut runs, mut venvs) = (0u128, 3u128);
     for _ in 0..300 {
         let (actor, command) = next_command(&mut rng, &mut runs, &mut venvs);
-        let Ok(events) = decide(&lab, &actor_of(actor), &command) else {
+        let Ok(events) = decide(&lab, &actor_of(actor), &command, now()) else {
             continue;
         };
         for event in &events {

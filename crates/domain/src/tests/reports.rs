@@ -134,6 +134,7 @@ fn run_finished_copies_the_report_and_releases_the_venv() {
             failed: 1,
             skipped: 0,
             errors: 0,
+            quarantined_failed: 0,
         }),
         reason: Some("1 test failed".into()),
         tests: vec![TestResult {

@@ -5,11 +5,13 @@
 //! ever sees the [`Command`], so no decided event can hold a secret in clear.
 
 mod lab;
+mod quarantine;
 mod report;
 mod run;
 mod users;
 
 pub use lab::*;
+pub use quarantine::*;
 pub use report::*;
 pub use run::*;
 pub use users::*;
@@ -59,6 +61,9 @@ command_payloads! {
     DisableUser => DisableUser,
     ChangePassword<OutgoingSecret> => ChangePassword,
     RevokeTokens => RevokeTokens,
+    QuarantineTest => QuarantineTest,
+    ReleaseTest => ReleaseTest,
+    LapseQuarantine => LapseQuarantine,
 }
 
 /// A validated command whose secrets are already sealed or hashed: the domain's input.
@@ -108,6 +113,12 @@ pub enum Command {
     ChangePassword(ChangePassword<PasswordHash>),
     /// `revoke_tokens`
     RevokeTokens(RevokeTokens),
+    /// `quarantine_test`
+    QuarantineTest(QuarantineTest),
+    /// `release_test`
+    ReleaseTest(ReleaseTest),
+    /// `lapse_quarantine` (the handler's quarantine watch)
+    LapseQuarantine(LapseQuarantine),
 }
 
 /// A parsed command before its secrets are protected.
@@ -232,6 +243,9 @@ command_types! {
     DisableUser => "disable_user",
     ChangePassword => "change_password",
     RevokeTokens => "revoke_tokens",
+    QuarantineTest => "quarantine_test",
+    ReleaseTest => "release_test",
+    LapseQuarantine => "lapse_quarantine",
 }
 
 impl CommandType {
@@ -278,6 +292,9 @@ impl Command {
             Self::DisableUser(_) => CommandType::DisableUser,
             Self::ChangePassword(_) => CommandType::ChangePassword,
             Self::RevokeTokens(_) => CommandType::RevokeTokens,
+            Self::QuarantineTest(_) => CommandType::QuarantineTest,
+            Self::ReleaseTest(_) => CommandType::ReleaseTest,
+            Self::LapseQuarantine(_) => CommandType::LapseQuarantine,
         }
     }
 }
@@ -352,6 +369,9 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
             Incoming::ChangePassword(decode::<ChangePassword<SecretString>>(payload)?.checked()?)
         }
         T::RevokeTokens => ready(Command::RevokeTokens(decode(payload)?)),
+        T::QuarantineTest => ready(Command::QuarantineTest(decode(payload)?)),
+        T::ReleaseTest => ready(Command::ReleaseTest(decode(payload)?)),
+        T::LapseQuarantine => ready(Command::LapseQuarantine(decode(payload)?)),
     })
 }
 

@@ -86,3 +86,41 @@ fn an_error_end_is_a_final_report() {
         Ok(Incoming::Ready(Command::ReportRunFinished(back))) if back == end
     ));
 }
+
+#[test]
+fn a_quarantine_arrives_as_sent_and_refuses_bad_fields() {
+    let Ok(reason) = crate::values::Reason::parse("flaky: races the cache") else {
+        panic!("a valid reason");
+    };
+    let quarantine = QuarantineTest {
+        test_id: crate::ids::TestId(uuid::Uuid::from_u128(7)),
+        reason,
+        until: "2031-01-02T03:04:05Z".parse().ok(),
+        test_case_id: None,
+    };
+    let json = serde_json::to_value(&quarantine).unwrap_or_default();
+    assert_eq!(json["until"], "2031-01-02T03:04:05Z");
+    assert!(json.get("test_case_id").is_none(), "{json}");
+    assert!(matches!(
+        parsed(&quarantine),
+        Ok(Incoming::Ready(Command::QuarantineTest(back))) if back == quarantine
+    ));
+    let id = quarantine.test_id;
+    let long = format!(r#"{{"test_id":"{id}","reason":"{}"}}"#, "x".repeat(1001));
+    let refused = parse_payload(CommandType::QuarantineTest, &long).map(|_| ());
+    assert!(
+        matches!(&refused, Err(InvalidPayload(m)) if m.starts_with("payload.reason:")),
+        "{refused:?}"
+    );
+    let bad_time = format!(r#"{{"test_id":"{id}","reason":"r","until":"tomorrow"}}"#);
+    let refused = parse_payload(CommandType::QuarantineTest, &bad_time).map(|_| ());
+    assert!(
+        matches!(&refused, Err(InvalidPayload(m)) if m.starts_with("payload.until:")),
+        "{refused:?}"
+    );
+    let release = format!(r#"{{"test_id":"{id}"}}"#);
+    assert!(matches!(
+        parse_payload(CommandType::ReleaseTest, &release),
+        Ok(Incoming::Ready(Command::ReleaseTest(ReleaseTest { test_id }))) if test_id == id
+    ));
+}
