@@ -101,6 +101,52 @@ async fn flaky_tests_are_listed_shown_with_their_evidence_and_trended() {
         "{trend}"
     );
 
+    // Quarantined over the CLI: listed as such, shown with who and why; released again.
+    runledger(
+        &lab,
+        &[
+            "tests",
+            "quarantine",
+            &test_id,
+            "--reason",
+            "flaky, LAB-12",
+            "--actor",
+            ADMIN,
+        ],
+    )
+    .await;
+    let head = lab.store.head().await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the quarantine in the read model",
+        || async {
+            let at = runledger_readmodel::projected_position(&lab.db.pool)
+                .await
+                .ok()?;
+            (at >= head).then_some(())
+        },
+    )
+    .await;
+    let quarantined = runledger(&lab, &["tests", "list", "--quarantined"]).await;
+    assert!(
+        quarantined.contains("test_wobbly  [quarantined]"),
+        "{quarantined}"
+    );
+    let shown = runledger(&lab, &["tests", "show", &test_id]).await;
+    assert!(
+        shown.contains(&format!("by {ADMIN}: flaky, LAB-12")),
+        "{shown}"
+    );
+    runledger(&lab, &["tests", "release", &test_id, "--actor", ADMIN]).await;
+    let again = lab
+        .runledger(env!("CARGO_BIN_EXE_runledger"))
+        .args(["tests", "release", &test_id, "--actor", ADMIN])
+        .output()
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not_quarantined"));
+
     let missing = lab
         .runledger(env!("CARGO_BIN_EXE_runledger"))
         .args(["tests", "show", &uuid::Uuid::nil().to_string()])

@@ -118,7 +118,9 @@ impl ApiError {
             | C::JenkinsBuildRecorded
             | C::NotAJenkinsRun
             | C::EnvNotOverridable
-            | C::VenvMachineMismatch => StatusCode::CONFLICT,
+            | C::VenvMachineMismatch
+            | C::NotQuarantined
+            | C::QuarantineNotLapsed => StatusCode::CONFLICT,
             C::TooManyQueuedRuns => StatusCode::TOO_MANY_REQUESTS,
             C::MalformedJson | C::InvalidEnvelope | C::TypeMismatch | C::UnknownCommandType => {
                 StatusCode::BAD_REQUEST

@@ -142,6 +142,10 @@ pub fn router(state: AppState) -> Router {
         .route("/tests", get(routes::insights::list))
         .route("/tests/{test_id}", get(routes::insights::detail))
         .route(
+            "/tests/{test_id}/quarantine",
+            post(routes::insights::quarantine).delete(routes::insights::release),
+        )
+        .route(
             "/test-cases/{test_case_id}/trend",
             get(routes::insights::trend),
         )

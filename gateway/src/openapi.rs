@@ -138,6 +138,7 @@ impl Modify for BearerAuth {
         users::disable, users::change_password, users::revoke_tokens,
         health::healthz, health::readyz,
         insight_routes::list, insight_routes::detail, insight_routes::trend,
+        insight_routes::quarantine, insight_routes::release,
     ),
     components(schemas(RunView, RunPage, ErrorBody, AcceptedBody, TokenBody)),
     modifiers(&BearerAuth, &CommonAnswers),

@@ -26,13 +26,23 @@ struct Http {
 
 impl Http {
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
             .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -116,6 +126,7 @@ async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the
         "limit=0",
         "cursor=nope",
         "nonsense=1",
+        "q=a%00b",
     ] {
         let (status, answer) = listed(query.into()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
@@ -176,6 +187,80 @@ async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the
         ))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Quarantined, the flaky test's failure no longer fails a run: it passes, and says so.
+    let quarantine_path = format!("/api/v1/tests/{expected_id}/quarantine");
+    let body = json!({"reason": "flaky on CI, tracked in LAB-12", "test_case_id": test_case_id});
+    let (status, answer) = api
+        .send(reqwest::Method::POST, &quarantine_path, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = api
+        .send(
+            reqwest::Method::POST,
+            &quarantine_path,
+            Some(json!({"reason": "x", "test_id": expected_id})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the path names the test: {answer}"
+    );
+    let (status, answer) = api
+        .send(
+            reqwest::Method::POST,
+            &quarantine_path,
+            Some(json!({"reason": "x", "until": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an end already past: {answer}"
+    );
+    let (status, tests) = wobbly_suite(RUNS + 2);
+    assert_eq!(status, "failed");
+    let excused = reported_run(&client, (ADMIN, EXEC), test_case_id, status, tests).await;
+    let head = lab.store.head().await.unwrap();
+    let (_, run) = api
+        .get(&format!("/api/v1/runs/{excused}?min_position={head}"))
+        .await;
+    assert_eq!(run["status"], "passed", "{run}");
+    assert_eq!(run["summary"]["quarantined_failed"], 1, "{run}");
+    let (_, quarantined) = listed("quarantined=true".into()).await;
+    assert_eq!(names(&quarantined), ["test_wobbly"]);
+    assert_eq!(quarantined["items"][0]["quarantined"], true);
+    let (_, shown) = api.get(&format!("/api/v1/tests/{expected_id}")).await;
+    assert_eq!(
+        shown["quarantine"]["reason"],
+        "flaky on CI, tracked in LAB-12"
+    );
+    assert_eq!(shown["quarantine"]["by"], ADMIN);
+    assert_eq!(
+        shown["history"][0]["status"], "failed",
+        "its failure is still recorded"
+    );
+
+    // Released, it fails runs again; releasing it twice is a conflict.
+    let (status, _) = api
+        .send(reqwest::Method::DELETE, &quarantine_path, None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, answer) = api
+        .send(reqwest::Method::DELETE, &quarantine_path, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "not_quarantined");
+    let (status, tests) = wobbly_suite(RUNS + 4);
+    let failing = reported_run(&client, (ADMIN, EXEC), test_case_id, status, tests).await;
+    let head = lab.store.head().await.unwrap();
+    let (_, run) = api
+        .get(&format!("/api/v1/runs/{failing}?min_position={head}"))
+        .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let (_, quarantined) = listed("quarantined=true".into()).await;
+    assert!(names(&quarantined).is_empty());
 
     // Rebuilt from the log, the tests read model answers the same.
     let (_, before) = listed("sort=name".into()).await;

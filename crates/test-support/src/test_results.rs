@@ -29,9 +29,9 @@ pub async fn lab_for_reported_runs(client: &CommandClient, admin: &str, executor
     test_case_id
 }
 
-/// Starts a run of `test_case_id` as `admin` and ends it as `executor` with `status` and the
+/// Starts a run of `test_case_id` as `admin` and ends it as `executor` with `status`, the
 /// per-test results `tests` (JUnit's shape: `classname`, `name`, `status`, `duration_ms`,
-/// `message`). The lab's one venv must be free. Returns the run.
+/// `message`) and the summary they add up to. The lab's one venv must be free. Returns the run.
 pub async fn reported_run(
     client: &CommandClient,
     (admin, executor): (&str, &str),
@@ -46,8 +46,15 @@ pub async fn reported_run(
         .accept("report_run_started", executor, json!({"run_id": run_id}))
         .await;
     let exit_code = i32::from(status != "passed");
+    let count = |outcome: &str| {
+        tests.as_array().map_or(0, |tests| {
+            tests.iter().filter(|t| t["status"] == outcome).count()
+        })
+    };
+    let summary = json!({"passed": count("passed"), "failed": count("failed"),
+                         "skipped": count("skipped"), "errors": count("error")});
     let finished = json!({"run_id": run_id, "status": status, "exit_code": exit_code,
-                          "tests": tests});
+                          "summary": summary, "tests": tests});
     client
         .accept("report_run_finished", executor, finished)
         .await;

@@ -35,6 +35,8 @@ pub struct TestView {
     pub duration_p50_ms: Option<i64>,
     /// 90th percentile of the same.
     pub duration_p90_ms: Option<i64>,
+    /// Quarantined: its failures are shown but do not fail runs.
+    pub quarantined: bool,
 }
 
 /// A page of tests.
@@ -121,6 +123,21 @@ pub struct TestDetailView {
     pub next_cursor: Option<String>,
     /// Flakiness over the window asked for.
     pub flakiness: FlakinessView,
+    /// Its quarantine, while one is in force.
+    pub quarantine: Option<QuarantineView>,
+}
+
+/// A quarantine in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuarantineView {
+    /// Why.
+    pub reason: String,
+    /// When it ends by itself; null: when released.
+    pub until: Option<DateTime<Utc>>,
+    /// Who quarantined the test.
+    pub by: String,
+    /// Since when.
+    pub since: DateTime<Utc>,
 }
 
 /// A test case's finished runs per bucket.

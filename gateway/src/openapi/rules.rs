@@ -10,12 +10,18 @@ pub(crate) fn add_cross_field_rules(document: &mut Value) {
     // Sets (labels, env_overridable) take a name twice as once: no `uniqueItems`.
     drop_unique_items(document);
     let schemas = &mut document["components"]["schemas"];
-    // The path names the machine an update changes: the body does not.
-    if let Some(properties) = schemas
-        .pointer_mut("/UpdateMachineRequest/properties")
-        .and_then(Value::as_object_mut)
-    {
-        properties.remove("machine_id");
+    // The path names the machine an update changes, and the test a quarantine is of: the body
+    // does not.
+    for (request, id) in [
+        ("UpdateMachineRequest", "machine_id"),
+        ("QuarantineTestRequest", "test_id"),
+    ] {
+        if let Some(properties) = schemas
+            .pointer_mut(&format!("/{request}/properties"))
+            .and_then(Value::as_object_mut)
+        {
+            properties.remove(id);
+        }
     }
     // A private key is PEM-armoured, as OpenSSH writes it.
     for request in ["RegisterMachineRequest", "UpdateMachineRequest"] {

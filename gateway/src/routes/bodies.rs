@@ -12,7 +12,8 @@ use crate::routes::parse_uuid;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use runledger_types::command::{
-    AddVenv, CommandPayload, DefineTestCase, RegisterMachine, StartRun, UpdateMachine, decode_value,
+    AddVenv, CommandPayload, DefineTestCase, QuarantineTest, RegisterMachine, StartRun,
+    UpdateMachine, decode_value,
 };
 use runledger_types::{OutgoingSecret, Rejection, RejectionCode};
 use serde::de::DeserializeOwned;
@@ -58,6 +59,9 @@ id_fields! {
         "define_test_case's payload; test_case_id is generated when absent.";
     UpdateMachine<OutgoingSecret> => "machine_id", "UpdateMachineRequest",
         "update_machine's payload: any field of register_machine; the path names the machine.";
+    QuarantineTest => "test_id", "QuarantineTestRequest",
+        "quarantine_test's payload; the path names the test. until, when given, must be in the \
+         future.";
 }
 
 /// The OpenAPI schema of a body of `C` whose id field is optional.
@@ -73,6 +77,8 @@ pub type UpdateMachineRequest = IdOptional<UpdateMachine<OutgoingSecret>>;
 pub type AddVenvRequest = IdOptional<AddVenv>;
 /// `POST /api/v1/test-cases`
 pub type DefineTestCaseRequest = IdOptional<DefineTestCase<OutgoingSecret>>;
+/// `POST /api/v1/tests/{test_id}/quarantine`
+pub type QuarantineTestRequest = IdOptional<QuarantineTest>;
 
 impl<C: IdField> PartialSchema for IdOptional<C> {
     fn schema() -> RefOr<Schema> {

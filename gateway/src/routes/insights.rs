@@ -5,20 +5,26 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::insights::{
-    FlakinessView, FlipView, HistoryView, TestDetailView, TestPage, TestView, TrendView,
+    FlakinessView, FlipView, HistoryView, QuarantineView, TestDetailView, TestPage, TestView,
+    TrendView,
 };
+use crate::routes::bodies::{RawBody, object, typed_body};
 use crate::routes::runs::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::routes::{path_uuid, query};
+use crate::routes::{path_uuid, query, send};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use runledger_readmodel::ReadModelError;
-use runledger_readmodel::rows::{FLAKY_WINDOW, TestRow};
+use runledger_readmodel::rows::FLAKY_WINDOW;
 use runledger_readmodel::test_insights::{
     self as insights, Bucket, Filters, TestListRow, TestSort,
 };
+use runledger_types::command::{QuarantineTest, ReleaseTest};
+use runledger_types::{Rejection, RejectionCode, TestId};
 use serde::Deserialize;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 type PathResult = Result<Path<String>, axum::extract::rejection::PathRejection>;
@@ -32,6 +38,7 @@ pub struct ListParams {
     status: Option<String>,
     flaky: Option<bool>,
     q: Option<String>,
+    quarantined: Option<bool>,
     sort: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
@@ -48,7 +55,8 @@ const MAX_TEXT: usize = 200;
     params(("test_case_id" = Option<uuid::Uuid>, Query),
            ("status" = Option<String>, Query, description = "The last result's status", pattern = "^(passed|failed|error|skipped)$"),
            ("flaky" = Option<bool>, Query, description = "Only flaky tests (true) or only steady ones (false)"),
-           ("q" = Option<String>, Query, description = "Text in the name or classname (case-insensitive)", max_length = 200),
+           ("q" = Option<String>, Query, description = "Text in the name or classname (case-insensitive; no NUL)", max_length = 200, pattern = "^[^\\x00]*$"),
+           ("quarantined" = Option<bool>, Query, description = "Only quarantined tests (true) or only the others (false)"),
            ("sort" = Option<String>, Query, description = "fail_rate, flaky_score, duration_p90, name, last_run_at; leading - for descending (default -fail_rate)", pattern = "^-?(fail_rate|flaky_score|duration_p90|duration_p90_ms|name|last_run_at)$"),
            ("limit" = Option<i64>, Query, description = "Tests per page (default 50)", minimum = 1, maximum = 500),
            ("cursor" = Option<String>, Query, description = "The previous page's next_cursor, as given (a made-up one is 400 bad_request)"),
@@ -82,11 +90,16 @@ pub async fn list(
             "q: longer than {MAX_TEXT} characters"
         )));
     }
+    // Postgres text cannot hold NUL, and no name or classname has one.
+    if params.q.as_ref().is_some_and(|q| q.contains('\0')) {
+        return Err(ApiError::bad_request("q: must not contain NUL"));
+    }
     let filters = Filters {
         test_case_id: params.test_case_id,
         last_status: params.status,
         flaky: params.flaky,
         text: params.q.filter(|q| !q.is_empty()),
+        quarantined: params.quarantined,
     };
     let sort = TestSort::parse(params.sort.as_deref()).map_err(ReadModelError::from)?;
     let limit = limit(params.limit)?;
@@ -158,7 +171,7 @@ pub async fn detail(
             .collect(),
     };
     Ok(Json(TestDetailView {
-        test: detail_view(&detail.test),
+        test: list_view(&TestListRow::of(&detail.test, detail.quarantine.is_some())),
         first_seen_at: detail.test.first_seen_at,
         last_changed_at: detail.test.last_changed_at,
         last_failure_at: detail.test.last_failure_at,
@@ -180,6 +193,12 @@ pub async fn detail(
             .collect(),
         next_cursor: detail.next_cursor,
         flakiness,
+        quarantine: detail.quarantine.map(|quarantine| QuarantineView {
+            reason: quarantine.reason,
+            until: quarantine.until,
+            by: quarantine.by,
+            since: quarantine.since,
+        }),
     }))
 }
 
@@ -254,9 +273,69 @@ fn list_view(row: &TestListRow) -> TestView {
         flaky_score: row.flaky_score,
         duration_p50_ms: row.duration_p50_ms,
         duration_p90_ms: row.duration_p90_ms,
+        quarantined: row.quarantined,
     }
 }
 
-fn detail_view(row: &TestRow) -> TestView {
-    list_view(&TestListRow::from(row))
+/// `POST /api/v1/tests/{test_id}/quarantine` `{reason, until?, test_case_id?}`:
+/// `quarantine_test` as the caller; 202 `{test_id, command_id, position}`. Quarantining a test
+/// already quarantined replaces its reason and end.
+#[utoipa::path(post, path = "/api/v1/tests/{test_id}/quarantine", tag = "tests",
+    params(("test_id" = uuid::Uuid, Path)),
+    request_body(content = crate::routes::bodies::QuarantineTestRequest),
+    responses((status = 202, description = "Accepted: quarantine_test", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed (executors)", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload (a blank reason, an end already past)", body = crate::openapi::ErrorBody),
+              (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody),
+              (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
+pub async fn quarantine(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathResult,
+    payload: RawBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let test_id = path_uuid(path, "test_id")?;
+    let payload = object(payload)?;
+    if payload.contains_key("test_id") {
+        return Err(ApiError::rejected(Rejection::new(
+            RejectionCode::InvalidPayload,
+            "payload.test_id: the path names the test; leave it out of the body",
+        )));
+    }
+    let command: QuarantineTest = typed_body(payload, test_id)?;
+    accepted(test_id, send(&state, &caller, &command).await?)
+}
+
+/// `DELETE /api/v1/tests/{test_id}/quarantine`: `release_test` as the caller; 202
+/// `{test_id, command_id, position}`; 409 `not_quarantined` when it is not.
+#[utoipa::path(delete, path = "/api/v1/tests/{test_id}/quarantine", tag = "tests",
+    params(("test_id" = uuid::Uuid, Path)),
+    responses((status = 202, description = "Accepted: release_test", body = crate::openapi::AcceptedBody),
+              (status = 403, description = "Not allowed (executors)", body = crate::openapi::ErrorBody),
+              (status = 409, description = "not_quarantined", body = crate::openapi::ErrorBody),
+              (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody),
+              (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
+pub async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathResult,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let test_id = path_uuid(path, "test_id")?;
+    let command = ReleaseTest {
+        test_id: TestId(test_id),
+    };
+    accepted(test_id, send(&state, &caller, &command).await?)
+}
+
+fn accepted(
+    test_id: Uuid,
+    accepted: crate::routes::Accepted,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"test_id": test_id, "command_id": accepted.command_id,
+                    "position": accepted.position}),
+        ),
+    ))
 }

@@ -87,6 +87,21 @@ pub const TESTS_TABLES: &[Table] = &[
         deferred_key: false,
     },
     Table {
+        name: "quarantines",
+        columns: &[
+            ("test_id", "uuid NOT NULL"),
+            ("test_case_id", "uuid"),
+            ("reason", "text NOT NULL"),
+            ("until", "timestamptz"),
+            ("by", "text NOT NULL"),
+            ("since", "timestamptz NOT NULL"),
+            ("position", "bigint NOT NULL"),
+        ],
+        key: &["test_id"],
+        indexes: &[],
+        deferred_key: false,
+    },
+    Table {
         name: "machines",
         columns: &[
             ("machine_id", "uuid NOT NULL"),
@@ -213,4 +228,23 @@ pub struct TestMachineRow {
     pub machine_id: Uuid,
     pub name: String,
     pub os: String,
+}
+
+/// A test's quarantine while it lasts (released or lapsed, the row goes; the log keeps its
+/// story): its failures do not fail runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[allow(missing_docs)]
+pub struct QuarantineRow {
+    pub test_id: Uuid,
+    /// The test case, when the quarantine named it.
+    pub test_case_id: Option<Uuid>,
+    pub reason: String,
+    /// When it ends by itself; `None`: when released.
+    pub until: Option<DateTime<Utc>>,
+    /// Who quarantined it.
+    pub by: String,
+    /// When.
+    pub since: DateTime<Utc>,
+    /// The `test_quarantined` event's position.
+    pub position: i64,
 }

@@ -22,6 +22,8 @@ pub struct Filters {
     pub flaky: Option<bool>,
     /// Whose name or classname holds this text (case-insensitive).
     pub text: Option<String>,
+    /// Quarantined (`true`) or not (`false`).
+    pub quarantined: Option<bool>,
 }
 
 /// One test as the list shows it: the figures without the recent results and evidence.
@@ -42,10 +44,13 @@ pub struct TestListRow {
     pub flaky_score: f64,
     pub duration_p50_ms: Option<i64>,
     pub duration_p90_ms: Option<i64>,
+    /// Its failures do not fail runs (see [`crate::rows::QuarantineRow`]).
+    pub quarantined: bool,
 }
 
-impl From<&TestRow> for TestListRow {
-    fn from(row: &TestRow) -> Self {
+impl TestListRow {
+    /// The list's view of `row`, quarantined or not.
+    pub fn of(row: &TestRow, quarantined: bool) -> Self {
         Self {
             test_id: row.test_id,
             test_case_id: row.test_case_id,
@@ -61,6 +66,7 @@ impl From<&TestRow> for TestListRow {
             flaky_score: row.flaky_score,
             duration_p50_ms: row.duration_p50_ms,
             duration_p90_ms: row.duration_p90_ms,
+            quarantined,
         }
     }
 }
@@ -75,7 +81,8 @@ pub struct Page {
 }
 
 const COLUMNS: &str = "test_id, test_case_id, classname, name, runs, pass_rate, fail_rate, \
-    last_status, last_run_at, last_changed_at, flaky, flaky_score, duration_p50_ms, duration_p90_ms";
+    last_status, last_run_at, last_changed_at, flaky, flaky_score, duration_p50_ms, duration_p90_ms, \
+    EXISTS (SELECT 1 FROM rm_tests.quarantines q WHERE q.test_id = t.test_id) AS quarantined";
 
 /// Reads one page of at most `limit` tests.
 pub async fn page(
@@ -96,7 +103,7 @@ pub async fn page(
         (">", "ASC")
     };
     let mut sql: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM rm_tests.tests WHERE true"));
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM rm_tests.tests t WHERE true"));
     if let Some(test_case_id) = filters.test_case_id {
         sql.push(" AND test_case_id = ").push_bind(test_case_id);
     }
@@ -105,6 +112,10 @@ pub async fn page(
     }
     if let Some(flaky) = filters.flaky {
         sql.push(" AND flaky = ").push_bind(flaky);
+    }
+    if let Some(quarantined) = filters.quarantined {
+        sql.push(if quarantined { " AND " } else { " AND NOT " })
+            .push("EXISTS (SELECT 1 FROM rm_tests.quarantines q WHERE q.test_id = t.test_id)");
     }
     if let Some(text) = &filters.text {
         let pattern = format!("%{}%", escape_like(text));

@@ -13,7 +13,7 @@ pub use trend::{Bucket, TrendPoint, trend};
 
 use crate::error::ReadModelError;
 use crate::keyset::{Cursor, CursorError};
-use crate::rows::{RECENT, RecentResult, TestRow};
+use crate::rows::{QuarantineRow, RECENT, RecentResult, TestRow};
 use chrono::{DateTime, Utc};
 use runledger_insights::{Observed, assess};
 use runledger_types::RunId;
@@ -89,6 +89,8 @@ pub struct TestDetail {
     pub next_cursor: Option<String>,
     /// Flakiness over the window asked for.
     pub flakiness: FlakeEvidence,
+    /// Its quarantine, while one is in force.
+    pub quarantine: Option<QuarantineRow>,
 }
 
 /// The label history cursors carry.
@@ -147,12 +149,27 @@ pub async fn detail(
     let recent: Vec<RecentResult> = serde_json::from_value(test.recent.clone())
         .map_err(|err| ReadModelError::Corrupt(format!("rm_tests.tests.recent: {err}")))?;
     let flakiness = evidence(&recent, window);
+    let quarantine = quarantine(pool, test_id).await?;
     Ok(Some(TestDetail {
         test,
         history,
         next_cursor,
         flakiness,
+        quarantine,
     }))
+}
+
+/// The quarantine of `test_id` in force, if any (whether or not any result names the test).
+pub async fn quarantine(
+    pool: &PgPool,
+    test_id: Uuid,
+) -> Result<Option<QuarantineRow>, ReadModelError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM rm_tests.quarantines WHERE test_id = $1")
+            .bind(test_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 /// The flakiness of `recent` (oldest first) over its last `window` results.

@@ -9,7 +9,8 @@ use crate::error::ProjectionError;
 use crate::table::{KeyedRow, RowCache, copy_text, upsert_rows};
 use runledger_insights::TestKey;
 use runledger_readmodel::rows::{
-    RECENT, RecentResult, ResultRow, TESTS_TABLES, TestMachineRow, TestRow, TestRunRow,
+    QuarantineRow, RECENT, RecentResult, ResultRow, TESTS_TABLES, TestMachineRow, TestRow,
+    TestRunRow,
 };
 use runledger_types::command::{TestOutcome, TestResult};
 use runledger_types::event::{RunAssigned, RunRequested};
@@ -19,6 +20,13 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 impl KeyedRow for TestRow {
+    type Key = Uuid;
+    fn key(&self) -> Uuid {
+        self.test_id
+    }
+}
+
+impl KeyedRow for QuarantineRow {
     type Key = Uuid;
     fn key(&self) -> Uuid {
         self.test_id
@@ -40,6 +48,7 @@ const CACHE_CAPACITY: usize = 100_000;
 pub struct TestsFold {
     tests: RowCache<TestRow>,
     runs: RowCache<TestRunRow>,
+    quarantines: RowCache<QuarantineRow>,
     results: Vec<ResultRow>,
     machines: HashMap<Uuid, TestMachineRow>,
     new_machines: Vec<TestMachineRow>,
@@ -50,6 +59,7 @@ impl Default for TestsFold {
         Self {
             tests: RowCache::new(&TESTS_TABLES[0], CACHE_CAPACITY),
             runs: RowCache::new(&TESTS_TABLES[2], CACHE_CAPACITY),
+            quarantines: RowCache::new(&TESTS_TABLES[3], CACHE_CAPACITY),
             results: Vec::new(),
             machines: HashMap::new(),
             new_machines: Vec::new(),
@@ -86,6 +96,12 @@ impl TestsFold {
             run_of(event).map(|run_id| (run_id, matches!(event, Event::RunRequested(_))))
         });
         self.runs.load(tx, schema, runs).await?;
+        let quarantined = facts.iter().filter_map(|fact| match &fact.event {
+            Event::TestQuarantined(e) => Some(e.test_id.0),
+            Event::TestReleased(e) => Some(e.test_id.0),
+            _ => None,
+        });
+        self.quarantines.load(tx, schema, quarantined).await?;
         // The test case of each run, from the cache or from a request earlier in the batch.
         let mut cases: HashMap<Uuid, Uuid> = HashMap::new();
         let mut tests = HashSet::new();
@@ -129,6 +145,16 @@ impl TestsFold {
             Event::RunAssigned(e) => self.assigned(e),
             Event::RunTestsReported(e) => self.results(fact, e.run_id, &e.tests),
             Event::RunFinished(e) => self.results(fact, e.run_id, &e.tests),
+            Event::TestQuarantined(e) => self.quarantines.put(QuarantineRow {
+                test_id: e.test_id.0,
+                test_case_id: e.test_case_id.map(|id| id.0),
+                reason: e.reason.as_str().to_owned(),
+                until: e.until,
+                by: e.by.as_str().to_owned(),
+                since: fact.recorded_at,
+                position: fact.position,
+            }),
+            Event::TestReleased(e) => self.quarantines.delete(e.test_id.0),
             _ => {}
         }
     }
@@ -146,7 +172,8 @@ impl TestsFold {
         }
         copy_text(tx, &TESTS_TABLES[1], schema, text).await?;
         self.runs.flush(tx, schema).await?;
-        upsert_rows(tx, &TESTS_TABLES[3], schema, &self.new_machines).await?;
+        self.quarantines.flush(tx, schema).await?;
+        upsert_rows(tx, &TESTS_TABLES[4], schema, &self.new_machines).await?;
         Ok(())
     }
 
@@ -156,6 +183,7 @@ impl TestsFold {
         self.new_machines.clear();
         self.tests.committed(|_| true);
         self.runs.committed(|_| true);
+        self.quarantines.committed(|_| true);
     }
 
     /// Forgets cached rows and unwritten changes.
@@ -164,12 +192,18 @@ impl TestsFold {
         self.new_machines.clear();
         self.tests.clear();
         self.runs.clear();
+        self.quarantines.clear();
         self.machines.clear();
     }
 
     /// The cached row of the test `test_id` (for tests and inspection).
     pub fn test(&self, test_id: Uuid) -> Option<&TestRow> {
         self.tests.get(&test_id)
+    }
+
+    /// The quarantine of `test_id`, if cached and in force (for tests and inspection).
+    pub fn quarantine(&self, test_id: Uuid) -> Option<&QuarantineRow> {
+        self.quarantines.get(&test_id)
     }
 
     /// Results folded since the last commit.

@@ -2,6 +2,8 @@
 //! and why, how a test fared run after run, and a test case's trend. Reads the `tests` and
 //! `runs` read models through runledger-readmodel, as the gateway's `/api/v1/tests` routes do.
 
+mod quarantine;
+
 use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -25,6 +27,14 @@ pub enum TestsCommand {
     ///
     /// Example: `runledger tests trend 0193a000-… --bucket day --since 2026-11-01T00:00:00Z`
     Trend(TrendArgs),
+    /// Quarantine a test: its failures are still recorded and shown, but do not fail runs.
+    ///
+    /// Example: `runledger tests quarantine 5f0c… --reason "flaky on Windows, LAB-12" --until 2026-12-31T00:00:00Z`
+    Quarantine(quarantine::QuarantineArgs),
+    /// End a test's quarantine: its failures fail runs again.
+    ///
+    /// Example: `runledger tests release 5f0c…`
+    Release(quarantine::ReleaseArgs),
 }
 
 /// `runledger tests list`
@@ -36,6 +46,9 @@ pub struct ListArgs {
     /// Only flaky tests.
     #[arg(long)]
     pub flaky: bool,
+    /// Only quarantined tests.
+    #[arg(long)]
+    pub quarantined: bool,
     /// Only tests whose last result has this status (passed, failed, error, skipped).
     #[arg(long)]
     pub status: Option<String>,
@@ -82,15 +95,20 @@ pub struct TrendArgs {
 
 /// Runs one `tests` subcommand.
 pub async fn run(settings: &Settings, command: TestsCommand) -> anyhow::Result<()> {
-    let pool = settings
+    match command {
+        TestsCommand::List(args) => list(&pool(settings).await?, args).await,
+        TestsCommand::Show(args) => show(&pool(settings).await?, args).await,
+        TestsCommand::Trend(args) => trend(&pool(settings).await?, args).await,
+        TestsCommand::Quarantine(args) => quarantine::quarantine(settings, args).await,
+        TestsCommand::Release(args) => quarantine::release(settings, args).await,
+    }
+}
+
+async fn pool(settings: &Settings) -> anyhow::Result<runledger_readmodel::PgPool> {
+    settings
         .database
         .connect(crate::database::DbUser::Owner, 2)
-        .await?;
-    match command {
-        TestsCommand::List(args) => list(&pool, args).await,
-        TestsCommand::Show(args) => show(&pool, args).await,
-        TestsCommand::Trend(args) => trend(&pool, args).await,
-    }
+        .await
 }
 
 async fn list(pool: &runledger_readmodel::PgPool, args: ListArgs) -> anyhow::Result<()> {
@@ -99,6 +117,7 @@ async fn list(pool: &runledger_readmodel::PgPool, args: ListArgs) -> anyhow::Res
         last_status: args.status,
         flaky: args.flaky.then_some(true),
         text: args.search,
+        quarantined: args.quarantined.then_some(true),
     };
     let sort = TestSort::parse(args.sort.as_deref())?;
     let page = insights::page(pool, &filters, sort, args.limit.clamp(1, 10_000), None).await?;
@@ -112,8 +131,13 @@ async fn list(pool: &runledger_readmodel::PgPool, args: ListArgs) -> anyhow::Res
         } else {
             "-".to_owned()
         };
+        let quarantined = if test.quarantined {
+            "  [quarantined]"
+        } else {
+            ""
+        };
         println!(
-            "{:<36}  {:<7}  {:>5}  {:>5.1}%  {:>6}  {:>9}  {}",
+            "{:<36}  {:<7}  {:>5}  {:>5.1}%  {:>6}  {:>9}  {}{quarantined}",
             test.test_id,
             test.last_status,
             test.runs,
@@ -164,6 +188,18 @@ async fn show(pool: &runledger_readmodel::PgPool, args: ShowArgs) -> anyhow::Res
         millis(test.duration_p50_ms),
         millis(test.duration_p90_ms)
     );
+    if let Some(quarantine) = &detail.quarantine {
+        println!(
+            "  quarantined   since {} by {}{}: {}",
+            quarantine.since.format("%Y-%m-%d %H:%M:%S"),
+            quarantine.by,
+            quarantine
+                .until
+                .map(|until| format!(", until {}", until.format("%Y-%m-%d %H:%M:%S")))
+                .unwrap_or_default(),
+            quarantine.reason
+        );
+    }
     let flakiness = &detail.flakiness;
     println!(
         "  flaky         {} (score {:.2} over the last {} results)",
