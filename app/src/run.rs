@@ -42,6 +42,11 @@ pub enum RunCommand {
     ///
     /// Example: `runledger run log 01a2… -f`
     Log(LogArgs),
+    /// What changed from one run to another, test by test: newly failing, fixed, still
+    /// failing, added, removed, and the biggest duration changes.
+    ///
+    /// Example: `runledger run compare 01a2… 01b7…`
+    Compare(crate::insights::CompareArgs),
 }
 
 /// `runledger run start`
@@ -130,6 +135,7 @@ pub async fn run(settings: &Settings, command: RunCommand) -> anyhow::Result<()>
         RunCommand::List(args) => list(settings, args).await,
         RunCommand::Show(args) => show(settings, args).await,
         RunCommand::Log(args) => log(settings, args).await,
+        RunCommand::Compare(args) => crate::insights::compare(&pool(settings).await?, args).await,
     }
 }
 

@@ -31,9 +31,10 @@ async fn flaky_tests_are_listed_shown_with_their_evidence_and_trended() {
     let client = lab.client();
     client.register_admin(ADMIN).await;
     let test_case_id = lab_for_reported_runs(&client, ADMIN, EXEC).await;
+    let mut runs = Vec::new();
     for n in 1..=4 {
         let (status, tests) = wobbly_suite(n);
-        reported_run(&client, (ADMIN, EXEC), test_case_id, status, tests).await;
+        runs.push(reported_run(&client, (ADMIN, EXEC), test_case_id, status, tests).await);
     }
     let head = lab.store.head().await.unwrap();
     eventually(Duration::from_secs(30), "the read models", || async {
@@ -99,6 +100,19 @@ async fn flaky_tests_are_listed_shown_with_their_evidence_and_trended() {
     assert!(
         row.contains("    4       2       2      0   50.0%"),
         "{trend}"
+    );
+
+    let (first, second) = (runs[0].to_string(), runs[1].to_string());
+    let compared = runledger(&lab, &["run", "compare", &first, &second]).await;
+    let newly = compared
+        .lines()
+        .skip_while(|line| !line.starts_with("newly failing (1):"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(newly.ends_with("tests.test_app::test_wobbly"), "{compared}");
+    assert!(
+        compared.contains("+10 ms (+100%)  10 -> 20 ms  tests.test_app::test_steady"),
+        "{compared}"
     );
 
     // Quarantined over the CLI: listed as such, shown with who and why; released again.

@@ -121,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{run_id}/log", get(runs::log))
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/cancel", post(runs::cancel))
+        .route(
+            "/runs/{run_id}/compare/{other_run_id}",
+            get(routes::compare::compare),
+        )
         .route("/users", post(manage::register_user))
         .route("/users/{username}/disable", post(users::disable))
         .route("/users/{username}/password", put(users::change_password))

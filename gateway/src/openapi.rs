@@ -6,7 +6,7 @@ pub mod insights;
 mod rules;
 
 use crate::login;
-use crate::routes::{health, insights as insight_routes, lab, manage, runs, users};
+use crate::routes::{compare, health, insights as insight_routes, lab, manage, runs, users};
 use answers::CommonAnswers;
 use axum::Json;
 use axum::http::header;
@@ -138,7 +138,7 @@ impl Modify for BearerAuth {
         users::disable, users::change_password, users::revoke_tokens,
         health::healthz, health::readyz,
         insight_routes::list, insight_routes::detail, insight_routes::trend,
-        insight_routes::quarantine, insight_routes::release,
+        insight_routes::quarantine, insight_routes::release, compare::compare,
     ),
     components(schemas(RunView, RunPage, ErrorBody, AcceptedBody, TokenBody)),
     modifiers(&BearerAuth, &CommonAnswers),

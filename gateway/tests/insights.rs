@@ -188,6 +188,37 @@ async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    // Two runs compared: what broke, what was fixed, what got slower.
+    let (status, compared) = api
+        .get(&format!("/api/v1/runs/{}/compare/{}", runs[0], runs[1]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{compared}");
+    assert_eq!(
+        compared["newly_failing"][0]["name"], "test_wobbly",
+        "{compared}"
+    );
+    assert_eq!(compared["newly_failing"][0]["test_id"], json!(expected_id));
+    assert_eq!(compared["fixed"], json!([]));
+    let change = &compared["duration_changes"][0];
+    assert_eq!(
+        (
+            change["name"].as_str(),
+            change["before_ms"].as_u64(),
+            change["after_ms"].as_u64()
+        ),
+        (Some("test_steady"), Some(10), Some(20)),
+        "{compared}"
+    );
+    assert_eq!(change["relative"], 1.0);
+    let (_, back) = api
+        .get(&format!("/api/v1/runs/{}/compare/{}", runs[1], runs[2]))
+        .await;
+    assert_eq!(back["fixed"][0]["name"], "test_wobbly", "{back}");
+    let (status, answer) = api
+        .get(&format!("/api/v1/runs/{}/compare/{}", runs[0], Uuid::nil()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+
     // Quarantined, the flaky test's failure no longer fails a run: it passes, and says so.
     let quarantine_path = format!("/api/v1/tests/{expected_id}/quarantine");
     let body = json!({"reason": "flaky on CI, tracked in LAB-12", "test_case_id": test_case_id});

@@ -2,7 +2,10 @@
 //! and why, how a test fared run after run, and a test case's trend. Reads the `tests` and
 //! `runs` read models through runledger-readmodel, as the gateway's `/api/v1/tests` routes do.
 
+mod compare;
 mod quarantine;
+
+pub use compare::{CompareArgs, compare};
 
 use crate::settings::Settings;
 use anyhow::Context;

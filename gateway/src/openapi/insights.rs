@@ -172,3 +172,55 @@ pub struct TrendPointView {
     /// 90th percentile of the run durations.
     pub duration_p90_ms: Option<i64>,
 }
+
+/// A test named in a comparison.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestRef {
+    /// The test.
+    pub test_id: Uuid,
+    /// Its class or module.
+    pub classname: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// A test whose duration changed between two runs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DurationChangeView {
+    /// The test.
+    #[serde(flatten)]
+    pub test: TestRef,
+    /// In the first run.
+    pub before_ms: u64,
+    /// In the second run.
+    pub after_ms: u64,
+    /// `after - before`.
+    pub change_ms: i64,
+    /// `change / before`; null when the first run took 0 ms.
+    pub relative: Option<f64>,
+}
+
+/// Two runs compared test by test, each by its last attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComparisonView {
+    /// The first (earlier) run.
+    pub run_id: Uuid,
+    /// The second (later) run.
+    pub other_run_id: Uuid,
+    /// The first run's attempt compared (null: it reported no per-test results).
+    pub attempt: Option<i32>,
+    /// The second run's attempt compared.
+    pub other_attempt: Option<i32>,
+    /// Passed (or skipped) in the first, failed in the second.
+    pub newly_failing: Vec<TestRef>,
+    /// Failed in the first, passed in the second.
+    pub fixed: Vec<TestRef>,
+    /// Failed in both.
+    pub still_failing: Vec<TestRef>,
+    /// Only in the second.
+    pub added: Vec<TestRef>,
+    /// Only in the first.
+    pub removed: Vec<TestRef>,
+    /// The biggest duration changes (at most 20), the largest absolute change first.
+    pub duration_changes: Vec<DurationChangeView>,
+}

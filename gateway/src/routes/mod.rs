@@ -2,6 +2,7 @@
 //! a command for the caller.
 
 pub mod bodies;
+pub mod compare;
 pub mod health;
 pub mod insights;
 pub mod lab;

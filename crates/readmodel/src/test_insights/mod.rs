@@ -3,10 +3,12 @@
 //! `rm_runs.runs`). One implementation serves the gateway's `/api/v1/tests` routes and the CLI's
 //! `runledger tests`.
 
+mod compare;
 mod list;
 mod sort;
 mod trend;
 
+pub use compare::{MissingRun, RunComparison, TOP_DURATION_CHANGES, compare_runs};
 pub use list::{Filters, Page, TestListRow, page};
 pub use sort::{TestSort, TestSortKey};
 pub use trend::{Bucket, TrendPoint, trend};
