@@ -36,3 +36,27 @@ pub async fn docs_script() -> impl IntoResponse {
         include_str!("dashboard/docs.js"),
     )
 }
+
+/// `GET /assets/insights.js`: the tests, test, test case and comparison pages.
+pub async fn insights_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("dashboard/insights.js"),
+    )
+}
+
+/// `GET /assets/uplot.js`: uPlot 1.6.32, the charts' library (MIT; `dashboard/vendor/uplot`).
+pub async fn uplot_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("dashboard/vendor/uplot/uPlot.iife.min.js"),
+    )
+}
+
+/// `GET /assets/uplot.css`
+pub async fn uplot_styles() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("dashboard/vendor/uplot/uPlot.min.css"),
+    )
+}

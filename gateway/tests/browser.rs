@@ -8,7 +8,9 @@ mod common;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use runledger_executor::{ExecutorSettings, run as run_executor};
-use runledger_test_support::{TestLab, eventually};
+use runledger_test_support::{
+    TestLab, eventually, lab_for_reported_runs, reported_run, wobbly_suite,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -256,4 +258,169 @@ async fn login_form_shown(web: &Client) {
         form.is_displayed().await.ok()?.then_some(())
     })
     .await;
+}
+
+/// Logs in as the admin of `common::ADMIN` through the login form.
+async fn log_in(web: &Client) {
+    login_form_shown(web).await;
+    let (username, password) = common::ADMIN;
+    for (field, value) in [("#username", username), ("#password", password)] {
+        web.find(Locator::Css(field))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    web.find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(WAIT, "the session", || async {
+        text_of(web, "#who").await.contains(username).then_some(())
+    })
+    .await;
+}
+
+/// The points a chart element was drawn with (`data-points`), once its canvas is there.
+async fn chart_points(web: &Client, css: &str) -> serde_json::Value {
+    eventually(WAIT, "a drawn chart", || async {
+        web.find(Locator::Css(&format!("{css} canvas")))
+            .await
+            .ok()?;
+        let points = web
+            .execute(
+                "return document.querySelector(arguments[0]).dataset.points;",
+                vec![json!(css)],
+            )
+            .await
+            .ok()?;
+        serde_json::from_str(points.as_str()?).ok()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_test_case_charts_its_trend_and_a_flaky_test_shows_why_and_is_quarantined() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    common::register_admin(&lab).await;
+    let shutdown = CancellationToken::new();
+    let addr = common::serve_gateway(&lab, &shutdown).await;
+    let token = common::admin_token(addr).await;
+    let client = lab.client();
+    let admin = common::ADMIN.0;
+    let test_case_id = lab_for_reported_runs(&client, admin, "executor:e1").await;
+    for n in 1..=6 {
+        let (status, tests) = wobbly_suite(n);
+        reported_run(&client, (admin, "executor:e1"), test_case_id, status, tests).await;
+    }
+    let head = lab.store.head().await.unwrap();
+    let http = reqwest::Client::new();
+    let trend: serde_json::Value = http
+        .get(format!(
+            "http://{addr}/api/v1/test-cases/{test_case_id}/trend?bucket=day&min_position={head}"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    let (_driver, port) = chromedriver().await;
+    let web = browser(port).await;
+    web.goto(&format!("http://{addr}/")).await.unwrap();
+    log_in(&web).await;
+
+    // The test case's page draws the API's trend: one point per day, the pass rate of each.
+    web.goto(&format!("http://{addr}/#test-case/{test_case_id}"))
+        .await
+        .unwrap();
+    let drawn = chart_points(&web, "#pass-rate-chart").await;
+    let points = trend["points"].as_array().unwrap();
+    let expected_x: Vec<i64> = points
+        .iter()
+        .map(|p| {
+            chrono::DateTime::parse_from_rfc3339(p["bucket"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    let expected_y: Vec<f64> = points
+        .iter()
+        .map(|p| p["pass_rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(drawn["x"], json!(expected_x));
+    assert_eq!(drawn["series"][0]["values"], json!(expected_y));
+    assert_eq!(expected_y, [0.5]);
+    chart_points(&web, "#run-duration-chart").await;
+    let shot = web.screenshot().await.unwrap();
+    std::fs::write(artifacts().join("test-case-trend.png"), shot).unwrap();
+
+    // The flaky tests: the one that fails every other run, and why.
+    web.goto(&format!("http://{addr}/#flaky")).await.unwrap();
+    let listed = eventually(WAIT, "the flaky list", || async {
+        let rows = text_of(&web, "#tests-list tbody").await;
+        rows.contains("test_wobbly").then_some(rows)
+    })
+    .await;
+    assert!(!listed.contains("test_steady"), "{listed}");
+    web.find(Locator::LinkText("tests.test_app::test_wobbly"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let facts = eventually(WAIT, "the test's page", || async {
+        let facts = text_of(&web, "#test-facts").await;
+        facts.contains("Flaky").then_some(facts)
+    })
+    .await;
+    assert!(facts.contains("yes, score 1.00"), "{facts}");
+    let strip = web.find_all(Locator::Css("#test-strip a")).await.unwrap();
+    assert_eq!(strip.len(), 6);
+    assert_eq!(
+        strip[1].attr("class").await.unwrap().as_deref(),
+        Some("r-failed")
+    );
+    let flips = web
+        .find_all(Locator::Css("#test-flips tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(flips.len(), 5);
+    chart_points(&web, "#test-duration-chart").await;
+
+    // Quarantined from its page.
+    web.find(Locator::Css("#quarantine-reason"))
+        .await
+        .unwrap()
+        .send_keys("fails every other run; LAB-12")
+        .await
+        .unwrap();
+    web.find(Locator::Css("#quarantine-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let facts = eventually(WAIT, "the quarantine on the page", || async {
+        let facts = text_of(&web, "#test-facts").await;
+        facts.contains("Quarantined").then_some(facts)
+    })
+    .await;
+    assert!(facts.contains("fails every other run; LAB-12"), "{facts}");
+    assert!(facts.contains(&format!("by {admin}")), "{facts}");
+    let shot = web.screenshot().await.unwrap();
+    std::fs::write(artifacts().join("flaky-test.png"), shot).unwrap();
+
+    web.close().await.unwrap();
+    shutdown.cancel();
+    projector.stop().await;
+    handler.stop().await;
+    lab.cleanup().await;
 }

@@ -252,7 +252,10 @@ async function loadLab() {
   tc.replaceChildren();
   for (const c of cases) {
     const row = document.createElement("tr");
-    cell(row, c.name); cell(row, c.command ?? (c.jenkins ? `Jenkins: ${c.jenkins.job}` : '')); cell(row, `${c.timeout_s} s`); cell(row, c.retries); cell(row, c.junit_xml);
+    const name = document.createElement("a");
+    name.href = `#test-case/${c.test_case_id}`;
+    name.textContent = c.name;
+    cell(row, name); cell(row, c.command ?? (c.jenkins ? `Jenkins: ${c.jenkins.job}` : '')); cell(row, `${c.timeout_s} s`); cell(row, c.retries); cell(row, c.junit_xml);
     tc.append(row);
   }
 }
@@ -269,6 +272,8 @@ async function route() {
       const position = state.minPosition;
       state.minPosition = null;
       await loadRun(state.runId, position);
+    } else if (await insightsRoute(hash)) {
+      // insights.js showed one of its pages.
     } else if (hash === "#pool") {
       show("pool-view");
       await loadPool();
