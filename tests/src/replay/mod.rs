@@ -8,11 +8,12 @@
 //! stream versions from 1 per stream, `recorded_at` 2 ms apart) and encodes them as rows of
 //! `COPY events FROM STDIN` in text format.
 
-mod content;
+pub mod content;
 mod lab;
 mod load;
 mod rng;
 mod sim;
+pub mod test_results;
 mod writer;
 
 pub use lab::SimSettings;
