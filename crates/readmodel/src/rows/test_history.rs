@@ -154,7 +154,8 @@ pub struct TestRow {
     pub flips: serde_json::Value,
     /// The last [`RECENT`] results, oldest first ([`RecentResult`]), from which the figures
     /// above are computed.
-    pub recent: serde_json::Value,
+    #[sqlx(json)]
+    pub recent: Vec<RecentResult>,
     /// The position of the last result.
     pub last_position: i64,
 }

@@ -148,9 +148,7 @@ pub async fn detail(
     } else {
         None
     };
-    let recent: Vec<RecentResult> = serde_json::from_value(test.recent.clone())
-        .map_err(|err| ReadModelError::Corrupt(format!("rm_tests.tests.recent: {err}")))?;
-    let flakiness = evidence(&recent, window);
+    let flakiness = evidence(&test.recent, window);
     let quarantine = quarantine(pool, test_id).await?;
     Ok(Some(TestDetail {
         test,

@@ -88,7 +88,7 @@ mod tests {
             flaky: false,
             flaky_score: 0.0,
             flips: json!([]),
-            recent: json!([]),
+            recent: Vec::new(),
             last_position: 0,
         }
     }

@@ -50,6 +50,8 @@ pub struct TestsFold {
     runs: RowCache<TestRunRow>,
     quarantines: RowCache<QuarantineRow>,
     results: Vec<ResultRow>,
+    /// Tests given results since the last flush: their figures are computed then, once.
+    touched: HashSet<Uuid>,
     machines: HashMap<Uuid, TestMachineRow>,
     new_machines: Vec<TestMachineRow>,
 }
@@ -61,6 +63,7 @@ impl Default for TestsFold {
             runs: RowCache::new(&TESTS_TABLES[2], CACHE_CAPACITY),
             quarantines: RowCache::new(&TESTS_TABLES[3], CACHE_CAPACITY),
             results: Vec::new(),
+            touched: HashSet::new(),
             machines: HashMap::new(),
             new_machines: Vec::new(),
         }
@@ -165,6 +168,7 @@ impl TestsFold {
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
     ) -> Result<(), ProjectionError> {
+        self.compute_figures();
         self.tests.flush(tx, schema).await?;
         let mut text = String::new();
         for row in &self.results {
@@ -175,6 +179,17 @@ impl TestsFold {
         self.quarantines.flush(tx, schema).await?;
         upsert_rows(tx, &TESTS_TABLES[4], schema, &self.new_machines).await?;
         Ok(())
+    }
+
+    /// Computes the figures of the tests given results since the last flush.
+    fn compute_figures(&mut self) {
+        for test_id in std::mem::take(&mut self.touched) {
+            self.tests.update(&test_id, |test| {
+                let recent = std::mem::take(&mut test.recent);
+                figures::compute(test, &recent);
+                test.recent = recent;
+            });
+        }
     }
 
     /// After commit.
@@ -189,6 +204,7 @@ impl TestsFold {
     /// Forgets cached rows and unwritten changes.
     pub fn clear(&mut self) {
         self.results.clear();
+        self.touched.clear();
         self.new_machines.clear();
         self.tests.clear();
         self.runs.clear();
@@ -196,8 +212,9 @@ impl TestsFold {
         self.machines.clear();
     }
 
-    /// The cached row of the test `test_id` (for tests and inspection).
-    pub fn test(&self, test_id: Uuid) -> Option<&TestRow> {
+    /// The row of the test `test_id`, its figures up to date (for tests and inspection).
+    pub fn test(&mut self, test_id: Uuid) -> Option<&TestRow> {
+        self.compute_figures();
         self.tests.get(&test_id)
     }
 
@@ -288,6 +305,7 @@ impl TestsFold {
                 result,
                 recent,
             };
+            self.touched.insert(test_id);
             if !self.tests.update(&test_id, |test| seen.apply(test)) {
                 let mut test = seen.first(test_id, run.test_case_id);
                 seen.apply(&mut test);
@@ -333,7 +351,7 @@ impl Seen<'_> {
             flaky: false,
             flaky_score: 0.0,
             flips: serde_json::Value::Array(Vec::new()),
-            recent: serde_json::Value::Array(Vec::new()),
+            recent: Vec::new(),
             last_position: self.fact.position,
         }
     }
@@ -359,13 +377,9 @@ impl Seen<'_> {
         test.last_run_id = self.recent.run_id;
         test.last_run_at = self.fact.recorded_at;
         test.last_position = self.fact.position;
-        let mut recent: Vec<RecentResult> =
-            serde_json::from_value(test.recent.take()).unwrap_or_default();
-        recent.push(self.recent.clone());
-        let over = recent.len().saturating_sub(RECENT);
-        recent.drain(..over);
-        figures::compute(test, &recent);
-        test.recent = json(&recent);
+        test.recent.push(self.recent.clone());
+        let over = test.recent.len().saturating_sub(RECENT);
+        test.recent.drain(..over);
     }
 }
 
