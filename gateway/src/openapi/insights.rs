@@ -1,72 +1,18 @@
 //! The answers of the insight routes (`/api/v1/tests`, a test case's trend).
 
 use chrono::{DateTime, Utc};
-use runledger_readmodel::test_insights::TrendPoint;
+use runledger_readmodel::test_insights::{HistoryEntry, TestListRow, TrendPoint};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// A test, as the tests list shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestView {
-    /// `uuid_v5` of the test case, classname and name (docs/insights.md).
-    pub test_id: Uuid,
-    /// The test case whose runs report it.
-    pub test_case_id: Uuid,
-    /// Its class or module (may be empty).
-    pub classname: String,
-    /// Its name.
-    pub name: String,
-    /// Results recorded, attempts included.
-    pub runs: i64,
-    /// `passed / (passed + failed + errors)`; null while every result was skipped.
-    pub pass_rate: Option<f64>,
-    /// `(failed + errors) / runs`.
-    pub fail_rate: f64,
-    /// `passed`, `failed`, `error` or `skipped`.
-    pub last_status: String,
-    /// When it last ran.
-    pub last_run_at: DateTime<Utc>,
-    /// It flipped under the same inputs within the flaky window.
-    pub flaky: bool,
-    /// Flips over comparisons in the window, 0 to 1.
-    pub flaky_score: f64,
-    /// Median duration of the last 50 results that ran.
-    pub duration_p50_ms: Option<i64>,
-    /// 90th percentile of the same.
-    pub duration_p90_ms: Option<i64>,
-    /// Quarantined: its failures are shown but do not fail runs.
-    pub quarantined: bool,
-}
 
 /// A page of tests.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestPage {
     /// The tests.
-    pub items: Vec<TestView>,
+    pub items: Vec<TestListRow>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
-}
-
-/// One result in a test's history.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryView {
-    /// The run.
-    pub run_id: Uuid,
-    /// Its attempt.
-    pub attempt: i32,
-    /// `passed`, `failed`, `error` or `skipped`.
-    pub status: String,
-    /// Milliseconds.
-    pub duration_ms: i64,
-    /// The failure or error message.
-    pub message: Option<String>,
-    /// The machine it ran on.
-    pub machine_id: Option<Uuid>,
-    /// That machine's name.
-    pub machine_name: Option<String>,
-    /// When the result was recorded.
-    pub finished_at: DateTime<Utc>,
 }
 
 /// One flip: a result that differs from the one before it under the same inputs, or a retry
@@ -106,11 +52,9 @@ pub struct FlakinessView {
 pub struct TestDetailView {
     /// The figures.
     #[serde(flatten)]
-    pub test: TestView,
+    pub test: TestListRow,
     /// Its first result.
     pub first_seen_at: DateTime<Utc>,
-    /// When its last status became what it is.
-    pub last_changed_at: DateTime<Utc>,
     /// Its last failure or error.
     pub last_failure_at: Option<DateTime<Utc>>,
     /// That failure's run.
@@ -118,7 +62,7 @@ pub struct TestDetailView {
     /// That failure's message.
     pub last_failure_message: Option<String>,
     /// Results, newest first.
-    pub history: Vec<HistoryView>,
+    pub history: Vec<HistoryEntry>,
     /// Pass as `cursor` for the next page of history; null on the last.
     pub next_cursor: Option<String>,
     /// Flakiness over the window asked for.
@@ -148,29 +92,7 @@ pub struct TrendView {
     /// `hour`, `day` or `week`.
     pub bucket: String,
     /// Oldest first.
-    #[schema(value_type = Vec<TrendPointView>)]
     pub points: Vec<TrendPoint>,
-}
-
-/// The runs of one bucket (the schema of [`TrendPoint`]).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrendPointView {
-    /// Where the bucket starts.
-    pub bucket: DateTime<Utc>,
-    /// Runs finished in it.
-    pub runs: i64,
-    /// Of which passed.
-    pub passed: i64,
-    /// Of which failed.
-    pub failed: i64,
-    /// Of which ended `error`.
-    pub error: i64,
-    /// `passed / runs`.
-    pub pass_rate: f64,
-    /// Median run duration.
-    pub duration_p50_ms: Option<i64>,
-    /// 90th percentile of the run durations.
-    pub duration_p90_ms: Option<i64>,
 }
 
 /// A test named in a comparison.

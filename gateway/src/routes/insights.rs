@@ -5,8 +5,7 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::insights::{
-    FlakinessView, FlipView, HistoryView, QuarantineView, TestDetailView, TestPage, TestView,
-    TrendView,
+    FlakinessView, FlipView, QuarantineView, TestDetailView, TestPage, TrendView,
 };
 use crate::routes::bodies::{RawBody, object, typed_body};
 use crate::routes::runs::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -105,7 +104,7 @@ pub async fn list(
     let limit = limit(params.limit)?;
     let page = insights::page(&state.pool, &filters, sort, limit, params.cursor.as_deref()).await?;
     Ok(Json(TestPage {
-        items: page.rows.iter().map(list_view).collect(),
+        items: page.rows,
         next_cursor: page.next_cursor,
     }))
 }
@@ -171,26 +170,12 @@ pub async fn detail(
             .collect(),
     };
     Ok(Json(TestDetailView {
-        test: list_view(&TestListRow::of(&detail.test, detail.quarantine.is_some())),
+        test: TestListRow::of(&detail.test, detail.quarantine.is_some()),
         first_seen_at: detail.test.first_seen_at,
-        last_changed_at: detail.test.last_changed_at,
         last_failure_at: detail.test.last_failure_at,
         last_failure_run_id: detail.test.last_failure_run_id,
         last_failure_message: detail.test.last_failure_message.clone(),
-        history: detail
-            .history
-            .into_iter()
-            .map(|entry| HistoryView {
-                run_id: entry.run_id,
-                attempt: entry.attempt,
-                status: entry.status,
-                duration_ms: entry.duration_ms,
-                message: entry.message,
-                machine_id: entry.machine_id,
-                machine_name: entry.machine_name,
-                finished_at: entry.finished_at,
-            })
-            .collect(),
+        history: detail.history,
         next_cursor: detail.next_cursor,
         flakiness,
         quarantine: detail.quarantine.map(|quarantine| QuarantineView {
@@ -255,25 +240,6 @@ fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
         Err(ApiError::bad_request(format!(
             "limit: {limit} is out of range 1..={MAX_LIMIT}"
         )))
-    }
-}
-
-fn list_view(row: &TestListRow) -> TestView {
-    TestView {
-        test_id: row.test_id,
-        test_case_id: row.test_case_id,
-        classname: row.classname.clone(),
-        name: row.name.clone(),
-        runs: row.runs,
-        pass_rate: row.pass_rate,
-        fail_rate: row.fail_rate,
-        last_status: row.last_status.clone(),
-        last_run_at: row.last_run_at,
-        flaky: row.flaky,
-        flaky_score: row.flaky_score,
-        duration_p50_ms: row.duration_p50_ms,
-        duration_p90_ms: row.duration_p90_ms,
-        quarantined: row.quarantined,
     }
 }
 

@@ -26,25 +26,40 @@ pub struct Filters {
     pub quarantined: Option<bool>,
 }
 
-/// One test as the list shows it: the figures without the recent results and evidence.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-#[allow(missing_docs)]
+/// One test as the list shows it (and the API answers it): the figures without the recent
+/// results and evidence.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = TestView)]
 pub struct TestListRow {
+    /// `uuid_v5` of the test case, classname and name (docs/insights.md).
     pub test_id: Uuid,
+    /// The test case whose runs report it.
     pub test_case_id: Uuid,
+    /// Its class or module (may be empty).
     pub classname: String,
+    /// Its name.
     pub name: String,
+    /// Results recorded, attempts included.
     pub runs: i64,
+    /// `passed / (passed + failed + errors)`; null while every result was skipped.
     pub pass_rate: Option<f64>,
+    /// `(failed + errors) / runs`.
     pub fail_rate: f64,
+    /// `passed`, `failed`, `error` or `skipped`.
     pub last_status: String,
+    /// When it last ran.
     pub last_run_at: DateTime<Utc>,
+    /// When its last status became what it is.
     pub last_changed_at: DateTime<Utc>,
+    /// It flipped under the same inputs within the flaky window.
     pub flaky: bool,
+    /// Flips over comparisons in the window, 0 to 1.
     pub flaky_score: f64,
+    /// Median duration of the last 50 results that ran.
     pub duration_p50_ms: Option<i64>,
+    /// 90th percentile of the same.
     pub duration_p90_ms: Option<i64>,
-    /// Its failures do not fail runs (see [`crate::rows::QuarantineRow`]).
+    /// Quarantined: its failures are shown but do not fail runs.
     pub quarantined: bool,
 }
 

@@ -42,7 +42,7 @@ pub enum TestsQueryError {
 }
 
 /// One result in a test's history, newest first.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The run.
     pub run_id: Uuid,
@@ -62,8 +62,10 @@ pub struct HistoryEntry {
     pub finished_at: DateTime<Utc>,
     /// Where in the log (with `ordinal`, the history's keyset).
     #[serde(skip)]
+    #[schema(ignore)]
     pub position: i64,
     #[serde(skip)]
+    #[schema(ignore)]
     ordinal: i32,
 }
 

@@ -38,7 +38,7 @@ impl Bucket {
 }
 
 /// The runs of one bucket.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct TrendPoint {
     /// Where the bucket starts.
     pub bucket: DateTime<Utc>,
