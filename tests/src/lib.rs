@@ -1,6 +1,7 @@
 //! End-to-end tests and benchmarks of runledger against the real Postgres and NATS.
 //! The tests live in `tests/tests/`, the benchmark binaries in `tests/src/bin/`.
 
+pub mod http_load;
 pub mod lag;
 pub mod replay;
 

@@ -23,6 +23,7 @@ use clap::Parser;
 use futures::StreamExt;
 use runledger_executor::ssh::{AcceptFirstKey, Output, SshAuth, SshOptions, SshTarget, connect};
 use runledger_test_support::{CommandClient, RunningHandler, TestLab, TestSshd, eventually};
+use runledger_tests::http_load::percentile;
 use runledger_tests::peak_rss_kib;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -236,14 +237,6 @@ impl Bench {
 
 fn accepted(outcome: runledger_types::Outcome) {
     assert!(outcome.accepted, "expected acceptance, got {outcome:?}");
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
 }
 
 fn sorted(mut values: Vec<f64>) -> Vec<f64> {

@@ -16,11 +16,10 @@
 use clap::Parser;
 use runledger_readmodel::{ALL, ReadModel};
 use runledger_test_support::TestDb;
+use runledger_tests::http_load::{Measured, TOKEN, insert_token, load, serve_gateway};
 use runledger_tests::replay::test_results::{SuiteSettings, write};
 use runledger_tests::replay::{COPY_EVENTS, LogWriter};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
@@ -45,8 +44,6 @@ struct Args {
     #[arg(long)]
     keep_db: bool,
 }
-
-const TOKEN: &str = "rl_bench-token";
 
 /// The list query as the gateway sends it for `sort=-flaky_score&limit=50` (no filters).
 const LIST_SQL: &str = "SELECT test_id, test_case_id, classname, name, runs, pass_rate, fail_rate, \
@@ -115,88 +112,42 @@ async fn rebuild_tests(db: &TestDb) -> Duration {
     started.elapsed()
 }
 
-struct Measured {
-    requests: usize,
-    per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: usize,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-/// `connections` alternating the list and a test's page (expected to hold `history` results)
-/// for `seconds`.
+/// The load: each connection asks for the tests list, then one test's page (expected to hold
+/// `history` results), and again.
 async fn http_load(
     base: &str,
     ids: &[String],
     (connections, seconds): (usize, u64),
     history: usize,
 ) -> Measured {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..connections {
-        let base = base.to_owned();
-        let ids = ids.to_vec();
-        workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap();
+    let (base, ids) = (base.to_owned(), ids.to_vec());
+    load(connections, seconds, move |worker, client| {
+        let (base, ids) = (base.clone(), ids.clone());
+        async move {
+            let id = &ids[(worker * 7919 + rand_turn()) % ids.len()];
+            let list = format!("{base}/api/v1/tests?sort=-flaky_score&limit=50");
+            let page = format!("{base}/api/v1/tests/{id}?limit=50");
             let mut samples = Vec::new();
-            let mut turn = worker;
-            while Instant::now() < deadline {
-                turn += 1;
-                let (url, expect_items) = if turn.is_multiple_of(2) {
-                    (
-                        format!("{base}/api/v1/tests?sort=-flaky_score&limit=50"),
-                        true,
-                    )
-                } else {
-                    let id = &ids[(turn * 7919) % ids.len()];
-                    (format!("{base}/api/v1/tests/{id}?limit=50"), false)
-                };
+            for (url, field, expected) in [(list, "items", 50), (page, "history", history)] {
                 let start = Instant::now();
                 let body: Option<Value> = match client.get(&url).bearer_auth(TOKEN).send().await {
                     Ok(response) if response.status().is_success() => response.json().await.ok(),
                     _ => None,
                 };
-                let ok = body.is_some_and(|b| {
-                    if expect_items {
-                        b["items"].as_array().is_some_and(|i| i.len() == 50)
-                    } else {
-                        b["history"].as_array().is_some_and(|h| h.len() == history)
-                    }
-                });
+                let ok =
+                    body.is_some_and(|b| b[field].as_array().is_some_and(|a| a.len() == expected));
                 samples.push((start.elapsed().as_secs_f64() * 1e3, ok));
             }
             samples
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for worker in workers {
-        for (ms, ok) in worker.await.unwrap() {
-            latencies.push(ms);
-            errors += usize::from(!ok);
         }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    Measured {
-        requests: latencies.len(),
-        per_s: latencies.len() as f64 / elapsed,
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        errors,
-    }
+    })
+    .await
+}
+
+/// A different number on each call, to spread the pages opened over the 100 tests.
+fn rand_turn() -> usize {
+    static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `pgbench` with the list and the page's SQL as two equally weighted scripts: its tps is the
@@ -300,40 +251,10 @@ async fn main() {
             .await
             .unwrap();
     }
-    sqlx::query(
-        "INSERT INTO gateway.tokens (token_hash, username, role, expires_at) \
-         VALUES ($1, 'bench', 'member', now() + interval '1 day')",
-    )
-    .bind(Sha256::digest(TOKEN.as_bytes()).to_vec())
-    .execute(&db.pool)
-    .await
-    .unwrap();
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let nats_url =
-        std::env::var("RUNLEDGER_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let mut gateway = Command::new(&args.runledger)
-        .args(["serve", "--components", "gateway", "--dev"])
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", nats_url)
-        .env("RUNLEDGER_NATS_PREFIX", format!("benchi{port}"))
-        .env("RUNLEDGER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    insert_token(&db.pool).await.unwrap();
+    let (mut gateway, base) = serve_gateway(&args.runledger, &db.url, "benchi")
+        .await
         .expect("start the gateway (cargo build --release --bin runledger)");
-    let base = format!("http://127.0.0.1:{port}");
-    let probe = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while probe.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let http = http_load(
         &base,

@@ -12,11 +12,9 @@
 use clap::Parser;
 use runledger_readmodel::ALL;
 use runledger_test_support::TestDb;
+use runledger_tests::http_load::{TOKEN, insert_token, load, serve_gateway};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-use tokio::process::Command;
+use std::time::Instant;
 
 #[derive(Parser)]
 struct Args {
@@ -39,8 +37,6 @@ struct Args {
     #[arg(long)]
     keep_db: bool,
 }
-
-const TOKEN: &str = "rl_bench-token";
 
 /// 1 in 20 runs failed; 1 in 20 still queued (never started).
 const LOAD_SQL: &str = "
@@ -73,66 +69,6 @@ SELECT md5(i::text)::uuid AS run_id,
 FROM generate_series(1, $1::bigint) AS i,
      LATERAL (SELECT timestamptz '2026-01-01' + i * interval '2 seconds' AS q) AS t";
 
-struct Measured {
-    requests: usize,
-    per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: usize,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-/// `connections` workers, each running `work` in a loop for `seconds`.
-async fn load<F, Fut>(connections: usize, seconds: u64, work: F) -> Measured
-where
-    F: Fn(usize, reqwest::Client) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Vec<(f64, bool)>> + Send,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..connections {
-        let work = work.clone();
-        workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap();
-            let mut samples = Vec::new();
-            while Instant::now() < deadline {
-                samples.extend(work(worker, client.clone()).await);
-            }
-            samples
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for worker in workers {
-        for (ms, ok) in worker.await.unwrap() {
-            latencies.push(ms);
-            if !ok {
-                errors += 1;
-            }
-        }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    Measured {
-        requests: latencies.len(),
-        per_s: latencies.len() as f64 / elapsed,
-        p50_ms: percentile(&latencies, 50.0),
-        p99_ms: percentile(&latencies, 99.0),
-        errors,
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -151,40 +87,10 @@ async fn main() {
         .await
         .unwrap();
     eprintln!("loaded {} runs in {:?}", args.runs, loading.elapsed());
-    sqlx::query(
-        "INSERT INTO gateway.tokens (token_hash, username, role, expires_at) \
-         VALUES ($1, 'bench', 'member', now() + interval '1 day')",
-    )
-    .bind(Sha256::digest(TOKEN.as_bytes()).to_vec())
-    .execute(&db.pool)
-    .await
-    .unwrap();
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let nats_url =
-        std::env::var("RUNLEDGER_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let mut gateway = Command::new(&args.runledger)
-        .args(["serve", "--components", "gateway", "--dev"])
-        .env("DATABASE_URL", &db.url)
-        .env("NATS_URL", nats_url)
-        .env("RUNLEDGER_NATS_PREFIX", format!("benchq{port}"))
-        .env("RUNLEDGER_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
+    insert_token(&db.pool).await.unwrap();
+    let (mut gateway, base) = serve_gateway(&args.runledger, &db.url, "benchq")
+        .await
         .expect("start the gateway (cargo build --release --bin runledger)");
-    let base = format!("http://127.0.0.1:{port}");
-    let probe = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while probe.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // A week of started runs, failed ones only: about 15,000 of the million.
     let query = format!(
