@@ -9,15 +9,12 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use runledger_readmodel::rows::RunRow;
+use runledger_readmodel::rerun::{self as reruns, RerunSelection};
 use runledger_readmodel::runs as run_reads;
-use runledger_types::command::{RerunOnly, StartRun};
-use runledger_types::{
-    EnvName, Label, MachineId, Rejection, RejectionCode, RunId, TestCaseId, TestId,
-};
+use runledger_types::command::RerunOnly;
+use runledger_types::{Rejection, RejectionCode, RunId, TestId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -75,36 +72,18 @@ pub async fn rerun(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run {rerun_of}")))?;
     let run_id = body.run_id.unwrap_or_else(Uuid::now_v7);
-    let command = start_run(&old, run_id, body)?;
+    let selection = RerunSelection {
+        only: body.only,
+        tests: body.tests,
+    };
+    let command =
+        reruns::rerun(&old, RunId::from(run_id), selection).map_err(ApiError::internal)?;
     let accepted = send(&state, &caller, &command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "rerun_of": rerun_of,
                     "command_id": accepted.command_id, "position": accepted.position})),
     ))
-}
-
-/// The `start_run` of a rerun of `old`: its test case, env, labels and requested machine.
-fn start_run(old: &RunRow, run_id: Uuid, body: RerunBody) -> Result<StartRun, ApiError> {
-    let env: BTreeMap<EnvName, String> =
-        serde_json::from_value(old.env.clone()).map_err(ApiError::internal)?;
-    let labels = old
-        .labels
-        .iter()
-        .map(Label::parse)
-        .collect::<Result<BTreeSet<_>, _>>()
-        .map_err(ApiError::internal)?;
-    Ok(StartRun {
-        run_id: RunId::from(run_id),
-        test_case_id: TestCaseId::from(old.test_case_id),
-        machine_id: old.requested_machine_id.map(MachineId::from),
-        labels,
-        venv_id: None,
-        env,
-        rerun_of: Some(RunId::from(old.run_id)),
-        only: body.only,
-        tests: body.tests,
-    })
 }
 
 fn invalid(message: String) -> ApiError {
