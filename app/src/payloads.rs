@@ -227,5 +227,8 @@ pub fn start_run(request: RunRequest, run_id: Uuid) -> anyhow::Result<StartRun> 
         labels: fields::<StartRun, _>("labels", request.labels)?,
         venv_id: request.venv.map(VenvId::from),
         env: env::<StartRun, _>(request.env)?,
+        rerun_of: None,
+        only: None,
+        tests: Vec::new(),
     })
 }

@@ -10,9 +10,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use runledger_bus::RunFeed;
 use runledger_readmodel::history::{self, Filters, Sort};
+use runledger_readmodel::rerun::{self as reruns, RerunSelection};
 use runledger_readmodel::runs as run_reads;
-use runledger_types::command::CancelRun;
-use runledger_types::{CommandId, RunId};
+use runledger_types::command::{CancelRun, RerunOnly, StartRun};
+use runledger_types::{CommandId, RunId, TestId};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,6 +27,11 @@ pub enum RunCommand {
     ///
     /// Example: `runledger run start 0193a000-0000-7000-8000-000000000003 --wait --follow --junit-out report.xml`
     Start(StartArgs),
+    /// Run a finished run's failures (or some of its tests) again, as a new run linked to it;
+    /// with --wait, exit 0 only if the new run passes.
+    ///
+    /// Example: `runledger run rerun 01a2… --failed --follow --junit-out rerun.xml`
+    Rerun(RerunArgs),
     /// Ask for a run to be cancelled.
     ///
     /// Example: `runledger run cancel 01a2… --reason "wrong branch"`
@@ -69,6 +75,14 @@ pub struct StartArgs {
     /// Who asks.
     #[arg(long, env = "RUNLEDGER_ACTOR", default_value = "cli")]
     pub actor: String,
+    /// Waiting for the run's end.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// How `start` and `rerun` wait for the new run.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
     /// Wait for the run to end; the exit code says whether it passed.
     #[arg(long)]
     pub wait: bool,
@@ -78,6 +92,26 @@ pub struct StartArgs {
     /// Write the run's tests as a JUnit XML report here once it ends (implies --wait).
     #[arg(long)]
     pub junit_out: Option<PathBuf>,
+}
+
+/// `runledger run rerun`
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("selection").required(true).args(["failed", "tests"]))]
+pub struct RerunArgs {
+    /// The finished run to rerun.
+    pub run_id: Uuid,
+    /// Only the tests that failed or errored in its last attempt.
+    #[arg(long)]
+    pub failed: bool,
+    /// Only this test (its id, as `runledger tests list` shows it; repeatable).
+    #[arg(long = "test")]
+    pub tests: Vec<Uuid>,
+    /// Who asks.
+    #[arg(long, env = "RUNLEDGER_ACTOR", default_value = "cli")]
+    pub actor: String,
+    /// Waiting for the run's end.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 pub(crate) fn parse_env(raw: &str) -> Result<(String, String), String> {
@@ -131,6 +165,7 @@ pub struct LogArgs {
 pub async fn run(settings: &Settings, command: RunCommand) -> anyhow::Result<()> {
     match command {
         RunCommand::Start(args) => start(settings, args).await,
+        RunCommand::Rerun(args) => rerun(settings, args).await,
         RunCommand::Cancel(args) => cancel(settings, args).await,
         RunCommand::List(args) => list(settings, args).await,
         RunCommand::Show(args) => show(settings, args).await,
@@ -141,13 +176,6 @@ pub async fn run(settings: &Settings, command: RunCommand) -> anyhow::Result<()>
 
 async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     let run_id = Uuid::now_v7();
-    let wait = args.wait || args.follow || args.junit_out.is_some();
-    // Subscribed before the command goes out, so no event of the run can be missed.
-    let events = if wait {
-        Some(follow(settings, run_id).await?)
-    } else {
-        None
-    };
     let request = RunRequest {
         test_case_id: args.test_case_id,
         machine: args.machine,
@@ -156,9 +184,42 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
         env: args.env,
     };
     let command = start_run(request, run_id)?;
+    submit(settings, command, &args.actor, &args.wait).await
+}
+
+/// `start_run` of a new run linked to the finished one, for its test case with the env,
+/// labels and machine it asked for (read from the runs read model).
+async fn rerun(settings: &Settings, args: RerunArgs) -> anyhow::Result<()> {
+    let old = run_reads::run(&pool(settings).await?, args.run_id)
+        .await?
+        .with_context(|| format!("no run {} in the read models", args.run_id))?;
+    let selection = RerunSelection {
+        only: args.failed.then_some(RerunOnly::Failed),
+        tests: args.tests.into_iter().map(TestId).collect(),
+    };
+    let command = reruns::rerun(&old, RunId(Uuid::now_v7()), selection)?;
+    submit(settings, command, &args.actor, &args.wait).await
+}
+
+/// Sends `command` and prints the new run's id; then, as `wait` asks, follows the run to its
+/// end, writes its JUnit report and exits 0 only if it passed.
+async fn submit(
+    settings: &Settings,
+    command: StartRun,
+    actor: &str,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let run_id = command.run_id.0;
+    let waits = wait.wait || wait.follow || wait.junit_out.is_some();
+    // Subscribed before the command goes out, so no event of the run can be missed.
+    let events = if waits {
+        Some(follow(settings, run_id).await?)
+    } else {
+        None
+    };
     let sender = command_sender(settings, Duration::from_secs(10)).await?;
     let outcome = sender
-        .send(CommandId::new(), &args.actor, &command)
+        .send(CommandId::new(), actor, &command)
         .await
         .context("no outcome: is `runledger serve --components handler` running?")?;
     if let Some(error) = outcome.error {
@@ -168,8 +229,8 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     let Some(mut feed) = events else {
         return Ok(());
     };
-    let end = until_finished(&mut feed, args.follow, 0).await?;
-    if let Some(path) = &args.junit_out {
+    let end = until_finished(&mut feed, wait.follow, 0).await?;
+    if let Some(path) = &wait.junit_out {
         // A large report comes in parts before run_finished: the log has all of them.
         let tests = run_reads::run_tests(&pool(settings).await?, run_id)
             .await?

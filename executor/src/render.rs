@@ -36,10 +36,15 @@
 
 mod posix;
 mod powershell;
+pub mod pytest;
+#[cfg(test)]
+mod selection_tests;
 
 use base64::Engine as _;
+use runledger_types::command::SelectedTest;
 use runledger_types::ids::RunId;
 use runledger_types::values::{EnvName, Line, Os, VenvName};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Prefix of the Linux marker line: `RUNLEDGER_PGID=<process group id>`.
@@ -62,7 +67,25 @@ pub enum RenderError {
         /// Which value (`env FOO`, `command`, `venv path`, …).
         what: String,
     },
+    /// The selected tests' names are too long for one environment variable.
+    #[error(
+        "the {count} selected tests' names take {bytes} bytes, more than the {MAX_SELECTION_BYTES} \
+         one environment variable may carry"
+    )]
+    SelectionTooLong {
+        /// How many tests were selected.
+        count: usize,
+        /// How many bytes `RUNLEDGER_TESTS` would hold.
+        bytes: usize,
+    },
 }
+
+/// Most bytes of `RUNLEDGER_TESTS` (and of the node ids appended to a pytest command): Linux
+/// refuses a single argument or environment string over 128 KiB.
+pub const MAX_SELECTION_BYTES: usize = 100 * 1024;
+
+/// The variable that holds a run's selected tests, one `classname::name` per line.
+pub const TESTS_VARIABLE: &str = "RUNLEDGER_TESTS";
 
 /// What a venv-provisioning script needs.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +113,9 @@ pub struct RunSpec<'a> {
     pub test_case_env: &'a BTreeMap<EnvName, String>,
     /// The run's environment; overrides the test case's.
     pub run_env: &'a BTreeMap<EnvName, String>,
+    /// The tests the run selects; empty: the whole suite. Exported as [`TESTS_VARIABLE`], and
+    /// appended as node ids to a pytest command ([`pytest::is_pytest`]).
+    pub tests: &'a [SelectedTest],
 }
 
 /// How a running test process is identified for [`kill`].
@@ -136,26 +162,90 @@ pub fn prepare_workdir(os: Os, run_id: RunId) -> String {
 
 /// The script that runs a test case: working directory, env, venv, marker line, command.
 pub fn run(os: Os, spec: &RunSpec<'_>) -> Result<String, RenderError> {
-    no_nul("venv path", spec.venv_path)?;
-    no_nul("command", spec.command)?;
-    let env = merged_env(spec)?;
-    Ok(match os {
-        Os::Linux => posix::run(spec, &env),
-        Os::Windows => powershell::run(spec, &env),
-    })
+    match os {
+        Os::Linux => rendered(os, spec, posix::run),
+        Os::Windows => rendered(os, spec, powershell::run),
+    }
 }
 
 /// On Linux, the script of [`run`] that also removes the run's working directory once the
 /// command ends (for runs with nothing to fetch afterwards: one exec instead of two); `None` on
 /// Windows, where the executor removes it separately.
 pub fn run_and_clean_up(os: Os, spec: &RunSpec<'_>) -> Result<Option<String>, RenderError> {
+    match os {
+        Os::Linux => rendered(os, spec, posix::run_and_clean_up).map(Some),
+        Os::Windows => Ok(None),
+    }
+}
+
+/// A run script by `render`, after the checks, with the selection applied ([`Selection`]).
+fn rendered(
+    os: Os,
+    spec: &RunSpec<'_>,
+    render: fn(&RunSpec<'_>, &BTreeMap<&EnvName, &str>) -> String,
+) -> Result<String, RenderError> {
     no_nul("venv path", spec.venv_path)?;
     no_nul("command", spec.command)?;
-    let env = merged_env(spec)?;
-    Ok(match os {
-        Os::Linux => Some(posix::run_and_clean_up(spec, &env)),
-        Os::Windows => None,
-    })
+    let mut env = merged_env(spec)?;
+    let selection = Selection::of(os, spec)?;
+    let command = match &selection {
+        Some(selection) => {
+            env.insert(&selection.name, &selection.value);
+            selection.command.as_ref()
+        }
+        None => spec.command,
+    };
+    Ok(render(&RunSpec { command, ..*spec }, &env))
+}
+
+/// What a run that selects tests adds to its script: `RUNLEDGER_TESTS` and, for a pytest
+/// command, the node ids after it (quoted for the machine's shell).
+struct Selection<'a> {
+    name: EnvName,
+    value: String,
+    command: Cow<'a, str>,
+}
+
+impl<'a> Selection<'a> {
+    /// `None` when `spec` selects no tests.
+    fn of(os: Os, spec: &RunSpec<'a>) -> Result<Option<Self>, RenderError> {
+        if spec.tests.is_empty() {
+            return Ok(None);
+        }
+        let lines: Vec<String> = spec.tests.iter().map(ToString::to_string).collect();
+        let value = lines.join("\n");
+        no_nul("a selected test", &value)?;
+        if value.len() > MAX_SELECTION_BYTES {
+            return Err(RenderError::SelectionTooLong {
+                count: spec.tests.len(),
+                bytes: value.len(),
+            });
+        }
+        let command = match pytest::is_pytest(spec.command) {
+            false => Cow::Borrowed(spec.command),
+            true => {
+                let quote = match os {
+                    Os::Linux => posix::quote,
+                    Os::Windows => powershell::quote,
+                };
+                let ids = spec.tests.iter().map(|t| quote(&pytest::node_id(t)));
+                let mut command = spec.command.trim_end().to_owned();
+                for id in ids {
+                    command.push(' ');
+                    command.push_str(&id);
+                }
+                Cow::Owned(command)
+            }
+        };
+        let name = EnvName::parse(TESTS_VARIABLE).map_err(|_| RenderError::NulCharacter {
+            what: TESTS_VARIABLE.to_owned(),
+        })?;
+        Ok(Some(Self {
+            name,
+            value,
+            command,
+        }))
+    }
 }
 
 /// The command that signals a run's process group (Linux) or ends its process tree (Windows).
@@ -386,6 +476,7 @@ mod tests {
             command: "true",
             test_case_env: &case,
             run_env: &run_env,
+            tests: &[],
         };
         let merged = merged_env(&spec).unwrap();
         assert_eq!(merged.get(&name("A")), Some(&"run"));

@@ -120,6 +120,7 @@ impl LabView {
         Some(RunInfo {
             test_case_id: run.test_case_id,
             env: run.env.clone(),
+            tests: run.tests.clone(),
             assignment: self.assignment(run_id),
             executor: run.executor.clone().filter(|_| has_attempt(run)),
             cancel_requested: run.cancel_requested,
@@ -190,6 +191,7 @@ impl LabView {
             assignment,
             test_case,
             run_env,
+            tests: run.tests,
             venv,
             machine,
             cancel_requested: run.cancel_requested,

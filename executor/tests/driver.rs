@@ -111,6 +111,7 @@ fn job(command: &str, junit: Option<&str>) -> RunJob {
         command: command.into(),
         test_case_env: BTreeMap::new(),
         run_env: BTreeMap::new(),
+        tests: Vec::new(),
         files: Vec::new(),
         timeout: Duration::from_secs(20),
         junit_xml: junit.map(str::to_owned),

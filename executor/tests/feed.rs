@@ -148,6 +148,8 @@ async fn lab_events(relay: &mut Relay) -> RunId {
             labels: BTreeSet::new(),
             venv_id: None,
             env: BTreeMap::new(),
+            rerun_of: None,
+            tests: Vec::new(),
         }),
         assigned(run_id, venv_id, machine_id),
     ];

@@ -96,6 +96,7 @@ impl ApiError {
             | C::UnknownVenv
             | C::UnknownTestCase
             | C::UnknownRun
+            | C::UnknownTest
             | C::UnknownUser => StatusCode::NOT_FOUND,
             C::UserExists
             | C::MachineExists
@@ -120,7 +121,10 @@ impl ApiError {
             | C::EnvNotOverridable
             | C::VenvMachineMismatch
             | C::NotQuarantined
-            | C::QuarantineNotLapsed => StatusCode::CONFLICT,
+            | C::QuarantineNotLapsed
+            | C::RunNotFinished
+            | C::NothingToRerun
+            | C::RerunTestCaseMismatch => StatusCode::CONFLICT,
             C::TooManyQueuedRuns => StatusCode::TOO_MANY_REQUESTS,
             C::MalformedJson | C::InvalidEnvelope | C::TypeMismatch | C::UnknownCommandType => {
                 StatusCode::BAD_REQUEST

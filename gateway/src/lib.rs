@@ -31,7 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::routing::{delete, get, patch, post, put};
 use error::ApiError;
-use routes::{health, lab, manage, runs, users};
+use routes::{health, lab, manage, rerun, runs, users};
 use runledger_bus::{BusNames, CommandSender};
 use runledger_readmodel::Freshness;
 use runledger_readmodel::PgPool;
@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             "/runs/{run_id}/compare/{other_run_id}",
             get(routes::compare::compare),
         )
+        .route("/runs/{run_id}/rerun", post(rerun::rerun))
         .route("/users", post(manage::register_user))
         .route("/users/{username}/disable", post(users::disable))
         .route("/users/{username}/password", put(users::change_password))

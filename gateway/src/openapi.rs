@@ -6,7 +6,7 @@ pub mod insights;
 mod rules;
 
 use crate::login;
-use crate::routes::{compare, health, insights as insight_routes, lab, manage, runs, users};
+use crate::routes::{compare, health, insights as insight_routes, lab, manage, rerun, runs, users};
 use answers::CommonAnswers;
 use axum::Json;
 use axum::http::header;
@@ -132,6 +132,7 @@ impl Modify for BearerAuth {
     paths(
         login::issue_token, login::revoke_token,
         runs::list, runs::detail, runs::log, runs::events, runs::start, runs::cancel,
+        rerun::rerun,
         lab::venvs, lab::machines, lab::test_cases, lab::queue, lab::me,
         manage::register_user, manage::register_machine, manage::update_machine,
         manage::retire_machine, manage::add_venv, manage::remove_venv, manage::define_test_case,

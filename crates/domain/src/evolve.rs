@@ -2,16 +2,17 @@
 //! event naming something unknown (impossible when every event came from `decide`) only bumps
 //! its stream's version.
 
-use crate::quarantine::failing_tests;
+use crate::quarantine::{failing_tests, test_id};
 use crate::state::{
-    Lab, MachineState, Quarantine, RunPhase, RunSelector, RunState, TestCaseState, VenvState,
-    VenvStatus,
+    Lab, MachineState, Quarantine, ReportedTest, RunPhase, RunSelector, RunState, TestCaseState,
+    VenvState, VenvStatus,
 };
+use runledger_types::command::{SelectedTest, TestResult};
 use runledger_types::event::{
     MachineRegistered, MachineUpdated, RunAssigned, RunFinished, RunRequested, TestCaseDefined,
     TestQuarantined, VenvAdded,
 };
-use runledger_types::{Event, RunId, VenvId};
+use runledger_types::{Event, RunId, TestCaseId, VenvId};
 
 /// Applies one event to the state, and bumps the version of the event's stream
 /// (`event.stream_id()`) by one.
@@ -185,13 +186,16 @@ fn evolve_run(lab: &mut Lab, event: &Event) {
         Event::RunOutput(e) => with_run(lab, e.run_id, |run| {
             run.last_seq = run.last_seq.max(e.seq);
         }),
-        Event::RunTestsReported(e) => with_run(lab, e.run_id, |run| {
-            if e.part > run.tests_parts {
-                let failing = failing_tests(run.test_case_id, &e.tests);
-                run.failing_tests.extend(failing);
-            }
-            run.tests_parts = run.tests_parts.max(e.part);
-        }),
+        Event::RunTestsReported(e) => {
+            catalogue(lab, e.run_id, &e.tests);
+            with_run(lab, e.run_id, |run| {
+                if e.part > run.tests_parts {
+                    let failing = failing_tests(run.test_case_id, &e.tests);
+                    run.failing_tests.extend(failing);
+                }
+                run.tests_parts = run.tests_parts.max(e.part);
+            })
+        }
         Event::RunCancelRequested(e) => with_run(lab, e.run_id, |run| {
             run.cancel_requested = true;
         }),
@@ -226,6 +230,8 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
         tests_parts: 0,
         failing_tests: Vec::new(),
         jenkins: None,
+        rerun_of: e.rerun_of,
+        tests: e.tests.clone(),
         ticket: None,
     };
     lab.runs.insert(e.run_id, run);
@@ -265,12 +271,42 @@ fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
     });
 }
 
+/// The run ends; the failing results of its final report join its attempt's, which a rerun of
+/// its failures selects.
 fn run_finished(lab: &mut Lab, e: &RunFinished) {
     leave_queue(lab, e.run_id);
     lab.running.remove(&e.run_id);
+    catalogue(lab, e.run_id, &e.tests);
     with_run(lab, e.run_id, |run| {
+        let failing = failing_tests(run.test_case_id, &e.tests);
+        run.failing_tests.extend(failing);
         run.phase = RunPhase::Finished(e.status)
     });
+}
+
+/// Records the tests of `results` (of run `run_id`) that no run reported before, so a later
+/// selection by test id can name them.
+fn catalogue(lab: &mut Lab, run_id: RunId, results: &[TestResult]) {
+    let Some(test_case_id) = lab.runs.get(&run_id).map(|run| run.test_case_id) else {
+        return;
+    };
+    for result in results {
+        let id = test_id(test_case_id, result);
+        if !lab.reported_tests.contains_key(&id) {
+            lab.reported_tests
+                .insert(id, reported(test_case_id, result));
+        }
+    }
+}
+
+fn reported(test_case_id: TestCaseId, result: &TestResult) -> ReportedTest {
+    ReportedTest {
+        test_case_id,
+        test: SelectedTest {
+            classname: result.classname.clone(),
+            name: result.name.clone(),
+        },
+    }
 }
 
 fn leave_queue(lab: &mut Lab, run_id: RunId) {

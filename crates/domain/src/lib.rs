@@ -36,8 +36,8 @@ mod tests;
 pub use decide::{MAX_QUEUED_RUNS_PER_ACTOR, decide};
 pub use evolve::{evolve, evolve_compact};
 pub use state::{
-    JenkinsProgress, Lab, MachineState, Quarantine, RunPhase, RunSelector, RunState, TestCaseState,
-    UserState, VenvState, VenvStatus,
+    FinishedRun, JenkinsProgress, Lab, MachineState, Quarantine, ReportedTest, RunPhase,
+    RunSelector, RunState, TestCaseState, UserState, VenvState, VenvStatus,
 };
 
 #[doc(no_inline)]

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use imbl::{OrdMap, OrdSet};
-use runledger_types::command::TestFile;
+use runledger_types::command::{SelectedTest, TestFile};
 use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
     Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineId, MachineName, Os, Port,
@@ -15,6 +15,7 @@ use runledger_types::{
     TestCaseId, TestId, Text, Username, VenvId, VenvName,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +187,10 @@ pub struct RunState {
     pub failing_tests: Vec<TestId>,
     /// The Jenkins build it follows (runs of Jenkins test cases only).
     pub jenkins: Option<JenkinsProgress>,
+    /// The finished run it reruns.
+    pub rerun_of: Option<RunId>,
+    /// The tests it runs; empty: the whole suite.
+    pub tests: Vec<SelectedTest>,
     /// Its place in the queue while queued.
     pub(crate) ticket: Option<u64>,
 }
@@ -211,6 +216,36 @@ impl Quarantine {
     }
 }
 
+/// What the lab keeps of a finished run it forgot: enough to refuse commands about it and to
+/// rerun its failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForgottenRun {
+    pub(crate) status: RunStatus,
+    pub(crate) test_case_id: TestCaseId,
+    /// The failing tests of its last attempt, each once (empty for most runs).
+    pub(crate) failing: Arc<[TestId]>,
+}
+
+/// A test some run reported: its test case and its JUnit names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedTest {
+    /// The test case whose runs reported it.
+    pub test_case_id: TestCaseId,
+    /// Its names.
+    pub test: SelectedTest,
+}
+
+/// A finished run, forgotten or not, as a rerun sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedRun {
+    /// How it ended.
+    pub status: RunStatus,
+    /// What it ran.
+    pub test_case_id: TestCaseId,
+    /// The failing (`failed` or `error`) tests of its last attempt, each once, in report order.
+    pub failing: Arc<[TestId]>,
+}
+
 /// The whole lab's state folded from the log: users, machines, venvs, test cases, runs, queue,
 /// stream versions.
 #[derive(Debug, Clone, Default)]
@@ -231,7 +266,9 @@ pub struct Lab {
     pub(crate) running: OrdSet<RunId>,
     /// Runs that finished and were forgotten ([`Lab::forget_finished_run`]): only their final
     /// status is kept, which is all a decision about them needs.
-    pub(crate) forgotten: OrdMap<RunId, RunStatus>,
+    pub(crate) forgotten: OrdMap<RunId, ForgottenRun>,
+    /// Every test a run reported, by id: what a selection of tests by id resolves to.
+    pub(crate) reported_tests: OrdMap<TestId, ReportedTest>,
     /// The quarantined tests (released and lapsed ones are removed).
     pub(crate) quarantines: OrdMap<TestId, Quarantine>,
     pub(crate) versions: OrdMap<StreamId, i64>,
@@ -298,21 +335,55 @@ impl Lab {
 
     /// The final status of a finished run that [`Lab::forget_finished_run`] dropped.
     pub fn forgotten_run(&self, run_id: &RunId) -> Option<RunStatus> {
-        self.forgotten.get(run_id).copied()
+        self.forgotten.get(run_id).map(|run| run.status)
     }
 
-    /// Drops a finished run's state and its stream's version, keeping only its id and final
-    /// status: a long-running handler then holds a few dozen bytes per finished run instead of
-    /// its whole state. Nothing is appended to a finished run's stream again, and every command
-    /// about it is refused as `run_finished`, for which the status suffices. Does nothing for a
-    /// run that has not finished.
+    /// A finished run (forgotten or not); `None` for an unknown or unfinished one.
+    pub fn finished_run(&self, run_id: &RunId) -> Option<FinishedRun> {
+        if let Some(run) = self.forgotten.get(run_id) {
+            return Some(FinishedRun {
+                status: run.status,
+                test_case_id: run.test_case_id,
+                failing: run.failing.clone(),
+            });
+        }
+        let run = self.runs.get(run_id)?;
+        let RunPhase::Finished(status) = run.phase else {
+            return None;
+        };
+        Some(FinishedRun {
+            status,
+            test_case_id: run.test_case_id,
+            failing: distinct(&run.failing_tests),
+        })
+    }
+
+    /// A test some run of its test case reported, by id.
+    pub fn reported_test(&self, test_id: &TestId) -> Option<&ReportedTest> {
+        self.reported_tests.get(test_id)
+    }
+
+    /// Drops a finished run's state and its stream's version, keeping only its id, final
+    /// status, test case and the ids of its last attempt's failing tests (for a rerun of its
+    /// failures): a long-running handler then holds a few dozen bytes per finished run, plus 16
+    /// per failing test, instead of its whole state. Nothing is appended to a finished run's
+    /// stream again, and every command about it is refused as `run_finished`, for which the
+    /// status suffices. Does nothing for a run that has not finished.
     pub fn forget_finished_run(&mut self, run_id: RunId) {
-        let Some(RunPhase::Finished(status)) = self.runs.get(&run_id).map(|run| run.phase) else {
+        if !self.runs.contains_key(&run_id) {
+            return;
+        }
+        let Some(forgotten) = self.finished_run(&run_id) else {
             return;
         };
         self.runs.remove(&run_id);
         self.versions.remove(&StreamId::run(run_id));
-        self.forgotten.insert(run_id, status);
+        let forgotten = ForgottenRun {
+            status: forgotten.status,
+            test_case_id: forgotten.test_case_id,
+            failing: forgotten.failing,
+        };
+        self.forgotten.insert(run_id, forgotten);
     }
 
     /// Every run, by ascending id.
@@ -352,4 +423,14 @@ impl Lab {
     pub fn queued_runs(&self) -> impl Iterator<Item = RunId> + '_ {
         self.queue.values().copied()
     }
+}
+
+/// `tests` without repeats, first occurrence first.
+fn distinct(tests: &[TestId]) -> Arc<[TestId]> {
+    let mut seen = BTreeSet::new();
+    tests
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(*id))
+        .collect()
 }

@@ -270,6 +270,9 @@ pub fn start(run_id: RunId) -> StartRun {
         labels: Default::default(),
         venv_id: None,
         env: Default::default(),
+        rerun_of: None,
+        only: None,
+        tests: Vec::new(),
     }
 }
 
@@ -283,6 +286,8 @@ pub fn requested(run_id: RunId, user: &str) -> Event {
         labels: Default::default(),
         venv_id: None,
         env: Default::default(),
+        rerun_of: None,
+        tests: Vec::new(),
     })
 }
 

@@ -24,6 +24,7 @@ pub mod lab;
 mod model;
 mod output;
 mod queue;
+pub mod rerun;
 pub mod rows;
 pub mod runs;
 pub mod sessions;

@@ -1,7 +1,7 @@
 //! Events: the facts appended to the log. Their `type` names and `data` shapes are part of the
 //! wire contract (§3); changing one means a new `schema_version` and an upcaster.
 
-use crate::command::{OutputStream, TestFile, TestResult};
+use crate::command::{OutputStream, SelectedTest, TestFile, TestResult};
 use crate::ids::{CommandId, MachineId, RunId, StreamId, StreamType, TestCaseId, TestId, VenvId};
 use crate::jenkins::JenkinsJob;
 use crate::rejection::Rejection;
@@ -407,6 +407,12 @@ pub struct RunRequested {
     pub venv_id: Option<VenvId>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<EnvName, String>,
+    /// The finished run this one reruns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RunId>,
+    /// The tests it runs, resolved at the decision; empty: the whole suite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<SelectedTest>,
 }
 
 /// `run_queued`: no usable venv is free; `reason` says why (`no_free_venv`, `no_matching_machine`,

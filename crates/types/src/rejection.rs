@@ -63,6 +63,10 @@ codes! {
     JenkinsOriginMismatch => "jenkins_origin_mismatch": "The reported Jenkins queue item or build URL is not on the scheme, host and port of the test case's Jenkins URL.",
     NotQuarantined => "not_quarantined": "The test is not quarantined.",
     QuarantineNotLapsed => "quarantine_not_lapsed": "The quarantine has no end, or its end has not passed yet.",
+    RunNotFinished => "run_not_finished": "A rerun names a run that has not finished yet.",
+    RerunTestCaseMismatch => "rerun_test_case_mismatch": "A rerun names a run of another test case.",
+    NothingToRerun => "nothing_to_rerun": "The rerun run has no failing test in its last attempt.",
+    UnknownTest => "unknown_test": "A selected test was never reported by a run of the test case.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 

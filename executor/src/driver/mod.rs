@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use runledger_types::command::CommandPayload;
+use runledger_types::command::{CommandPayload, SelectedTest};
 use runledger_types::ids::RunId;
 use runledger_types::values::{EnvName, Os};
 
@@ -148,6 +148,8 @@ pub struct RunJob {
     pub test_case_env: BTreeMap<EnvName, String>,
     /// The run's environment; overrides the test case's.
     pub run_env: BTreeMap<EnvName, String>,
+    /// The tests the run selects; empty: the whole suite.
+    pub tests: Vec<SelectedTest>,
     /// The test case's files: paths relative to the working directory (`/`-separated, without
     /// `..`), and contents.
     pub files: Vec<(String, Vec<u8>)>,

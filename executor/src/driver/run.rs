@@ -93,6 +93,7 @@ async fn execute<R: Reporter>(
         command: &job.command,
         test_case_env: &job.test_case_env,
         run_env: &job.run_env,
+        tests: &job.tests,
     };
     // Nothing to fetch afterwards: on Linux the script removes the working directory itself.
     let rendered = match &job.junit_xml {

@@ -283,6 +283,7 @@ mod tests {
             command: "pytest -q --junitxml=report.xml",
             test_case_env: &case,
             run_env: &run_env,
+            tests: &[],
         };
         let script = run(Os::Linux, &spec).unwrap();
         let dir = "\"$HOME\"'/.runledger/runs/0193a000-0000-7000-8000-000000000001'";
@@ -332,6 +333,7 @@ mod tests {
                 command: value,
                 test_case_env: &env,
                 run_env: &BTreeMap::new(),
+                tests: &[],
             };
             let script = run(Os::Linux, &spec).unwrap();
             assert!(

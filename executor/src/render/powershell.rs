@@ -245,6 +245,7 @@ mod tests {
             command: "pytest -q --junitxml=report.xml",
             test_case_env: &case,
             run_env: &run_env,
+            tests: &[],
         };
         let dir = "($env:USERPROFILE + '\\.runledger\\runs\\0193a000-0000-7000-8000-000000000001')";
         let expected = format!(
@@ -295,6 +296,7 @@ mod tests {
                 command: value,
                 test_case_env: &env,
                 run_env: &BTreeMap::new(),
+                tests: &[],
             };
             let script = run(Os::Windows, &spec).unwrap();
             assert!(

@@ -173,6 +173,7 @@ fn job(run: &ResolvedRun) -> RunJob {
             .unwrap_or_default(),
         test_case_env: run.test_case.env.clone(),
         run_env: run.run_env.clone(),
+        tests: run.tests.clone(),
         files,
         timeout: Duration::from_secs(u64::from(run.test_case.timeout_s)),
         max_output_bytes: run.test_case.max_output_bytes,

@@ -4,7 +4,7 @@
 //! view moves on.
 
 use runledger_domain::{MachineState, TestCaseState, VenvState};
-use runledger_types::command::TestFile;
+use runledger_types::command::{SelectedTest, TestFile};
 use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
     EnvName, Host, HostKeyFingerprint, Line, MachineId, MachineName, Os, Port, RelativePath,
@@ -158,6 +158,8 @@ pub struct RunInfo {
     pub test_case_id: TestCaseId,
     /// The run's own env.
     pub env: BTreeMap<EnvName, String>,
+    /// The tests it runs; empty: the whole suite.
+    pub tests: Vec<SelectedTest>,
     /// Its latest assignment, if any.
     pub assignment: Option<Assignment>,
     /// The executor that reported `run_started` for the latest attempt.
@@ -232,6 +234,8 @@ pub struct ResolvedRun {
     pub test_case: TestCaseInfo,
     /// The run's env, laid over the test case's.
     pub run_env: BTreeMap<EnvName, String>,
+    /// The tests it runs; empty: the whole suite.
+    pub tests: Vec<SelectedTest>,
     /// Where to run it.
     pub venv: VenvInfo,
     /// The machine to connect to.

@@ -79,6 +79,8 @@ fn lab(host: &str) -> Lab {
             labels: BTreeSet::new(),
             venv_id: None,
             env: env("B", "2"),
+            rerun_of: None,
+            tests: Vec::new(),
         }),
         Event::VenvLeased(VenvLeased { venv_id, run_id }),
         Event::RunAssigned(RunAssigned {

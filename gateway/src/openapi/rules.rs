@@ -2,6 +2,7 @@
 //! added to the served document as JSON Schema `anyOf`/`oneOf`/`not` next to the fields, so that
 //! a body the document allows is one the handler takes.
 
+use runledger_types::command::MAX_SELECTED_TESTS;
 use runledger_types::values::{PROTECTED_ENV_NAMES, PROTECTED_ENV_PREFIXES};
 use serde_json::{Value, json};
 
@@ -71,6 +72,33 @@ pub(crate) fn add_cross_field_rules(document: &mut Value) {
     {
         let name = items.take();
         *items = json!({"allOf": [name, {"not": {"pattern": protected_names_pattern()}}]});
+    }
+    // A selection of tests: `only` or `tests`, not both; `only` reruns a run's failures, so it
+    // needs `rerun_of`; at most MAX_SELECTED_TESTS tests.
+    let both = json!({"not": {"required": ["only", "tests"]}});
+    let only_needs_rerun_of = json!({"anyOf": [
+        {"not": {"required": ["only"]}},
+        {"required": ["rerun_of"], "properties": {"rerun_of": {"type": "string"}}},
+    ]});
+    set(
+        schemas,
+        "StartRunRequest",
+        "allOf",
+        json!([both, only_needs_rerun_of]),
+    );
+    set(
+        schemas,
+        "RerunBody",
+        "not",
+        json!({"required": ["only", "tests"]}),
+    );
+    for request in ["StartRunRequest", "RerunBody"] {
+        if let Some(tests) = schemas
+            .pointer_mut(&format!("/{request}/properties/tests"))
+            .and_then(Value::as_object_mut)
+        {
+            tests.insert("maxItems".to_owned(), json!(MAX_SELECTED_TESTS));
+        }
     }
     // A file has its content as text or as base64, not both.
     set(

@@ -8,6 +8,7 @@ pub mod insights;
 pub mod lab;
 pub mod live;
 pub mod manage;
+pub mod rerun;
 pub mod runs;
 pub mod users;
 

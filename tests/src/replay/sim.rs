@@ -112,6 +112,8 @@ impl Sim {
             },
             venv_id: None,
             env: BTreeMap::from([(self.build_number.clone(), self.builds.to_string())]),
+            rerun_of: None,
+            tests: Vec::new(),
         };
         let command = Command {
             correlation_id: Some(run_id.0),

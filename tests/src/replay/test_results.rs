@@ -87,6 +87,8 @@ pub fn write(log: &mut LogWriter, settings: SuiteSettings) -> anyhow::Result<Tes
             labels: Default::default(),
             venv_id: None,
             env: Default::default(),
+            rerun_of: None,
+            tests: Vec::new(),
         });
         log.append(&Command::new("ci"), &requested)?;
         let assigned = Event::RunAssigned(RunAssigned {

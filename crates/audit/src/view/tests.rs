@@ -94,6 +94,8 @@ fn requested(n: u128, user: &str, label: Option<&str>, venv: Option<VenvId>) -> 
             .collect(),
         venv_id: venv,
         env: Default::default(),
+        rerun_of: None,
+        tests: Vec::new(),
     })
 }
 

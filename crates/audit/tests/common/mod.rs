@@ -118,6 +118,8 @@ pub fn a_run_from_start_to_end() -> Vec<Event> {
             labels: Default::default(),
             venv_id: Some(VENV),
             env: Default::default(),
+            rerun_of: None,
+            tests: Vec::new(),
         }),
         Event::VenvLeased(VenvLeased {
             venv_id: VENV,

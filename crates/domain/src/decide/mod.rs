@@ -7,6 +7,7 @@ mod machines;
 mod quarantine;
 mod reports;
 mod runs;
+mod selection;
 mod test_cases;
 mod test_results;
 mod users;

@@ -3,6 +3,7 @@
 //! Any user may start a run on any machine that is not retired. Members cancel only their own
 //! runs; admins and trusted systems cancel any.
 
+use super::selection::{Selection, select};
 use super::{live_machine, reject, require_test_case, run, venv};
 use crate::authz::{Principal, forbidden, principal};
 use crate::scheduling::{assignment, free_venv_for, queue_reason};
@@ -33,8 +34,9 @@ pub(super) fn start_run(
     }
     let test_case = require_test_case(lab, command.test_case_id)?;
     check_run_env(command, test_case)?;
+    let selection = select(lab, command)?;
     if test_case.jenkins.is_some() {
-        return start_jenkins_run(actor, command);
+        return start_jenkins_run(actor, command, selection);
     }
     if let Some(machine_id) = command.machine_id {
         live_machine(lab, machine_id)?;
@@ -56,6 +58,8 @@ pub(super) fn start_run(
         labels: command.labels.clone(),
         venv_id: command.venv_id,
         env: command.env.clone(),
+        rerun_of: selection.rerun_of,
+        tests: selection.tests,
     })];
     match free_venv_for(lab, &selector) {
         Some((venv_id, machine_id)) => events.extend(assignment(run_id, venv_id, machine_id, 1)),
@@ -109,13 +113,23 @@ fn check_run_env(command: &StartRun, test_case: &TestCaseState) -> Result<(), Re
 }
 
 /// A run of a Jenkins job: `run_requested` and at once `run_assigned` without venv or machine
-/// (Jenkins queues builds itself). A machine, labels or venv cannot apply and are refused.
-fn start_jenkins_run(actor: &Actor, command: &StartRun) -> Result<Vec<Event>, Rejection> {
-    if command.machine_id.is_some() || command.venv_id.is_some() || !command.labels.is_empty() {
+/// (Jenkins queues builds itself). A machine, labels, venv or a selection of tests cannot apply
+/// and are refused (`rerun_of` alone only links the runs).
+fn start_jenkins_run(
+    actor: &Actor,
+    command: &StartRun,
+    selection: Selection,
+) -> Result<Vec<Event>, Rejection> {
+    if command.machine_id.is_some()
+        || command.venv_id.is_some()
+        || !command.labels.is_empty()
+        || selection.is_partial()
+    {
         return reject(
             RejectionCode::NotAJenkinsRun,
             format!(
-                "test case {} runs as a Jenkins job: machine_id, labels and venv_id do not apply",
+                "test case {} runs as a Jenkins job: machine_id, labels, venv_id and a selection \
+                 of tests do not apply",
                 command.test_case_id
             ),
         );
@@ -130,6 +144,8 @@ fn start_jenkins_run(actor: &Actor, command: &StartRun) -> Result<Vec<Event>, Re
             labels: BTreeSet::new(),
             venv_id: None,
             env: command.env.clone(),
+            rerun_of: selection.rerun_of,
+            tests: Vec::new(),
         }),
         Event::RunAssigned(RunAssigned {
             run_id,

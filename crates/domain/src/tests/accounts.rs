@@ -92,6 +92,9 @@ fn a_disabled_user_may_send_no_command() {
         labels: Default::default(),
         venv_id: None,
         env: Default::default(),
+        rerun_of: None,
+        only: None,
+        tests: Vec::new(),
     });
     let lab = with(world(), &[disabled(MEMBER)]);
     given(&lab)

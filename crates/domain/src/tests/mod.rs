@@ -10,6 +10,7 @@ mod quarantine;
 mod quarantine_runs;
 mod rejections;
 mod reports;
+mod rerun;
 mod runs;
 mod scheduling;
 mod users;

@@ -53,6 +53,8 @@ fn start_run_copies_the_selector_and_env_into_run_requested() {
             labels: c.labels,
             venv_id: c.venv_id,
             env: c.env,
+            rerun_of: None,
+            tests: Vec::new(),
         })
     );
 }

@@ -81,6 +81,7 @@ pub const TESTS_TABLES: &[Table] = &[
             ("machine_id", "uuid"),
             ("venv_id", "uuid"),
             ("os", "text"),
+            ("rerun_of", "uuid"),
         ],
         key: &["run_id"],
         indexes: &[],
@@ -220,6 +221,10 @@ pub struct TestRunRow {
     pub venv_id: Option<Uuid>,
     /// The assigned machine's OS (`linux`, `windows`).
     pub os: Option<String>,
+    /// The run it reruns (`start_run`'s `rerun_of`): its results flipping from that run's
+    /// count as flips within one run.
+    #[serde(default)]
+    pub rerun_of: Option<Uuid>,
 }
 
 /// A machine's name and OS, as the tests read model stamps results with them.

@@ -346,7 +346,7 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::DefineTestCase => {
             Incoming::DefineTestCase(decode::<DefineTestCase<SecretString>>(payload)?.checked()?)
         }
-        T::StartRun => ready(Command::StartRun(decode(payload)?)),
+        T::StartRun => ready(Command::StartRun(decode::<StartRun>(payload)?.checked()?)),
         T::CancelRun => ready(Command::CancelRun(decode(payload)?)),
         T::ReportRunStarted => ready(Command::ReportRunStarted(decode(payload)?)),
         T::ReportRunOutput => ready(Command::ReportRunOutput(

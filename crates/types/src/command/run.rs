@@ -1,10 +1,15 @@
 //! Payloads that start and cancel runs.
 
-use crate::ids::{MachineId, RunId, TestCaseId, VenvId};
+use super::InvalidPayload;
+use crate::ids::{MachineId, RunId, TestCaseId, TestId, VenvId};
 use crate::values::{EnvName, Label};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use utoipa::ToSchema;
+
+/// Most tests one run may select (`tests`, or the failures `only: "failed"` picks).
+pub const MAX_SELECTED_TESTS: usize = 10_000;
 
 /// `start_run`: run a test case in a free venv chosen by `venv_id`, `machine_id` or `labels`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -26,6 +31,68 @@ pub struct StartRun {
     /// Environment overrides on top of the test case's.
     #[serde(default)]
     pub env: BTreeMap<EnvName, String>,
+    /// The finished run of the same test case this run reruns: the new run links to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RunId>,
+    /// `failed`: run only the tests that failed or errored in the last attempt of `rerun_of`
+    /// (which it requires). Excludes `tests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<RerunOnly>,
+    /// Run only these tests (ids of tests some run of the test case reported; at most
+    /// [`MAX_SELECTED_TESTS`]). Excludes `only`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestId>,
+}
+
+impl StartRun {
+    /// `only` needs `rerun_of` and excludes `tests`; `tests` holds at most
+    /// [`MAX_SELECTED_TESTS`].
+    pub(super) fn checked(self) -> Result<Self, InvalidPayload> {
+        if self.only.is_some() && !self.tests.is_empty() {
+            return Err(InvalidPayload(
+                "payload: give `only` or `tests`, not both".into(),
+            ));
+        }
+        if self.only.is_some() && self.rerun_of.is_none() {
+            return Err(InvalidPayload(
+                "payload.only: needs `rerun_of`, the run whose failures to run again".into(),
+            ));
+        }
+        if self.tests.len() > MAX_SELECTED_TESTS {
+            return Err(InvalidPayload(format!(
+                "payload.tests: at most {MAX_SELECTED_TESTS} tests, not {}",
+                self.tests.len()
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// Which tests of the rerun run to select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RerunOnly {
+    /// The tests whose results were `failed` or `error` in its last attempt.
+    Failed,
+}
+
+/// One selected test, as JUnit names it: what a run that selects tests runs, and what
+/// `run_requested` records so the executor needs nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectedTest {
+    /// Class or module (JUnit's `classname`; may be empty).
+    #[serde(default)]
+    pub classname: String,
+    /// Test name.
+    pub name: String,
+}
+
+impl fmt::Display for SelectedTest {
+    /// `classname::name`, the form of one line of `RUNLEDGER_TESTS`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}::{}", self.classname, self.name)
+    }
 }
 
 /// `cancel_run`

@@ -19,12 +19,47 @@ fn a_start_run_arrives_as_sent() {
         labels: [Label::parse("gpu")].into_iter().flatten().collect(),
         venv_id: Some(VenvId::new()),
         env: Default::default(),
+        rerun_of: None,
+        only: None,
+        tests: Vec::new(),
     };
     let json = serde_json::to_value(&start).unwrap_or_default();
     assert!(json.get("machine_id").is_none(), "{json}");
     match parsed(&start) {
         Ok(Incoming::Ready(Command::StartRun(back))) => assert_eq!(back, start),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_selection_needs_rerun_of_for_only_and_not_both_kinds() {
+    let rerun_of = r#""rerun_of":"0193a000-0000-7000-8000-000000000009""#;
+    let base = r#""run_id":"0193a000-0000-7000-8000-000000000001","test_case_id":"0193a000-0000-7000-8000-000000000002""#;
+    let test = r#""0193a000-0000-7000-8000-000000000003""#;
+    let ok = format!(r#"{{{base},{rerun_of},"only":"failed"}}"#);
+    assert!(parse_payload(CommandType::StartRun, &ok).is_ok());
+    let tests_alone = format!(r#"{{{base},"tests":[{test}]}}"#);
+    assert!(parse_payload(CommandType::StartRun, &tests_alone).is_ok());
+    let too_many = vec![test; MAX_SELECTED_TESTS + 1].join(",");
+    for (bad, field) in [
+        (format!(r#"{{{base},"only":"failed"}}"#), "payload.only"),
+        (
+            format!(r#"{{{base},{rerun_of},"only":"failed","tests":[{test}]}}"#),
+            "payload:",
+        ),
+        (
+            format!(r#"{{{base},"tests":[{too_many}]}}"#),
+            "payload.tests",
+        ),
+        (
+            format!(r#"{{{base},{rerun_of},"only":"passed"}}"#),
+            "payload.only",
+        ),
+    ] {
+        match parse_payload(CommandType::StartRun, &bad) {
+            Err(InvalidPayload(message)) => assert!(message.starts_with(field), "{message}"),
+            other => panic!("{bad}: {other:?}"),
+        }
     }
 }
 

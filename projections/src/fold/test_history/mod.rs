@@ -252,6 +252,7 @@ impl TestsFold {
             machine_id: None,
             venv_id: None,
             os: None,
+            rerun_of: e.rerun_of.map(|id| id.0),
         });
     }
 
@@ -295,7 +296,7 @@ impl TestsFold {
             let recent = RecentResult {
                 run_id: run.run_id,
                 attempt: u32::try_from(run.attempt).unwrap_or(0),
-                rerun_of: None,
+                rerun_of: run.rerun_of,
                 status: result.status,
                 duration_ms: result.duration_ms,
                 inputs: inputs.clone(),

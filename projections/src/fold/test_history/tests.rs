@@ -128,3 +128,54 @@ fn results_of_a_run_the_model_never_saw_requested_are_skipped() {
     fold.apply(&events[0]);
     assert!(fold.pending_results().is_empty());
 }
+
+#[test]
+fn a_test_that_failed_in_a_run_and_passed_in_its_rerun_is_flaky() {
+    let (machine, venv, case) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (first, rerun) = (Uuid::now_v7(), Uuid::now_v7());
+    let result = |status: &str| json!([{"classname": "suite.mod", "name": "wobbly", "status": status, "duration_ms": 5}]);
+    let events = facts(&[
+        (
+            "machine_registered",
+            json!({"machine_id": machine, "name": "lab-1", "host": "10.0.0.1", "port": 22,
+                   "os": "linux", "username": "t", "owner": "ada", "labels": []}),
+        ),
+        (
+            "run_requested",
+            json!({"run_id": first, "test_case_id": case, "user": "mia"}),
+        ),
+        (
+            "run_assigned",
+            json!({"run_id": first, "venv_id": venv, "machine_id": machine, "attempt": 1}),
+        ),
+        (
+            "run_finished",
+            json!({"run_id": first, "status": "failed", "tests": result("failed")}),
+        ),
+        (
+            "run_requested",
+            json!({"run_id": rerun, "test_case_id": case, "user": "mia", "rerun_of": first,
+                   "tests": [{"classname": "suite.mod", "name": "wobbly"}]}),
+        ),
+        (
+            "run_assigned",
+            json!({"run_id": rerun, "venv_id": venv, "machine_id": machine, "attempt": 1}),
+        ),
+        (
+            "run_finished",
+            json!({"run_id": rerun, "status": "passed", "tests": result("passed")}),
+        ),
+    ]);
+    let mut fold = TestsFold::default();
+    for fact in &events {
+        fold.apply(fact);
+    }
+    let id = TestKey::new(TestCaseId(case), "suite.mod", "wobbly").id().0;
+    let wobbly = fold.test(id).unwrap();
+    let rerun_of: Vec<Option<Uuid>> = wobbly.recent.iter().map(|r| r.rerun_of).collect();
+    assert!(rerun_of.contains(&Some(first)), "{:?}", wobbly.recent);
+    assert!(wobbly.flaky, "failed in a run, passed in its rerun");
+    let flips = wobbly.flips.as_array().unwrap();
+    assert_eq!(flips.len(), 1);
+    assert_eq!(flips[0]["same_run"], json!(true));
+}
