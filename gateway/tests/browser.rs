@@ -314,9 +314,10 @@ async fn a_test_case_charts_its_trend_and_a_flaky_test_shows_why_and_is_quaranti
     let client = lab.client();
     let admin = common::ADMIN.0;
     let test_case_id = lab_for_reported_runs(&client, admin, "executor:e1").await;
+    let mut runs = Vec::new();
     for n in 1..=6 {
         let (status, tests) = wobbly_suite(n);
-        reported_run(&client, (admin, "executor:e1"), test_case_id, status, tests).await;
+        runs.push(reported_run(&client, (admin, "executor:e1"), test_case_id, status, tests).await);
     }
     let head = lab.store.head().await.unwrap();
     let http = reqwest::Client::new();
@@ -417,6 +418,37 @@ async fn a_test_case_charts_its_trend_and_a_flaky_test_shows_why_and_is_quaranti
     assert!(facts.contains(&format!("by {admin}")), "{facts}");
     let shot = web.screenshot().await.unwrap();
     std::fs::write(artifacts().join("flaky-test.png"), shot).unwrap();
+
+    // A failed run's page reruns just what failed, and opens the new run.
+    let failed = runs[5];
+    web.goto(&format!("http://{addr}/#run/{failed}"))
+        .await
+        .unwrap();
+    let button = eventually(WAIT, "the rerun button", || async {
+        let button = web.find(Locator::Css("#rerun-failed")).await.ok()?;
+        button.is_displayed().await.ok()?.then_some(button)
+    })
+    .await;
+    button.click().await.unwrap();
+    let rerun: Uuid = eventually(WAIT, "the new run's page", || async {
+        let url = web.current_url().await.ok()?;
+        let id = url.fragment()?.strip_prefix("run/")?.parse().ok()?;
+        (id != failed).then_some(id)
+    })
+    .await;
+    let requested: serde_json::Value = runledger_test_support::sqlx::query_scalar(
+        "SELECT data FROM events WHERE type = 'run_requested' AND data->>'run_id' = $1",
+    )
+    .bind(rerun.to_string())
+    .fetch_one(&lab.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(requested["rerun_of"], json!(failed), "{requested}");
+    assert_eq!(
+        requested["tests"],
+        json!([{"classname": "tests.test_app", "name": "test_wobbly"}]),
+        "{requested}"
+    );
 
     web.close().await.unwrap();
     shutdown.cancel();

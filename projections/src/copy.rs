@@ -91,7 +91,7 @@ fn quote_element(text: &str, literal: &mut String) {
 }
 
 /// COPY text escaping: backslash, tab, newline and carriage return.
-fn escape(text: &str, out: &mut String) {
+pub(crate) fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub enum TestsCommand {
     /// Tests across runs, the most failing first (or as --sort says), one line each.
     ///
-    /// Examples: `runledger tests list --flaky`,
+    /// Example: `runledger tests list --flaky`, or
     /// `runledger tests list --test-case 0193a000-… --sort -duration_p90 --limit 10`
     List(ListArgs),
     /// One test: its figures, its latest results, and why it counts as flaky.

@@ -183,6 +183,8 @@ async function loadRun(runId, position) {
   if (run.error_code) { fact(facts, "Error code", run.error_code); }
   if (run.queue_reason) { fact(facts, "Waiting because", run.queue_reason); }
   $("#cancel-run").hidden = ["passed", "failed", "error", "timed_out", "cancelled"].includes(run.status);
+  $("#rerun-failed").hidden = !["failed", "error"].includes(run.status) || !(run.tests || []).some((t) => ["failed", "error"].includes(t.status));
+  $("#rerun-result").textContent = "";
   const tests = $("#tests-table tbody");
   tests.replaceChildren();
   for (const test of run.tests || []) {
@@ -216,6 +218,17 @@ function followLog(runId) {
 
 async function cancelRun() {
   try { await api("POST", `/api/v1/runs/${state.runId}/cancel`, { reason: "cancelled from the dashboard" }); } catch (error) { alert(error.message); }
+}
+
+// Reruns just the tests that failed in this run's last attempt, then opens the new run.
+async function rerunFailed() {
+  try {
+    const answer = await api("POST", `/api/v1/runs/${state.runId}/rerun`, { only: "failed" });
+    state.minPosition = answer.position;
+    location.hash = `#run/${answer.run_id}`;
+  } catch (error) {
+    $("#rerun-result").textContent = error.message;
+  }
 }
 
 async function loadPool() {
@@ -297,6 +310,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#next-page").addEventListener("click", () => { state.page += 1; loadRuns(); });
   $("#first-page").addEventListener("click", () => { state.page = 0; loadRuns(); });
   $("#cancel-run").addEventListener("click", cancelRun);
+  $("#rerun-failed").addEventListener("click", rerunFailed);
   window.addEventListener("hashchange", route);
   try {
     const me = await api("GET", "/api/v1/me");

@@ -53,14 +53,15 @@ const LIST_SQL: &str = "SELECT test_id, test_case_id, classname, name, runs, pas
 
 /// A test's page as the gateway queries it (`limit=50`), for the test `:id` of `bench_ids`.
 const DETAIL_SQL: &str = "\\set i random(1, 100)
-SELECT * FROM rm_tests.tests WHERE test_id = (SELECT test_id FROM bench_ids WHERE i = :i);
+SELECT t.*, to_jsonb(q) AS quarantine FROM rm_tests.tests t \
+LEFT JOIN rm_tests.quarantines q ON q.test_id = t.test_id \
+WHERE t.test_id = (SELECT test_id FROM bench_ids WHERE i = :i);
 SELECT r.run_id, r.attempt, r.status, r.duration_ms, r.message, r.machine_id, \
 m.name AS machine_name, r.finished_at, r.position, r.ordinal \
 FROM rm_tests.results r LEFT JOIN rm_tests.machines m ON m.machine_id = r.machine_id \
 WHERE r.test_id = (SELECT test_id FROM bench_ids WHERE i = :i) \
 AND (r.position, r.ordinal) < (9223372036854775807, 2147483647) \
 ORDER BY r.position DESC, r.ordinal DESC LIMIT 51;
-SELECT * FROM rm_tests.quarantines WHERE test_id = (SELECT test_id FROM bench_ids WHERE i = :i);
 ";
 
 async fn load_log(db: &TestDb, settings: SuiteSettings) -> (i64, Duration) {

@@ -66,9 +66,10 @@ pub const TESTS_TABLES: &[Table] = &[
             ("venv_id", "uuid"),
             ("finished_at", "timestamptz NOT NULL"),
         ],
-        key: &["position", "ordinal"],
-        // A test's history, newest first; a run's results.
-        indexes: &["test_id, position", "run_id"],
+        // The key is a test's history, newest first (one index less to build than a key of
+        // its own); the index, a run's results.
+        key: &["test_id", "position", "ordinal"],
+        indexes: &["run_id"],
         deferred_key: true,
     },
     Table {

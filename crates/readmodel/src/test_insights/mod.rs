@@ -97,6 +97,14 @@ pub struct TestDetail {
     pub quarantine: Option<QuarantineRow>,
 }
 
+/// A test's row with its quarantine, if one is in force.
+#[derive(sqlx::FromRow)]
+struct WithQuarantine {
+    #[sqlx(flatten)]
+    test: TestRow,
+    quarantine: Option<sqlx::types::Json<QuarantineRow>>,
+}
+
 /// The label history cursors carry.
 const HISTORY_SORT: &str = "history";
 
@@ -116,13 +124,18 @@ pub async fn detail(
         Some(raw) => Some(history_cursor(raw).map_err(TestsQueryError::from)?),
         None => None,
     };
-    let test: Option<TestRow> = sqlx::query_as("SELECT * FROM rm_tests.tests WHERE test_id = $1")
-        .bind(test_id)
-        .fetch_optional(pool)
-        .await?;
-    let Some(test) = test else {
+    // The test and its quarantine in one round trip.
+    let found: Option<WithQuarantine> = sqlx::query_as(
+        "SELECT t.*, to_jsonb(q) AS quarantine FROM rm_tests.tests t \
+         LEFT JOIN rm_tests.quarantines q ON q.test_id = t.test_id WHERE t.test_id = $1",
+    )
+    .bind(test_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(WithQuarantine { test, quarantine }) = found else {
         return Ok(None);
     };
+    let quarantine = quarantine.map(|quarantine| quarantine.0);
     let (before_position, before_ordinal) = after.unwrap_or((i64::MAX, i32::MAX));
     let mut history: Vec<HistoryEntry> = sqlx::query_as(
         "SELECT r.run_id, r.attempt, r.status, r.duration_ms, r.message, r.machine_id, \
@@ -151,7 +164,6 @@ pub async fn detail(
         None
     };
     let flakiness = evidence(&test.recent, window);
-    let quarantine = quarantine(pool, test_id).await?;
     Ok(Some(TestDetail {
         test,
         history,
@@ -159,19 +171,6 @@ pub async fn detail(
         flakiness,
         quarantine,
     }))
-}
-
-/// The quarantine of `test_id` in force, if any (whether or not any result names the test).
-pub async fn quarantine(
-    pool: &PgPool,
-    test_id: Uuid,
-) -> Result<Option<QuarantineRow>, ReadModelError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM rm_tests.quarantines WHERE test_id = $1")
-            .bind(test_id)
-            .fetch_optional(pool)
-            .await?,
-    )
 }
 
 /// The flakiness of `recent` (oldest first) over its last `window` results.

@@ -4,7 +4,7 @@
 mod figures;
 
 use super::{Fact, json, wire_name};
-use crate::copy::encode_row;
+use crate::copy::escape;
 use crate::error::ProjectionError;
 use crate::table::{KeyedRow, RowCache, copy_text, upsert_rows};
 use runledger_insights::TestKey;
@@ -170,9 +170,9 @@ impl TestsFold {
     ) -> Result<(), ProjectionError> {
         self.compute_figures();
         self.tests.flush(tx, schema).await?;
-        let mut text = String::new();
+        let mut text = String::with_capacity(self.results.len() * 160);
         for row in &self.results {
-            encode_row(&TESTS_TABLES[1], row, &mut text)?;
+            encode_result(row, &mut text);
         }
         copy_text(tx, &TESTS_TABLES[1], schema, text).await?;
         self.runs.flush(tx, schema).await?;
@@ -286,7 +286,7 @@ impl TestsFold {
                 test_id,
                 run_id: run.run_id,
                 attempt: run.attempt,
-                status: wire_name(&result.status),
+                status: outcome_name(result.status).to_owned(),
                 duration_ms: i64::try_from(result.duration_ms).unwrap_or(i64::MAX),
                 message: result.message.clone(),
                 machine_id: run.machine_id,
@@ -326,7 +326,7 @@ struct Seen<'a> {
 impl Seen<'_> {
     /// The row of a test seen for the first time, before this result is applied.
     fn first(&self, test_id: Uuid, test_case_id: Uuid) -> TestRow {
-        let status = wire_name(&self.result.status);
+        let status = outcome_name(self.result.status);
         TestRow {
             test_id,
             test_case_id,
@@ -339,7 +339,7 @@ impl Seen<'_> {
             skipped: 0,
             pass_rate: None,
             fail_rate: 0.0,
-            last_status: status,
+            last_status: status.to_owned(),
             last_run_id: self.recent.run_id,
             last_run_at: self.fact.recorded_at,
             last_changed_at: self.fact.recorded_at,
@@ -358,7 +358,7 @@ impl Seen<'_> {
     }
 
     fn apply(&self, test: &mut TestRow) {
-        let status = wire_name(&self.result.status);
+        let status = outcome_name(self.result.status);
         test.runs += 1;
         match self.result.status {
             TestOutcome::Passed => test.passed += 1,
@@ -373,7 +373,7 @@ impl Seen<'_> {
         }
         if test.last_status != status {
             test.last_changed_at = self.fact.recorded_at;
-            test.last_status = status;
+            test.last_status = status.to_owned();
         }
         test.last_run_id = self.recent.run_id;
         test.last_run_at = self.fact.recorded_at;
@@ -381,6 +381,50 @@ impl Seen<'_> {
         test.recent.push(self.recent.clone());
         let over = test.recent.len().saturating_sub(RECENT);
         test.recent.drain(..over);
+    }
+}
+
+/// A result as a line of COPY text, written by hand: a rebuild writes one per result, by far
+/// its most frequent row (a unit test checks it against the generic encoder).
+pub(crate) fn encode_result(row: &ResultRow, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
+        row.position,
+        row.ordinal,
+        row.test_id,
+        row.run_id,
+        row.attempt,
+        row.status,
+        row.duration_ms
+    );
+    match &row.message {
+        Some(message) => escape(message, out),
+        None => out.push_str("\\N"),
+    }
+    for id in [row.machine_id, row.venv_id] {
+        out.push('\t');
+        match id {
+            Some(id) => {
+                let _ = write!(out, "{id}");
+            }
+            None => out.push_str("\\N"),
+        }
+    }
+    let finished_at = row
+        .finished_at
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let _ = writeln!(out, "\t{finished_at}");
+}
+
+/// A test outcome's wire name, without going through serde.
+fn outcome_name(outcome: TestOutcome) -> &'static str {
+    match outcome {
+        TestOutcome::Passed => "passed",
+        TestOutcome::Failed => "failed",
+        TestOutcome::Skipped => "skipped",
+        TestOutcome::Error => "error",
     }
 }
 

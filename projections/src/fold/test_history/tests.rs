@@ -179,3 +179,37 @@ fn a_test_that_failed_in_a_run_and_passed_in_its_rerun_is_flaky() {
     assert_eq!(flips.len(), 1);
     assert_eq!(flips[0]["same_run"], json!(true));
 }
+
+#[test]
+fn results_encode_by_hand_as_the_generic_encoder_does() {
+    let (run, case) = (Uuid::now_v7(), Uuid::now_v7());
+    let events = facts(&[
+        (
+            "run_requested",
+            json!({"run_id": run, "test_case_id": case, "user": "mia"}),
+        ),
+        (
+            "run_finished",
+            json!({"run_id": run, "status": "failed", "tests": [
+                {"classname": "a", "name": "tab\there", "status": "failed", "duration_ms": 7,
+                 "message": "line 1\nline\\2\ttab"},
+                {"classname": "a", "name": "b", "status": "skipped", "duration_ms": 0}]}),
+        ),
+    ]);
+    let mut fold = TestsFold::default();
+    for fact in &events {
+        fold.apply(fact);
+    }
+    assert_eq!(fold.pending_results().len(), 2);
+    for row in fold.pending_results() {
+        let (mut fast, mut generic) = (String::new(), String::new());
+        super::encode_result(row, &mut fast);
+        crate::copy::encode_row(
+            &runledger_readmodel::rows::TESTS_TABLES[1],
+            row,
+            &mut generic,
+        )
+        .unwrap();
+        assert_eq!(fast, generic);
+    }
+}
