@@ -31,7 +31,8 @@ class TestApp:
         assert 2 + 2 == 5
 ";
 
-/// Fails on every other run: run 1 fails, run 2 passes, … (a counter kept in the venv).
+/// Fails on every other run: run 1 fails, run 2 passes, … (a counter kept in the venv, in a
+/// file named by the test case: the venv's directory outlives the test on this host).
 const WOBBLY: &str = "\
 import os
 import pathlib
@@ -42,7 +43,7 @@ def test_steady():
 
 
 def test_flaky():
-    counter = pathlib.Path(os.environ['VIRTUAL_ENV']) / 'flaky-counter'
+    counter = pathlib.Path(os.environ['VIRTUAL_ENV']) / os.environ['FLAKY_COUNTER']
     seen = int(counter.read_text()) if counter.exists() else 0
     counter.write_text(str(seen + 1))
     assert seen % 2 == 1
@@ -207,7 +208,7 @@ async fn flaky_then_quarantined(lab: &TestLab) {
     let test_case_id = Uuid::now_v7().to_string();
     let test_case = json!({"test_case_id": test_case_id, "name": "wobbly", "timeout_s": 120,
         "command": "pytest -q -p no:cacheprovider --junitxml=junit.xml",
-        "junit_xml": "junit.xml",
+        "junit_xml": "junit.xml", "env": {"FLAKY_COUNTER": format!("flaky-{test_case_id}")},
         "files": [{"path": "tests/test_wobbly.py", "content": WOBBLY}]});
     lab.client()
         .accept("define_test_case", ADMIN, test_case)
