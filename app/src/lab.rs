@@ -3,16 +3,13 @@
 //! models.
 
 use crate::payloads::{self, field, secret_from_env};
-use crate::send::command_sender;
 use crate::settings::Settings;
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use runledger_types::command::{
     AddVenv, ChangePassword, CommandPayload, DisableUser, RegisterUser, RevokeTokens,
 };
-use runledger_types::{CommandId, MachineId, OutgoingSecret, VenvId};
+use runledger_types::{MachineId, OutgoingSecret, VenvId};
 use std::path::PathBuf;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// Who asks, for every lab command.
@@ -237,19 +234,7 @@ async fn submit<C: CommandPayload>(
     command: &C,
     id: &str,
 ) -> anyhow::Result<()> {
-    let sender = command_sender(settings, Duration::from_secs(10)).await?;
-    let outcome = sender
-        .send(CommandId::new(), &actor.actor, command)
-        .await
-        .context("no outcome: is `runledger serve --components handler` running?")?;
-    if let Some(error) = outcome.error {
-        anyhow::bail!(
-            "{} rejected: {}: {}",
-            C::TYPE.as_str(),
-            error.code,
-            error.message
-        );
-    }
+    crate::send::send_accepted(settings, &actor.actor, command).await?;
     println!("{id}");
     Ok(())
 }

@@ -35,3 +35,26 @@ pub async fn command_sender(
     let client = settings.nats("runledger-cli").await?;
     Ok(CommandSender::new(client, settings.names()?, timeout, 1))
 }
+
+/// Sends `command` as `actor` and waits for its outcome; fails, naming the code and reason,
+/// when it is rejected.
+pub async fn send_accepted<C: runledger_types::command::CommandPayload>(
+    settings: &Settings,
+    actor: &str,
+    command: &C,
+) -> anyhow::Result<()> {
+    let sender = command_sender(settings, std::time::Duration::from_secs(10)).await?;
+    let outcome = sender
+        .send(CommandId::new(), actor, command)
+        .await
+        .context("no outcome: is `runledger serve --components handler` running?")?;
+    if let Some(error) = outcome.error {
+        anyhow::bail!(
+            "{} rejected: {}: {}",
+            C::TYPE.as_str(),
+            error.code,
+            error.message
+        );
+    }
+    Ok(())
+}

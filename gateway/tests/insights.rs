@@ -18,36 +18,6 @@ const EXEC: &str = "executor:e1";
 const ADMIN: &str = common::ADMIN.0;
 const RUNS: usize = 6;
 
-struct Http {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Http {
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
 fn names(page: &Value) -> Vec<&str> {
     page["items"]
         .as_array()
@@ -65,11 +35,7 @@ async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the
     common::register_admin(&lab).await;
     let shutdown = CancellationToken::new();
     let addr = common::serve_gateway(&lab, &shutdown).await;
-    let api = Http {
-        base: format!("http://{addr}"),
-        token: common::admin_token(addr).await,
-        http: reqwest::Client::new(),
-    };
+    let api = common::AdminApi::at(addr).await;
     let client = lab.client();
     let test_case_id = lab_for_reported_runs(&client, ADMIN, EXEC).await;
     let mut runs = Vec::new();

@@ -16,31 +16,13 @@ use uuid::Uuid;
 const EXEC: &str = "executor:e1";
 const ADMIN: &str = common::ADMIN.0;
 
-struct Http {
-    base: String,
-    token: String,
-    http: reqwest::Client,
+/// What these tests ask of the gateway.
+trait RerunApi {
+    async fn rerun(&self, run_id: Uuid, body: Value) -> (StatusCode, Value);
+    async fn requested(&self, run_id: &Value, position: &Value) -> Value;
 }
 
-impl Http {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
+impl RerunApi for common::AdminApi {
     async fn rerun(&self, run_id: Uuid, body: Value) -> (StatusCode, Value) {
         let path = format!("/api/v1/runs/{run_id}/rerun");
         self.send(reqwest::Method::POST, &path, Some(body)).await
@@ -65,11 +47,7 @@ async fn a_rerun_of_the_failures_carries_them_in_its_run_requested() {
     common::register_admin(&lab).await;
     let shutdown = CancellationToken::new();
     let addr = common::serve_gateway(&lab, &shutdown).await;
-    let api = Http {
-        base: format!("http://{addr}"),
-        token: common::admin_token(addr).await,
-        http: reqwest::Client::new(),
-    };
+    let api = common::AdminApi::at(addr).await;
     let client = lab.client();
     let test_case_id = lab_for_reported_runs(&client, ADMIN, EXEC).await;
     let (status, tests) = wobbly_suite(2);

@@ -2,14 +2,13 @@
 //! and shown but do not fail runs. Sent over NATS like any caller's commands; who and why are
 //! in the log.
 
-use crate::send::command_sender;
+use crate::send::send_accepted;
 use crate::settings::Settings;
 use anyhow::Context;
 use clap::Args;
-use runledger_types::command::{CommandPayload, QuarantineTest, ReleaseTest};
+use runledger_types::command::{QuarantineTest, ReleaseTest};
 use runledger_types::values::Reason;
-use runledger_types::{CommandId, TestCaseId, TestId};
-use std::time::Duration;
+use runledger_types::{TestCaseId, TestId};
 use uuid::Uuid;
 
 /// `runledger tests quarantine`
@@ -50,7 +49,7 @@ pub async fn quarantine(settings: &Settings, args: QuarantineArgs) -> anyhow::Re
         until: args.until,
         test_case_id: args.test_case.map(TestCaseId),
     };
-    send(settings, &args.actor, &command).await?;
+    send_accepted(settings, &args.actor, &command).await?;
     eprintln!("test {} quarantined", args.test_id);
     Ok(())
 }
@@ -60,28 +59,7 @@ pub async fn release(settings: &Settings, args: ReleaseArgs) -> anyhow::Result<(
     let command = ReleaseTest {
         test_id: TestId(args.test_id),
     };
-    send(settings, &args.actor, &command).await?;
+    send_accepted(settings, &args.actor, &command).await?;
     eprintln!("test {} released", args.test_id);
-    Ok(())
-}
-
-async fn send<C: CommandPayload>(
-    settings: &Settings,
-    actor: &str,
-    command: &C,
-) -> anyhow::Result<()> {
-    let sender = command_sender(settings, Duration::from_secs(10)).await?;
-    let outcome = sender
-        .send(CommandId::new(), actor, command)
-        .await
-        .context("no outcome: is `runledger serve --components handler` running?")?;
-    if let Some(error) = outcome.error {
-        anyhow::bail!(
-            "{} rejected: {}: {}",
-            C::TYPE.as_str(),
-            error.code,
-            error.message
-        );
-    }
     Ok(())
 }

@@ -88,3 +88,51 @@ pub async fn admin_token(addr: SocketAddr) -> String {
     })
     .await
 }
+
+/// The admin's HTTP client for a gateway: sends a request with [`ADMIN`]'s token and gives back
+/// the status and the JSON answer (`null` when there is none).
+#[allow(dead_code)]
+pub struct AdminApi {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+#[allow(dead_code)]
+impl AdminApi {
+    /// Logs the admin in at the gateway at `addr`.
+    pub async fn at(addr: SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            token: admin_token(addr).await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// `method path` with `body` as JSON.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
