@@ -90,13 +90,7 @@ async fn log_in_start_a_run_watch_it_finish_and_filter_the_table() {
     let projector = lab.start_projector(1000).await;
     let client = lab.client();
     let shutdown = CancellationToken::new();
-    let user = json!({"username": "ada", "role": "admin", "password": "ada-password-1"});
-    assert!(
-        client
-            .send("register_user", "bootstrap", user)
-            .await
-            .accepted
-    );
+    common::register_admin(&lab).await;
     let machine_id = Uuid::now_v7();
     let machine = json!({"machine_id": machine_id, "name": "this-host", "host": "local",
                          "username": "runner"});
@@ -132,29 +126,7 @@ async fn log_in_start_a_run_watch_it_finish_and_filter_the_table() {
     let (_driver, port) = chromedriver().await;
     let web = browser(port).await;
     web.goto(&format!("http://{addr}/")).await.unwrap();
-    web.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#login-form"))
-        .await
-        .unwrap();
-    web.find(Locator::Css("#username"))
-        .await
-        .unwrap()
-        .send_keys("ada")
-        .await
-        .unwrap();
-    web.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys("ada-password-1")
-        .await
-        .unwrap();
-    web.find(Locator::Css("#login-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    log_in(&web).await;
     eventually(WAIT, "the test case in the start form", || async {
         let options = text_of(&web, "#start-test-case").await;
         options.contains("answer").then_some(())

@@ -60,6 +60,20 @@ impl Cursor {
     }
 }
 
+/// Cuts `rows`, read with one row more than `limit`, to the page, and gives the cursor of the
+/// next page, made by `cursor_of` from the page's last row; `None` on the last page.
+pub(crate) fn page_end<R>(
+    rows: &mut Vec<R>,
+    limit: i64,
+    cursor_of: impl FnOnce(&R) -> Cursor,
+) -> Option<String> {
+    if rows.len() as i64 <= limit {
+        return None;
+    }
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    rows.last().map(|last| cursor_of(last).encode())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ mod sort;
 pub use sort::{Sort, SortKey};
 
 use crate::error::ReadModelError;
-use crate::keyset::{Cursor, CursorError};
+use crate::keyset::{Cursor, CursorError, page_end};
 use crate::rows::RunRow;
 use chrono::{DateTime, Utc};
 use runledger_types::RunStatus;
@@ -90,19 +90,11 @@ pub async fn page(
         let wanted = limit + 1 - rows.len() as i64;
         rows.extend(read(pool, filters, sort, &Phase::Nulls(None), wanted).await?);
     }
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|last| {
-            Cursor {
-                sort: sort.label(),
-                value: sort_value(last, sort.key),
-                id: last.run_id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page_end(&mut rows, limit, |last| Cursor {
+        sort: sort.label(),
+        value: sort_value(last, sort.key),
+        id: last.run_id,
+    });
     Ok(Page { rows, next_cursor })
 }
 

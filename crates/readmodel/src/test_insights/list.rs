@@ -4,7 +4,7 @@
 use super::TestsQueryError;
 use super::sort::{TestSort, TestSortKey};
 use crate::error::ReadModelError;
-use crate::keyset::{Cursor, CursorError};
+use crate::keyset::{Cursor, CursorError, page_end};
 use crate::rows::TestRow;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -150,19 +150,11 @@ pub async fn page(
     ));
     sql.push_bind(limit + 1);
     let mut rows: Vec<TestListRow> = sql.build_query_as().fetch_all(pool).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|last| {
-            Cursor {
-                sort: sort.label(),
-                value: sort_value(last, sort.key),
-                id: last.test_id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page_end(&mut rows, limit, |last| Cursor {
+        sort: sort.label(),
+        value: sort_value(last, sort.key),
+        id: last.test_id,
+    });
     Ok(Page { rows, next_cursor })
 }
 

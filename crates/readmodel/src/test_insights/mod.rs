@@ -14,7 +14,7 @@ pub use sort::{TestSort, TestSortKey};
 pub use trend::{Bucket, TrendPoint, trend};
 
 use crate::error::ReadModelError;
-use crate::keyset::{Cursor, CursorError};
+use crate::keyset::{Cursor, CursorError, page_end};
 use crate::rows::{QuarantineRow, RECENT, RecentResult, TestRow};
 use chrono::{DateTime, Utc};
 use runledger_insights::{Observed, assess};
@@ -150,19 +150,11 @@ pub async fn detail(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    let next_cursor = if history.len() as i64 > limit {
-        history.truncate(usize::try_from(limit).unwrap_or(0));
-        history.last().map(|last| {
-            Cursor {
-                sort: HISTORY_SORT.to_owned(),
-                value: serde_json::json!([last.position, last.ordinal]),
-                id: test_id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page_end(&mut history, limit, |last| Cursor {
+        sort: HISTORY_SORT.to_owned(),
+        value: serde_json::json!([last.position, last.ordinal]),
+        id: test_id,
+    });
     let flakiness = evidence(&test.recent, window);
     Ok(Some(TestDetail {
         test,
