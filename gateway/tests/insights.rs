@@ -8,7 +8,9 @@ mod common;
 
 use reqwest::StatusCode;
 use runledger_insights::TestKey;
-use runledger_test_support::{TestLab, lab_for_reported_runs, reported_run, wobbly_suite};
+use runledger_test_support::{
+    TestLab, WOBBLY_MESSAGE, lab_for_reported_runs, reported_run, wobbly_suite,
+};
 use runledger_types::TestCaseId;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -108,7 +110,7 @@ async fn tests_are_listed_with_their_history_flakiness_and_trend_and_rebuild_the
     let history = detail["history"].as_array().unwrap();
     assert_eq!(history.len(), 4);
     assert_eq!(history[0]["run_id"], json!(runs[RUNS - 1]));
-    assert_eq!(history[0]["message"], "assert 2 == 3");
+    assert_eq!(history[0]["message"], WOBBLY_MESSAGE);
     assert_eq!(history[0]["machine_name"], "here");
     let (_, older) = api
         .get(&format!(

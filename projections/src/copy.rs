@@ -3,7 +3,7 @@
 //!
 //! Rows are serialised with serde, then each column (in table order, by name) is written in the
 //! text form of its SQL type: `\N` for null, `t`/`f`, numbers as they are, strings as they are,
-//! arrays as array literals, `jsonb` columns as JSON text; then COPY's own escaping applies.
+//! arrays as array literals, `json` and `jsonb` columns as JSON text; then COPY's own escaping applies.
 
 use crate::error::ProjectionError;
 use runledger_readmodel::Table;
@@ -41,7 +41,7 @@ pub fn encode_row(
         }
         match fields.get(*column) {
             None | Some(Value::Null) => out.push_str("\\N"),
-            Some(value) => encode_value(value, sql_type.starts_with("jsonb"), out),
+            Some(value) => encode_value(value, sql_type.starts_with("json"), out),
         }
     }
     out.push('\n');
@@ -90,17 +90,24 @@ fn quote_element(text: &str, literal: &mut String) {
     literal.push('"');
 }
 
-/// COPY text escaping: backslash, tab, newline and carriage return.
+/// COPY text escaping: backslash, tab, newline and carriage return. Runs of other characters
+/// are copied whole.
 pub(crate) fn escape(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => continue,
+        };
+        // Special bytes are ASCII, so `at` is a character boundary.
+        out.push_str(&text[start..at]);
+        out.push_str(escaped);
+        start = at + 1;
     }
+    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]

@@ -7,14 +7,16 @@
 //! applies only the events after the stored position. So an update is never lost or doubled,
 //! whoever crashes when.
 
+use crate::binary_copy::{BulkRows, copy_binary};
 use crate::error::ProjectionError;
 use crate::fold::Fact;
 use crate::fold::select::Fold;
 use chrono::{DateTime, Utc};
 use runledger_readmodel::{PROJECTED_CHANNEL, ReadModel};
 use runledger_store::PgPool;
-use runledger_types::envelope::decode_text;
 use sqlx::{Postgres, Transaction};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// One read model being kept up to date.
 #[derive(Debug)]
@@ -69,97 +71,6 @@ pub enum Checkpoints {
     Table,
     /// Private schemas: positions live in memory only.
     InMemory,
-}
-
-/// The columns of the log a fact needs.
-#[derive(sqlx::FromRow)]
-struct FactRow {
-    position: i64,
-    event_type: String,
-    schema_version: i32,
-    recorded_at: DateTime<Utc>,
-    actor: String,
-    data: String,
-}
-
-/// Up to `limit` events after position `after`, decoded, in position order (gap-safe: see
-/// runledger-store). Reads only the columns read models use, and decodes `data` straight from
-/// its text.
-pub async fn read_facts(
-    pool: &PgPool,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<Fact>, ProjectionError> {
-    let rows: Vec<FactRow> = sqlx::query_as(
-        "SELECT position, type AS event_type, schema_version, recorded_at, actor, data::text AS data \
-         FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            let event = decode_text(row.position, &row.event_type, row.schema_version, &row.data)?;
-            Ok(Fact {
-                position: row.position,
-                recorded_at: row.recorded_at,
-                actor: row.actor,
-                event,
-            })
-        })
-        .collect()
-}
-
-/// How far [`read_ahead`] reads.
-#[derive(Debug, Clone, Copy)]
-pub enum ReadUntil {
-    /// Up to this position, then the channel closes (a rebuild).
-    Position(i64),
-    /// For ever, looking again after this pause whenever the log has nothing new (the live
-    /// projector).
-    Follow(std::time::Duration),
-}
-
-/// Decoded pages of up to `batch` events after `after`, read one page ahead of the consumer on
-/// a connection of its own, so reading, decoding and writing overlap. The channel ends after an
-/// error (which it carries), at the end of [`ReadUntil::Position`], or when the receiver goes.
-pub fn read_ahead(
-    pool: PgPool,
-    after: i64,
-    batch: i64,
-    until: ReadUntil,
-) -> tokio::sync::mpsc::Receiver<Result<Vec<Fact>, ProjectionError>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(2);
-    tokio::spawn(async move {
-        let mut position = after;
-        loop {
-            let limit = match until {
-                ReadUntil::Position(end) if position >= end => return,
-                ReadUntil::Position(end) => batch.min(end - position),
-                ReadUntil::Follow(_) => batch,
-            };
-            match read_facts(&pool, position, limit).await {
-                Ok(facts) => match (facts.last().map(|fact| fact.position), until) {
-                    (Some(last), _) => {
-                        position = last;
-                        if sender.send(Ok(facts)).await.is_err() {
-                            return;
-                        }
-                    }
-                    (None, ReadUntil::Follow(pause)) if !sender.is_closed() => {
-                        tokio::time::sleep(pause).await;
-                    }
-                    (None, _) => return,
-                },
-                Err(err) => {
-                    let _ = sender.send(Err(err)).await;
-                    return;
-                }
-            }
-        }
-    });
-    receiver
 }
 
 /// Applies `facts` (contiguous, ascending, ending at `through`) to every projection in one
@@ -220,18 +131,10 @@ pub async fn apply_in(
         sync_positions(tx, projections).await?;
     }
     for projection in projections.iter_mut() {
-        let stored = projection.position();
-        let start = facts.partition_point(|fact| fact.position <= stored);
-        let todo = &facts[start..];
-        if todo.is_empty() {
+        if !fold_into(tx, projection, facts).await? {
             continue;
         }
-        let schema = projection.schema.as_str();
-        projection.fold.prepare(tx, schema, todo).await?;
-        for fact in todo {
-            projection.fold.apply(fact);
-        }
-        projection.fold.flush(tx, schema).await?;
+        projection.fold.flush(tx, &projection.schema).await?;
         if checkpoints == Checkpoints::Table {
             sqlx::query(
                 "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
@@ -250,6 +153,173 @@ pub async fn apply_in(
             .await?;
     }
     Ok(())
+}
+
+/// Folds the facts after `projection`'s position into its cached rows, loading what they touch
+/// inside `tx`, without writing; false when none was after it.
+async fn fold_into(
+    tx: &mut Transaction<'_, Postgres>,
+    projection: &mut Projection,
+    facts: &[Fact],
+) -> Result<bool, ProjectionError> {
+    let stored = projection.position();
+    let start = facts.partition_point(|fact| fact.position <= stored);
+    let todo = &facts[start..];
+    if todo.is_empty() {
+        return Ok(false);
+    }
+    projection
+        .fold
+        .prepare(tx, &projection.schema, todo)
+        .await?;
+    for fact in todo {
+        projection.fold.apply(fact);
+    }
+    Ok(true)
+}
+
+/// A rebuild's batch: pages of events folded one after another in one transaction, written
+/// once at the end ([`Batch::write`]), so that reading the next pages overlaps folding these
+/// and many small pages cost one write. Rows only ever inserted that a fold has ready early
+/// (a history's full chunks) go to Postgres meanwhile, on a connection of their own, so that
+/// Postgres takes them while the fold goes on. For private schemas only (no checkpoints).
+pub struct Batch<'c> {
+    tx: Transaction<'c, Postgres>,
+    through: Option<i64>,
+    events: usize,
+    pool: PgPool,
+    ahead: Option<WriteAhead>,
+}
+
+/// The connection writing a batch's early rows, fed through a bounded channel.
+struct WriteAhead {
+    rows: mpsc::Sender<(String, BulkRows)>,
+    writer: JoinHandle<Result<(), ProjectionError>>,
+}
+
+/// Early rows queued for the writer: a bound on memory.
+const AHEAD_QUEUE: usize = 4;
+
+impl Batch<'_> {
+    /// A batch in a new transaction.
+    pub async fn begin(pool: &PgPool) -> Result<Self, ProjectionError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self {
+            tx,
+            through: None,
+            events: 0,
+            pool: pool.clone(),
+            ahead: None,
+        })
+    }
+
+    /// Folds `facts` (ascending, after what the batch folded) into every projection, and hands
+    /// the rows they have ready to the writer.
+    pub async fn fold(
+        &mut self,
+        projections: &mut [Projection],
+        facts: &[Fact],
+    ) -> Result<(), ProjectionError> {
+        for projection in projections.iter_mut() {
+            if fold_into(&mut self.tx, projection, facts).await? {
+                self.hand_ahead(projection, false).await;
+            }
+        }
+        if let Some(last) = facts.last() {
+            self.through = Some(last.position);
+        }
+        self.events += facts.len();
+        Ok(())
+    }
+
+    /// Events folded so far.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// Hands the rows `projection` has ready (`all`: everything it can) to the writer.
+    async fn hand_ahead(&mut self, projection: &mut Projection, all: bool) {
+        for rows in projection.fold.take_ahead(all) {
+            let pool = &self.pool;
+            let ahead = self.ahead.get_or_insert_with(|| {
+                let (sender, receiver) = mpsc::channel(AHEAD_QUEUE);
+                WriteAhead {
+                    rows: sender,
+                    writer: tokio::spawn(write_ahead(pool.clone(), receiver)),
+                }
+            });
+            if ahead
+                .rows
+                .send((projection.schema.clone(), rows))
+                .await
+                .is_err()
+            {
+                // The writer stopped: its error comes out of `write`.
+                return;
+            }
+        }
+    }
+
+    /// Writes what the batch folded, waits for its early rows to be written, and commits; the
+    /// projections then stand at its last event.
+    pub async fn write(mut self, projections: &mut [Projection]) -> Result<(), ProjectionError> {
+        // What can go to the writer does, so Postgres takes it on one connection while it
+        // takes the rest on this one.
+        for projection in projections.iter_mut() {
+            self.hand_ahead(projection, true).await;
+        }
+        let ahead = self.ahead.take();
+        let result = async {
+            for projection in projections.iter_mut() {
+                projection
+                    .fold
+                    .flush(&mut self.tx, &projection.schema)
+                    .await?;
+            }
+            if let Some(WriteAhead { rows, writer }) = ahead {
+                drop(rows);
+                writer.await.map_err(|join| {
+                    ProjectionError::Corrupt(format!("the rebuild's writer failed: {join}"))
+                })??;
+            }
+            self.tx.commit().await.map_err(ProjectionError::from)
+        }
+        .await;
+        if let Err(err) = result {
+            forget(projections);
+            return Err(err);
+        }
+        for projection in projections.iter_mut() {
+            projection.fold.committed();
+            if let Some(through) = self.through {
+                projection.position = Some(projection.position().max(through));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes early rows as they come, each `COPY` committed on its own (a private schema: a
+/// failed rebuild is dropped whole).
+async fn write_ahead(
+    pool: PgPool,
+    mut rows: mpsc::Receiver<(String, BulkRows)>,
+) -> Result<(), ProjectionError> {
+    let mut connection = pool.acquire().await?;
+    while let Some((schema, bulk)) = rows.recv().await {
+        copy_binary(&mut connection, bulk.table, &schema, bulk.rows).await?;
+    }
+    Ok(())
+}
+
+/// Whether any of `projections` holds so much unwritten that its batch should be written now.
+pub fn is_full(projections: &[Projection]) -> bool {
+    projections
+        .iter()
+        .any(|projection| projection.fold.is_full())
 }
 
 /// Locks the projections' checkpoint rows and, where a stored position is not the one this

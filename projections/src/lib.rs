@@ -7,10 +7,12 @@
 //! database.
 #![deny(missing_docs)]
 
+mod binary_copy;
 mod copy;
 pub mod engine;
 mod error;
 pub mod fold;
+pub mod read;
 pub mod rebuild;
 mod runner;
 mod table;

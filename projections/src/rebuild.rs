@@ -1,16 +1,21 @@
 //! Rebuilding read models from position 0 into fresh schemas, then swapping them in atomically,
 //! so queries keep answering from the old tables until the new ones are complete.
 
-use crate::engine::{self, Checkpoints, Projection, ReadUntil};
+use crate::engine::{self, Batch, Checkpoints, Projection};
 use crate::error::ProjectionError;
+use crate::read::{ReadUntil, read_ahead, read_facts};
 use futures::{StreamExt, TryStreamExt};
 use runledger_readmodel::ReadModel;
 use runledger_store::{EventStore, LeaderLock, Leadership, PgPool};
 use sqlx::{Postgres, Transaction};
 use std::time::{Duration, Instant};
 
-/// Events read and applied per transaction during a rebuild.
+/// Events folded per transaction during a rebuild (fewer when a fold is full).
 const REBUILD_BATCH: i64 = 20_000;
+/// Events read per page: small, so that reading the log overlaps folding it.
+const READ_PAGE: i64 = 500;
+/// Pages read ahead of the fold.
+const READ_DEPTH: usize = 4;
 
 /// How far a rebuild has come, for progress bars.
 #[derive(Debug, Clone, Copy)]
@@ -56,31 +61,39 @@ pub async fn rebuild(
     let store = EventStore::new(pool.clone());
     let total = store.head().await?;
     let mut applied = 0;
-    let mut pages = engine::read_ahead(pool.clone(), 0, REBUILD_BATCH, ReadUntil::Position(total));
+    let mut pages = read_ahead(
+        pool.clone(),
+        0,
+        (READ_PAGE, READ_DEPTH),
+        ReadUntil::Position(total),
+    );
+    let mut batch: Option<Batch> = None;
     while let Some(page) = pages.recv().await {
         let facts = page?;
-        let Some(through) = facts.last().map(|fact| fact.position) else {
-            continue;
+        let open = match batch.as_mut() {
+            Some(open) => open,
+            None => batch.insert(Batch::begin(pool).await?),
         };
-        engine::apply_batch(
-            pool,
-            &mut projections,
-            &facts,
-            through,
-            Checkpoints::InMemory,
-        )
-        .await?;
+        open.fold(&mut projections, &facts).await?;
         applied += facts.len() as i64;
-        progress(RebuildProgress {
-            applied,
-            total,
-            elapsed: started.elapsed(),
-        });
+        if open.events() as i64 >= REBUILD_BATCH || engine::is_full(&projections) {
+            if let Some(full) = batch.take() {
+                full.write(&mut projections).await?;
+            }
+            progress(RebuildProgress {
+                applied,
+                total,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+    if let Some(last) = batch.take() {
+        last.write(&mut projections).await?;
     }
     let mut position = total;
     // Catch up with what was appended meanwhile, outside the swap's locks first.
     loop {
-        let facts = engine::read_facts(pool, position, REBUILD_BATCH).await?;
+        let facts = read_facts(pool, position, REBUILD_BATCH).await?;
         let Some(last) = facts.last().map(|fact| fact.position) else {
             break;
         };
@@ -134,7 +147,7 @@ async fn create_indexes(pool: &PgPool, projections: &[Projection]) -> Result<(),
         let schema = &projection.schema;
         for table in projection.model.tables() {
             let mut statements = table.index_sql(schema);
-            statements.push(format!("ANALYZE {schema}.{}", table.name));
+            statements.push(table.analyze_sql(schema));
             work.push(statements);
         }
     }
@@ -178,7 +191,7 @@ async fn swap(
     lock_checkpoints(&mut tx, projections).await?;
     let mut applied = 0;
     loop {
-        let facts = engine::read_facts(pool, position, REBUILD_BATCH).await?;
+        let facts = read_facts(pool, position, REBUILD_BATCH).await?;
         let Some(last) = facts.last().map(|fact| fact.position) else {
             break;
         };

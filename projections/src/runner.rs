@@ -4,9 +4,10 @@
 //! others wait to take over when its session ends. The leader first builds any read model that
 //! is missing or was built by an older layout version, then applies new events in batches.
 
-use crate::engine::{self, Checkpoints, Projection, ReadUntil};
+use crate::engine::{self, Checkpoints, Projection};
 use crate::error::ProjectionError;
 use crate::fold::runs::RunTiming;
+use crate::read::{ReadUntil, read_ahead};
 use crate::rebuild;
 use runledger_readmodel::{ALL, ReadModel};
 use runledger_store::{LeaderLock, Leadership, PgPool, StoreError};
@@ -133,10 +134,10 @@ async fn lead(
             projection
         })
         .collect();
-    let mut pages = engine::read_ahead(
+    let mut pages = read_ahead(
         pool.clone(),
         stored_minimum(pool).await?,
-        settings.batch,
+        (settings.batch, 2),
         ReadUntil::Follow(settings.idle_poll),
     );
     let mut lock_check = tokio::time::interval(settings.leader_poll);

@@ -28,6 +28,12 @@ pub trait KeyedRow: Serialize + DeserializeOwned + Clone {
         + sqlx::postgres::PgHasArrayType;
     /// The row's key.
     fn key(&self) -> Self::Key;
+
+    /// Appends the row to `out` as a line of COPY text for `table`. The default goes through
+    /// serde ([`encode_row`]); a row a rebuild writes thousands of at once may do it by hand.
+    fn copy_line(&self, table: &Table, out: &mut String) -> Result<(), ProjectionError> {
+        encode_row(table, self, out)
+    }
 }
 
 #[derive(Debug)]
@@ -119,8 +125,12 @@ impl<R: KeyedRow> RowCache<R> {
                 ..
             }) => {
                 change(row);
-                *dirty = true;
-                self.changed.push(key.clone());
+                // A dirty entry is listed already: listing it once per batch, not once per
+                // change, keeps a batch of many changes to few rows small.
+                if !*dirty {
+                    *dirty = true;
+                    self.changed.push(key.clone());
+                }
                 true
             }
             _ => false,
@@ -183,7 +193,13 @@ impl<R: KeyedRow> RowCache<R> {
                 (None, false) => {}
             }
         }
-        copy_rows(tx, self.table, schema, &new_rows).await?;
+        if !new_rows.is_empty() {
+            let mut text = String::with_capacity(new_rows.len() * 256);
+            for row in new_rows {
+                row.copy_line(self.table, &mut text)?;
+            }
+            copy_text(tx, self.table, schema, text).await?;
+        }
         write_rows(tx, &self.table.upsert_sql(schema), &upserts).await?;
         if !deletes.is_empty() {
             sqlx::query(&self.table.delete_by_key_sql(schema))
@@ -227,23 +243,6 @@ impl<R: KeyedRow> RowCache<R> {
         self.entries.clear();
         self.changed.clear();
     }
-}
-
-/// Inserts new `rows` into `table` with one `COPY`: the rows must not exist yet.
-pub async fn copy_rows<R: Serialize>(
-    tx: &mut Transaction<'_, Postgres>,
-    table: &Table,
-    schema: &str,
-    rows: &[R],
-) -> Result<(), ProjectionError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut text = String::with_capacity(rows.len() * 256);
-    for row in rows {
-        encode_row(table, row, &mut text)?;
-    }
-    copy_text(tx, table, schema, text).await
 }
 
 /// Sends rows already in COPY text form (see [`crate::copy`]) into `table`.

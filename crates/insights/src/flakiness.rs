@@ -32,8 +32,8 @@ pub struct Observed {
     pub inputs: String,
 }
 
-/// A change of outcome: the evidence of a flake.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A change of outcome: the evidence of a flake (stored with its test's figures, hence serde).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Flip {
     /// The earlier run and attempt.
     pub from_run: RunId,

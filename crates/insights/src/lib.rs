@@ -14,4 +14,4 @@ pub mod identity;
 pub use compare::{Comparison, DurationChange, compare};
 pub use durations::percentile;
 pub use flakiness::{Flakiness, Flip, Observed, assess};
-pub use identity::{TestId, TestKey};
+pub use identity::{TestId, TestKey, test_id};

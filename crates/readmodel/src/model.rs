@@ -42,7 +42,9 @@ pub const ALL: [ReadModel; 7] = [
 pub struct Table {
     /// Table name inside the read model's schema.
     pub name: &'static str,
-    /// `(column, SQL type)` in table order; rows serialise with the same names.
+    /// `(column, SQL type)` in table order; rows serialise with the same names. A column
+    /// declared `COMPRESSION lz4` holds bulk payload (a history's arrays, recent results as
+    /// JSON): lz4 takes it many times faster than the default pglz, and `ANALYZE` leaves it out.
     pub columns: &'static [(&'static str, &'static str)],
     /// Primary-key columns.
     pub key: &'static [&'static str],
@@ -51,6 +53,10 @@ pub struct Table {
     /// True for a table rows are only ever inserted into (by `COPY`) and never looked up by
     /// the projector: its primary key is added after a rebuild's load, like the indexes.
     pub deferred_key: bool,
+    /// For a table whose rows depend on how events were batched (a history kept in chunks):
+    /// a query of its logical rows in `{schema}`, which a rebuild reproduces exactly however
+    /// its physical rows were cut. `None`: the rows themselves.
+    pub contents: Option<&'static str>,
 }
 
 impl ReadModel {
@@ -94,7 +100,9 @@ impl ReadModel {
             // 2: Jenkins jobs (`jenkins`; `command` may be null).
             // 3: the names runs may set (`env_overridable`), the output limit.
             Self::TestCases => 3,
-            Self::Venvs | Self::Machines | Self::Users | Self::Accounts | Self::Tests => 1,
+            // 2: a history in chunks and reports, not a row per result.
+            Self::Tests => 2,
+            Self::Venvs | Self::Machines | Self::Users | Self::Accounts => 1,
         }
     }
 
@@ -169,6 +177,18 @@ impl Table {
         key.into_iter().chain(indexes).collect()
     }
 
+    /// `ANALYZE` of the table's columns but its bulk payload (`COMPRESSION lz4`): statistics
+    /// of every element of a history's arrays would cost more than the rest of a rebuild.
+    pub fn analyze_sql(&self, schema: &str) -> String {
+        let columns: Vec<&str> = self
+            .columns
+            .iter()
+            .filter(|(_, sql_type)| !sql_type.contains("COMPRESSION lz4"))
+            .map(|(name, _)| *name)
+            .collect();
+        format!("ANALYZE {schema}.{} ({})", self.name, columns.join(", "))
+    }
+
     /// Upsert of rows given as a JSON array (`$1`) whose objects use the column names.
     pub fn upsert_sql(&self, schema: &str) -> String {
         let name = self.name;
@@ -206,6 +226,22 @@ impl Table {
         let name = self.name;
         let key = self.key.join(", ");
         format!("SELECT row_to_json(t)::text FROM {schema}.{name} t WHERE {key} = ANY($1)")
+    }
+
+    /// Every row in `schema` (its logical rows for a table with [`Table::contents`]) as one
+    /// JSON array text, in key order: what "a rebuild reproduces the read model" compares.
+    pub fn contents_sql(&self, schema: &str) -> String {
+        match self.contents {
+            Some(rows) => format!(
+                "SELECT coalesce(json_agg(t ORDER BY t), '[]')::text FROM ({}) t",
+                rows.replace("{schema}", schema)
+            ),
+            None => format!(
+                "SELECT coalesce(json_agg(t ORDER BY {}), '[]')::text FROM {schema}.{} t",
+                self.key.join(", "),
+                self.name
+            ),
+        }
     }
 
     /// Delete of the rows whose single-column key is in the array `$1`.

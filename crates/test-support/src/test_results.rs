@@ -62,7 +62,12 @@ pub async fn reported_run(
 }
 
 /// The results of a small suite's `n`-th run: `test_steady` passes (taking `n` × 10 ms),
-/// `test_wobbly` fails on even runs, `test_slow` passes in 5 s; and the run's status.
+/// `test_wobbly`'s failure message: quotes, a backslash, a tab and a newline, which every layer
+/// that stores it must keep as they are.
+pub const WOBBLY_MESSAGE: &str = "assert \"a\\b\" == 'c'\n\tat {x,y} NULL";
+
+/// `test_wobbly` fails on even runs (with [`WOBBLY_MESSAGE`]), `test_slow` passes in 5 s; and
+/// the run's status.
 pub fn wobbly_suite(n: usize) -> (&'static str, Value) {
     let wobbly = if n.is_multiple_of(2) {
         "failed"
@@ -73,7 +78,7 @@ pub fn wobbly_suite(n: usize) -> (&'static str, Value) {
         {"classname": "tests.test_app", "name": "test_steady", "status": "passed",
          "duration_ms": n * 10},
         {"classname": "tests.test_app", "name": "test_wobbly", "status": wobbly,
-         "duration_ms": 100, "message": (wobbly == "failed").then_some("assert 2 == 3")},
+         "duration_ms": 100, "message": (wobbly == "failed").then_some(WOBBLY_MESSAGE)},
         {"classname": "tests.test_app", "name": "test_slow", "status": "passed",
          "duration_ms": 5000},
     ]);

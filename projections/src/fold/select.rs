@@ -26,7 +26,7 @@ pub enum Fold {
     /// `accounts`
     Accounts(InventoryFold<AccountRow>),
     /// `tests`
-    Tests(TestsFold),
+    Tests(Box<TestsFold>),
 }
 
 impl Fold {
@@ -39,7 +39,7 @@ impl Fold {
             ReadModel::TestCases => Self::TestCases(lab::test_cases()),
             ReadModel::Users => Self::Users(lab::users()),
             ReadModel::Accounts => Self::Accounts(super::accounts::accounts()),
-            ReadModel::Tests => Self::Tests(TestsFold::default()),
+            ReadModel::Tests => Self::Tests(Box::default()),
         }
     }
 
@@ -110,6 +110,25 @@ impl Fold {
             Self::Users(fold) => fold.flush(tx, schema).await,
             Self::Accounts(fold) => fold.flush(tx, schema).await,
             Self::Tests(fold) => fold.flush(tx, schema).await,
+        }
+    }
+
+    /// Rows the fold has ready that a rebuild may write on a connection of its own, while it
+    /// folds on (after each page) or flushes the rest (`all`, at the end of its batch): rows
+    /// only ever inserted, never looked up.
+    pub fn take_ahead(&mut self, all: bool) -> Vec<crate::binary_copy::BulkRows> {
+        match self {
+            Self::Tests(fold) => fold.take_ahead(all),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the fold holds so much unwritten that a rebuild should write it now rather than
+    /// fold more pages first (only the tests fold holds a row per result).
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::Tests(fold) => fold.is_full(),
+            _ => false,
         }
     }
 

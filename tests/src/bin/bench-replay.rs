@@ -189,7 +189,7 @@ async fn phases(pool: &PgPool, head: i64) -> anyhow::Result<()> {
     let (mut read, mut position) = (Duration::ZERO, 0);
     while position < head {
         let started = Instant::now();
-        let facts = runledger_projections::engine::read_facts(pool, position, 10_000).await?;
+        let facts = runledger_projections::read::read_facts(pool, position, 10_000).await?;
         read += started.elapsed();
         position = facts.last().map_or(head, |fact| fact.position);
     }

@@ -184,12 +184,7 @@ pub async fn dump_read_models(pool: &PgPool) -> BTreeMap<String, Value> {
     let mut tables = BTreeMap::new();
     for model in ALL {
         for table in model.tables() {
-            let key = table.key.join(", ");
-            let sql = format!(
-                "SELECT coalesce(json_agg(t ORDER BY {key}), '[]')::text FROM {}.{} t",
-                model.schema(),
-                table.name
-            );
+            let sql = table.contents_sql(&model.schema());
             let text: String = sqlx::query_scalar(&sql).fetch_one(pool).await.expect(&sql);
             let rows = serde_json::from_str(&text).expect("rows as JSON");
             tables.insert(format!("{}.{}", model.schema(), table.name), rows);

@@ -22,6 +22,7 @@ pub const ACCOUNTS_TABLES: &[Table] = &[Table {
     key: &["username"],
     indexes: &[],
     deferred_key: false,
+    contents: None,
 }];
 
 /// One user's credentials as the log last set them.

@@ -28,6 +28,7 @@ pub const MACHINES_TABLES: &[Table] = &[Table {
     key: &["machine_id"],
     indexes: &["name"],
     deferred_key: false,
+    contents: None,
 }];
 
 /// The tables of the `test_cases` read model.
@@ -53,6 +54,7 @@ pub const TEST_CASES_TABLES: &[Table] = &[Table {
     key: &["test_case_id"],
     indexes: &["name"],
     deferred_key: false,
+    contents: None,
 }];
 
 /// The tables of the `users` read model.
@@ -67,6 +69,7 @@ pub const USERS_TABLES: &[Table] = &[Table {
     key: &["username"],
     indexes: &[],
     deferred_key: false,
+    contents: None,
 }];
 
 /// A machine as anyone may see it: whether credentials are stored, never what they are.

@@ -13,6 +13,6 @@ pub use lab::{MACHINES_TABLES, MachineRow, TEST_CASES_TABLES, TestCaseRow, USERS
 pub use pool::{QueueRow, VENVS_TABLES, VenvRow, VenvStatus};
 pub use runs::{NameKind, NameRow, OutputRow, RUNS_TABLES, RunRow};
 pub use test_history::{
-    DURATION_WINDOW, FLAKY_WINDOW, QuarantineRow, RECENT, RecentResult, ResultRow, TESTS_TABLES,
-    TestMachineRow, TestRow, TestRunRow,
+    CHUNK, DURATION_WINDOW, FLAKY_WINDOW, HistoryChunk, QuarantineRow, RECENT, RecentResult,
+    ReportRow, TESTS_TABLES, TestMachineRow, TestRow, TestRunRow, outcome_name, outcome_named,
 };

@@ -27,6 +27,7 @@ pub const VENVS_TABLES: &[Table] = &[
         key: &["venv_id"],
         indexes: &["machine_id, venv_id", "status, venv_id"],
         deferred_key: false,
+        contents: None,
     },
     Table {
         name: "queue",
@@ -44,6 +45,7 @@ pub const VENVS_TABLES: &[Table] = &[
         key: &["run_id"],
         indexes: &["ticket"],
         deferred_key: false,
+        contents: None,
     },
 ];
 

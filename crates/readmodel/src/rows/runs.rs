@@ -59,6 +59,7 @@ pub const RUNS_TABLES: &[Table] = &[
             "test_case_id, queued_at, run_id",
         ],
         deferred_key: false,
+        contents: None,
     },
     Table {
         name: "run_output",
@@ -74,6 +75,7 @@ pub const RUNS_TABLES: &[Table] = &[
         key: &["run_id", "seq"],
         indexes: &[],
         deferred_key: true,
+        contents: None,
     },
     Table {
         name: "names",
@@ -85,6 +87,7 @@ pub const RUNS_TABLES: &[Table] = &[
         key: &["kind", "id"],
         indexes: &[],
         deferred_key: false,
+        contents: None,
     },
 ];
 

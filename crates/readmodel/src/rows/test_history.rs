@@ -3,6 +3,7 @@
 
 use crate::model::Table;
 use chrono::{DateTime, Utc};
+use runledger_insights::Flip;
 use runledger_types::command::TestOutcome;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,6 +14,7 @@ pub const TESTS_TABLES: &[Table] = &[
         name: "tests",
         columns: &[
             ("test_id", "uuid NOT NULL"),
+            ("number", "integer NOT NULL"),
             ("test_case_id", "uuid NOT NULL"),
             ("classname", "text NOT NULL"),
             ("name", "text NOT NULL"),
@@ -35,14 +37,17 @@ pub const TESTS_TABLES: &[Table] = &[
             ("duration_p90_ms", "bigint"),
             ("flaky", "boolean NOT NULL"),
             ("flaky_score", "double precision NOT NULL"),
-            ("flips", "jsonb NOT NULL"),
-            ("recent", "jsonb NOT NULL"),
+            ("flips", "jsonb COMPRESSION lz4 NOT NULL"),
+            // `json`, not `jsonb`: only ever read whole, and taken several times faster.
+            ("recent", "json COMPRESSION lz4 NOT NULL"),
             ("last_position", "bigint NOT NULL"),
         ],
         key: &["test_id"],
         // The list's sorts, keyset-paged on (sort column, test_id), and its test case filter.
         indexes: &[
             "test_case_id, name, test_id",
+            // A report's results name their tests by number.
+            "number",
             "fail_rate, test_id",
             "flaky_score, test_id",
             "(coalesce(duration_p90_ms, -1)), test_id",
@@ -50,27 +55,50 @@ pub const TESTS_TABLES: &[Table] = &[
             "last_run_at, test_id",
         ],
         deferred_key: false,
+        contents: None,
     },
     Table {
-        name: "results",
+        name: "history",
+        columns: &[
+            ("test_id", "uuid NOT NULL"),
+            ("from_position", "bigint NOT NULL"),
+            ("from_ordinal", "integer NOT NULL"),
+            ("positions", "bigint[] COMPRESSION lz4 NOT NULL"),
+            ("ordinals", "integer[] COMPRESSION lz4 NOT NULL"),
+            ("statuses", "text[] COMPRESSION lz4 NOT NULL"),
+            ("durations", "bigint[] COMPRESSION lz4 NOT NULL"),
+            ("messages", "text[] COMPRESSION lz4 NOT NULL"),
+        ],
+        // A test's history, newest chunk first: chunks of one test never overlap.
+        key: &["test_id", "from_position", "from_ordinal"],
+        indexes: &[],
+        deferred_key: true,
+        // Live batches cut chunks where they end; a rebuild, where a chunk is full.
+        contents: Some(
+            "SELECT c.test_id, u.position, u.ordinal, u.status, u.duration_ms, u.message \
+             FROM {schema}.history c, \
+             unnest(c.positions, c.ordinals, c.statuses, c.durations, c.messages) \
+               AS u(position, ordinal, status, duration_ms, message)",
+        ),
+    },
+    Table {
+        name: "reports",
         columns: &[
             ("position", "bigint NOT NULL"),
-            ("ordinal", "integer NOT NULL"),
-            ("test_id", "uuid NOT NULL"),
             ("run_id", "uuid NOT NULL"),
             ("attempt", "integer NOT NULL"),
-            ("status", "text NOT NULL"),
-            ("duration_ms", "bigint NOT NULL"),
-            ("message", "text"),
             ("machine_id", "uuid"),
             ("venv_id", "uuid"),
             ("finished_at", "timestamptz NOT NULL"),
+            ("tests", "integer[] COMPRESSION lz4 NOT NULL"),
+            ("statuses", "text[] COMPRESSION lz4 NOT NULL"),
+            ("durations", "bigint[] COMPRESSION lz4 NOT NULL"),
         ],
-        // The key is a test's history, newest first (one index less to build than a key of
-        // its own); the index, a run's results.
-        key: &["test_id", "position", "ordinal"],
+        // A history entry's context by position; a run's results by run.
+        key: &["position"],
         indexes: &["run_id"],
         deferred_key: true,
+        contents: None,
     },
     Table {
         name: "test_runs",
@@ -87,6 +115,7 @@ pub const TESTS_TABLES: &[Table] = &[
         key: &["run_id"],
         indexes: &[],
         deferred_key: false,
+        contents: None,
     },
     Table {
         name: "quarantines",
@@ -102,6 +131,7 @@ pub const TESTS_TABLES: &[Table] = &[
         key: &["test_id"],
         indexes: &[],
         deferred_key: false,
+        contents: None,
     },
     Table {
         name: "machines",
@@ -113,6 +143,7 @@ pub const TESTS_TABLES: &[Table] = &[
         key: &["machine_id"],
         indexes: &[],
         deferred_key: false,
+        contents: None,
     },
 ];
 
@@ -122,6 +153,9 @@ pub const TESTS_TABLES: &[Table] = &[
 pub struct TestRow {
     /// `uuid_v5` of the test case, classname and name (runledger-insights).
     pub test_id: Uuid,
+    /// The test's number in the order tests were first seen in the log (1, 2, …): how a report
+    /// names it.
+    pub number: i32,
     pub test_case_id: Uuid,
     pub classname: String,
     pub name: String,
@@ -152,8 +186,10 @@ pub struct TestRow {
     pub flaky: bool,
     /// Flips over comparisons within the window, 0 to 1.
     pub flaky_score: f64,
-    /// The evidence: `[{from_run, from_attempt, to_run, to_attempt, fixed, same_run}]`.
-    pub flips: serde_json::Value,
+    /// The evidence over the default window ([`FLAKY_WINDOW`]), so a test's page need not
+    /// compute it.
+    #[sqlx(json)]
+    pub flips: Vec<Flip>,
     /// The last [`RECENT`] results, oldest first ([`RecentResult`]), from which the figures
     /// above are computed.
     #[sqlx(json)]
@@ -185,27 +221,71 @@ pub struct RecentResult {
     pub duration_ms: u64,
     /// What "the same inputs" compares: the machine's OS and the run's env (see
     /// docs/insights.md).
-    pub inputs: String,
+    /// A UUID v5 of the two, so the fold copies 16 bytes per result rather than a string.
+    pub inputs: Uuid,
 }
 
-/// One result of one test in one attempt of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+/// Up to [`CHUNK`] consecutive results of one test, newest first, as `rm_tests.history` keeps
+/// them: a rebuild writes a row per chunk, not a row per result (docs/projections.md). Each
+/// result's run, attempt, machine and time are those of its report ([`ReportRow`], by
+/// position).
+#[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
-pub struct ResultRow {
-    /// The log position of the event that reported it.
-    pub position: i64,
-    /// Its index in that event's list.
-    pub ordinal: i32,
+pub struct HistoryChunk {
     pub test_id: Uuid,
+    /// The oldest result's position and ordinal: the chunk's key.
+    pub from_position: i64,
+    pub from_ordinal: i32,
+    /// The log position of the event that reported each result, newest first.
+    pub positions: Vec<i64>,
+    /// Each result's index in that event's list.
+    pub ordinals: Vec<i32>,
+    pub statuses: Vec<TestOutcome>,
+    pub durations: Vec<i64>,
+    pub messages: Vec<Option<String>>,
+}
+
+/// The most results one [`HistoryChunk`] holds: a page of history reads one or two chunks.
+pub const CHUNK: usize = 64;
+
+/// One event that reported test results: the context of each result in it (run, attempt,
+/// machine, venv, time) and the results by test, for a run's comparison.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub struct ReportRow {
+    pub position: i64,
     pub run_id: Uuid,
     pub attempt: i32,
-    pub status: String,
-    pub duration_ms: i64,
-    pub message: Option<String>,
     pub machine_id: Option<Uuid>,
     pub venv_id: Option<Uuid>,
-    /// When the result was recorded.
+    /// When the results were recorded.
     pub finished_at: DateTime<Utc>,
+    /// Each result's test by its number ([`TestRow::number`]), in the event's order (a
+    /// result's ordinal is its index here): numbers, not ids, as a rebuild writes a million.
+    pub tests: Vec<i32>,
+    pub statuses: Vec<TestOutcome>,
+    pub durations: Vec<i64>,
+}
+
+/// A test outcome's wire name, without going through serde: the read model stores it as text.
+pub fn outcome_name(outcome: TestOutcome) -> &'static str {
+    match outcome {
+        TestOutcome::Passed => "passed",
+        TestOutcome::Failed => "failed",
+        TestOutcome::Skipped => "skipped",
+        TestOutcome::Error => "error",
+    }
+}
+
+/// The outcome a stored status names, if it names one.
+pub fn outcome_named(name: &str) -> Option<TestOutcome> {
+    match name {
+        "passed" => Some(TestOutcome::Passed),
+        "failed" => Some(TestOutcome::Failed),
+        "skipped" => Some(TestOutcome::Skipped),
+        "error" => Some(TestOutcome::Error),
+        _ => None,
+    }
 }
 
 /// What the tests read model needs of a run to place its results.

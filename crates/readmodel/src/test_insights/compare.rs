@@ -1,9 +1,9 @@
 //! Two runs compared test by test (runledger-insights' `compare`), each run by the results of
-//! its last attempt in `rm_tests.results`.
+//! its last attempt in `rm_tests.reports`.
 
 use crate::error::ReadModelError;
+use crate::rows::outcome_named;
 use runledger_insights::{Comparison, TestId, compare};
-use runledger_types::command::TestOutcome;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -84,11 +84,14 @@ async fn last_attempt(
     ReadModelError,
 > {
     let lines: Vec<ResultLine> = sqlx::query_as(
-        "SELECT r.test_id, r.attempt, r.status, r.duration_ms, t.classname, t.name \
-         FROM rm_tests.results r JOIN rm_tests.tests t ON t.test_id = r.test_id \
+        "SELECT t.test_id, r.attempt, u.status, u.duration_ms, t.classname, t.name \
+         FROM rm_tests.reports r \
+         CROSS JOIN LATERAL unnest(r.tests, r.statuses, r.durations) WITH ORDINALITY \
+           AS u(number, status, duration_ms, k) \
+         JOIN rm_tests.tests t ON t.number = u.number \
          WHERE r.run_id = $1 AND r.attempt = \
-           (SELECT max(attempt) FROM rm_tests.results WHERE run_id = $1) \
-         ORDER BY r.position, r.ordinal",
+           (SELECT max(attempt) FROM rm_tests.reports WHERE run_id = $1) \
+         ORDER BY r.position, u.k",
     )
     .bind(run_id)
     .fetch_all(pool)
@@ -96,11 +99,8 @@ async fn last_attempt(
     let attempt = lines.first().map(|line| line.attempt);
     let mut results = BTreeMap::new();
     for line in lines {
-        let outcome: TestOutcome = serde_json::from_value(serde_json::Value::String(
-            line.status.clone(),
-        ))
-        .map_err(|_| ReadModelError::UnknownValue {
-            column: "rm_tests.results.status",
+        let outcome = outcome_named(&line.status).ok_or_else(|| ReadModelError::UnknownValue {
+            column: "rm_tests.reports.statuses",
             value: line.status.clone(),
         })?;
         let test_id = TestId(line.test_id);

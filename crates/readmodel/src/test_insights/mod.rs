@@ -15,11 +15,12 @@ pub use trend::{Bucket, TrendPoint, trend};
 
 use crate::error::ReadModelError;
 use crate::keyset::{Cursor, CursorError, page_end};
-use crate::rows::{QuarantineRow, RECENT, RecentResult, TestRow};
+use crate::rows::{FLAKY_WINDOW, QuarantineRow, RECENT, RecentResult, TESTS_TABLES, TestRow};
 use chrono::{DateTime, Utc};
 use runledger_insights::{Observed, assess};
 use runledger_types::RunId;
 use sqlx::PgPool;
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// A tests request the caller got wrong; the messages are the API's.
@@ -105,6 +106,40 @@ struct WithQuarantine {
     quarantine: Option<sqlx::types::Json<QuarantineRow>>,
 }
 
+/// A test's row and its quarantine; `$2`: whether to read its recent results (else `[]`).
+/// Public so that benchmarks run the very SQL the API runs.
+pub static TEST_SQL: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = TESTS_TABLES[0]
+        .columns
+        .iter()
+        .map(|(name, _)| match *name {
+            "recent" => "CASE WHEN $2 THEN t.recent ELSE '[]'::json END AS recent".to_owned(),
+            name => format!("t.{name}"),
+        })
+        .collect();
+    format!(
+        "SELECT {}, to_jsonb(q) AS quarantine FROM rm_tests.tests t \
+         LEFT JOIN rm_tests.quarantines q ON q.test_id = t.test_id WHERE t.test_id = $1",
+        columns.join(", ")
+    )
+});
+
+/// A page of a test's history before the keyset `($2, $3)`, newest first: its chunks newest
+/// first (they never overlap), each unnested in its own order (newest first), so the scan stops
+/// after `$4` results; then each result placed by its report.
+pub const HISTORY_SQL: &str = "SELECT r.run_id, r.attempt, h.status, h.duration_ms, h.message, \
+     r.machine_id, m.name AS machine_name, r.finished_at, h.position, h.ordinal \
+     FROM (SELECT u.position, u.ordinal, u.status, u.duration_ms, u.message \
+           FROM rm_tests.history c \
+           CROSS JOIN LATERAL unnest(c.positions, c.ordinals, c.statuses, c.durations, c.messages) \
+             WITH ORDINALITY AS u(position, ordinal, status, duration_ms, message, k) \
+           WHERE c.test_id = $1 AND (c.from_position, c.from_ordinal) < ($2, $3) \
+             AND (u.position, u.ordinal) < ($2, $3) \
+           ORDER BY c.from_position DESC, c.from_ordinal DESC, u.k LIMIT $4) h \
+     JOIN rm_tests.reports r ON r.position = h.position \
+     LEFT JOIN rm_tests.machines m ON m.machine_id = r.machine_id \
+     ORDER BY h.position DESC, h.ordinal DESC";
+
 /// The label history cursors carry.
 const HISTORY_SORT: &str = "history";
 
@@ -124,38 +159,40 @@ pub async fn detail(
         Some(raw) => Some(history_cursor(raw).map_err(TestsQueryError::from)?),
         None => None,
     };
-    // The test and its quarantine in one round trip.
-    let found: Option<WithQuarantine> = sqlx::query_as(
-        "SELECT t.*, to_jsonb(q) AS quarantine FROM rm_tests.tests t \
-         LEFT JOIN rm_tests.quarantines q ON q.test_id = t.test_id WHERE t.test_id = $1",
-    )
-    .bind(test_id)
-    .fetch_optional(pool)
-    .await?;
+    // The test and its quarantine in one round trip; its recent results only when the window
+    // is not the default, whose evidence the row holds.
+    let found: Option<WithQuarantine> = sqlx::query_as(&TEST_SQL)
+        .bind(test_id)
+        .bind(window != FLAKY_WINDOW)
+        .fetch_optional(pool)
+        .await?;
     let Some(WithQuarantine { test, quarantine }) = found else {
         return Ok(None);
     };
     let quarantine = quarantine.map(|quarantine| quarantine.0);
     let (before_position, before_ordinal) = after.unwrap_or((i64::MAX, i32::MAX));
-    let mut history: Vec<HistoryEntry> = sqlx::query_as(
-        "SELECT r.run_id, r.attempt, r.status, r.duration_ms, r.message, r.machine_id, \
-         m.name AS machine_name, r.finished_at, r.position, r.ordinal \
-         FROM rm_tests.results r LEFT JOIN rm_tests.machines m ON m.machine_id = r.machine_id \
-         WHERE r.test_id = $1 AND (r.position, r.ordinal) < ($2, $3) \
-         ORDER BY r.position DESC, r.ordinal DESC LIMIT $4",
-    )
-    .bind(test_id)
-    .bind(before_position)
-    .bind(before_ordinal)
-    .bind(limit + 1)
-    .fetch_all(pool)
-    .await?;
+    let mut history: Vec<HistoryEntry> = sqlx::query_as(HISTORY_SQL)
+        .bind(test_id)
+        .bind(before_position)
+        .bind(before_ordinal)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
     let next_cursor = page_end(&mut history, limit, |last| Cursor {
         sort: HISTORY_SORT.to_owned(),
         value: serde_json::json!([last.position, last.ordinal]),
         id: test_id,
     });
-    let flakiness = evidence(&test.recent, window);
+    let flakiness = if window == FLAKY_WINDOW {
+        FlakeEvidence {
+            window,
+            flaky: test.flaky,
+            score: test.flaky_score,
+            flips: test.flips.clone(),
+        }
+    } else {
+        evidence(&test.recent, window)
+    };
     Ok(Some(TestDetail {
         test,
         history,
@@ -174,7 +211,7 @@ pub fn evidence(recent: &[RecentResult], window: usize) -> FlakeEvidence {
             attempt: result.attempt,
             rerun_of: result.rerun_of.map(RunId),
             outcome: result.status,
-            inputs: result.inputs.clone(),
+            inputs: result.inputs.simple().to_string(),
         })
         .collect();
     let verdict = assess(&observed, window);

@@ -6,7 +6,6 @@ use runledger_insights::{Observed, assess, percentile};
 use runledger_readmodel::rows::{DURATION_WINDOW, FLAKY_WINDOW, RecentResult, TestRow};
 use runledger_types::RunId;
 use runledger_types::command::TestOutcome;
-use serde_json::json;
 
 /// Sets the figures of `test` from its counts and `recent` (oldest first).
 pub(super) fn compute(test: &mut TestRow, recent: &[RecentResult]) {
@@ -30,20 +29,7 @@ pub(super) fn compute(test: &mut TestRow, recent: &[RecentResult]) {
     let flakiness = assess(&observed, FLAKY_WINDOW);
     test.flaky = flakiness.flaky;
     test.flaky_score = flakiness.score;
-    test.flips = flakiness
-        .flips
-        .iter()
-        .map(|flip| {
-            json!({
-                "from_run": flip.from_run.0,
-                "from_attempt": flip.from_attempt,
-                "to_run": flip.to_run.0,
-                "to_attempt": flip.to_attempt,
-                "fixed": flip.fixed,
-                "same_run": flip.same_run,
-            })
-        })
-        .collect();
+    test.flips = flakiness.flips;
 }
 
 fn observed(result: &RecentResult) -> Observed {
@@ -52,7 +38,7 @@ fn observed(result: &RecentResult) -> Observed {
         attempt: result.attempt,
         rerun_of: result.rerun_of.map(RunId),
         outcome: result.status,
-        inputs: result.inputs.clone(),
+        inputs: result.inputs.simple().to_string(),
     }
 }
 
@@ -65,6 +51,7 @@ mod tests {
         let now = chrono::Utc::now();
         TestRow {
             test_id: Uuid::nil(),
+            number: 1,
             test_case_id: Uuid::nil(),
             classname: "c".into(),
             name: "n".into(),
@@ -87,7 +74,7 @@ mod tests {
             duration_p90_ms: None,
             flaky: false,
             flaky_score: 0.0,
-            flips: json!([]),
+            flips: Vec::new(),
             recent: Vec::new(),
             last_position: 0,
         }
@@ -100,7 +87,7 @@ mod tests {
             rerun_of: None,
             status,
             duration_ms,
-            inputs: "same".into(),
+            inputs: Uuid::nil(),
         }
     }
 
@@ -122,10 +109,9 @@ mod tests {
         assert_eq!(test.duration_p90_ms, Some(300));
         assert!(test.flaky);
         assert_eq!(test.flaky_score, 1.0);
-        let flips = test.flips.as_array().unwrap();
-        assert_eq!(flips.len(), 2);
-        assert_eq!(flips[0]["from_run"], json!(Uuid::from_u128(1)));
-        assert_eq!(flips[1]["fixed"], json!(true));
+        assert_eq!(test.flips.len(), 2);
+        assert_eq!(test.flips[0].from_run, RunId(Uuid::from_u128(1)));
+        assert!(test.flips[1].fixed);
     }
 
     #[test]

@@ -3,18 +3,21 @@
 
 mod figures;
 
+mod encode;
+mod seen;
+
 use super::{Fact, json, wire_name};
-use crate::copy::escape;
+use crate::binary_copy::{BinaryCopy, BulkRows, copy_binary};
 use crate::error::ProjectionError;
-use crate::table::{KeyedRow, RowCache, copy_text, upsert_rows};
-use runledger_insights::TestKey;
+use crate::table::{KeyedRow, RowCache, upsert_rows};
 use runledger_readmodel::rows::{
-    QuarantineRow, RECENT, RecentResult, ResultRow, TESTS_TABLES, TestMachineRow, TestRow,
-    TestRunRow,
+    CHUNK, HistoryChunk, QuarantineRow, RECENT, RecentResult, ReportRow, TESTS_TABLES,
+    TestMachineRow, TestRow, TestRunRow,
 };
-use runledger_types::command::{TestOutcome, TestResult};
+use runledger_types::command::TestResult;
 use runledger_types::event::{RunAssigned, RunRequested};
 use runledger_types::{Event, RunId, TestCaseId};
+use seen::{Entry, Seen};
 use sqlx::{Postgres, Transaction};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -23,6 +26,13 @@ impl KeyedRow for TestRow {
     type Key = Uuid;
     fn key(&self) -> Uuid {
         self.test_id
+    }
+    fn copy_line(
+        &self,
+        _table: &runledger_readmodel::Table,
+        out: &mut String,
+    ) -> Result<(), ProjectionError> {
+        encode::test_line(self, out)
     }
 }
 
@@ -40,6 +50,12 @@ impl KeyedRow for TestRunRow {
     }
 }
 
+/// Results a rebuild folds before it writes them, whatever its batch of events: bounds memory.
+const PENDING_RESULTS: usize = 1_000_000;
+
+/// Bytes of full chunks a rebuild gathers before it writes them.
+const WRITE_AHEAD: usize = 8 << 20;
+
 /// Tests and runs kept cached between batches; past this many each cache starts over.
 const CACHE_CAPACITY: usize = 100_000;
 
@@ -49,9 +65,21 @@ pub struct TestsFold {
     tests: RowCache<TestRow>,
     runs: RowCache<TestRunRow>,
     quarantines: RowCache<QuarantineRow>,
-    results: Vec<ResultRow>,
-    /// Tests given results since the last flush: their figures are computed then, once.
-    touched: HashSet<Uuid>,
+    /// Each test given results since the last flush, with those not yet in a full chunk,
+    /// oldest first.
+    pending: HashMap<Uuid, Vec<Entry>>,
+    /// Full chunks (of [`CHUNK`] results), encoded as soon as they fill: so a rebuild's memory
+    /// holds no more than a part-chunk per test, and writes them while it reads on.
+    full_chunks: BinaryCopy,
+    /// The events that reported results since the last flush.
+    reports: Vec<ReportRow>,
+    /// The test ids of the results of each event `prepare` saw, by position: each is computed
+    /// once (a SHA-1), not again when the event is applied.
+    ids: HashMap<i64, Vec<Uuid>>,
+    /// Results in `pending`.
+    pending_results: usize,
+    /// The number of the last test seen for the first time ([`TestRow::number`]).
+    last_number: i32,
     machines: HashMap<Uuid, TestMachineRow>,
     new_machines: Vec<TestMachineRow>,
 }
@@ -60,10 +88,14 @@ impl Default for TestsFold {
     fn default() -> Self {
         Self {
             tests: RowCache::new(&TESTS_TABLES[0], CACHE_CAPACITY),
-            runs: RowCache::new(&TESTS_TABLES[2], CACHE_CAPACITY),
-            quarantines: RowCache::new(&TESTS_TABLES[3], CACHE_CAPACITY),
-            results: Vec::new(),
-            touched: HashSet::new(),
+            runs: RowCache::new(&TESTS_TABLES[3], CACHE_CAPACITY),
+            quarantines: RowCache::new(&TESTS_TABLES[4], CACHE_CAPACITY),
+            pending: HashMap::new(),
+            full_chunks: BinaryCopy::new(),
+            reports: Vec::new(),
+            ids: HashMap::new(),
+            pending_results: 0,
+            last_number: 0,
             machines: HashMap::new(),
             new_machines: Vec::new(),
         }
@@ -71,12 +103,14 @@ impl Default for TestsFold {
 }
 
 impl TestsFold {
-    /// Loads the machines (all of them: there are few).
+    /// Loads the machines (all of them: there are few) and the last test number given.
     pub async fn load_state(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         schema: &str,
     ) -> Result<(), ProjectionError> {
+        let sql = format!("SELECT coalesce(max(number), 0) FROM {schema}.tests");
+        self.last_number = sqlx::query_scalar(&sql).fetch_one(&mut **tx).await?;
         let sql = format!("SELECT row_to_json(t)::text FROM {schema}.machines t");
         let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&mut **tx).await?;
         self.machines.clear();
@@ -123,7 +157,9 @@ impl TestsFold {
                 .copied()
                 .or_else(|| self.runs.get(&run_id).map(|run| run.test_case_id));
             if let Some(case) = case {
-                tests.extend(results.iter().map(|result| test_id(case, result)));
+                let ids: Vec<Uuid> = results.iter().map(|result| test_id(case, result)).collect();
+                tests.extend(ids.iter().copied());
+                self.ids.insert(fact.position, ids);
             }
         }
         self.tests.load(tx, schema, tests).await
@@ -170,31 +206,97 @@ impl TestsFold {
     ) -> Result<(), ProjectionError> {
         self.compute_figures();
         self.tests.flush(tx, schema).await?;
-        let mut text = String::with_capacity(self.results.len() * 160);
-        for row in &self.results {
-            encode_result(row, &mut text);
+        let mut chunks = std::mem::replace(&mut self.full_chunks, BinaryCopy::new());
+        for (test_id, entries) in &self.pending {
+            if !entries.is_empty() {
+                encode::chunk(*test_id, entries, &mut chunks);
+            }
         }
-        copy_text(tx, &TESTS_TABLES[1], schema, text).await?;
+        copy_binary(tx, &TESTS_TABLES[1], schema, chunks).await?;
+        let reports = self.encode_reports();
+        copy_binary(tx, &TESTS_TABLES[2], schema, reports).await?;
         self.runs.flush(tx, schema).await?;
         self.quarantines.flush(tx, schema).await?;
-        upsert_rows(tx, &TESTS_TABLES[4], schema, &self.new_machines).await?;
+        upsert_rows(tx, &TESTS_TABLES[5], schema, &self.new_machines).await?;
         Ok(())
     }
 
-    /// Computes the figures of the tests given results since the last flush.
+    /// Computes the figures of the tests given results since the last flush (once per batch,
+    /// not per result), trimming their recent results to [`RECENT`] first.
     fn compute_figures(&mut self) {
-        for test_id in std::mem::take(&mut self.touched) {
-            self.tests.update(&test_id, |test| {
-                let recent = std::mem::take(&mut test.recent);
+        for test_id in self.pending.keys() {
+            self.tests.update(test_id, |test| {
+                let mut recent = std::mem::take(&mut test.recent);
+                let over = recent.len().saturating_sub(RECENT);
+                recent.drain(..over);
                 figures::compute(test, &recent);
                 test.recent = recent;
             });
         }
     }
 
+    /// The full chunks encoded so far, once there are [`WRITE_AHEAD`] bytes of them, and the
+    /// reports folded so far: rows a rebuild may write while it reads on (on a connection of
+    /// its own), rather than at the end of its batch. With `all`, at the end of a batch, the
+    /// part-chunks too, whatever their size.
+    pub fn take_ahead(&mut self, all: bool) -> Vec<BulkRows> {
+        if all {
+            for (test_id, entries) in &mut self.pending {
+                if !entries.is_empty() {
+                    encode::chunk(*test_id, entries, &mut self.full_chunks);
+                    entries.clear();
+                }
+            }
+        } else if self.full_chunks.len() < WRITE_AHEAD {
+            return Vec::new();
+        }
+        let chunks = std::mem::replace(&mut self.full_chunks, BinaryCopy::new());
+        vec![
+            BulkRows {
+                table: &TESTS_TABLES[1],
+                rows: chunks,
+            },
+            BulkRows {
+                table: &TESTS_TABLES[2],
+                rows: self.encode_reports(),
+            },
+        ]
+    }
+
+    fn encode_reports(&mut self) -> BinaryCopy {
+        let mut reports = BinaryCopy::new();
+        for report in self.reports.drain(..) {
+            encode::report(&report, &mut reports);
+        }
+        reports
+    }
+
+    /// The chunks the next flush writes that are not full yet: each test's results not in a
+    /// full chunk, newest first (for tests and inspection).
+    pub fn history_chunks(&self) -> Vec<HistoryChunk> {
+        self.pending
+            .iter()
+            .filter_map(|(test_id, entries)| seen::chunk(*test_id, entries))
+            .collect()
+    }
+
+    /// Whether the results folded since the last flush reach [`PENDING_RESULTS`].
+    pub fn is_full(&self) -> bool {
+        self.pending_results >= PENDING_RESULTS
+    }
+
+    /// The reports folded since the last flush.
+    pub fn pending_reports(&self) -> &[ReportRow] {
+        &self.reports
+    }
+
     /// After commit.
     pub fn committed(&mut self) {
-        self.results.clear();
+        self.pending.clear();
+        self.full_chunks = BinaryCopy::new();
+        self.pending_results = 0;
+        self.reports.clear();
+        self.ids.clear();
         self.new_machines.clear();
         self.tests.committed(|_| true);
         self.runs.committed(|_| true);
@@ -203,8 +305,11 @@ impl TestsFold {
 
     /// Forgets cached rows and unwritten changes.
     pub fn clear(&mut self) {
-        self.results.clear();
-        self.touched.clear();
+        self.pending.clear();
+        self.full_chunks = BinaryCopy::new();
+        self.pending_results = 0;
+        self.reports.clear();
+        self.ids.clear();
         self.new_machines.clear();
         self.tests.clear();
         self.runs.clear();
@@ -221,11 +326,6 @@ impl TestsFold {
     /// The quarantine of `test_id`, if cached and in force (for tests and inspection).
     pub fn quarantine(&self, test_id: Uuid) -> Option<&QuarantineRow> {
         self.quarantines.get(&test_id)
-    }
-
-    /// Results folded since the last commit.
-    pub fn pending_results(&self) -> &[ResultRow] {
-        &self.results
     }
 
     fn machine(&mut self, machine_id: Uuid, change: impl FnOnce(&mut TestMachineRow)) {
@@ -277,172 +377,77 @@ impl TestsFold {
             tracing::warn!(%run_id, position = fact.position, "test results of a run the read model does not know; skipped");
             return;
         };
+        let ids = match self.ids.remove(&fact.position) {
+            Some(ids) if ids.len() == results.len() => ids,
+            _ => results
+                .iter()
+                .map(|result| test_id(run.test_case_id, result))
+                .collect::<Vec<Uuid>>(),
+        };
         let inputs = inputs_of(&run);
-        for (ordinal, result) in results.iter().enumerate() {
-            let test_id = test_id(run.test_case_id, result);
-            self.results.push(ResultRow {
-                position: fact.position,
-                ordinal: i32::try_from(ordinal).unwrap_or(i32::MAX),
-                test_id,
-                run_id: run.run_id,
-                attempt: run.attempt,
-                status: outcome_name(result.status).to_owned(),
-                duration_ms: i64::try_from(result.duration_ms).unwrap_or(i64::MAX),
-                message: result.message.clone(),
-                machine_id: run.machine_id,
-                venv_id: run.venv_id,
-                finished_at: fact.recorded_at,
-            });
-            let recent = RecentResult {
-                run_id: run.run_id,
-                attempt: u32::try_from(run.attempt).unwrap_or(0),
-                rerun_of: run.rerun_of,
-                status: result.status,
-                duration_ms: result.duration_ms,
-                inputs: inputs.clone(),
-            };
+        let mut report = ReportRow {
+            position: fact.position,
+            run_id: run.run_id,
+            attempt: run.attempt,
+            machine_id: run.machine_id,
+            venv_id: run.venv_id,
+            finished_at: fact.recorded_at,
+            tests: Vec::with_capacity(results.len()),
+            statuses: Vec::with_capacity(results.len()),
+            durations: Vec::with_capacity(results.len()),
+        };
+        for (ordinal, (result, test_id)) in results.iter().zip(ids).enumerate() {
+            let entry = Entry::of(fact.position, ordinal, result);
+            report.statuses.push(entry.status);
+            report.durations.push(entry.duration_ms);
+            let entries = self.pending.entry(test_id).or_default();
+            entries.push(entry);
+            if entries.len() == CHUNK {
+                encode::chunk(test_id, entries, &mut self.full_chunks);
+                entries.clear();
+            }
             let seen = Seen {
                 fact,
                 result,
-                recent,
+                recent: RecentResult {
+                    run_id: run.run_id,
+                    attempt: u32::try_from(run.attempt).unwrap_or(0),
+                    rerun_of: run.rerun_of,
+                    status: result.status,
+                    duration_ms: result.duration_ms,
+                    inputs,
+                },
             };
-            self.touched.insert(test_id);
-            if !self.tests.update(&test_id, |test| seen.apply(test)) {
-                let mut test = seen.first(test_id, run.test_case_id);
+            let mut number = 0;
+            let known = self.tests.update(&test_id, |test| {
+                seen.apply(test);
+                number = test.number;
+            });
+            if !known {
+                self.last_number += 1;
+                number = self.last_number;
+                let mut test = seen.first(test_id, number, run.test_case_id);
                 seen.apply(&mut test);
                 self.tests.put(test);
             }
+            report.tests.push(number);
         }
-    }
-}
-
-/// One result as it changes its test's row.
-struct Seen<'a> {
-    fact: &'a Fact,
-    result: &'a TestResult,
-    recent: RecentResult,
-}
-
-impl Seen<'_> {
-    /// The row of a test seen for the first time, before this result is applied.
-    fn first(&self, test_id: Uuid, test_case_id: Uuid) -> TestRow {
-        let status = outcome_name(self.result.status);
-        TestRow {
-            test_id,
-            test_case_id,
-            classname: self.result.classname.clone(),
-            name: self.result.name.clone(),
-            runs: 0,
-            passed: 0,
-            failed: 0,
-            errors: 0,
-            skipped: 0,
-            pass_rate: None,
-            fail_rate: 0.0,
-            last_status: status.to_owned(),
-            last_run_id: self.recent.run_id,
-            last_run_at: self.fact.recorded_at,
-            last_changed_at: self.fact.recorded_at,
-            first_seen_at: self.fact.recorded_at,
-            last_failure_at: None,
-            last_failure_run_id: None,
-            last_failure_message: None,
-            duration_p50_ms: None,
-            duration_p90_ms: None,
-            flaky: false,
-            flaky_score: 0.0,
-            flips: serde_json::Value::Array(Vec::new()),
-            recent: Vec::new(),
-            last_position: self.fact.position,
-        }
-    }
-
-    fn apply(&self, test: &mut TestRow) {
-        let status = outcome_name(self.result.status);
-        test.runs += 1;
-        match self.result.status {
-            TestOutcome::Passed => test.passed += 1,
-            TestOutcome::Failed => test.failed += 1,
-            TestOutcome::Error => test.errors += 1,
-            TestOutcome::Skipped => test.skipped += 1,
-        }
-        if matches!(self.result.status, TestOutcome::Failed | TestOutcome::Error) {
-            test.last_failure_at = Some(self.fact.recorded_at);
-            test.last_failure_run_id = Some(self.recent.run_id);
-            test.last_failure_message.clone_from(&self.result.message);
-        }
-        if test.last_status != status {
-            test.last_changed_at = self.fact.recorded_at;
-            test.last_status = status.to_owned();
-        }
-        test.last_run_id = self.recent.run_id;
-        test.last_run_at = self.fact.recorded_at;
-        test.last_position = self.fact.position;
-        test.recent.push(self.recent.clone());
-        let over = test.recent.len().saturating_sub(RECENT);
-        test.recent.drain(..over);
-    }
-}
-
-/// A result as a line of COPY text, written by hand: a rebuild writes one per result, by far
-/// its most frequent row (a unit test checks it against the generic encoder).
-pub(crate) fn encode_result(row: &ResultRow, out: &mut String) {
-    use std::fmt::Write;
-    let _ = write!(
-        out,
-        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
-        row.position,
-        row.ordinal,
-        row.test_id,
-        row.run_id,
-        row.attempt,
-        row.status,
-        row.duration_ms
-    );
-    match &row.message {
-        Some(message) => escape(message, out),
-        None => out.push_str("\\N"),
-    }
-    for id in [row.machine_id, row.venv_id] {
-        out.push('\t');
-        match id {
-            Some(id) => {
-                let _ = write!(out, "{id}");
-            }
-            None => out.push_str("\\N"),
-        }
-    }
-    let finished_at = row
-        .finished_at
-        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-    let _ = writeln!(out, "\t{finished_at}");
-}
-
-/// A test outcome's wire name, without going through serde.
-fn outcome_name(outcome: TestOutcome) -> &'static str {
-    match outcome {
-        TestOutcome::Passed => "passed",
-        TestOutcome::Failed => "failed",
-        TestOutcome::Skipped => "skipped",
-        TestOutcome::Error => "error",
+        self.pending_results += results.len();
+        self.reports.push(report);
     }
 }
 
 /// A result's test id (runledger-insights).
 fn test_id(test_case_id: Uuid, result: &TestResult) -> Uuid {
-    TestKey::new(TestCaseId(test_case_id), &result.classname, &result.name)
-        .id()
-        .0
+    runledger_insights::test_id(TestCaseId(test_case_id), &result.classname, &result.name).0
 }
 
 /// What "the same inputs" means for a run (docs/insights.md): the machine's OS and the run's
 /// env overrides. (A test case's definition never changes once defined, so its id is its
-/// definition.) Hashed to a short, stable name.
-fn inputs_of(run: &TestRunRow) -> String {
+/// definition.) Hashed to a UUID v5.
+fn inputs_of(run: &TestRunRow) -> Uuid {
     let described = format!("{}\n{}", run.os.as_deref().unwrap_or(""), run.env);
     Uuid::new_v5(&Uuid::NAMESPACE_OID, described.as_bytes())
-        .simple()
-        .to_string()
 }
 
 /// The run an event changes the context of, if any.

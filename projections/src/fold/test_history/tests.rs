@@ -4,6 +4,7 @@ use super::TestsFold;
 use crate::fold::Fact;
 use chrono::{TimeZone, Utc};
 use runledger_insights::TestKey;
+use runledger_types::command::TestOutcome;
 use runledger_types::{Event, TestCaseId};
 use serde_json::json;
 use uuid::Uuid;
@@ -74,22 +75,39 @@ fn results_of_every_attempt_are_kept_and_a_test_fixed_by_a_retry_is_flaky() {
         fold.apply(fact);
     }
     let id = |name: &str| TestKey::new(TestCaseId(case), "suite.mod", name).id().0;
-    let results = fold.pending_results();
-    assert_eq!(results.len(), 4);
-    let attempts: Vec<(Uuid, i32, &str)> = results
+    let reports = fold.pending_reports().to_vec();
+    let attempts: Vec<(i32, i32, TestOutcome)> = reports
         .iter()
-        .map(|r| (r.test_id, r.attempt, r.status.as_str()))
+        .flat_map(|r| {
+            r.tests
+                .iter()
+                .zip(&r.statuses)
+                .map(|(number, status)| (*number, r.attempt, *status))
+        })
         .collect();
+    // Tests are numbered in the order the log first names them.
     assert_eq!(
         attempts,
         [
-            (id("steady"), 1, "passed"),
-            (id("wobbly"), 1, "failed"),
-            (id("steady"), 2, "passed"),
-            (id("wobbly"), 2, "passed"),
+            (1, 1, TestOutcome::Passed),
+            (2, 1, TestOutcome::Failed),
+            (1, 2, TestOutcome::Passed),
+            (2, 2, TestOutcome::Passed),
         ]
     );
-    assert!(results.iter().all(|r| r.machine_id == Some(machine)));
+    assert_eq!(fold.test(id("wobbly")).map(|t| t.number), Some(2));
+    assert!(reports.iter().all(|r| r.machine_id == Some(machine)));
+    // A test's history chunk: its results newest first, each placed by its report.
+    let chunks = fold.history_chunks();
+    let wobbly = chunks.iter().find(|c| c.test_id == id("wobbly")).unwrap();
+    assert_eq!(wobbly.statuses, [TestOutcome::Passed, TestOutcome::Failed]);
+    assert_eq!(wobbly.durations, [280, 300]);
+    assert_eq!(wobbly.messages, [None, Some("assert 1 == 2".to_owned())]);
+    assert_eq!(
+        (wobbly.from_position, wobbly.from_ordinal),
+        (reports[0].position, 1)
+    );
+    assert_eq!(wobbly.positions, [reports[1].position, reports[0].position]);
 
     let steady = fold.test(id("steady")).unwrap();
     assert_eq!((steady.runs, steady.passed), (2, 2));
@@ -110,9 +128,8 @@ fn results_of_every_attempt_are_kept_and_a_test_fixed_by_a_retry_is_flaky() {
         wobbly.flaky,
         "failed, then passed on a retry of the same run"
     );
-    let flips = wobbly.flips.as_array().unwrap();
-    assert_eq!(flips.len(), 1);
-    assert_eq!(flips[0]["same_run"], json!(true));
+    assert_eq!(wobbly.flips.len(), 1);
+    assert!(wobbly.flips[0].same_run);
     assert_eq!(wobbly.duration_p50_ms, Some(280));
 }
 
@@ -126,7 +143,8 @@ fn results_of_a_run_the_model_never_saw_requested_are_skipped() {
     )]);
     let mut fold = TestsFold::default();
     fold.apply(&events[0]);
-    assert!(fold.pending_results().is_empty());
+    assert!(fold.pending_reports().is_empty());
+    assert!(fold.history_chunks().is_empty());
 }
 
 #[test]
@@ -175,13 +193,12 @@ fn a_test_that_failed_in_a_run_and_passed_in_its_rerun_is_flaky() {
     let rerun_of: Vec<Option<Uuid>> = wobbly.recent.iter().map(|r| r.rerun_of).collect();
     assert!(rerun_of.contains(&Some(first)), "{:?}", wobbly.recent);
     assert!(wobbly.flaky, "failed in a run, passed in its rerun");
-    let flips = wobbly.flips.as_array().unwrap();
-    assert_eq!(flips.len(), 1);
-    assert_eq!(flips[0]["same_run"], json!(true));
+    assert_eq!(wobbly.flips.len(), 1);
+    assert!(wobbly.flips[0].same_run);
 }
 
 #[test]
-fn results_encode_by_hand_as_the_generic_encoder_does() {
+fn test_rows_encode_by_hand_as_the_generic_encoder_does() {
     let (run, case) = (Uuid::now_v7(), Uuid::now_v7());
     let events = facts(&[
         (
@@ -192,7 +209,7 @@ fn results_encode_by_hand_as_the_generic_encoder_does() {
             "run_finished",
             json!({"run_id": run, "status": "failed", "tests": [
                 {"classname": "a", "name": "tab\there", "status": "failed", "duration_ms": 7,
-                 "message": "line 1\nline\\2\ttab"},
+                 "message": "line 1\nline\\2\ttab \"q\""},
                 {"classname": "a", "name": "b", "status": "skipped", "duration_ms": 0}]}),
         ),
     ]);
@@ -200,16 +217,31 @@ fn results_encode_by_hand_as_the_generic_encoder_does() {
     for fact in &events {
         fold.apply(fact);
     }
-    assert_eq!(fold.pending_results().len(), 2);
-    for row in fold.pending_results() {
+    let table = &runledger_readmodel::rows::TESTS_TABLES[0];
+    for name in ["tab\there", "b"] {
+        let row = fold
+            .test(TestKey::new(TestCaseId(case), "a", name).id().0)
+            .unwrap()
+            .clone();
         let (mut fast, mut generic) = (String::new(), String::new());
-        super::encode_result(row, &mut fast);
-        crate::copy::encode_row(
-            &runledger_readmodel::rows::TESTS_TABLES[1],
-            row,
-            &mut generic,
-        )
-        .unwrap();
-        assert_eq!(fast, generic);
+        super::encode::test_line(&row, &mut fast).unwrap();
+        crate::copy::encode_row(table, &row, &mut generic).unwrap();
+        let (fast, generic): (Vec<&str>, Vec<&str>) = (
+            fast.trim_end().split('\t').collect(),
+            generic.trim_end().split('\t').collect(),
+        );
+        assert_eq!(fast.len(), table.columns.len());
+        assert_eq!(generic.len(), table.columns.len());
+        for ((column, sql_type), (fast, generic)) in
+            table.columns.iter().zip(fast.iter().zip(&generic))
+        {
+            if sql_type.starts_with("json") {
+                // The same JSON; the generic encoder sorts the keys.
+                let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+                assert_eq!(parse(fast), parse(generic), "{column}");
+            } else {
+                assert_eq!(fast, generic, "{column}");
+            }
+        }
     }
 }
