@@ -23,6 +23,7 @@
 mod authz;
 mod decide;
 mod evolve;
+pub mod groups;
 pub mod leases;
 pub mod quarantine;
 pub mod scheduling;
