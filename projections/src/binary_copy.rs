@@ -115,6 +115,11 @@ impl BinaryCopy {
         });
     }
 
+    /// True when no row was started.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
     /// Bytes encoded so far.
     pub fn len(&self) -> usize {
         self.pieces.iter().map(Vec::len).sum::<usize>() + self.buf.len()

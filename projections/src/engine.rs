@@ -243,6 +243,9 @@ impl Batch<'_> {
     /// Hands the rows `projection` has ready (`all`: everything it can) to the writer.
     async fn hand_ahead(&mut self, projection: &mut Projection, all: bool) {
         for rows in projection.fold.take_ahead(all) {
+            if rows.rows.is_empty() {
+                continue;
+            }
             let pool = &self.pool;
             let ahead = self.ahead.get_or_insert_with(|| {
                 let (sender, receiver) = mpsc::channel(AHEAD_QUEUE);
