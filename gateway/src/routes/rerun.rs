@@ -68,9 +68,17 @@ pub async fn rerun(
     let rerun_of = path_uuid(path, "run_id")?;
     let body: RerunBody = serde_json::from_value(Value::Object(object(body)?))
         .map_err(|err| invalid(format!("payload: {err}")))?;
-    let old = run_reads::run(&state.pool, rerun_of)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no run {rerun_of}")))?;
+    // A run its caller just saw end may not have reached the read models yet: then they are
+    // waited for up to the log's head before the run is called unknown or unfinished.
+    let old = match run_reads::run(&state.pool, rerun_of).await? {
+        Some(run) if run.status.is_final() => Some(run),
+        _ => {
+            let head = runledger_readmodel::log_head(&state.pool).await?;
+            state.fresh(Some(head)).await?;
+            run_reads::run(&state.pool, rerun_of).await?
+        }
+    }
+    .ok_or_else(|| ApiError::not_found(format!("no run {rerun_of}")))?;
     let run_id = body.run_id.unwrap_or_else(Uuid::now_v7);
     let selection = RerunSelection {
         only: body.only,
