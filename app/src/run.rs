@@ -190,9 +190,16 @@ async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
 /// `start_run` of a new run linked to the finished one, for its test case with the env,
 /// labels and machine it asked for (read from the runs read model).
 async fn rerun(settings: &Settings, args: RerunArgs) -> anyhow::Result<()> {
-    let old = run_reads::run(&pool(settings).await?, args.run_id)
-        .await?
-        .with_context(|| format!("no run {} in the read models", args.run_id))?;
+    let pool = pool(settings).await?;
+    let old = match run_reads::run(&pool, args.run_id).await? {
+        Some(run) if run.status.is_final() => Some(run),
+        // A run that just ended may not have reached the read models yet.
+        _ => {
+            caught_up_with_log(&pool).await?;
+            run_reads::run(&pool, args.run_id).await?
+        }
+    }
+    .with_context(|| format!("no run {} in the read models", args.run_id))?;
     let selection = RerunSelection {
         only: args.failed.then_some(RerunOnly::Failed),
         tests: args.tests.into_iter().map(TestId).collect(),
@@ -200,6 +207,23 @@ async fn rerun(settings: &Settings, args: RerunArgs) -> anyhow::Result<()> {
     let command = reruns::rerun(&old, RunId(Uuid::now_v7()), selection)?;
     submit(settings, command, &args.actor, &args.wait).await
 }
+
+/// Waits (up to [`CATCH_UP`]) until the read models include the log's head as it is now.
+async fn caught_up_with_log(pool: &runledger_readmodel::PgPool) -> anyhow::Result<()> {
+    let head = runledger_readmodel::log_head(pool).await?;
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    while runledger_readmodel::projected_position(pool).await? < head {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the read models did not reach position {head} within {CATCH_UP:?}: is a projector running?"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// How long `run rerun` waits for the read models to show a run that just ended.
+const CATCH_UP: Duration = Duration::from_secs(10);
 
 /// Sends `command` and prints the new run's id; then, as `wait` asks, follows the run to its
 /// end, writes its JUnit report and exits 0 only if it passed.
