@@ -318,13 +318,6 @@ async fn write_ahead(
     Ok(())
 }
 
-/// Whether any of `projections` holds so much unwritten that its batch should be written now.
-pub fn is_full(projections: &[Projection]) -> bool {
-    projections
-        .iter()
-        .any(|projection| projection.fold.is_full())
-}
-
 /// Locks the projections' checkpoint rows and, where a stored position is not the one this
 /// projector believes, starts that projection over from the stored one.
 async fn sync_positions(

@@ -123,15 +123,6 @@ impl Fold {
         }
     }
 
-    /// Whether the fold holds so much unwritten that a rebuild should write it now rather than
-    /// fold more pages first (only the tests fold holds a row per result).
-    pub fn is_full(&self) -> bool {
-        match self {
-            Self::Tests(fold) => fold.is_full(),
-            _ => false,
-        }
-    }
-
     /// After the transaction committed.
     pub fn committed(&mut self) {
         match self {

@@ -50,9 +50,6 @@ impl KeyedRow for TestRunRow {
     }
 }
 
-/// Results a rebuild folds before it writes them, whatever its batch of events: bounds memory.
-const PENDING_RESULTS: usize = 1_000_000;
-
 /// Bytes of full chunks a rebuild gathers before it writes them.
 const WRITE_AHEAD: usize = 8 << 20;
 
@@ -76,8 +73,6 @@ pub struct TestsFold {
     /// The test ids of the results of each event `prepare` saw, by position: each is computed
     /// once (a SHA-1), not again when the event is applied.
     ids: HashMap<i64, Vec<Uuid>>,
-    /// Results in `pending`.
-    pending_results: usize,
     /// The number of the last test seen for the first time ([`TestRow::number`]).
     last_number: i32,
     machines: HashMap<Uuid, TestMachineRow>,
@@ -94,7 +89,6 @@ impl Default for TestsFold {
             full_chunks: BinaryCopy::new(),
             reports: Vec::new(),
             ids: HashMap::new(),
-            pending_results: 0,
             last_number: 0,
             machines: HashMap::new(),
             new_machines: Vec::new(),
@@ -280,11 +274,6 @@ impl TestsFold {
             .collect()
     }
 
-    /// Whether the results folded since the last flush reach [`PENDING_RESULTS`].
-    pub fn is_full(&self) -> bool {
-        self.pending_results >= PENDING_RESULTS
-    }
-
     /// The reports folded since the last flush.
     pub fn pending_reports(&self) -> &[ReportRow] {
         &self.reports
@@ -294,7 +283,6 @@ impl TestsFold {
     pub fn committed(&mut self) {
         self.pending.clear();
         self.full_chunks = BinaryCopy::new();
-        self.pending_results = 0;
         self.reports.clear();
         self.ids.clear();
         self.new_machines.clear();
@@ -307,7 +295,6 @@ impl TestsFold {
     pub fn clear(&mut self) {
         self.pending.clear();
         self.full_chunks = BinaryCopy::new();
-        self.pending_results = 0;
         self.reports.clear();
         self.ids.clear();
         self.new_machines.clear();
@@ -432,7 +419,6 @@ impl TestsFold {
             }
             report.tests.push(number);
         }
-        self.pending_results += results.len();
         self.reports.push(report);
     }
 }
