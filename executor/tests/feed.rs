@@ -150,6 +150,8 @@ async fn lab_events(relay: &mut Relay) -> RunId {
             env: BTreeMap::new(),
             rerun_of: None,
             tests: Vec::new(),
+            python: None,
+            group: None,
         }),
         assigned(run_id, venv_id, machine_id),
     ];

@@ -2,10 +2,11 @@
 //! event naming something unknown (impossible when every event came from `decide`) only bumps
 //! its stream's version.
 
+use crate::groups;
 use crate::quarantine::{failing_tests, test_id};
 use crate::state::{
-    Lab, MachineState, Quarantine, ReportedTest, RunPhase, RunSelector, RunState, TestCaseState,
-    VenvState, VenvStatus,
+    Lab, MachineState, Quarantine, RecentDurations, ReportedTest, RunPhase, RunSelector, RunState,
+    TestCaseState, VenvState, VenvStatus,
 };
 use runledger_types::command::{SelectedTest, TestResult};
 use runledger_types::event::{
@@ -59,6 +60,9 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
         Event::TestReleased(e) => {
             lab.quarantines.remove(&e.test_id);
         }
+        Event::GroupStarted(e) => groups::fold::group_started(lab, e),
+        Event::GroupCancelRequested(e) => groups::fold::group_cancel_requested(lab, e),
+        Event::GroupFinished(e) => groups::fold::group_finished(lab, e),
         other => {
             evolve_venv(lab, other);
             evolve_run(lab, other);
@@ -139,7 +143,12 @@ fn test_quarantined(lab: &mut Lab, e: &TestQuarantined) {
 fn evolve_venv(lab: &mut Lab, event: &Event) {
     match event {
         Event::VenvAdded(e) => venv_added(lab, e),
-        Event::VenvProvisioned(e) => set_venv(lab, e.venv_id, VenvStatus::Free),
+        Event::VenvProvisioned(e) => {
+            if let Some(venv) = lab.venvs.get_mut(&e.venv_id) {
+                venv.python_version.clone_from(&e.python_version);
+            }
+            set_venv(lab, e.venv_id, VenvStatus::Free)
+        }
         Event::VenvProvisioningFailed(e) => set_venv(lab, e.venv_id, VenvStatus::Broken),
         Event::VenvLeased(e) => set_venv(lab, e.venv_id, VenvStatus::Leased(e.run_id)),
         Event::VenvReleased(e) => set_venv(lab, e.venv_id, VenvStatus::Free),
@@ -156,6 +165,7 @@ fn venv_added(lab: &mut Lab, e: &VenvAdded) {
         python: e.python.clone(),
         requirements: e.requirements.clone(),
         status: VenvStatus::Provisioning,
+        python_version: None,
     };
     lab.venvs.insert(e.venv_id, venv);
 }
@@ -187,9 +197,15 @@ fn evolve_run(lab: &mut Lab, event: &Event) {
             run.last_seq = run.last_seq.max(e.seq);
         }),
         Event::RunTestsReported(e) => {
-            catalogue(lab, e.run_id, &e.tests);
+            let new_part = lab
+                .runs
+                .get(&e.run_id)
+                .is_some_and(|run| e.part > run.tests_parts);
+            if new_part {
+                catalogue(lab, e.run_id, &e.tests);
+            }
             with_run(lab, e.run_id, |run| {
-                if e.part > run.tests_parts {
+                if new_part {
                     let failing = failing_tests(run.test_case_id, &e.tests);
                     run.failing_tests.extend(failing);
                 }
@@ -219,6 +235,7 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
             machine_id: e.machine_id,
             labels: e.labels.clone(),
             venv_id: e.venv_id,
+            python: e.python.clone(),
         },
         phase: RunPhase::Requested,
         venv_id: None,
@@ -232,6 +249,8 @@ fn run_requested(lab: &mut Lab, e: &RunRequested) {
         jenkins: None,
         rerun_of: e.rerun_of,
         tests: e.tests.clone(),
+        group: e.group.clone(),
+        reported: Vec::new(),
         ticket: None,
     };
     lab.runs.insert(e.run_id, run);
@@ -258,7 +277,9 @@ fn run_queued(lab: &mut Lab, run_id: RunId) {
 }
 
 fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
-    leave_queue(lab, e.run_id);
+    if leave_queue(lab, e.run_id) {
+        groups::fold::member_left_queue(lab, e.run_id);
+    }
     with_run(lab, e.run_id, |run| {
         run.phase = RunPhase::Assigned;
         run.venv_id = e.venv_id;
@@ -266,6 +287,7 @@ fn run_assigned(lab: &mut Lab, e: &RunAssigned) {
         run.attempt = e.attempt;
         run.tests_parts = 0;
         run.failing_tests.clear();
+        run.reported.clear();
         run.executor = None;
         run.cancel_requested = false;
     });
@@ -282,39 +304,51 @@ fn run_finished(lab: &mut Lab, e: &RunFinished) {
         run.failing_tests.extend(failing);
         run.phase = RunPhase::Finished(e.status)
     });
+    groups::fold::run_ended(lab, e);
 }
 
-/// Records the tests of `results` (of run `run_id`) that no run reported before, so a later
-/// selection by test id can name them.
+/// Records the tests of `results` (of run `run_id`): a test no run reported before, so a later
+/// selection by test id can name it, and every result's duration, which a split expects the
+/// test to take. The run keeps which tests it reported, for the suite it may tell.
 fn catalogue(lab: &mut Lab, run_id: RunId, results: &[TestResult]) {
     let Some(test_case_id) = lab.runs.get(&run_id).map(|run| run.test_case_id) else {
         return;
     };
+    let mut ids = Vec::with_capacity(results.len());
     for result in results {
         let id = test_id(test_case_id, result);
-        if !lab.reported_tests.contains_key(&id) {
-            lab.reported_tests
-                .insert(id, reported(test_case_id, result));
+        ids.push(id);
+        match lab.reported_tests.get_mut(&id) {
+            Some(known) => known.durations.push(result.duration_ms),
+            None => {
+                lab.reported_tests
+                    .insert(id, reported(test_case_id, result));
+            }
         }
     }
+    with_run(lab, run_id, |run| run.reported.extend(ids));
 }
 
 fn reported(test_case_id: TestCaseId, result: &TestResult) -> ReportedTest {
+    let mut durations = RecentDurations::default();
+    durations.push(result.duration_ms);
     ReportedTest {
         test_case_id,
         test: SelectedTest {
             classname: result.classname.clone(),
             name: result.name.clone(),
         },
+        durations,
     }
 }
 
-fn leave_queue(lab: &mut Lab, run_id: RunId) {
+/// Takes the run out of the queue; true when it was queued.
+fn leave_queue(lab: &mut Lab, run_id: RunId) -> bool {
     let Some(run) = lab.runs.get_mut(&run_id) else {
-        return;
+        return false;
     };
     let Some(ticket) = run.ticket.take() else {
-        return;
+        return false;
     };
     let user = run.user.clone();
     lab.queue.remove(&ticket);
@@ -324,6 +358,7 @@ fn leave_queue(lab: &mut Lab, run_id: RunId) {
             lab.queued_by.remove(&user);
         }
     }
+    true
 }
 
 fn with_run(lab: &mut Lab, run_id: RunId, change: impl FnOnce(&mut RunState)) {

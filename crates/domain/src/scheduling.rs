@@ -12,6 +12,13 @@
 //! - **One lease per venv.** Only a free venv is leased. That is the domain's half of the
 //!   guarantee; the store's stream-version check on `venv-<id>` is the other half.
 //!
+//! A run that names a Python version (a matrix member's) is served only by a venv whose
+//! interpreter reported that version when it was provisioned.
+//!
+//! A run group's members queue like any run, with one rule more (docs/groups.md): when a member
+//! leaves the queue for a venv, the group's other waiting members go to the back of the queue,
+//! so a run queued after a group waits for at most one member of it per freed venv.
+//!
 //! When several free venvs match a new run, the one with the smallest [`VenvId`] is chosen, so
 //! decisions are deterministic.
 
@@ -42,6 +49,11 @@ pub fn machine_matches(
 pub fn can_serve(lab: &Lab, selector: &RunSelector, venv_id: VenvId, venv: &VenvState) -> bool {
     venv.status == VenvStatus::Free
         && selector.venv_id.is_none_or(|wanted| wanted == venv_id)
+        && selector.python.as_ref().is_none_or(|wanted| {
+            venv.python_version
+                .as_deref()
+                .is_some_and(|reported| wanted.matches(reported))
+        })
         && lab
             .machine(&venv.machine_id)
             .is_some_and(|machine| machine_matches(selector, venv.machine_id, machine))

@@ -8,11 +8,13 @@
 use chrono::{DateTime, Utc};
 use imbl::{OrdMap, OrdSet};
 use runledger_types::command::{SelectedTest, TestFile};
+use runledger_types::event::{GroupKind, GroupMembership};
 use runledger_types::jenkins::JenkinsJob;
 use runledger_types::{
-    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineId, MachineName, Os, Port,
-    Reason, RelativePath, RemotePath, RemoteUser, Role, RunId, RunStatus, SealedSecret, StreamId,
-    TestCaseId, TestId, Text, Username, VenvId, VenvName,
+    Actor, EnvName, GroupId, GroupStatus, Host, HostKeyFingerprint, Label, Line, MachineId,
+    MachineName, Os, Port, PythonVersion, Reason, RelativePath, RemotePath, RemoteUser, Role,
+    RunId, RunStatus, SealedSecret, StreamId, TestCaseId, TestId, TestSummary, Text, Username,
+    VenvId, VenvName,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -91,6 +93,8 @@ pub struct VenvState {
     pub requirements: Vec<Line>,
     /// Where it is in its life.
     pub status: VenvStatus,
+    /// The version its interpreter reported when it was provisioned (`3.11.7`).
+    pub python_version: Option<String>,
 }
 
 /// A defined test case.
@@ -138,6 +142,8 @@ pub struct RunSelector {
     pub labels: BTreeSet<Label>,
     /// Exactly this venv.
     pub venv_id: Option<VenvId>,
+    /// Only venvs whose interpreter has this Python version.
+    pub python: Option<PythonVersion>,
 }
 
 /// Where a run is in its life.
@@ -191,6 +197,11 @@ pub struct RunState {
     pub rerun_of: Option<RunId>,
     /// The tests it runs; empty: the whole suite.
     pub tests: Vec<SelectedTest>,
+    /// The group it is a member of, with its place there.
+    pub group: Option<GroupMembership>,
+    /// The tests its current attempt reported, one entry per result: what a whole-suite run
+    /// tells of the suite ([`Lab::suite`]).
+    pub(crate) reported: Vec<TestId>,
     /// Its place in the queue while queued.
     pub(crate) ticket: Option<u64>,
 }
@@ -226,13 +237,15 @@ pub(crate) struct ForgottenRun {
     pub(crate) failing: Arc<[TestId]>,
 }
 
-/// A test some run reported: its test case and its JUnit names.
+/// A test some run reported: its test case, its JUnit names, and its latest durations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportedTest {
     /// The test case whose runs reported it.
     pub test_case_id: TestCaseId,
     /// Its names.
     pub test: SelectedTest,
+    /// Its latest durations: what a sharded group splits the suite by.
+    pub durations: RecentDurations,
 }
 
 /// A finished run, forgotten or not, as a rerun sees it.
@@ -271,6 +284,12 @@ pub struct Lab {
     pub(crate) reported_tests: OrdMap<TestId, ReportedTest>,
     /// The quarantined tests (released and lapsed ones are removed).
     pub(crate) quarantines: OrdMap<TestId, Quarantine>,
+    /// Each test case's suite: the tests its latest whole-suite execution reported (a run of
+    /// every test that passed or failed, or a sharded group that did).
+    pub(crate) suites: OrdMap<TestCaseId, Arc<[TestId]>>,
+    /// Run groups that have not finished, and the ids of those that did.
+    pub(crate) groups: OrdMap<GroupId, GroupState>,
+    pub(crate) finished_groups: OrdMap<GroupId, GroupStatus>,
     pub(crate) versions: OrdMap<StreamId, i64>,
     pub(crate) position: i64,
 }
@@ -419,14 +438,86 @@ impl Lab {
         self.quarantines.iter()
     }
 
+    /// The tests of `test_case_id`'s suite, as its latest whole-suite execution reported
+    /// them; `None` before one did.
+    pub fn suite(&self, test_case_id: &TestCaseId) -> Option<&Arc<[TestId]>> {
+        self.suites.get(test_case_id)
+    }
+
+    /// A group that has not finished.
+    pub fn group(&self, group_id: &GroupId) -> Option<&GroupState> {
+        self.groups.get(group_id)
+    }
+
+    /// How a finished group ended; `None` for an unknown or unfinished one.
+    pub fn finished_group(&self, group_id: &GroupId) -> Option<GroupStatus> {
+        self.finished_groups.get(group_id).copied()
+    }
+
     /// The queued runs, oldest first.
     pub fn queued_runs(&self) -> impl Iterator<Item = RunId> + '_ {
         self.queue.values().copied()
     }
 }
 
+/// A run group that has not finished: its members and what they ended as so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    /// What its members run.
+    pub test_case_id: TestCaseId,
+    /// Who asked for it.
+    pub user: Actor,
+    /// Shards or matrix.
+    pub kind: GroupKind,
+    /// Its member runs, by shard index.
+    pub members: Vec<RunId>,
+    /// How each member ended, by shard index (`None`: not yet).
+    pub ended: Vec<Option<RunStatus>>,
+    /// The members' summaries added up so far.
+    pub summary: TestSummary,
+    /// True once `cancel_group` was decided.
+    pub cancel_requested: bool,
+    /// Shards: the tests the members reported, which become the suite if the group ends with a
+    /// verdict on every test (`passed` or `failed`).
+    pub(crate) reported: Vec<TestId>,
+}
+
+/// How many durations of a test the lab keeps: their median is what a split expects it to take.
+pub const RECENT_DURATIONS: usize = 9;
+
+/// A test's latest durations, newest last, at most [`RECENT_DURATIONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecentDurations {
+    ms: [u32; RECENT_DURATIONS],
+    len: u8,
+    next: u8,
+}
+
+impl RecentDurations {
+    /// Records one more duration, forgetting the oldest when full.
+    pub fn push(&mut self, duration_ms: u64) {
+        let slot = usize::from(self.next) % RECENT_DURATIONS;
+        self.ms[slot] = u32::try_from(duration_ms).unwrap_or(u32::MAX);
+        self.next = ((slot + 1) % RECENT_DURATIONS) as u8;
+        self.len = (usize::from(self.len) + 1).min(RECENT_DURATIONS) as u8;
+    }
+
+    /// The median of the kept durations (the lower of the middle two when even); `None` when
+    /// none is kept.
+    pub fn p50_ms(&self) -> Option<u64> {
+        let len = usize::from(self.len);
+        if len == 0 {
+            return None;
+        }
+        let mut kept = self.ms;
+        let kept = &mut kept[..len];
+        kept.sort_unstable();
+        Some(u64::from(kept[(len - 1) / 2]))
+    }
+}
+
 /// `tests` without repeats, first occurrence first.
-fn distinct(tests: &[TestId]) -> Arc<[TestId]> {
+pub(crate) fn distinct(tests: &[TestId]) -> Arc<[TestId]> {
     let mut seen = BTreeSet::new();
     tests
         .iter()

@@ -288,6 +288,8 @@ pub fn requested(run_id: RunId, user: &str) -> Event {
         env: Default::default(),
         rerun_of: None,
         tests: Vec::new(),
+        python: None,
+        group: None,
     })
 }
 

@@ -1,14 +1,17 @@
 //! Events: the facts appended to the log. Their `type` names and `data` shapes are part of the
 //! wire contract (§3); changing one means a new `schema_version` and an upcaster.
 
-use crate::command::{OutputStream, SelectedTest, TestFile, TestResult};
-use crate::ids::{CommandId, MachineId, RunId, StreamId, StreamType, TestCaseId, TestId, VenvId};
+use crate::command::{Combination, OutputStream, SelectedTest, TestFile, TestResult};
+use crate::ids::{
+    CommandId, GroupId, MachineId, RunId, StreamId, StreamType, TestCaseId, TestId, VenvId,
+};
 use crate::jenkins::JenkinsJob;
 use crate::rejection::Rejection;
 use crate::secret::{PasswordHash, SealedSecret};
 use crate::values::{
-    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, Reason,
-    RelativePath, RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,
+    Actor, EnvName, GroupStatus, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port,
+    PythonVersion, Reason, RelativePath, RemotePath, RemoteUser, Role, RunStatus, TestSummary,
+    Text, Username, VenvName,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -51,6 +54,9 @@ pub enum Event {
     TokensRevoked(TokensRevoked),
     TestQuarantined(TestQuarantined),
     TestReleased(TestReleased),
+    GroupStarted(GroupStarted),
+    GroupCancelRequested(GroupCancelRequested),
+    GroupFinished(GroupFinished),
 }
 
 impl Event {
@@ -87,6 +93,9 @@ impl Event {
             Self::TokensRevoked(e) => StreamId::new(S::User, &e.username),
             Self::TestQuarantined(e) => StreamId::new(S::Test, e.test_id),
             Self::TestReleased(e) => StreamId::new(S::Test, e.test_id),
+            Self::GroupStarted(e) => StreamId::new(S::Group, e.group_id),
+            Self::GroupCancelRequested(e) => StreamId::new(S::Group, e.group_id),
+            Self::GroupFinished(e) => StreamId::new(S::Group, e.group_id),
         }
     }
 
@@ -122,6 +131,9 @@ impl Event {
             Self::TokensRevoked(_) => "tokens_revoked",
             Self::TestQuarantined(_) => "test_quarantined",
             Self::TestReleased(_) => "test_released",
+            Self::GroupStarted(_) => "group_started",
+            Self::GroupCancelRequested(_) => "group_cancel_requested",
+            Self::GroupFinished(_) => "group_finished",
         }
     }
 
@@ -157,6 +169,9 @@ impl Event {
             Self::TokensRevoked(data) => serde_json::value::to_raw_value(data),
             Self::TestQuarantined(data) => serde_json::value::to_raw_value(data),
             Self::TestReleased(data) => serde_json::value::to_raw_value(data),
+            Self::GroupStarted(data) => serde_json::value::to_raw_value(data),
+            Self::GroupCancelRequested(data) => serde_json::value::to_raw_value(data),
+            Self::GroupFinished(data) => serde_json::value::to_raw_value(data),
         }
     }
 
@@ -201,6 +216,9 @@ impl Event {
             "tokens_revoked" => TokensRevoked,
             "test_quarantined" => TestQuarantined,
             "test_released" => TestReleased,
+            "group_started" => GroupStarted,
+            "group_cancel_requested" => GroupCancelRequested,
+            "group_finished" => GroupFinished,
         }
     }
 
@@ -413,6 +431,24 @@ pub struct RunRequested {
     /// The tests it runs, resolved at the decision; empty: the whole suite.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<SelectedTest>,
+    /// Only venvs whose interpreter has this Python version (a matrix member's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonVersion>,
+    /// The group it is a member of, with its place there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupMembership>,
+}
+
+/// A member run's place in its group, as `run_requested` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupMembership {
+    /// The group.
+    pub group_id: GroupId,
+    /// Its index among the group's members, from 0 (a shard's, or a matrix combination's).
+    pub shard: u32,
+    /// A matrix member's combination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combination: Option<Combination>,
 }
 
 /// `run_queued`: no usable venv is free; `reason` says why (`no_free_venv`, `no_matching_machine`,
@@ -545,6 +581,85 @@ pub struct TestReleased {
     pub test_id: TestId,
     #[serde(default)]
     pub lapsed: bool,
+}
+
+/// How a group runs its test case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// The suite's tests split across the members by past durations.
+    Shards,
+    /// The whole suite once per combination of a matrix.
+    Matrix,
+}
+
+/// One member as `group_started` records it: which run, which tests, and the time they were
+/// predicted to take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupMemberPlan {
+    /// Its index among the members, from 0.
+    pub shard: u32,
+    /// The member run.
+    pub run_id: RunId,
+    /// A shard's tests (empty for a matrix member: the whole suite).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<SelectedTest>,
+    /// The sum of its tests' expected durations (shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_ms: Option<u64>,
+    /// A matrix member's combination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combination: Option<Combination>,
+}
+
+/// `group_started`: a group and its plan: its members, and for shards the split, decided from
+/// the tests' past durations at this moment (so the log answers why a shard took longer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct GroupStarted {
+    pub group_id: GroupId,
+    pub test_case_id: TestCaseId,
+    /// Who asked.
+    pub user: Actor,
+    pub kind: GroupKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<MachineId>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub labels: BTreeSet<Label>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<EnvName, String>,
+    pub members: Vec<GroupMemberPlan>,
+    /// Shards: the tests the split had no duration for, each expected to take the median.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unknown_tests: u32,
+    /// Shards: the ideal makespan of the known durations, `max(total / shards, longest)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ideal_ms: Option<u64>,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
+/// `group_cancel_requested`: `cancel_group` was decided; the members' cancellations follow in
+/// the same decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct GroupCancelRequested {
+    pub group_id: GroupId,
+    pub by: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `group_finished`: the last member ended; the group's one answer and its merged summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct GroupFinished {
+    pub group_id: GroupId,
+    pub status: GroupStatus,
+    /// The members' summaries added up (members without a report add nothing).
+    pub summary: TestSummary,
 }
 
 /// `command_rejected`: who asked what, and why it was refused.

@@ -54,6 +54,10 @@ uuid_id!(
     RunId
 );
 uuid_id!(
+    /// Identifies a run group: one suite split into shards, or a matrix of runs, with one answer.
+    GroupId
+);
+uuid_id!(
     /// Identifies a registered machine.
     MachineId
 );
@@ -119,6 +123,8 @@ pub enum StreamType {
     Command,
     /// `test-<uuid>`: one test's quarantine (the uuid is its [`TestId`]).
     Test,
+    /// `group-<uuid>`: a run group: its split, cancellation and verdict.
+    Group,
 }
 
 impl StreamType {
@@ -133,6 +139,7 @@ impl StreamType {
             Self::Executor => "executor",
             Self::Command => "command",
             Self::Test => "test",
+            Self::Group => "group",
         }
     }
 }
@@ -156,6 +163,11 @@ impl StreamId {
     /// `run-<uuid>`: a run's stream.
     pub fn run(run_id: RunId) -> Self {
         Self::new(StreamType::Run, run_id)
+    }
+
+    /// `group-<uuid>`: a run group's stream.
+    pub fn group(group_id: GroupId) -> Self {
+        Self::new(StreamType::Group, group_id)
     }
 
     /// `user-<username>`: a user's stream.

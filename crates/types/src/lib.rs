@@ -24,13 +24,15 @@ pub use envelope::{
 };
 pub use event::Event;
 pub use ids::{
-    CommandId, EventId, LogId, MachineId, RunId, StreamId, StreamType, TestCaseId, TestId, VenvId,
+    CommandId, EventId, GroupId, LogId, MachineId, RunId, StreamId, StreamType, TestCaseId, TestId,
+    VenvId,
 };
 pub use outcome::{EventRef, Outcome};
 pub use parse::{MessageOrigin, parse_command};
 pub use rejection::{Rejection, RejectionCode};
 pub use secret::{OutgoingSecret, PasswordHash, SealedSecret, SecretString};
 pub use values::{
-    Actor, EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port, Reason,
-    RelativePath, RemotePath, RemoteUser, Role, RunStatus, TestSummary, Text, Username, VenvName,
+    Actor, EnvName, GroupStatus, Host, HostKeyFingerprint, Label, Line, MachineName, Os, Port,
+    PythonVersion, Reason, RelativePath, RemotePath, RemoteUser, Role, RunStatus, TestSummary,
+    Text, Username, VenvName,
 };

@@ -67,6 +67,12 @@ codes! {
     RerunTestCaseMismatch => "rerun_test_case_mismatch": "A rerun names a run of another test case.",
     NothingToRerun => "nothing_to_rerun": "The rerun run has no failing test in its last attempt.",
     UnknownTest => "unknown_test": "A selected test was never reported by a run of the test case.",
+    GroupExists => "group_exists": "A group with this id already exists.",
+    UnknownGroup => "unknown_group": "The group does not exist.",
+    GroupFinished => "group_finished": "The group has already finished.",
+    GroupMemberExists => "group_member_exists": "A member run's id, derived from the group's, is taken.",
+    NoTestHistory => "no_test_history": "A sharded group needs the tests of its test case: no run of it reported any yet.",
+    NotAGroupTestCase => "not_a_group_test_case": "Jenkins test cases run whole; they cannot be split or run as a matrix.",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 

@@ -3,12 +3,12 @@
 //! enforces: lengths, patterns, ranges. Rules a pattern cannot say (an IP address or a DNS name,
 //! a path without `..`) are left to the description.
 
-use crate::ids::{CommandId, EventId, MachineId, RunId, TestCaseId, TestId, VenvId};
+use crate::ids::{CommandId, EventId, GroupId, MachineId, RunId, TestCaseId, TestId, VenvId};
 use crate::jenkins::{JenkinsJobName, JenkinsParameterName, JenkinsUrl};
 use crate::secret::{OutgoingSecret, SecretString};
 use crate::values::{
-    EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Port, Reason, RelativePath,
-    RemotePath, RemoteUser, Text, Username, VenvName,
+    EnvName, Host, HostKeyFingerprint, Label, Line, MachineName, Port, PythonVersion, Reason,
+    RelativePath, RemotePath, RemoteUser, Text, Username, VenvName,
 };
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
@@ -111,6 +111,8 @@ string_schemas! {
         .pattern("^[A-Za-z_][A-Za-z0-9_]*$");
     Line => StringRule::new("A single line (a pip requirement, an interpreter).", 1024)
         .pattern(r"^[^\r\n\u0000]*[^\s\u0000][^\r\n\u0000]*$");
+    PythonVersion => StringRule::new("A Python version: digits separated by dots (`3.11`).", 16)
+        .pattern(r"^[0-9]+(\.[0-9]+)*$");
     HostKeyFingerprint => StringRule::new("An SSH host key fingerprint as `ssh-keygen -l` prints it.", 50)
         .pattern("^SHA256:[A-Za-z0-9+/]{43}$");
     JenkinsUrl => StringRule::new(
@@ -152,7 +154,7 @@ macro_rules! uuid_schemas {
 }
 
 uuid_schemas!(
-    CommandId, EventId, RunId, MachineId, VenvId, TestCaseId, TestId
+    CommandId, EventId, RunId, GroupId, MachineId, VenvId, TestCaseId, TestId
 );
 
 impl utoipa::PartialSchema for Port {

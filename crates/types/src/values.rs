@@ -280,6 +280,32 @@ validated_string!(
 );
 
 validated_string!(
+    /// A Python version a matrix selects venvs by: `3`, `3.11` or `3.11.7` (digits and dots).
+    /// A venv matches when the version its interpreter reported is this one or starts with it
+    /// and a dot (`3.11` matches `3.11.7`).
+    PythonVersion,
+    |raw| {
+        let ok = !raw.is_empty()
+            && raw.len() <= 16
+            && raw.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            return Err(invalid("python version must be digits separated by dots, such as 3.11"));
+        }
+        Ok(())
+    }
+);
+
+impl PythonVersion {
+    /// True when a venv whose interpreter reported `reported` (`3.11.7`) has this version.
+    pub fn matches(&self, reported: &str) -> bool {
+        reported == self.0
+            || reported
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    }
+}
+
+validated_string!(
     /// An SSH host key fingerprint, `SHA256:` followed by unpadded base64 (as `ssh-keygen -l` prints).
     HostKeyFingerprint,
     |raw| {
@@ -422,6 +448,35 @@ impl RunStatus {
     }
 }
 
+/// A run group's one answer (docs/groups.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupStatus {
+    /// A member has not ended.
+    Running,
+    /// Every member passed.
+    Passed,
+    /// A member failed or timed out, and none errored.
+    Failed,
+    /// A member ended in an infrastructure error that survived its retries.
+    Error,
+    /// The group, or one of its members, was cancelled.
+    Cancelled,
+}
+
+impl GroupStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// Counts from a JUnit report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestSummary {
@@ -438,6 +493,19 @@ pub struct TestSummary {
     /// quarantined ends `passed` with them counted here (absent: none, and in older events).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub quarantined_failed: u32,
+}
+
+impl TestSummary {
+    /// The counts of `self` and `other` together: a group's merged summary.
+    pub fn merged(self, other: Self) -> Self {
+        Self {
+            passed: self.passed + other.passed,
+            failed: self.failed + other.failed,
+            skipped: self.skipped + other.skipped,
+            errors: self.errors + other.errors,
+            quarantined_failed: self.quarantined_failed + other.quarantined_failed,
+        }
+    }
 }
 
 fn is_zero(count: &u32) -> bool {

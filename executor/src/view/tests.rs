@@ -81,6 +81,8 @@ fn lab(host: &str) -> Lab {
             env: env("B", "2"),
             rerun_of: None,
             tests: Vec::new(),
+            python: None,
+            group: None,
         }),
         Event::VenvLeased(VenvLeased { venv_id, run_id }),
         Event::RunAssigned(RunAssigned {

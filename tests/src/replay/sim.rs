@@ -114,6 +114,8 @@ impl Sim {
             env: BTreeMap::from([(self.build_number.clone(), self.builds.to_string())]),
             rerun_of: None,
             tests: Vec::new(),
+            python: None,
+            group: None,
         };
         let command = Command {
             correlation_id: Some(run_id.0),

@@ -89,6 +89,8 @@ pub fn write(log: &mut LogWriter, settings: SuiteSettings) -> anyhow::Result<Tes
             env: Default::default(),
             rerun_of: None,
             tests: Vec::new(),
+            python: None,
+            group: None,
         });
         log.append(&Command::new("ci"), &requested)?;
         let assigned = Event::RunAssigned(RunAssigned {

@@ -96,6 +96,8 @@ fn requested(n: u128, user: &str, label: Option<&str>, venv: Option<VenvId>) -> 
         env: Default::default(),
         rerun_of: None,
         tests: Vec::new(),
+        python: None,
+        group: None,
     })
 }
 

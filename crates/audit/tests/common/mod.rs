@@ -120,6 +120,8 @@ pub fn a_run_from_start_to_end() -> Vec<Event> {
             env: Default::default(),
             rerun_of: None,
             tests: Vec::new(),
+            python: None,
+            group: None,
         }),
         Event::VenvLeased(VenvLeased {
             venv_id: VENV,

@@ -2,6 +2,7 @@
 //! the [`Rejection`] that explains why nothing changes. One module per command family.
 
 mod excuse;
+mod groups;
 mod jenkins;
 mod machines;
 mod quarantine;
@@ -37,7 +38,7 @@ pub fn decide(
     let executor = authz::check_command(lab, actor, command.command_type())?;
     users::refuse_disabled_actor(lab, actor)?;
     let executor = executor.as_deref().unwrap_or_default();
-    match command {
+    let decided = match command {
         Command::RegisterUser(c) => users::register_user(lab, c),
         Command::DefineTestCase(c) => test_cases::define_test_case(lab, c),
         Command::RegisterMachine(c) => machines::register_machine(lab, actor, c),
@@ -63,7 +64,10 @@ pub fn decide(
         Command::QuarantineTest(c) => quarantine::quarantine_test(lab, actor, c, now),
         Command::ReleaseTest(c) => quarantine::release_test(lab, c),
         Command::LapseQuarantine(c) => quarantine::lapse_quarantine(lab, c, now),
-    }
+        Command::StartGroup(c) => groups::start_group(lab, actor, c),
+        Command::CancelGroup(c) => groups::cancel_group(lab, actor, c),
+    }?;
+    Ok(groups::then_close_groups(lab, decided))
 }
 
 /// A rejection with `code` and `message`.

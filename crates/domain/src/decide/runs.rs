@@ -12,8 +12,10 @@ use runledger_types::command::{CancelRun, StartRun};
 use runledger_types::event::{
     RunAssigned, RunCancelRequested, RunFinished, RunQueued, RunRequested, VenvReleased,
 };
-use runledger_types::{Actor, Event, Rejection, RejectionCode, RunStatus, VenvId};
-use std::collections::BTreeSet;
+use runledger_types::{
+    Actor, EnvName, Event, Rejection, RejectionCode, RunStatus, TestCaseId, VenvId,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most runs one actor may have waiting in the queue: a script in a loop cannot grow the
 /// queue, and the state every handler holds, without bound.
@@ -33,7 +35,7 @@ pub(super) fn start_run(
         );
     }
     let test_case = require_test_case(lab, command.test_case_id)?;
-    check_run_env(command, test_case)?;
+    check_run_env(&command.env, command.test_case_id, test_case)?;
     let selection = select(lab, command)?;
     if test_case.jenkins.is_some() {
         return start_jenkins_run(actor, command, selection);
@@ -48,6 +50,7 @@ pub(super) fn start_run(
         machine_id: command.machine_id,
         labels: command.labels.clone(),
         venv_id: command.venv_id,
+        python: None,
     };
     let run_id = command.run_id;
     let mut events = vec![Event::RunRequested(RunRequested {
@@ -60,6 +63,8 @@ pub(super) fn start_run(
         env: command.env.clone(),
         rerun_of: selection.rerun_of,
         tests: selection.tests,
+        python: None,
+        group: None,
     })];
     match free_venv_for(lab, &selector) {
         Some((venv_id, machine_id)) => events.extend(assignment(run_id, venv_id, machine_id, 1)),
@@ -83,9 +88,12 @@ pub(super) fn start_run(
 /// A run's `env` may set only the names its test case lists in `env_overridable`, and never a
 /// protected one (the test case's own list cannot hold one, but events recorded before the
 /// list was checked might).
-fn check_run_env(command: &StartRun, test_case: &TestCaseState) -> Result<(), Rejection> {
-    let refused: Vec<&str> = command
-        .env
+pub(super) fn check_run_env(
+    env: &BTreeMap<EnvName, String>,
+    test_case_id: TestCaseId,
+    test_case: &TestCaseState,
+) -> Result<(), Rejection> {
+    let refused: Vec<&str> = env
         .keys()
         .filter(|name| name.is_protected() || !test_case.env_overridable.contains(*name))
         .map(|name| name.as_str())
@@ -106,7 +114,7 @@ fn check_run_env(command: &StartRun, test_case: &TestCaseState) -> Result<(), Re
         RejectionCode::EnvNotOverridable,
         format!(
             "payload.env: test case {} does not let runs set {} (overridable: {allowed})",
-            command.test_case_id,
+            test_case_id,
             refused.join(", ")
         ),
     )
@@ -146,6 +154,8 @@ fn start_jenkins_run(
             env: command.env.clone(),
             rerun_of: selection.rerun_of,
             tests: Vec::new(),
+            python: None,
+            group: None,
         }),
         Event::RunAssigned(RunAssigned {
             run_id,

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod authorization;
+mod groups;
 mod jenkins;
 mod leases;
 mod machines;

@@ -55,6 +55,8 @@ fn start_run_copies_the_selector_and_env_into_run_requested() {
             env: c.env,
             rerun_of: None,
             tests: Vec::new(),
+            python: None,
+            group: None,
         })
     );
 }

@@ -4,12 +4,14 @@
 //! [`SecretString`]s; the handler seals or hashes them ([`Incoming::protect`]) before the domain
 //! ever sees the [`Command`], so no decided event can hold a secret in clear.
 
+mod group;
 mod lab;
 mod quarantine;
 mod report;
 mod run;
 mod users;
 
+pub use group::*;
 pub use lab::*;
 pub use quarantine::*;
 pub use report::*;
@@ -64,6 +66,8 @@ command_payloads! {
     QuarantineTest => QuarantineTest,
     ReleaseTest => ReleaseTest,
     LapseQuarantine => LapseQuarantine,
+    StartGroup => StartGroup,
+    CancelGroup => CancelGroup,
 }
 
 /// A validated command whose secrets are already sealed or hashed: the domain's input.
@@ -119,6 +123,10 @@ pub enum Command {
     ReleaseTest(ReleaseTest),
     /// `lapse_quarantine` (the handler's quarantine watch)
     LapseQuarantine(LapseQuarantine),
+    /// `start_group`
+    StartGroup(StartGroup),
+    /// `cancel_group`
+    CancelGroup(CancelGroup),
 }
 
 /// A parsed command before its secrets are protected.
@@ -246,6 +254,8 @@ command_types! {
     QuarantineTest => "quarantine_test",
     ReleaseTest => "release_test",
     LapseQuarantine => "lapse_quarantine",
+    StartGroup => "start_group",
+    CancelGroup => "cancel_group",
 }
 
 impl CommandType {
@@ -295,6 +305,8 @@ impl Command {
             Self::QuarantineTest(_) => CommandType::QuarantineTest,
             Self::ReleaseTest(_) => CommandType::ReleaseTest,
             Self::LapseQuarantine(_) => CommandType::LapseQuarantine,
+            Self::StartGroup(_) => CommandType::StartGroup,
+            Self::CancelGroup(_) => CommandType::CancelGroup,
         }
     }
 }
@@ -372,6 +384,10 @@ pub fn parse_payload(kind: CommandType, payload: &str) -> Result<Incoming, Inval
         T::QuarantineTest => ready(Command::QuarantineTest(decode(payload)?)),
         T::ReleaseTest => ready(Command::ReleaseTest(decode(payload)?)),
         T::LapseQuarantine => ready(Command::LapseQuarantine(decode(payload)?)),
+        T::StartGroup => ready(Command::StartGroup(
+            decode::<StartGroup>(payload)?.checked()?,
+        )),
+        T::CancelGroup => ready(Command::CancelGroup(decode(payload)?)),
     })
 }
 
