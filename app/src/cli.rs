@@ -52,6 +52,12 @@ pub enum Command {
     /// Example: `runledger run start <TEST_CASE_ID> --wait --follow --junit-out report.xml`
     #[command(subcommand)]
     Run(crate::run::RunCommand),
+    /// Run groups: a suite split across the pool by past durations, or a matrix, with one
+    /// verdict and one JUnit report.
+    ///
+    /// Example: `runledger group start <TEST_CASE_ID> --shards 8 --follow --junit-out report.xml`
+    #[command(subcommand)]
+    Group(crate::groups::GroupCommand),
     /// Tests across runs: which fail, which are flaky and why, their history, a test case's trend.
     ///
     /// Example: `runledger tests list --flaky`, `runledger tests show <TEST_ID>`

@@ -7,6 +7,7 @@ mod bus;
 mod cli;
 mod database;
 mod db;
+mod groups;
 mod insights;
 mod lab;
 mod listings;
@@ -37,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         | cli::Command::Audit(_)
         | cli::Command::Projections(_)
         | cli::Command::Run(_)
+        | cli::Command::Group(_)
         | cli::Command::Tests(_)
         | cli::Command::User(_)
         | cli::Command::Machine(_)
@@ -54,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Audit(args) => audit::audit(&cli.settings, &args).await,
         cli::Command::Projections(command) => projections::run(&cli.settings, command).await,
         cli::Command::Run(command) => run::run(&cli.settings, command).await,
+        cli::Command::Group(command) => groups::run(&cli.settings, command).await,
         cli::Command::Tests(command) => insights::run(&cli.settings, command).await,
         cli::Command::User(command) => lab::user(&cli.settings, command).await,
         cli::Command::Machine(command) => lab::machine(&cli.settings, command).await,

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use runledger_bus::RunFeed;
 use runledger_readmodel::history::{self, Filters, Sort};
+use runledger_readmodel::junit;
 use runledger_readmodel::rerun::{self as reruns, RerunSelection};
 use runledger_readmodel::runs as run_reads;
 use runledger_types::command::{CancelRun, RerunOnly, StartRun};
@@ -313,44 +314,13 @@ async fn until_finished(feed: &mut RunFeed, print: bool, after: u64) -> anyhow::
 
 /// The run's per-test results as a JUnit XML report (one testsuite).
 fn junit_xml(run_id: Uuid, end: &Value, tests: &[Value]) -> String {
-    use quick_xml::escape::escape;
-    let count = |status: &str| tests.iter().filter(|t| t["status"] == status).count();
-    let seconds = |t: &Value| t["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"runledger run {run_id}\" \
-         tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
-        tests.len(),
-        count("failed"),
-        count("error"),
-        count("skipped"),
-        tests.iter().map(seconds).sum::<f64>()
-    );
-    for test in tests {
-        let name = escape(test["name"].as_str().unwrap_or(""));
-        let class = escape(test["classname"].as_str().unwrap_or(""));
-        let message = escape(test["message"].as_str().unwrap_or(""));
-        xml.push_str(&format!(
-            "  <testcase name=\"{name}\" classname=\"{class}\" time=\"{:.3}\">",
-            seconds(test)
-        ));
-        match test["status"].as_str() {
-            Some("failed") => xml.push_str(&format!("<failure message=\"{message}\"/>")),
-            Some("error") => xml.push_str(&format!("<error message=\"{message}\"/>")),
-            Some("skipped") => xml.push_str("<skipped/>"),
-            _ => {}
-        }
-        xml.push_str("</testcase>\n");
-    }
-    if tests.is_empty() && end["status"] != "passed" {
-        // No per-test results (no JUnit report, or the run never ran): the run is one test.
-        let status = escape(end["status"].as_str().unwrap_or("unknown"));
-        let reason = escape(end["reason"].as_str().unwrap_or(""));
-        xml.push_str(&format!(
-            "  <testcase name=\"run\" classname=\"runledger\"><failure message=\"{status}: {reason}\"/></testcase>\n"
-        ));
-    }
-    xml.push_str("</testsuite>\n");
-    xml
+    let name = format!("runledger run {run_id}");
+    junit::run_report(junit::Suite {
+        name: &name,
+        status: end["status"].as_str(),
+        reason: end["reason"].as_str(),
+        tests,
+    })
 }
 
 async fn cancel(settings: &Settings, args: CancelArgs) -> anyhow::Result<()> {

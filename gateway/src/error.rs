@@ -97,6 +97,7 @@ impl ApiError {
             | C::UnknownTestCase
             | C::UnknownRun
             | C::UnknownTest
+            | C::UnknownGroup
             | C::UnknownUser => StatusCode::NOT_FOUND,
             C::UserExists
             | C::MachineExists
@@ -124,7 +125,12 @@ impl ApiError {
             | C::QuarantineNotLapsed
             | C::RunNotFinished
             | C::NothingToRerun
-            | C::RerunTestCaseMismatch => StatusCode::CONFLICT,
+            | C::RerunTestCaseMismatch
+            | C::GroupExists
+            | C::GroupFinished
+            | C::GroupMemberExists
+            | C::NoTestHistory
+            | C::NotAGroupTestCase => StatusCode::CONFLICT,
             C::TooManyQueuedRuns => StatusCode::TOO_MANY_REQUESTS,
             C::MalformedJson | C::InvalidEnvelope | C::TypeMismatch | C::UnknownCommandType => {
                 StatusCode::BAD_REQUEST
@@ -150,6 +156,7 @@ impl From<runledger_readmodel::ReadModelError> for ApiError {
             E::NotFresh { .. } => Self::unavailable(err),
             E::History(err) => Self::bad_request(err.to_string()),
             E::Tests(err) => Self::bad_request(err.to_string()),
+            E::Groups(err) => Self::bad_request(err.to_string()),
             other => Self::internal(other),
         }
     }

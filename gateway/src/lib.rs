@@ -31,7 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::routing::{delete, get, patch, post, put};
 use error::ApiError;
-use routes::{health, lab, manage, rerun, runs, users};
+use routes::{groups, health, lab, manage, rerun, runs, users};
 use runledger_bus::{BusNames, CommandSender};
 use runledger_readmodel::Freshness;
 use runledger_readmodel::PgPool;
@@ -126,6 +126,10 @@ pub fn router(state: AppState) -> Router {
             get(routes::compare::compare),
         )
         .route("/runs/{run_id}/rerun", post(rerun::rerun))
+        .route("/groups", get(groups::list).post(groups::start))
+        .route("/groups/{group_id}", get(groups::detail))
+        .route("/groups/{group_id}/junit", get(groups::junit))
+        .route("/groups/{group_id}/cancel", post(groups::cancel))
         .route("/users", post(manage::register_user))
         .route("/users/{username}/disable", post(users::disable))
         .route("/users/{username}/password", put(users::change_password))
@@ -197,7 +201,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /api/v1/events/stream`: every run's status changes, as Server-Sent Events.
+/// `GET /api/v1/events/stream`: every run's and group's status changes, as Server-Sent Events
+/// (`event: run` and `event: group`).
 async fn live_changes(
     axum::extract::State(state): axum::extract::State<AppState>,
     _caller: auth::Caller,

@@ -1,4 +1,4 @@
-//! One consumer of the run events per gateway process, fanned out to every live stream
+//! One consumer of the run and group events per gateway process, fanned out to every live stream
 //! (`GET /api/v1/runs/{id}/log` as SSE, `GET /api/v1/events/stream`): each event crosses NATS
 //! and is parsed once, however many dashboards are open. A stream that falls more than
 //! [`CAPACITY`] events behind is told so ([`broadcast::error::RecvError::Lagged`]); a log
@@ -37,6 +37,8 @@ pub struct RunEvent {
     pub event_type: String,
     /// The run it is about.
     pub run_id: Option<Uuid>,
+    /// The group it is about (a group's event, or a member's `run_requested`).
+    pub group_id: Option<Uuid>,
     /// Its log position.
     pub position: i64,
     /// Its data.
@@ -65,7 +67,7 @@ impl LiveHub {
         let sender = events.clone();
         let (stream, filter) = (
             names.events_stream(),
-            format!("{}.events.run.*", names.prefix()),
+            format!("{}.events.>", names.prefix()),
         );
         let first = match follow(&js, &stream, &filter, consumer::DeliverPolicy::New).await {
             Ok(messages) => Some(messages),
@@ -151,6 +153,9 @@ async fn pass_on(
         };
         let sequence = info.stream_sequence;
         *last_sequence = Some(sequence);
+        if !of_runs_or_groups(&message.subject) {
+            continue;
+        }
         if !of_log(message.headers.as_ref(), log) {
             tracing::error!(sequence, %log, "ignoring a run event of another log");
             continue;
@@ -170,6 +175,14 @@ async fn pass_on(
     }
 }
 
+/// Whether an event subject (`<prefix>.events.<stream type>.<event type>`) is of a run's or a
+/// group's stream: the only events live streams pass on.
+fn of_runs_or_groups(subject: &str) -> bool {
+    let mut tokens = subject.rsplit('.');
+    let _event_type = tokens.next();
+    matches!(tokens.next(), Some("run" | "group"))
+}
+
 /// Whether a message names `log` in its `Runledger-Log` header. The hub follows only new
 /// events, which the relay publishes with the header: one without it is not this log's.
 fn of_log(headers: Option<&async_nats::HeaderMap>, log: LogId) -> bool {
@@ -184,9 +197,14 @@ fn parse(payload: &[u8]) -> Option<RunEvent> {
     let event_type = record["type"].as_str()?.to_owned();
     let data = record["data"].take();
     let run_id = data["run_id"].as_str().and_then(|id| id.parse().ok());
+    let group_id = data["group_id"]
+        .as_str()
+        .or_else(|| data["group"]["group_id"].as_str())
+        .and_then(|id| id.parse().ok());
     Some(RunEvent {
         event_type,
         run_id,
+        group_id,
         position: record["position"].as_i64().unwrap_or(0),
         data,
     })

@@ -6,7 +6,9 @@ pub mod insights;
 mod rules;
 
 use crate::login;
-use crate::routes::{compare, health, insights as insight_routes, lab, manage, rerun, runs, users};
+use crate::routes::{
+    compare, groups, health, insights as insight_routes, lab, manage, rerun, runs, users,
+};
 use answers::CommonAnswers;
 use axum::Json;
 use axum::http::header;
@@ -60,6 +62,12 @@ pub struct RunView {
     pub cancel_requested: bool,
     /// Labels the request asked for.
     pub labels: Vec<String>,
+    /// The run group it is a member of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<Uuid>,
+    /// Its index among the group's members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<i32>,
     /// For a run of a Jenkins job: the build it follows, once started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jenkins_build: Option<JenkinsBuildView>,
@@ -133,6 +141,7 @@ impl Modify for BearerAuth {
         login::issue_token, login::revoke_token,
         runs::list, runs::detail, runs::log, runs::events, runs::start, runs::cancel,
         rerun::rerun,
+        groups::start, groups::list, groups::detail, groups::junit, groups::cancel,
         lab::venvs, lab::machines, lab::test_cases, lab::queue, lab::me,
         manage::register_user, manage::register_machine, manage::update_machine,
         manage::retire_machine, manage::add_venv, manage::remove_venv, manage::define_test_case,

@@ -1,7 +1,7 @@
 //! Read-model columns that hold a closed set of words, decoded once into their types.
 
 use crate::error::ReadModelError;
-use runledger_types::{Role, RunStatus};
+use runledger_types::{GroupStatus, Role, RunStatus};
 
 /// `admin` or `member`.
 pub(crate) fn role(raw: &str) -> Result<Role, ReadModelError> {
@@ -35,6 +35,26 @@ impl TryFrom<Word> for RunStatus {
     fn try_from(word: Word) -> Result<Self, ReadModelError> {
         run_status(&word.0)
     }
+}
+
+impl TryFrom<Word> for GroupStatus {
+    type Error = ReadModelError;
+
+    fn try_from(word: Word) -> Result<Self, ReadModelError> {
+        group_status(&word.0)
+    }
+}
+
+/// A group status word (`running`, `passed`, `failed`, `error`, `cancelled`).
+pub fn group_status(raw: &str) -> Result<GroupStatus, ReadModelError> {
+    use GroupStatus as S;
+    [S::Running, S::Passed, S::Failed, S::Error, S::Cancelled]
+        .into_iter()
+        .find(|status| status.as_str() == raw)
+        .ok_or_else(|| ReadModelError::UnknownValue {
+            column: "status",
+            value: raw.to_owned(),
+        })
 }
 
 /// A run status word (`queued`, ..., `cancelled`).

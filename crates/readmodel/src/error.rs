@@ -43,9 +43,12 @@ pub enum ReadModelError {
     /// A tests request the caller got wrong.
     #[error(transparent)]
     Tests(#[from] crate::test_insights::TestsQueryError),
+    /// A groups request the caller got wrong.
+    #[error(transparent)]
+    Groups(#[from] crate::groups::GroupsQueryError),
     /// No read model has this name.
     #[error(
-        "no read model is called {0:?} (known: runs, venvs, machines, test_cases, users, accounts, tests)"
+        "no read model is called {0:?} (known: runs, venvs, machines, test_cases, users, accounts, tests, groups)"
     )]
     UnknownName(String),
 }

@@ -24,10 +24,12 @@ pub enum ReadModel {
     Accounts,
     /// Every test's results across runs, and its insight figures.
     Tests,
+    /// Run groups: their plans, verdicts and timings.
+    Groups,
 }
 
 /// Every read model, in the order the projector applies them.
-pub const ALL: [ReadModel; 7] = [
+pub const ALL: [ReadModel; 8] = [
     ReadModel::Runs,
     ReadModel::Venvs,
     ReadModel::Machines,
@@ -35,6 +37,7 @@ pub const ALL: [ReadModel; 7] = [
     ReadModel::Users,
     ReadModel::Accounts,
     ReadModel::Tests,
+    ReadModel::Groups,
 ];
 
 /// A read-model table: its columns (name, SQL type), primary key and secondary indexes.
@@ -70,6 +73,7 @@ impl ReadModel {
             Self::Users => "users",
             Self::Accounts => "accounts",
             Self::Tests => "tests",
+            Self::Groups => "groups",
         }
     }
 
@@ -96,13 +100,14 @@ impl ReadModel {
         match self {
             // 2: an index on (status, started_at, run_id) for the gateway's history.
             // 3: the Jenkins build of runs of Jenkins jobs.
-            Self::Runs => 3,
+            // 4: a member run's group and shard.
+            Self::Runs => 4,
             // 2: Jenkins jobs (`jenkins`; `command` may be null).
             // 3: the names runs may set (`env_overridable`), the output limit.
             Self::TestCases => 3,
             // 2: a history in chunks and reports, not a row per result.
             Self::Tests => 2,
-            Self::Venvs | Self::Machines | Self::Users | Self::Accounts => 1,
+            Self::Venvs | Self::Machines | Self::Users | Self::Accounts | Self::Groups => 1,
         }
     }
 
@@ -116,6 +121,7 @@ impl ReadModel {
             Self::Users => crate::rows::USERS_TABLES,
             Self::Accounts => crate::rows::ACCOUNTS_TABLES,
             Self::Tests => crate::rows::TESTS_TABLES,
+            Self::Groups => crate::rows::GROUPS_TABLES,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::routes::parse_uuid;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use runledger_types::command::{
-    AddVenv, CommandPayload, DefineTestCase, QuarantineTest, RegisterMachine, StartRun,
+    AddVenv, CommandPayload, DefineTestCase, QuarantineTest, RegisterMachine, StartGroup, StartRun,
     UpdateMachine, decode_value,
 };
 use runledger_types::{OutgoingSecret, Rejection, RejectionCode};
@@ -51,6 +51,8 @@ macro_rules! id_fields {
 
 id_fields! {
     StartRun => "run_id", "StartRunRequest", "start_run's payload; run_id is generated when absent.";
+    StartGroup => "group_id", "StartGroupRequest",
+        "start_group's payload: exactly one of shards and matrix; group_id is generated when absent.";
     RegisterMachine<OutgoingSecret> => "machine_id", "RegisterMachineRequest",
         "register_machine's payload; machine_id is generated when absent. \
          password and private_key are sealed by the handler.";
@@ -69,6 +71,8 @@ pub struct IdOptional<C>(PhantomData<C>);
 
 /// `POST /api/v1/runs`
 pub type StartRunRequest = IdOptional<StartRun>;
+/// `POST /api/v1/groups`
+pub type StartGroupRequest = IdOptional<StartGroup>;
 /// `POST /api/v1/machines`
 pub type RegisterMachineRequest = IdOptional<RegisterMachine<OutgoingSecret>>;
 /// `PATCH /api/v1/machines/{machine_id}`

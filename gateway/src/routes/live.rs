@@ -190,6 +190,12 @@ pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
             if event_type == "run_output" {
                 continue;
             }
+            if let Some(change) = group_change(&event) {
+                if sender.try_send(change).is_err() && sender.is_closed() {
+                    return;
+                }
+                continue;
+            }
             let status = match event_type {
                 "run_queued" => Some("queued"),
                 "run_assigned" => Some("assigned"),
@@ -198,7 +204,8 @@ pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
                 _ => None,
             };
             let change = json!({"run_id": event.data["run_id"], "type": event_type,
-                                "status": status, "position": event.position});
+                                "status": status, "position": event.position,
+                                "group_id": event.group_id});
             let event = Event::default()
                 .id(event.position.to_string())
                 .event("run")
@@ -209,4 +216,22 @@ pub async fn run_changes(state: AppState) -> Result<EventStream, ApiError> {
         }
     });
     Ok(sse(receiver))
+}
+
+/// A group's event as a `group` change: `{group_id, type, status, position}`; `None` for any
+/// other event.
+fn group_change(event: &crate::live_hub::RunEvent) -> Option<Event> {
+    let status = match event.event_type.as_str() {
+        "group_started" | "group_cancel_requested" => "running",
+        "group_finished" => event.data["status"].as_str().unwrap_or("running"),
+        _ => return None,
+    };
+    let change = json!({"group_id": event.group_id, "type": event.event_type,
+                        "status": status, "position": event.position});
+    Some(
+        Event::default()
+            .id(event.position.to_string())
+            .event("group")
+            .data(change.to_string()),
+    )
 }

@@ -3,6 +3,7 @@
 
 pub mod bodies;
 pub mod compare;
+pub mod groups;
 pub mod health;
 pub mod insights;
 pub mod lab;

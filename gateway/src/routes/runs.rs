@@ -54,6 +54,8 @@ pub fn run_view(row: &RunRow) -> RunView {
         error_code: row.error_code.clone(),
         cancel_requested: row.cancel_requested,
         labels: row.labels.clone(),
+        group_id: row.group_id,
+        shard: row.shard,
         jenkins_build: match (row.jenkins_build_number, &row.jenkins_build_url) {
             (Some(number), Some(url)) => Some(crate::openapi::JenkinsBuildView {
                 number,
@@ -166,7 +168,8 @@ fn check_status(status: &str) -> Result<RunStatus, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Freshness {
-    min_position: Option<i64>,
+    /// Wait until the read models include this log position.
+    pub min_position: Option<i64>,
 }
 
 async fn find(state: &AppState, run_id: Uuid) -> Result<RunRow, ApiError> {
@@ -350,12 +353,12 @@ pub async fn start(
 pub struct CancelBody {
     /// Why, for the audit history.
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// The optional body of a cancellation: none (or JSON `null`) is no reason; anything else must
 /// be a JSON [`CancelBody`] (415 without a JSON content type, 422 `invalid_payload` otherwise).
-fn cancel_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<CancelBody>, ApiError> {
+pub fn cancel_body(headers: &HeaderMap, body: &[u8]) -> Result<Option<CancelBody>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

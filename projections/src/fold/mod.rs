@@ -2,6 +2,7 @@
 //! caches: the engine loads the rows a batch touches, folds, then writes the changes.
 
 pub mod accounts;
+pub mod groups;
 pub mod lab;
 pub mod pool;
 pub mod runs;

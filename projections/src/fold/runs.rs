@@ -246,6 +246,11 @@ impl RunsFold {
             updated_at: fact.recorded_at,
             jenkins_build_number: None,
             jenkins_build_url: None,
+            group_id: e.group.as_ref().map(|g| g.group_id.0),
+            shard: e
+                .group
+                .as_ref()
+                .map(|g| i32::try_from(g.shard).unwrap_or(i32::MAX)),
         });
     }
 

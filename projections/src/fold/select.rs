@@ -7,7 +7,7 @@ use super::runs::RunsFold;
 use super::test_history::TestsFold;
 use crate::error::ProjectionError;
 use runledger_readmodel::ReadModel;
-use runledger_readmodel::rows::{AccountRow, MachineRow, TestCaseRow, UserRow};
+use runledger_readmodel::rows::{AccountRow, GroupRow, MachineRow, TestCaseRow, UserRow};
 use sqlx::{Postgres, Transaction};
 
 /// The fold of one read model.
@@ -27,6 +27,8 @@ pub enum Fold {
     Accounts(InventoryFold<AccountRow>),
     /// `tests`
     Tests(Box<TestsFold>),
+    /// `groups`
+    Groups(InventoryFold<GroupRow>),
 }
 
 impl Fold {
@@ -40,6 +42,7 @@ impl Fold {
             ReadModel::Users => Self::Users(lab::users()),
             ReadModel::Accounts => Self::Accounts(super::accounts::accounts()),
             ReadModel::Tests => Self::Tests(Box::default()),
+            ReadModel::Groups => Self::Groups(super::groups::groups()),
         }
     }
 
@@ -80,6 +83,7 @@ impl Fold {
             Self::Users(fold) => fold.prepare(tx, schema, facts).await,
             Self::Accounts(fold) => fold.prepare(tx, schema, facts).await,
             Self::Tests(fold) => fold.prepare(tx, schema, facts).await,
+            Self::Groups(fold) => fold.prepare(tx, schema, facts).await,
         }
     }
 
@@ -93,6 +97,7 @@ impl Fold {
             Self::Users(fold) => fold.apply(fact),
             Self::Accounts(fold) => fold.apply(fact),
             Self::Tests(fold) => fold.apply(fact),
+            Self::Groups(fold) => fold.apply(fact),
         }
     }
 
@@ -110,6 +115,7 @@ impl Fold {
             Self::Users(fold) => fold.flush(tx, schema).await,
             Self::Accounts(fold) => fold.flush(tx, schema).await,
             Self::Tests(fold) => fold.flush(tx, schema).await,
+            Self::Groups(fold) => fold.flush(tx, schema).await,
         }
     }
 
@@ -133,6 +139,7 @@ impl Fold {
             Self::Users(fold) => fold.committed(),
             Self::Accounts(fold) => fold.committed(),
             Self::Tests(fold) => fold.committed(),
+            Self::Groups(fold) => fold.committed(),
         }
     }
 
@@ -146,6 +153,7 @@ impl Fold {
             Self::Users(fold) => fold.clear(),
             Self::Accounts(fold) => fold.clear(),
             Self::Tests(fold) => fold.clear(),
+            Self::Groups(fold) => fold.clear(),
         }
     }
 }

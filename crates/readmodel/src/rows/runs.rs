@@ -43,6 +43,8 @@ pub const RUNS_TABLES: &[Table] = &[
             ("updated_at", "timestamptz NOT NULL"),
             ("jenkins_build_number", "bigint"),
             ("jenkins_build_url", "text"),
+            ("group_id", "uuid"),
+            ("shard", "integer"),
         ],
         key: &["run_id"],
         // History queries: newest first by default, filtered by one of these, keyset-paged on
@@ -57,6 +59,7 @@ pub const RUNS_TABLES: &[Table] = &[
             "requested_by, queued_at, run_id",
             "machine_id, queued_at, run_id",
             "test_case_id, queued_at, run_id",
+            "group_id, shard",
         ],
         deferred_key: false,
         contents: None,
@@ -147,6 +150,10 @@ pub struct RunRow {
     pub jenkins_build_number: Option<i64>,
     /// That build's URL.
     pub jenkins_build_url: Option<String>,
+    /// The group it is a member of.
+    pub group_id: Option<Uuid>,
+    /// Its index among the group's members.
+    pub shard: Option<i32>,
 }
 
 /// Where a chunk of a run's output is: its `run_output` event's `position` in the log, and

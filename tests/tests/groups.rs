@@ -1,0 +1,360 @@
+//! Run groups end to end, with a real executor over a real sshd running real pytest suites on
+//! four venvs:
+//!
+//! - a suite of 40 tests with known sleep durations runs once whole (its history), then as a
+//!   4-shard group (`runledger group start --shards 4 --follow --junit-out`): every test runs
+//!   exactly once, the merged report holds all 40, the group passes, and it finishes within
+//!   1.2 × the ideal makespan plus what dispatching its members cost;
+//! - a 2 × 2 matrix (two label sets × two environments) runs four combinations, each member
+//!   with its env;
+//! - cancelling a group of long tests ends every member and frees every venv.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use runledger_executor::{ExecutorSettings, run};
+use runledger_test_support::{TestLab, TestSshd, eventually, runledger_binary};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ADMIN: &str = "ada";
+/// Provisioning venvs with pytest from PyPI over SSH on a loaded machine.
+const PROVISION_WAIT: Duration = Duration::from_secs(300);
+const VENVS: usize = 4;
+const TESTS: usize = 40;
+
+/// The sleep of test `i`: a long tail (three of 1.5 s, six of 0.6 s, the rest 0.15 s; 12.75 s
+/// in all, so the ideal 4-shard makespan is max(12.75 / 4, 1.5) = 3.19 s).
+fn sleep_ms(i: usize) -> u64 {
+    match i {
+        0..=2 => 1500,
+        3..=8 => 600,
+        _ => 150,
+    }
+}
+
+fn suite() -> String {
+    let mut text = String::from("import time\n\n");
+    for i in 0..TESTS {
+        text.push_str(&format!(
+            "\ndef test_{i:02}():\n    time.sleep({})\n",
+            sleep_ms(i) as f64 / 1000.0
+        ));
+    }
+    text
+}
+
+const ENV_SUITE: &str = "\
+import os
+
+
+def test_env():
+    print('X=' + os.environ['X'])
+";
+
+const SLOW_SUITE: &str = "\
+import time
+
+
+def test_slow_a():
+    time.sleep(120)
+
+
+def test_slow_b():
+    time.sleep(120)
+";
+
+fn cli(lab: &TestLab, args: &[&str]) -> Command {
+    let mut command = lab.runledger(runledger_binary());
+    command
+        .args(args)
+        .env("RUNLEDGER_ACTOR", ADMIN)
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// The `(classname, name)` of every `<testcase>` of a JUnit report, in order.
+fn testcases(report: &str) -> Vec<String> {
+    report
+        .split("<testcase ")
+        .skip(1)
+        .filter_map(|case| {
+            let name = case.split("name=\"").nth(1)?;
+            Some(name.split('"').next()?.to_owned())
+        })
+        .collect()
+}
+
+async fn define(lab: &TestLab, name: &str, suite: &str, extra: Value) -> Uuid {
+    let test_case_id = Uuid::now_v7();
+    let mut test_case = json!({"test_case_id": test_case_id, "name": name, "timeout_s": 300,
+        "command": "pytest -q -s -p no:cacheprovider --junitxml=junit.xml",
+        "junit_xml": "junit.xml",
+        "files": [{"path": "tests/test_suite.py", "content": suite}]});
+    if let (Some(object), Value::Object(extra)) = (test_case.as_object_mut(), extra) {
+        object.extend(extra);
+    }
+    let outcome = lab
+        .client()
+        .send("define_test_case", ADMIN, test_case)
+        .await;
+    assert!(outcome.accepted, "{outcome:?}");
+    test_case_id
+}
+
+async fn show_group(lab: &TestLab, group_id: &str) -> Value {
+    let shown = cli(lab, &["group", "show", group_id])
+        .output()
+        .await
+        .unwrap();
+    assert!(shown.status.success(), "{shown:?}");
+    serde_json::from_slice(&shown.stdout).unwrap()
+}
+
+fn millis(value: &Value) -> i64 {
+    value
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_split_a_suite_run_a_matrix_and_cancel_over_ssh() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let projector = lab.start_projector(1000).await;
+    let sshd = TestSshd::start();
+    let client = lab.client();
+    let shutdown = CancellationToken::new();
+    let mut settings = ExecutorSettings::new("groups", lab.nats.names.clone(), lab.keyring.clone());
+    settings.shutdown_grace = Duration::from_secs(5);
+    let executor = tokio::spawn(run(lab.nats.client.clone(), settings, shutdown.clone()));
+
+    client.register_admin(ADMIN).await;
+    let machine_id = client.register_sshd_machine(ADMIN, &sshd).await;
+    let labels = json!({"machine_id": machine_id, "labels": ["linux", "lab"]});
+    assert!(client.send("update_machine", ADMIN, labels).await.accepted);
+    for _ in 0..VENVS {
+        let venv = json!({"venv_id": Uuid::now_v7(), "machine_id": machine_id,
+                          "name": format!("g{}", &Uuid::now_v7().simple().to_string()[20..]),
+                          "python": "/usr/bin/python3", "requirements": ["pytest"]});
+        assert!(client.send("add_venv", ADMIN, venv).await.accepted);
+    }
+    eventually(PROVISION_WAIT, "every venv provisioned", || async {
+        let log = lab.store.read_after(0, 10_000).await.unwrap();
+        let failed = log
+            .iter()
+            .find(|e| e.event_type == "venv_provisioning_failed");
+        assert!(failed.is_none(), "provisioning failed: {failed:?}");
+        let provisioned = log
+            .iter()
+            .filter(|e| e.event_type == "venv_provisioned")
+            .count();
+        (provisioned == VENVS).then_some(())
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("runledger-groups-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // A group before the suite ever ran whole is refused: it would not know the tests.
+    let test_case_id = define(&lab, "long tail", &suite(), json!({})).await;
+    let refused = cli(
+        &lab,
+        &["group", "start", &test_case_id.to_string(), "--shards", "4"],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no_test_history"),
+        "{refused:?}"
+    );
+
+    // The history: the whole suite once.
+    let first = cli(&lab, &["run", "start", &test_case_id.to_string(), "--wait"])
+        .output()
+        .await
+        .unwrap();
+    assert!(first.status.success(), "{first:?}");
+
+    // Four shards, split by those durations.
+    let report_path = dir.join("group.xml");
+    let started = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &test_case_id.to_string(),
+            "--shards",
+            "4",
+            "--follow",
+            "--junit-out",
+        ],
+    )
+    .arg(&report_path)
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(started.status.success(), "{started:?}");
+    assert!(stderr.contains("shard  3 ["), "a bar per shard: {stderr}");
+    let group_id = String::from_utf8(started.stdout).unwrap().trim().to_owned();
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    let names = testcases(&report);
+    let distinct: BTreeSet<&String> = names.iter().collect();
+    assert_eq!(names.len(), TESTS, "every test once: {report}");
+    assert_eq!(distinct.len(), TESTS, "no test twice: {report}");
+    assert_eq!(report.matches("<testsuite ").count(), 4, "{report}");
+
+    let shown = show_group(&lab, &group_id).await;
+    let group = &shown["group"];
+    assert_eq!(group["status"], "passed");
+    assert_eq!(group["summary"]["passed"], TESTS);
+    let total: u64 = (0..TESTS).map(sleep_ms).sum();
+    let ideal_ms = (total / 4).max(1500);
+    // Dispatch: from the group's start to the last member's start, plus the most any member
+    // spent around its tests (SSH, upload, pytest's own start).
+    let members = shown["members"].as_array().unwrap();
+    assert_eq!(members.len(), 4);
+    let group_start = millis(&group["started_at"]);
+    let mut dispatch_ms = 0;
+    let mut last_start = group_start;
+    for (member, planned) in members.iter().zip(group["plan"].as_array().unwrap()) {
+        assert_eq!(member["status"], "passed");
+        let tests_ms: u64 = planned["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let i: usize = t["name"].as_str().unwrap()[5..].parse().unwrap();
+                sleep_ms(i)
+            })
+            .sum();
+        let ran_ms = member["duration_ms"].as_i64().unwrap();
+        dispatch_ms = dispatch_ms.max(ran_ms - tests_ms as i64);
+        last_start = last_start.max(millis(&member["started_at"]));
+    }
+    let wall_ms = group["duration_ms"].as_i64().unwrap();
+    let allowed = (1.2 * ideal_ms as f64) as i64 + (last_start - group_start) + dispatch_ms;
+    eprintln!(
+        "group wall {wall_ms} ms; ideal {ideal_ms} ms; dispatch {} + {dispatch_ms} ms",
+        last_start - group_start
+    );
+    assert!(
+        wall_ms <= allowed,
+        "wall {wall_ms} ms > 1.2 × ideal {ideal_ms} ms + dispatch ({} + {dispatch_ms} ms)",
+        last_start - group_start
+    );
+
+    // A 2 × 2 matrix: two label sets × two environments, each member with its env.
+    let env_case = define(&lab, "env", ENV_SUITE, json!({"env_overridable": ["X"]})).await;
+    let matrix = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &env_case.to_string(),
+            "--matrix-labels",
+            "linux",
+            "--matrix-labels",
+            "lab",
+            "--matrix-env",
+            "X=one",
+            "--matrix-env",
+            "X=two",
+            "--wait",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(matrix.status.success(), "{matrix:?}");
+    let matrix_id = String::from_utf8(matrix.stdout).unwrap().trim().to_owned();
+    let shown = show_group(&lab, &matrix_id).await;
+    let members = shown["members"].as_array().unwrap();
+    assert_eq!(members.len(), 4);
+    let mut seen = BTreeSet::new();
+    for member in members {
+        let env = member["env"]["X"].as_str().unwrap().to_owned();
+        let run_id = member["run_id"].as_str().unwrap();
+        let log = cli(&lab, &["run", "log", run_id]).output().await.unwrap();
+        let output = String::from_utf8_lossy(&log.stdout);
+        assert!(output.contains(&format!("X={env}")), "{output}");
+        seen.insert((member["labels"].to_string(), env));
+    }
+    assert_eq!(seen.len(), 4, "four distinct combinations: {seen:?}");
+
+    // Cancelling a group of long tests ends every member and frees every venv.
+    let slow_case = define(&lab, "slow", SLOW_SUITE, json!({})).await;
+    // An env the test case does not let runs set is refused, and nothing starts.
+    let refused = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &slow_case.to_string(),
+            "--matrix-env",
+            "UNUSED=1",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("env_not_overridable"),
+        "{refused:?}"
+    );
+    let slow = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &slow_case.to_string(),
+            "--matrix-labels",
+            "linux",
+            "--matrix-labels",
+            "lab",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(slow.status.success(), "{slow:?}");
+    let slow_id = String::from_utf8(slow.stdout).unwrap().trim().to_owned();
+    eventually(Duration::from_secs(60), "both members running", || async {
+        let shown = show_group(&lab, &slow_id).await;
+        let members = shown["members"].as_array()?;
+        (members.len() == 2 && members.iter().all(|m| m["status"] == "running")).then_some(())
+    })
+    .await;
+    let cancelled = cli(&lab, &["group", "cancel", &slow_id, "--reason", "enough"])
+        .output()
+        .await
+        .unwrap();
+    assert!(cancelled.status.success(), "{cancelled:?}");
+    eventually(Duration::from_secs(60), "the group cancelled", || async {
+        let shown = show_group(&lab, &slow_id).await;
+        let members = shown["members"].as_array()?;
+        let all_cancelled = members.iter().all(|m| m["status"] == "cancelled");
+        (shown["group"]["status"] == "cancelled" && all_cancelled).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(60), "every venv free again", || async {
+        let venvs = runledger_readmodel::lab::venvs(&lab.db.pool).await.ok()?;
+        let free = venvs.iter().filter(|v| v.status.as_str() == "free").count();
+        (free == VENVS).then_some(())
+    })
+    .await;
+
+    shutdown.cancel();
+    let _ = executor.await;
+    projector.stop().await;
+    handler.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    lab.cleanup().await;
+}
