@@ -73,6 +73,9 @@ pub struct GroupMemberView {
     pub status: String,
     /// Shards: how many tests it runs.
     pub tests: usize,
+    /// Shards: the tests it runs, as the split placed them (longest first).
+    #[schema(value_type = Vec<Object>)]
+    pub selected_tests: Vec<Value>,
     /// Shards: the time its tests were expected to take.
     pub predicted_ms: Option<u64>,
     /// Matrix: its combination (`labels`, `python`, `env`).
@@ -167,6 +170,7 @@ fn member_views(row: &GroupRow, runs: &[RunRow]) -> Vec<GroupMemberView> {
                 run_id,
                 status: run.map_or("queued", |run| run.status.as_str()).to_owned(),
                 tests: planned["tests"].as_array().map_or(0, Vec::len),
+                selected_tests: planned["tests"].as_array().cloned().unwrap_or_default(),
                 predicted_ms: planned["predicted_ms"].as_u64(),
                 combination: Some(planned["combination"].clone()).filter(|c| !c.is_null()),
                 queued_at: run.map(|run| run.queued_at),
