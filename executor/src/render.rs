@@ -36,7 +36,8 @@
 
 mod posix;
 mod powershell;
-pub mod pytest;
+pub use runledger_types::pytest;
+pub mod shard;
 #[cfg(test)]
 mod selection_tests;
 
@@ -114,8 +115,12 @@ pub struct RunSpec<'a> {
     /// The run's environment; overrides the test case's.
     pub run_env: &'a BTreeMap<EnvName, String>,
     /// The tests the run selects; empty: the whole suite. Exported as [`TESTS_VARIABLE`], and
-    /// appended as node ids to a pytest command ([`pytest::is_pytest`]).
+    /// appended as node ids to a pytest command ([`pytest::is_pytest`]) unless `shard_plugin`.
     pub tests: &'a [SelectedTest],
+    /// A run group's shard of a pytest command: pytest loads [`shard::PLUGIN_MODULE`] from the
+    /// working directory, which keeps the shard's tests at collection (its plan is
+    /// [`shard::PLAN_FILE`]), instead of being given node ids.
+    pub shard_plugin: bool,
 }
 
 /// How a running test process is identified for [`kill`].
@@ -195,7 +200,52 @@ fn rendered(
         }
         None => spec.command,
     };
-    Ok(render(&RunSpec { command, ..*spec }, &env))
+    if !spec.shard_plugin {
+        return Ok(render(&RunSpec { command, ..*spec }, &env));
+    }
+    let plugin = ShardPlugin::new(os, &env)?;
+    env.insert(&plugin.plan_name, shard::PLAN_FILE);
+    env.insert(&plugin.path_name, &plugin.python_path);
+    let command = format!("{} -p {}", command.trim_end(), shard::PLUGIN_MODULE);
+    Ok(render(
+        &RunSpec {
+            command: &command,
+            ..*spec
+        },
+        &env,
+    ))
+}
+
+/// The variables a shard's pytest needs to load its plugin: the plan file, and `PYTHONPATH`
+/// with the working directory first (before what the test case or run set).
+struct ShardPlugin {
+    plan_name: EnvName,
+    path_name: EnvName,
+    python_path: String,
+}
+
+impl ShardPlugin {
+    fn new(os: Os, env: &BTreeMap<&EnvName, &str>) -> Result<Self, RenderError> {
+        let name = |raw: &str| {
+            EnvName::parse(raw).map_err(|_| RenderError::NulCharacter {
+                what: raw.to_owned(),
+            })
+        };
+        let path_name = name("PYTHONPATH")?;
+        let separator = match os {
+            Os::Linux => ':',
+            Os::Windows => ';',
+        };
+        let python_path = match env.get(&path_name) {
+            Some(set) if !set.is_empty() => format!(".{separator}{set}"),
+            _ => ".".to_owned(),
+        };
+        Ok(Self {
+            plan_name: name(shard::PLAN_VARIABLE)?,
+            path_name,
+            python_path,
+        })
+    }
 }
 
 /// What a run that selects tests adds to its script: `RUNLEDGER_TESTS` and, for a pytest
@@ -221,7 +271,7 @@ impl<'a> Selection<'a> {
                 bytes: value.len(),
             });
         }
-        let command = match pytest::is_pytest(spec.command) {
+        let command = match pytest::is_pytest(spec.command) && !spec.shard_plugin {
             false => Cow::Borrowed(spec.command),
             true => {
                 let quote = match os {
@@ -477,6 +527,7 @@ mod tests {
             test_case_env: &case,
             run_env: &run_env,
             tests: &[],
+            shard_plugin: false,
         };
         let merged = merged_env(&spec).unwrap();
         assert_eq!(merged.get(&name("A")), Some(&"run"));

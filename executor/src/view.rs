@@ -15,7 +15,7 @@ mod tests;
 pub use leftovers::Abandoned;
 pub use model::{
     Assignment, EndedJenkinsRun, MachineInfo, Resolved, ResolvedJenkinsRun, ResolvedRun,
-    ResolvedVenv, RunInfo, TestCaseInfo, VenvInfo, VenvStatus, ViewError,
+    ResolvedVenv, RunInfo, ShardSelection, TestCaseInfo, VenvInfo, VenvStatus, ViewError,
 };
 pub use target::{Target, UnsealError, unseal_target};
 
@@ -126,6 +126,13 @@ impl LabView {
             cancel_requested: run.cancel_requested,
             jenkins_queue_item: jenkins.and_then(|j| j.queue_item.clone()),
             jenkins_build: jenkins.and_then(|j| j.build.clone()),
+            shard: run.group.as_ref().and_then(|membership| {
+                let split = self.lab.group(&membership.group_id)?.split.clone()?;
+                Some(ShardSelection {
+                    index: membership.shard,
+                    split,
+                })
+            }),
         })
     }
 
@@ -195,6 +202,7 @@ impl LabView {
             venv,
             machine,
             cancel_requested: run.cancel_requested,
+            shard: run.shard,
         })))
     }
 

@@ -117,6 +117,7 @@ fn job(command: &str, junit: Option<&str>) -> RunJob {
         junit_xml: junit.map(str::to_owned),
         max_output_bytes: runledger_types::command::DEFAULT_MAX_OUTPUT_BYTES,
         after_seq: 0,
+        shard: None,
     }
 }
 

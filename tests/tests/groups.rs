@@ -358,3 +358,104 @@ async fn groups_split_a_suite_run_a_matrix_and_cancel_over_ssh() {
     let _ = std::fs::remove_dir_all(&dir);
     lab.cleanup().await;
 }
+
+const EIGHT_SECONDS: &str = "\
+import time
+
+
+def test_eight_seconds():
+    time.sleep(8)
+";
+
+/// An executor process (`runledger serve --components executor`) named `name`, with leases of
+/// 4 s so that a killed one's runs are noticed soon.
+fn executor_process(lab: &TestLab, name: &str) -> tokio::process::Child {
+    lab.runledger(runledger_binary())
+        .args(["serve", "--components", "executor"])
+        .env("RUNLEDGER_EXECUTOR_NAME", name)
+        .env("RUNLEDGER_EXECUTOR_LEASE_S", "4")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start `runledger serve --components executor`")
+}
+
+/// An executor killed with SIGKILL while it runs both members of a group: their leases expire,
+/// each is retried (its test case allows one retry) on the executor started after, and the group
+/// ends `passed` with both members on their second attempt and every venv free again. Nothing
+/// waits forever and nothing is reported passed that did not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_whose_executor_is_killed_mid_run_still_ends_honestly() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler_with_lease(Duration::from_secs(4)).await;
+    let projector = lab.start_projector(1000).await;
+    let sshd = TestSshd::start();
+    let client = lab.client();
+    let mut victim = executor_process(&lab, "victim");
+
+    client.register_admin(ADMIN).await;
+    let machine_id = client.register_sshd_machine(ADMIN, &sshd).await;
+    let labels = json!({"machine_id": machine_id, "labels": ["linux", "lab"]});
+    assert!(client.send("update_machine", ADMIN, labels).await.accepted);
+    for n in 0..2 {
+        let venv = json!({"venv_id": Uuid::now_v7(), "machine_id": machine_id,
+                          "name": format!("k{n}{}", &Uuid::now_v7().simple().to_string()[24..]),
+                          "python": "/usr/bin/python3", "requirements": ["pytest"]});
+        assert!(client.send("add_venv", ADMIN, venv).await.accepted);
+    }
+    eventually(PROVISION_WAIT, "both venvs provisioned", || async {
+        let venvs = runledger_readmodel::lab::venvs(&lab.db.pool).await.ok()?;
+        (venvs.iter().filter(|v| v.status.as_str() == "free").count() == 2).then_some(())
+    })
+    .await;
+    let test_case_id = define(&lab, "eight seconds", EIGHT_SECONDS, json!({"retries": 1})).await;
+    let started = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &test_case_id.to_string(),
+            "--matrix-labels",
+            "linux",
+            "--matrix-labels",
+            "lab",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let group_id = String::from_utf8(started.stdout).unwrap().trim().to_owned();
+    eventually(Duration::from_secs(60), "both members running", || async {
+        let shown = show_group(&lab, &group_id).await;
+        let members = shown["members"].as_array()?;
+        (members.len() == 2 && members.iter().all(|m| m["status"] == "running")).then_some(())
+    })
+    .await;
+
+    victim.start_kill().unwrap();
+    let _ = victim.wait().await;
+    let mut rescuer = executor_process(&lab, "rescuer");
+    let shown = eventually(Duration::from_secs(90), "the group to end", || async {
+        let shown = show_group(&lab, &group_id).await;
+        (shown["group"]["status"] != "running").then_some(shown)
+    })
+    .await;
+    assert_eq!(shown["group"]["status"], "passed", "{shown:#}");
+    for member in shown["members"].as_array().unwrap() {
+        assert_eq!(member["status"], "passed", "{member:#}");
+        assert_eq!(member["attempt"], 2, "retried once: {member:#}");
+        assert_eq!(member["executor"], "rescuer", "{member:#}");
+    }
+    eventually(Duration::from_secs(30), "both venvs free again", || async {
+        let venvs = runledger_readmodel::lab::venvs(&lab.db.pool).await.ok()?;
+        (venvs.iter().filter(|v| v.status.as_str() == "free").count() == 2).then_some(())
+    })
+    .await;
+
+    rescuer.start_kill().unwrap();
+    let _ = rescuer.wait().await;
+    projector.stop().await;
+    handler.stop().await;
+    lab.cleanup().await;
+}

@@ -37,8 +37,8 @@ mod tests;
 pub use decide::{MAX_QUEUED_RUNS_PER_ACTOR, decide};
 pub use evolve::{evolve, evolve_compact};
 pub use state::{
-    FinishedRun, JenkinsProgress, Lab, MachineState, Quarantine, ReportedTest, RunPhase,
-    RunSelector, RunState, TestCaseState, UserState, VenvState, VenvStatus,
+    FinishedRun, GroupState, JenkinsProgress, Lab, MachineState, Quarantine, ReportedTest,
+    RunPhase, RunSelector, RunState, ShardSplit, TestCaseState, UserState, VenvState, VenvStatus,
 };
 
 #[doc(no_inline)]

@@ -477,9 +477,23 @@ pub struct GroupState {
     pub summary: TestSummary,
     /// True once `cancel_group` was decided.
     pub cancel_requested: bool,
+    /// Shards of a pytest suite: the split, which each shard's pytest reads to keep its own
+    /// tests and to place tests no shard was given.
+    pub split: Option<Arc<ShardSplit>>,
     /// Shards: the tests the members reported, which become the suite if the group ends with a
     /// verdict on every test (`passed` or `failed`).
     pub(crate) reported: Vec<TestId>,
+}
+
+/// A sharded group's split as `group_started` recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSplit {
+    /// Each shard's tests, by shard index.
+    pub tests: Vec<Vec<SelectedTest>>,
+    /// Each shard's predicted time, by shard index.
+    pub predicted_ms: Vec<u64>,
+    /// What a test no shard was given is expected to take.
+    pub unknown_ms: u64,
 }
 
 /// How many durations of a test the lab keeps: their median is what a split expects it to take.

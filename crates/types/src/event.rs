@@ -635,6 +635,12 @@ pub struct GroupStarted {
     /// Shards: the ideal makespan of the known durations, `max(total / shards, longest)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ideal_ms: Option<u64>,
+    /// Shards of a pytest suite: what a test no shard was given (one added since the suite's
+    /// latest whole run) is expected to take. Each shard's pytest places such tests itself, at
+    /// collection, with the same rule (docs/groups.md); absent for other commands, whose shards
+    /// run exactly their tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_ms: Option<u64>,
 }
 
 fn is_zero(count: &u32) -> bool {

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod jenkins;
 pub mod outcome;
 pub mod parse;
+pub mod pytest;
 pub mod rejection;
 mod schema;
 pub mod secret;

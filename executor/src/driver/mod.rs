@@ -162,4 +162,6 @@ pub struct RunJob {
     /// The output `seq` this attempt numbers its chunks after
     /// ([`first_seq_of_attempt`](crate::chunker::first_seq_of_attempt)); 0 for a first attempt.
     pub after_seq: u64,
+    /// A sharded group's member of a pytest suite: its place in the split.
+    pub shard: Option<crate::view::ShardSelection>,
 }

@@ -87,6 +87,12 @@ async fn execute<R: Reporter>(
     reporter: &R,
     cancel: &CancellationToken,
 ) -> Executed {
+    // A pytest shard of a group keeps its tests at collection, through a plugin and its plan.
+    let shard = job
+        .shard
+        .as_ref()
+        .filter(|_| render::pytest::is_pytest(&job.command))
+        .map(|shard| render::shard::plan(shard.index, &shard.split));
     let spec = RunSpec {
         run_id: job.run_id,
         venv_path: &job.venv_path,
@@ -94,6 +100,7 @@ async fn execute<R: Reporter>(
         test_case_env: &job.test_case_env,
         run_env: &job.run_env,
         tests: &job.tests,
+        shard_plugin: shard.is_some(),
     };
     // Nothing to fetch afterwards: on Linux the script removes the working directory itself.
     let rendered = match &job.junit_xml {
@@ -122,6 +129,12 @@ async fn execute<R: Reporter>(
             return (failed(reason), None, None, false);
         };
         files.push((format!("{workdir}/{path}"), contents.as_slice()));
+    }
+    if let Some(plan) = &shard {
+        let plugin = format!("{workdir}/{}.py", render::shard::PLUGIN_MODULE);
+        files.push((plugin, render::shard::PLUGIN.as_bytes()));
+        let plan_path = format!("{workdir}/{}", render::shard::PLAN_FILE);
+        files.push((plan_path, plan.as_bytes()));
     }
     let script = match &plan {
         ExecPlan::Inline(line) => line.clone(),

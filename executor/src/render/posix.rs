@@ -284,6 +284,7 @@ mod tests {
             test_case_env: &case,
             run_env: &run_env,
             tests: &[],
+            shard_plugin: false,
         };
         let script = run(Os::Linux, &spec).unwrap();
         let dir = "\"$HOME\"'/.runledger/runs/0193a000-0000-7000-8000-000000000001'";
@@ -334,6 +335,7 @@ mod tests {
                 test_case_env: &env,
                 run_env: &BTreeMap::new(),
                 tests: &[],
+                shard_plugin: false,
             };
             let script = run(Os::Linux, &spec).unwrap();
             assert!(

@@ -246,6 +246,7 @@ mod tests {
             test_case_env: &case,
             run_env: &run_env,
             tests: &[],
+            shard_plugin: false,
         };
         let dir = "($env:USERPROFILE + '\\.runledger\\runs\\0193a000-0000-7000-8000-000000000001')";
         let expected = format!(
@@ -297,6 +298,7 @@ mod tests {
                 test_case_env: &env,
                 run_env: &BTreeMap::new(),
                 tests: &[],
+                shard_plugin: false,
             };
             let script = run(Os::Windows, &spec).unwrap();
             assert!(

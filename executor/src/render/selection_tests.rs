@@ -42,6 +42,7 @@ fn spec<'a>(
         test_case_env: env,
         run_env: env,
         tests,
+        shard_plugin: false,
     }
 }
 

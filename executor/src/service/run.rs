@@ -183,5 +183,6 @@ fn job(run: &ResolvedRun) -> RunJob {
             .as_ref()
             .map(|path| path.as_str().to_owned()),
         after_seq: crate::chunker::first_seq_of_attempt(run.assignment.attempt),
+        shard: run.shard.clone(),
     }
 }

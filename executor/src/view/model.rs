@@ -170,6 +170,17 @@ pub struct RunInfo {
     pub jenkins_queue_item: Option<Text>,
     /// The Jenkins build (number, URL) the run follows, once recorded.
     pub jenkins_build: Option<(u64, Text)>,
+    /// A sharded group's member of a pytest suite: its place in the split.
+    pub shard: Option<ShardSelection>,
+}
+
+/// A member's place in its group's split, which its pytest reads at collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSelection {
+    /// The member's shard index.
+    pub index: u32,
+    /// The whole split.
+    pub split: std::sync::Arc<runledger_domain::ShardSplit>,
 }
 
 /// What an assigned run needs: a venv on a machine, or a Jenkins server.
@@ -242,6 +253,8 @@ pub struct ResolvedRun {
     pub machine: MachineInfo,
     /// Cancellation was already requested.
     pub cancel_requested: bool,
+    /// A sharded group's member of a pytest suite: its place in the split.
+    pub shard: Option<ShardSelection>,
 }
 
 /// Everything provisioning needs: the venv and its machine.

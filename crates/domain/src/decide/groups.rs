@@ -9,10 +9,12 @@ use super::runs::{MAX_QUEUED_RUNS_PER_ACTOR, cancel_run, check_run_env};
 use super::{live_machine, reject, require_test_case};
 use crate::authz::{Principal, forbidden, principal};
 use crate::evolve;
-use crate::groups::split::{TestToSplit, ideal_makespan_ms, split_by_duration};
+use crate::groups::split::{
+    TestToSplit, ideal_makespan_ms, split_by_duration, unknown_expectation,
+};
 use crate::groups::{member_run_id, verdict::verdict};
 use crate::scheduling::{assignment, free_venv_for, queue_reason};
-use crate::state::{Lab, RunPhase, RunSelector};
+use crate::state::{Lab, RunPhase, RunSelector, TestCaseState};
 use runledger_types::command::{CancelGroup, CancelRun, Combination, SelectedTest, StartGroup};
 use runledger_types::event::{
     GroupCancelRequested, GroupFinished, GroupKind, GroupMemberPlan, GroupMembership, GroupStarted,
@@ -51,7 +53,7 @@ pub(super) fn start_group(
         live_machine(lab, machine_id)?;
     }
     let plan = match (command.shards, &command.matrix) {
-        (Some(shards), _) => shard_plan(lab, command, shards)?,
+        (Some(shards), _) => shard_plan(lab, command, test_case, shards)?,
         (None, Some(matrix)) => {
             let combinations = matrix.combinations();
             for combination in &combinations {
@@ -82,20 +84,41 @@ struct Plan {
     members: Vec<GroupMemberPlan>,
     unknown_tests: u32,
     ideal_ms: Option<u64>,
+    unknown_ms: Option<u64>,
 }
 
-/// The suite's tests split by their past durations into at most `shards` members (a shard left
-/// without tests is dropped: an empty selection would run the whole suite).
-fn shard_plan(lab: &Lab, command: &StartGroup, shards: u32) -> Result<Plan, Rejection> {
-    let Some(suite) = lab.suite(&command.test_case_id) else {
-        return reject(
-            RejectionCode::NoTestHistory,
-            format!(
-                "test case {} has no run of its whole suite with a verdict yet: start one run \
-                 (`runledger run start`) so the group knows its tests and their durations",
-                command.test_case_id
-            ),
-        );
+/// The suite's tests split by their past durations into `shards` members.
+///
+/// A pytest suite's shards also place, at collection, the tests no shard was given (added
+/// since the suite's latest whole run, or every test of a suite never run whole) with the same
+/// rule, so such a suite needs no history and every shard is kept. Any other command's shards
+/// run exactly their tests: it needs the suite's history, and a shard left without tests is
+/// dropped (an empty selection would run the whole suite).
+fn shard_plan(
+    lab: &Lab,
+    command: &StartGroup,
+    test_case: &TestCaseState,
+    shards: u32,
+) -> Result<Plan, Rejection> {
+    let pytest = test_case
+        .command
+        .as_ref()
+        .is_some_and(|line| runledger_types::pytest::is_pytest(line.as_str()));
+    let suite = match lab.suite(&command.test_case_id) {
+        Some(suite) => suite.clone(),
+        None if pytest => Default::default(),
+        None => {
+            return reject(
+                RejectionCode::NoTestHistory,
+                format!(
+                    "test case {} has no run of its whole suite with a verdict yet, and its \
+                     command is not one pytest invocation whose shards could split it at \
+                     collection: start one run (`runledger run start`) so the group knows its \
+                     tests and their durations",
+                    command.test_case_id
+                ),
+            );
+        }
     };
     let tests: Vec<TestToSplit> = suite
         .iter()
@@ -110,7 +133,7 @@ fn shard_plan(lab: &Lab, command: &StartGroup, shards: u32) -> Result<Plan, Reje
     let known: Vec<u64> = tests.iter().filter_map(|t| t.p50_ms).collect();
     let members = split_by_duration(&tests, shards as usize)
         .into_iter()
-        .filter(|shard| !shard.tests.is_empty())
+        .filter(|shard| pytest || !shard.tests.is_empty())
         .enumerate()
         .map(|(index, shard)| {
             let shard_index = index as u32;
@@ -132,6 +155,7 @@ fn shard_plan(lab: &Lab, command: &StartGroup, shards: u32) -> Result<Plan, Reje
         members,
         unknown_tests: u32::try_from(unknown_tests).unwrap_or(u32::MAX),
         ideal_ms: Some(ideal_makespan_ms(&known, shards as usize)),
+        unknown_ms: pytest.then(|| unknown_expectation(&tests)),
     })
 }
 
@@ -156,6 +180,7 @@ fn matrix_plan(command: &StartGroup, combinations: Vec<Combination>) -> Plan {
         members,
         unknown_tests: 0,
         ideal_ms: None,
+        unknown_ms: None,
     }
 }
 
@@ -178,6 +203,7 @@ fn request_members(
         members: plan.members.clone(),
         unknown_tests: plan.unknown_tests,
         ideal_ms: plan.ideal_ms,
+        unknown_ms: plan.unknown_ms,
     });
     let mut scratch = lab.clone();
     evolve(&mut scratch, &started);

@@ -1,6 +1,7 @@
 //! How group events, and the ends of member runs, change the lab.
 
-use crate::state::{GroupState, Lab, distinct};
+use crate::state::{GroupState, Lab, ShardSplit, distinct};
+use std::sync::Arc;
 use runledger_types::event::{
     GroupCancelRequested, GroupFinished, GroupKind, GroupStarted, RunFinished,
 };
@@ -16,6 +17,17 @@ pub(crate) fn group_started(lab: &mut Lab, e: &GroupStarted) {
         ended: vec![None; e.members.len()],
         summary: TestSummary::default(),
         cancel_requested: false,
+        split: e.unknown_ms.map(|unknown_ms| {
+            Arc::new(ShardSplit {
+                tests: e.members.iter().map(|m| m.tests.clone()).collect(),
+                predicted_ms: e
+                    .members
+                    .iter()
+                    .map(|m| m.predicted_ms.unwrap_or(0))
+                    .collect(),
+                unknown_ms,
+            })
+        }),
         reported: Vec::new(),
     };
     lab.groups.insert(e.group_id, group);

@@ -57,6 +57,17 @@ pub fn split_by_duration(tests: &[TestToSplit], shards: usize) -> Vec<Shard> {
     out
 }
 
+/// What a test with no known duration is expected to take: the median of the known ones, or
+/// [`UNKNOWN_DEFAULT_MS`] when none is known.
+pub fn unknown_expectation(tests: &[TestToSplit]) -> u64 {
+    let mut known: Vec<u64> = tests.iter().filter_map(|test| test.p50_ms).collect();
+    known.sort_unstable();
+    known
+        .get(known.len() / 2)
+        .copied()
+        .unwrap_or(UNKNOWN_DEFAULT_MS)
+}
+
 /// The naive split a benchmark compares with: equal test counts per shard, in name order.
 pub fn split_by_count(tests: &[TestToSplit], shards: usize) -> Vec<Shard> {
     let expected = expectations(tests);
@@ -87,12 +98,7 @@ pub fn ideal_makespan_ms(durations_ms: &[u64], shards: usize) -> u64 {
 
 /// Each test's expected duration: its p50, or the median of the known ones.
 fn expectations(tests: &[TestToSplit]) -> Vec<u64> {
-    let mut known: Vec<u64> = tests.iter().filter_map(|test| test.p50_ms).collect();
-    known.sort_unstable();
-    let unknown = known
-        .get(known.len() / 2)
-        .copied()
-        .unwrap_or(UNKNOWN_DEFAULT_MS);
+    let unknown = unknown_expectation(tests);
     tests
         .iter()
         .map(|test| test.p50_ms.unwrap_or(unknown))

@@ -126,15 +126,49 @@ fn a_sharded_group_splits_the_suite_by_past_durations_and_places_each_member() {
     assert_eq!(venvs, [v(1), v(2)]);
 }
 
+/// `events` with the test case's command replaced by `command`.
+fn with_command(events: Vec<Event>, command: &str) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|event| match event {
+            Event::TestCaseDefined(mut e) => {
+                e.command = Some(runledger_types::Text::parse(command).unwrap());
+                Event::TestCaseDefined(e)
+            }
+            other => other,
+        })
+        .collect()
+}
+
 #[test]
-fn a_suite_never_run_whole_cannot_be_split_and_empty_shards_are_dropped() {
-    given(&world())
+fn a_suite_never_run_whole_splits_at_collection_only_under_pytest() {
+    // pytest: every shard is kept; each places the tests it was not given at collection.
+    let (events, _) = given(&world()).when(MEMBER, shards(g(1), 2)).events();
+    let started = group_started(&events);
+    assert_eq!(started.members.len(), 2);
+    assert!(started.members.iter().all(|m| m.tests.is_empty()));
+    assert_eq!(started.unknown_ms, Some(1_000));
+    // Any other command cannot be split without knowing its tests.
+    given(&with_command(world(), "make test"))
         .when(MEMBER, shards(g(1), 2))
         .then_reject(RejectionCode::NoTestHistory);
-    let (events, _) = given(&suite_known()).when(MEMBER, shards(g(1), 8)).events();
+}
+
+#[test]
+fn a_shard_left_without_tests_is_dropped_unless_pytest_may_give_it_some() {
+    let (events, _) = given(&with_command(suite_known(), "make test"))
+        .when(MEMBER, shards(g(1), 8))
+        .events();
     let started = group_started(&events);
     assert_eq!(started.members.len(), 4, "four tests, four shards");
     assert!(started.members.iter().all(|m| m.tests.len() == 1));
+    assert_eq!(started.unknown_ms, None);
+    let (events, _) = given(&suite_known())
+        .when(MEMBER, shards(g(1), 8))
+        .events();
+    let started = group_started(&events);
+    assert_eq!(started.members.len(), 8);
+    assert_eq!(started.unknown_ms, Some(5_000), "the median of 10, 5, 5 and 1 s");
     given(&all([suite_known(), events]))
         .when(MEMBER, shards(g(1), 2))
         .then_reject(RejectionCode::GroupExists);

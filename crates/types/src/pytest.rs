@@ -10,7 +10,7 @@
 //! other than the run's working directory give node ids pytest does not find: such a suite
 //! should read `RUNLEDGER_TESTS` instead.
 
-use runledger_types::command::SelectedTest;
+use crate::command::SelectedTest;
 
 /// The node id pytest knows `test` by (see the module's comment for the mapping's limits).
 pub fn node_id(test: &SelectedTest) -> String {
