@@ -45,6 +45,21 @@ pub async fn insights_script() -> impl IntoResponse {
     )
 }
 
+/// `GET /assets/groups.js`: the run groups pages. `#groups` lists groups (status filter, a
+/// "More" button over `next_cursor`); `#group/<id>` shows one group: its status, kind, test case,
+/// wall time against the ideal and predicted makespans, the merged summary, a Cancel button while
+/// it runs and a link to the merged JUnit report; a timeline (an SVG Gantt chart, one row per
+/// member: waiting from queued to assigned, then running to its end, coloured by status, with a
+/// dashed mark where its predicted time ends); for a matrix, a grid of its combinations, each
+/// cell its member's status and a link to its run; and every member's tests in one table, failed
+/// first. The page follows the live events and refetches the group as its members move.
+pub async fn groups_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("dashboard/groups.js"),
+    )
+}
+
 /// `GET /assets/uplot.js`: uPlot 1.6.32, the charts' library (MIT; `dashboard/vendor/uplot`).
 pub async fn uplot_script() -> impl IntoResponse {
     (

@@ -180,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.css", get(dashboard::styles))
         .route("/assets/docs.js", get(dashboard::docs_script))
         .route("/assets/insights.js", get(dashboard::insights_script))
+        .route("/assets/groups.js", get(dashboard::groups_script))
         .route("/assets/uplot.js", get(dashboard::uplot_script))
         .route("/assets/uplot.css", get(dashboard::uplot_styles))
         .route("/api/docs", get(openapi::docs))

@@ -76,6 +76,7 @@ function startSession(username) {
   if (!state.changes) {
     state.changes = new EventSource("/api/v1/events/stream");
     state.changes.addEventListener("run", (event) => onRunChange(JSON.parse(event.data)));
+    followGroupChanges(state.changes);
   }
   route();
 }
@@ -169,6 +170,7 @@ async function loadRun(runId, position) {
   facts.replaceChildren();
   fact(facts, "Status", statusBadge(run.status));
   fact(facts, "Test case", run.test_case_name);
+  if (run.group_id) { fact(facts, "Group", groupMemberLink(run)); }
   fact(facts, "User", run.user);
   fact(facts, "Machine", run.machine_name);
   fact(facts, "Venv", run.venv_name);
@@ -287,6 +289,8 @@ async function route() {
       await loadRun(state.runId, position);
     } else if (await insightsRoute(hash)) {
       // insights.js showed one of its pages.
+    } else if (await groupsRoute(hash)) {
+      // groups.js showed one of its pages.
     } else if (hash === "#pool") {
       show("pool-view");
       await loadPool();
