@@ -37,9 +37,9 @@
 mod posix;
 mod powershell;
 pub use runledger_types::pytest;
-pub mod shard;
 #[cfg(test)]
 mod selection_tests;
+pub mod shard;
 
 use base64::Engine as _;
 use runledger_types::command::SelectedTest;

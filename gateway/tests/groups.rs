@@ -43,13 +43,15 @@ async fn report_member(client: &CommandClient, member: &Value, status: &str) -> 
         })
         .collect();
     let count = tests.len();
-    let (passed, failed) = if status == "passed" { (count, 0) } else { (0, count) };
+    let (passed, failed) = if status == "passed" {
+        (count, 0)
+    } else {
+        (0, count)
+    };
     let finished = json!({"run_id": run_id, "status": status, "exit_code": 0,
                           "summary": {"passed": passed, "failed": failed, "skipped": 0, "errors": 0},
                           "tests": tests});
-    let outcome = client
-        .accept("report_run_finished", EXEC, finished)
-        .await;
+    let outcome = client.accept("report_run_finished", EXEC, finished).await;
     outcome.events.iter().map(|e| e.position).max().unwrap()
 }
 
@@ -67,7 +69,9 @@ async fn a_sharded_group_over_the_api_from_start_to_merged_report() {
 
     // Before the suite ran whole, a split has nothing to split.
     let body = json!({"test_case_id": test_case_id, "shards": 2});
-    let (status, answer) = api.send(Method::POST, "/api/v1/groups", Some(body.clone())).await;
+    let (status, answer) = api
+        .send(Method::POST, "/api/v1/groups", Some(body.clone()))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"]["code"], "no_test_history");
 
@@ -109,7 +113,9 @@ async fn a_sharded_group_over_the_api_from_start_to_merged_report() {
     assert!(detail["duration_ms"].as_i64().is_some());
 
     let (status, page) = api
-        .get(&format!("/api/v1/groups?status=failed&test_case_id={test_case_id}"))
+        .get(&format!(
+            "/api/v1/groups?status=failed&test_case_id={test_case_id}"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
@@ -131,17 +137,32 @@ async fn a_sharded_group_over_the_api_from_start_to_merged_report() {
         .unwrap();
     assert_eq!(report.matches("<testsuite ").count(), 2, "{report}");
     assert_eq!(report.matches("<testcase ").count(), 3, "{report}");
-    assert!(report.contains("<testsuites name=\"runledger group"), "{report}");
+    assert!(
+        report.contains("<testsuites name=\"runledger group"),
+        "{report}"
+    );
 
     // Cancelling a group ends it; cancelling it again is a conflict.
     let body = json!({"test_case_id": test_case_id, "shards": 3});
     let (_, second) = api.send(Method::POST, "/api/v1/groups", Some(body)).await;
-    let cancel_path = format!("/api/v1/groups/{}/cancel", second["group_id"].as_str().unwrap());
+    let cancel_path = format!(
+        "/api/v1/groups/{}/cancel",
+        second["group_id"].as_str().unwrap()
+    );
     let (status, cancelled) = api
-        .send(Method::POST, &cancel_path, Some(json!({"reason": "enough"})))
+        .send(
+            Method::POST,
+            &cancel_path,
+            Some(json!({"reason": "enough"})),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{cancelled}");
-    let detail = group(&api, &second["group_id"], cancelled["position"].as_i64().unwrap()).await;
+    let detail = group(
+        &api,
+        &second["group_id"],
+        cancelled["position"].as_i64().unwrap(),
+    )
+    .await;
     assert_eq!(detail["status"], "cancelled", "{detail}");
     assert_eq!(detail["cancel_reason"], "enough");
     let (status, again) = api.send(Method::POST, &cancel_path, None).await;
@@ -164,19 +185,39 @@ async fn bad_group_requests_get_documented_answers() {
     let test_case_id = lab_for_reported_runs(&lab.client(), ADMIN, EXEC).await;
 
     let cases = [
-        (json!({"test_case_id": test_case_id}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"test_case_id": test_case_id}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         (
             json!({"test_case_id": test_case_id, "shards": 2, "matrix": {"env": [{"X": "1"}]}}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        (json!({"test_case_id": test_case_id, "shards": 0}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"test_case_id": test_case_id, "shards": 65}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"test_case_id": test_case_id, "matrix": {}}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"test_case_id": Uuid::now_v7(), "shards": 2}), StatusCode::NOT_FOUND),
-        (json!({"group_id": "nope", "test_case_id": test_case_id}), StatusCode::BAD_REQUEST),
+        (
+            json!({"test_case_id": test_case_id, "shards": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"test_case_id": test_case_id, "shards": 65}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"test_case_id": test_case_id, "matrix": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"test_case_id": Uuid::now_v7(), "shards": 2}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"group_id": "nope", "test_case_id": test_case_id}),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (body, expected) in cases {
-        let (status, answer) = api.send(Method::POST, "/api/v1/groups", Some(body.clone())).await;
+        let (status, answer) = api
+            .send(Method::POST, "/api/v1/groups", Some(body.clone()))
+            .await;
         assert_eq!(status, expected, "{body} → {answer}");
     }
     let (status, _) = api.get("/api/v1/groups/not-a-uuid").await;

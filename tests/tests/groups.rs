@@ -1,13 +1,17 @@
 //! Run groups end to end, with a real executor over a real sshd running real pytest suites on
 //! four venvs:
 //!
-//! - a suite of 40 tests with known sleep durations runs once whole (its history), then as a
-//!   4-shard group (`runledger group start --shards 4 --follow --junit-out`): every test runs
-//!   exactly once, the merged report holds all 40, the group passes, and it finishes within
-//!   1.2 × the ideal makespan plus what dispatching its members cost;
+//! - a suite of 40 tests with known sleep durations, never run before, splits at collection
+//!   into 4 shards of 10; then, known from a whole run, as a 4-shard group by durations
+//!   (`runledger group start --shards 4 --follow --junit-out`): every test runs exactly once,
+//!   the merged report holds all 40, the group passes, and it finishes within 1.2 × the ideal
+//!   makespan plus what dispatching its members cost; after the suite loses a test and gains
+//!   another, a group runs the new one once and does not ask for the removed one;
 //! - a 2 × 2 matrix (two label sets × two environments) runs four combinations, each member
 //!   with its env;
-//! - cancelling a group of long tests ends every member and frees every venv.
+//! - cancelling a group of long tests ends every member and frees every venv;
+//! - an executor killed with SIGKILL mid-group: the members are retried by another and the
+//!   group still ends, honestly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use runledger_executor::{ExecutorSettings, run};
@@ -35,14 +39,20 @@ fn sleep_ms(i: usize) -> u64 {
     }
 }
 
+/// The suite; with `SUITE_VARIANT=changed` in its env, it has lost `test_00` and gained
+/// `test_40`, as a suite does between two groups.
 fn suite() -> String {
-    let mut text = String::from("import time\n\n");
+    let mut text = String::from("import os\nimport time\n\n");
     for i in 0..TESTS {
         text.push_str(&format!(
             "\ndef test_{i:02}():\n    time.sleep({})\n",
             sleep_ms(i) as f64 / 1000.0
         ));
     }
+    text.push_str(
+        "\n\nif os.environ.get('SUITE_VARIANT') == 'changed':\n    del test_00\n\n\
+         \x20   def test_40():\n        time.sleep(0.15)\n",
+    );
     text
 }
 
@@ -159,19 +169,43 @@ async fn groups_split_a_suite_run_a_matrix_and_cancel_over_ssh() {
     let dir = std::env::temp_dir().join(format!("runledger-groups-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    // A group before the suite ever ran whole is refused: it would not know the tests.
-    let test_case_id = define(&lab, "long tail", &suite(), json!({})).await;
-    let refused = cli(
+    // A suite never run whole still splits: each shard's pytest places the tests at collection.
+    let variant = json!({"env_overridable": ["SUITE_VARIANT"]});
+    let test_case_id = define(&lab, "long tail", &suite(), variant).await;
+    let fresh_path = dir.join("fresh.xml");
+    let fresh = cli(
         &lab,
-        &["group", "start", &test_case_id.to_string(), "--shards", "4"],
+        &[
+            "group",
+            "start",
+            &test_case_id.to_string(),
+            "--shards",
+            "4",
+            "--junit-out",
+        ],
     )
+    .arg(&fresh_path)
     .output()
     .await
     .unwrap();
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("no_test_history"),
-        "{refused:?}"
+    assert!(fresh.status.success(), "{fresh:?}");
+    let report = std::fs::read_to_string(&fresh_path).unwrap();
+    let names = testcases(&report);
+    assert_eq!(names.len(), TESTS, "every test once: {report}");
+    assert_eq!(
+        names.iter().collect::<BTreeSet<_>>().len(),
+        TESTS,
+        "{report}"
+    );
+    let spread: Vec<usize> = report
+        .split("<testsuite ")
+        .skip(1)
+        .map(|suite| suite.matches("<testcase ").count())
+        .collect();
+    assert_eq!(
+        spread,
+        [10, 10, 10, 10],
+        "by count when nothing is known: {report}"
     );
 
     // The history: the whole suite once.
@@ -249,6 +283,37 @@ async fn groups_split_a_suite_run_a_matrix_and_cancel_over_ssh() {
         "wall {wall_ms} ms > 1.2 × ideal {ideal_ms} ms + dispatch ({} + {dispatch_ms} ms)",
         last_start - group_start
     );
+
+    // The suite changes: test_00 is removed, test_40 is added. The split still names test_00
+    // (the history does), which no shard asks pytest for; test_40 runs exactly once.
+    let changed_path = dir.join("changed.xml");
+    let after = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &test_case_id.to_string(),
+            "--shards",
+            "4",
+            "--env",
+            "SUITE_VARIANT=changed",
+            "--junit-out",
+        ],
+    )
+    .arg(&changed_path)
+    .output()
+    .await
+    .unwrap();
+    assert!(after.status.success(), "{after:?}");
+    let report = std::fs::read_to_string(&changed_path).unwrap();
+    let names = testcases(&report);
+    assert_eq!(names.len(), TESTS, "{report}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "test_40").count(),
+        1,
+        "{report}"
+    );
+    assert!(!names.iter().any(|n| n == "test_00"), "{report}");
 
     // A 2 × 2 matrix: two label sets × two environments, each member with its env.
     let env_case = define(&lab, "env", ENV_SUITE, json!({"env_overridable": ["X"]})).await;

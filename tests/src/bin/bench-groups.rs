@@ -57,7 +57,9 @@ fn durations(tests: usize, total_ms: f64) -> Vec<u64> {
     // A fixed shuffle (a linear congruential generator, Fisher–Yates).
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     for i in (1..ms.len()).rev() {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
         let j = (state >> 33) as usize % (i + 1);
         ms.swap(i, j);
     }
@@ -91,11 +93,19 @@ async fn history(client: &CommandClient, test_case_id: Uuid, durations: &[u64]) 
     let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "history"});
     accepted(client.send("add_venv", ADMIN, venv).await);
     let provisioned = json!({"venv_id": venv_id});
-    accepted(client.send("report_venv_provisioned", HISTORY, provisioned).await);
+    accepted(
+        client
+            .send("report_venv_provisioned", HISTORY, provisioned)
+            .await,
+    );
     let run_id = Uuid::now_v7();
     let start = json!({"run_id": run_id, "test_case_id": test_case_id, "venv_id": venv_id});
     accepted(client.send("start_run", ADMIN, start).await);
-    accepted(client.send("report_run_started", HISTORY, json!({"run_id": run_id})).await);
+    accepted(
+        client
+            .send("report_run_started", HISTORY, json!({"run_id": run_id}))
+            .await,
+    );
     let tests: Vec<Value> = durations
         .iter()
         .enumerate()
@@ -108,7 +118,55 @@ async fn history(client: &CommandClient, test_case_id: Uuid, durations: &[u64]) 
     let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0,
                           "summary": summary, "tests": tests});
     accepted(client.send("report_run_finished", HISTORY, finished).await);
-    accepted(client.send("retire_machine", ADMIN, json!({"machine_id": machine_id})).await);
+    accepted(
+        client
+            .send("retire_machine", ADMIN, json!({"machine_id": machine_id}))
+            .await,
+    );
+}
+
+/// The least that starting the shards' pytest costs on this host, whatever the split: as many
+/// concurrent `pytest` processes as venvs, one in each, each collecting the whole suite (its
+/// sleeps made 0) and running one test, as a shard does; the wall time until the last ends.
+async fn pytest_floor(lab: &TestLab, machine_id: Uuid, user: &str, durations: &[u64]) -> u64 {
+    let dir = std::env::temp_dir().join(format!("runledger-bench-groups-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    std::fs::write(
+        dir.join("tests/test_bench.py"),
+        suite(&vec![0; durations.len()]),
+    )
+    .unwrap();
+    let venvs = runledger_readmodel::lab::venvs(&lab.db.pool).await.unwrap();
+    let pythons: Vec<String> = venvs
+        .iter()
+        .filter(|v| v.machine_id == machine_id)
+        .map(|v| {
+            format!(
+                "{}/bin/python",
+                v.path.replacen('~', &format!("/home/{user}"), 1)
+            )
+        })
+        .collect();
+    let began = std::time::Instant::now();
+    let children: Vec<_> = pythons
+        .iter()
+        .enumerate()
+        .map(|(n, python)| {
+            tokio::process::Command::new(python)
+                .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+                .arg(format!("--junitxml=junit-{n}.xml"))
+                .arg(format!("tests/test_bench.py::test_{n:03}"))
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::null())
+                .status()
+        })
+        .collect();
+    for status in futures::future::join_all(children).await {
+        assert!(status.unwrap().success(), "the floor's pytest failed");
+    }
+    let floor = began.elapsed().as_millis() as u64;
+    let _ = std::fs::remove_dir_all(&dir);
+    floor
 }
 
 /// Milliseconds between two RFC 3339 times of the read models.
@@ -171,6 +229,8 @@ async fn main() {
     })
     .await;
 
+    let floor_ms = pytest_floor(&lab, machine_id, &sshd.username, &durations).await;
+
     // The duration split, as one group.
     let group_id = Uuid::now_v7();
     let start = json!({"group_id": group_id, "test_case_id": test_case_id,
@@ -186,6 +246,30 @@ async fn main() {
     assert_eq!(group.status.as_str(), "passed", "{group:?}");
     let group_ms = group.duration_ms.unwrap();
     let predicted_ms = group.predicted_ms.unwrap_or(0);
+    // Where the time beyond the split went: until the last member's process started, and the
+    // most a member's run took beyond its predicted tests.
+    let members = runledger_readmodel::groups::members(&lab.db.pool, group_id)
+        .await
+        .unwrap();
+    let plan = group.plan.as_array().cloned().unwrap_or_default();
+    let last_start_ms = members
+        .iter()
+        .filter_map(|m| m.started_at)
+        .map(|t| (t - group.started_at).num_milliseconds())
+        .max()
+        .unwrap_or(0);
+    let beyond_ms = members
+        .iter()
+        .map(|m| {
+            let predicted = plan
+                .iter()
+                .find(|p| p["run_id"] == json!(m.run_id))
+                .and_then(|p| p["predicted_ms"].as_i64())
+                .unwrap_or(0);
+            m.duration_ms.unwrap_or(0) - predicted
+        })
+        .max()
+        .unwrap_or(0);
 
     // The naive split: equal counts in name order, as eight runs started together.
     let per_shard = args.tests.div_ceil(args.venvs);
@@ -220,7 +304,10 @@ async fn main() {
         Some(rows)
     })
     .await;
-    assert!(naive.iter().all(|r| r.status.as_str() == "passed"), "{naive:?}");
+    assert!(
+        naive.iter().all(|r| r.status.as_str() == "passed"),
+        "{naive:?}"
+    );
     let first = naive.iter().map(|r| r.queued_at).min().unwrap();
     let last = naive.iter().filter_map(|r| r.finished_at).max().unwrap();
     let naive_ms = span_ms(&json!(first), &json!(last));
@@ -237,7 +324,10 @@ async fn main() {
         "bench": "groups", "tests": args.tests, "venvs": args.venvs,
         "total_ms": total, "longest_ms": longest, "ideal_ms": ideal_ms,
         "group_ms": group_ms, "group_predicted_ms": predicted_ms,
+        "group_last_start_ms": last_start_ms, "group_member_beyond_predicted_ms": beyond_ms,
         "group_vs_ideal": group_ms as f64 / ideal_ms as f64,
+        "pytest_floor_ms": floor_ms,
+        "group_vs_ideal_plus_floor": group_ms as f64 / (ideal_ms + floor_ms) as f64,
         "naive_ms": naive_ms, "naive_predicted_ms": naive_predicted,
         "naive_vs_ideal": naive_ms as f64 / ideal_ms as f64,
         "group_vs_naive": group_ms as f64 / naive_ms as f64,

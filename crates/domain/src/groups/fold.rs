@@ -1,11 +1,11 @@
 //! How group events, and the ends of member runs, change the lab.
 
 use crate::state::{GroupState, Lab, ShardSplit, distinct};
-use std::sync::Arc;
 use runledger_types::event::{
     GroupCancelRequested, GroupFinished, GroupKind, GroupStarted, RunFinished,
 };
 use runledger_types::{GroupStatus, RunId, RunStatus, TestSummary};
+use std::sync::Arc;
 
 /// The group starts with none of its members ended.
 pub(crate) fn group_started(lab: &mut Lab, e: &GroupStarted) {

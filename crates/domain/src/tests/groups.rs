@@ -163,12 +163,14 @@ fn a_shard_left_without_tests_is_dropped_unless_pytest_may_give_it_some() {
     assert_eq!(started.members.len(), 4, "four tests, four shards");
     assert!(started.members.iter().all(|m| m.tests.len() == 1));
     assert_eq!(started.unknown_ms, None);
-    let (events, _) = given(&suite_known())
-        .when(MEMBER, shards(g(1), 8))
-        .events();
+    let (events, _) = given(&suite_known()).when(MEMBER, shards(g(1), 8)).events();
     let started = group_started(&events);
     assert_eq!(started.members.len(), 8);
-    assert_eq!(started.unknown_ms, Some(5_000), "the median of 10, 5, 5 and 1 s");
+    assert_eq!(
+        started.unknown_ms,
+        Some(5_000),
+        "the median of 10, 5, 5 and 1 s"
+    );
     given(&all([suite_known(), events]))
         .when(MEMBER, shards(g(1), 2))
         .then_reject(RejectionCode::GroupExists);
