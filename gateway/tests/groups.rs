@@ -67,13 +67,16 @@ async fn a_sharded_group_over_the_api_from_start_to_merged_report() {
     let client = lab.client();
     let test_case_id = lab_for_reported_runs(&client, ADMIN, EXEC).await;
 
-    // Before the suite ran whole, a split has nothing to split.
-    let body = json!({"test_case_id": test_case_id, "shards": 2});
-    let (status, answer) = api
-        .send(Method::POST, "/api/v1/groups", Some(body.clone()))
-        .await;
+    // A command other than pytest cannot be split before its suite ran whole: nothing would
+    // place its tests.
+    let make = Uuid::now_v7();
+    let test_case = json!({"test_case_id": make, "name": "make", "command": "make test"});
+    client.accept("define_test_case", ADMIN, test_case).await;
+    let body = json!({"test_case_id": make, "shards": 2});
+    let (status, answer) = api.send(Method::POST, "/api/v1/groups", Some(body)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"]["code"], "no_test_history");
+    let body = json!({"test_case_id": test_case_id, "shards": 2});
 
     let tests = json!([
         {"classname": "tests.test_app", "name": "test_long", "status": "passed", "duration_ms": 3000},
