@@ -9,6 +9,7 @@
 //!   another, a group runs the new one once and does not ask for the removed one;
 //! - a 2 × 2 matrix (two label sets × two environments) runs four combinations, each member
 //!   with its env;
+//! - a group with more shards than tests passes, the shards left without a test included;
 //! - cancelling a group of long tests ends every member and frees every venv;
 //! - an executor killed with SIGKILL mid-group: the members are retried by another and the
 //!   group still ends, honestly.
@@ -62,6 +63,11 @@ import os
 
 def test_env():
     print('X=' + os.environ['X'])
+";
+
+const ONE_TEST: &str = "\
+def test_only():
+    pass
 ";
 
 const SLOW_SUITE: &str = "\
@@ -352,6 +358,29 @@ async fn groups_split_a_suite_run_a_matrix_and_cancel_over_ssh() {
         seen.insert((member["labels"].to_string(), env));
     }
     assert_eq!(seen.len(), 4, "four distinct combinations: {seen:?}");
+
+    // More shards than tests: the shards pytest gives nothing to run pass.
+    let one = define(&lab, "one test", ONE_TEST, json!({})).await;
+    let one_path = dir.join("one.xml");
+    let sparse = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &one.to_string(),
+            "--shards",
+            "3",
+            "--junit-out",
+        ],
+    )
+    .arg(&one_path)
+    .output()
+    .await
+    .unwrap();
+    assert!(sparse.status.success(), "{sparse:?}");
+    let report = std::fs::read_to_string(&one_path).unwrap();
+    assert_eq!(testcases(&report), ["test_only"], "{report}");
+    assert_eq!(report.matches("<testsuite ").count(), 3, "{report}");
 
     // Cancelling a group of long tests ends every member and frees every venv.
     let slow_case = define(&lab, "slow", SLOW_SUITE, json!({})).await;
