@@ -100,6 +100,21 @@ pub(crate) fn add_cross_field_rules(document: &mut Value) {
             tests.insert("maxItems".to_owned(), json!(MAX_SELECTED_TESTS));
         }
     }
+    // A group is `shards` or a `matrix` with at least one dimension, not both.
+    let dimension = |name: &str| json!({"required": [name], "properties": {name: {"minItems": 1}}});
+    set(
+        schemas,
+        "StartGroupRequest",
+        "oneOf",
+        json!([
+            {"required": ["shards"],
+             "properties": {"shards": {"type": "integer"}, "matrix": {"type": "null"}}},
+            {"required": ["matrix"],
+             "properties": {"shards": {"type": "null"},
+                            "matrix": {"type": "object", "anyOf": [
+                                dimension("labels"), dimension("python"), dimension("env")]}}},
+        ]),
+    );
     // A file has its content as text or as base64, not both.
     set(
         schemas,

@@ -42,6 +42,7 @@ fn the_creating_routes_state_their_required_fields() {
     let doc = document();
     for (path, fields) in [
         ("/api/v1/runs", vec!["test_case_id"]),
+        ("/api/v1/groups", vec!["test_case_id"]),
         ("/api/v1/machines", vec!["host", "name", "username"]),
         ("/api/v1/venvs", vec!["machine_id", "name"]),
         ("/api/v1/test-cases", vec!["name"]),
