@@ -3,14 +3,14 @@
 //! list, show and cancel groups. Commands go over NATS; reads go through runledger-readmodel.
 
 use crate::payloads::{env, field, fields};
-use crate::send::command_sender;
+use crate::send::send_accepted;
 use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use runledger_readmodel::groups::{self as group_reads, GroupDetail, GroupFilters};
 use runledger_readmodel::rows::RunRow;
 use runledger_types::command::{CancelGroup, Matrix, StartGroup};
-use runledger_types::{CommandId, GroupId, GroupStatus, MachineId, TestCaseId};
+use runledger_types::{GroupId, GroupStatus, MachineId, TestCaseId};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -186,14 +186,7 @@ fn start_group(args: &StartArgs, group_id: Uuid) -> anyhow::Result<StartGroup> {
 async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<()> {
     let group_id = Uuid::now_v7();
     let command = start_group(&args, group_id)?;
-    let sender = command_sender(settings, Duration::from_secs(10)).await?;
-    let outcome = sender
-        .send(CommandId::new(), &args.actor, &command)
-        .await
-        .context("no outcome: is `runledger serve --components handler` running?")?;
-    if let Some(error) = outcome.error {
-        anyhow::bail!("start_group rejected: {}: {}", error.code, error.message);
-    }
+    send_accepted(settings, &args.actor, &command).await?;
     println!("{group_id}");
     if !(args.wait || args.follow || args.junit_out.is_some()) {
         return Ok(());
@@ -338,18 +331,11 @@ fn member_line(
 }
 
 async fn cancel(settings: &Settings, args: CancelArgs) -> anyhow::Result<()> {
-    let sender = command_sender(settings, Duration::from_secs(10)).await?;
     let command = CancelGroup {
         group_id: GroupId::from(args.group_id),
         reason: args.reason,
     };
-    let outcome = sender
-        .send(CommandId::new(), &args.actor, &command)
-        .await
-        .context("no outcome: is `runledger serve --components handler` running?")?;
-    if let Some(error) = outcome.error {
-        anyhow::bail!("cancel_group rejected: {}: {}", error.code, error.message);
-    }
+    send_accepted(settings, &args.actor, &command).await?;
     println!("cancellation of group {} requested", args.group_id);
     Ok(())
 }

@@ -4,8 +4,8 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::bodies::{RawBody, StartGroupRequest, new_id, object, typed_body};
-use crate::routes::runs::{CancelBody, DEFAULT_LIMIT, Freshness, MAX_LIMIT, cancel_body};
-use crate::routes::{parse_opt, parse_uuid, path_uuid, query, send};
+use crate::routes::runs::{CancelBody, Freshness, cancel_body};
+use crate::routes::{page_limit, parse_opt, parse_uuid, path_uuid, query, send};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -15,9 +15,8 @@ use runledger_readmodel::groups::{self as group_reads, GroupFilters};
 use runledger_readmodel::rows::{GroupRow, RunRow};
 use runledger_types::command::{CancelGroup, StartGroup};
 use runledger_types::{GroupId, GroupStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -228,29 +227,11 @@ pub async fn start(
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
-    Query(params): Query<HashMap<String, String>>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<GroupPage>, ApiError> {
-    let known = [
-        "status",
-        "user",
-        "test_case_id",
-        "since",
-        "until",
-        "limit",
-        "cursor",
-        "min_position",
-    ];
-    if let Some(unknown) = params.keys().find(|key| !known.contains(&key.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "unknown parameter {unknown:?}; known: {}",
-            known.join(", ")
-        )));
-    }
-    let get = |name: &str| params.get(name).map(String::as_str);
-    state
-        .fresh(parse_opt(get("min_position"), "min_position")?)
-        .await?;
-    let statuses = match get("status") {
+    let params = query(params)?;
+    state.fresh(params.min_position).await?;
+    let statuses = match &params.status {
         Some(raw) => raw
             .split(',')
             .map(|status| check_status(status.trim_matches(' ')))
@@ -259,24 +240,35 @@ pub async fn list(
     };
     let filters = GroupFilters {
         statuses,
-        user: get("user").map(str::to_owned),
-        test_case_id: get("test_case_id")
+        user: params.user,
+        test_case_id: params
+            .test_case_id
+            .as_deref()
             .map(|raw| parse_uuid(raw, "test_case_id"))
             .transpose()?,
-        since: parse_opt(get("since"), "since")?,
-        until: parse_opt(get("until"), "until")?,
+        since: parse_opt(params.since.as_deref(), "since")?,
+        until: parse_opt(params.until.as_deref(), "until")?,
     };
-    let limit: i64 = parse_opt(get("limit"), "limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is out of range 1..={MAX_LIMIT}"
-        )));
-    }
-    let page = group_reads::page(&state.pool, &filters, limit, get("cursor")).await?;
+    let limit = page_limit(params.limit)?;
+    let page = group_reads::page(&state.pool, &filters, limit, params.cursor.as_deref()).await?;
     Ok(Json(GroupPage {
         items: page.rows.iter().map(group_view).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Query parameters of `GET /api/v1/groups`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    user: Option<String>,
+    test_case_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+    min_position: Option<i64>,
 }
 
 fn check_status(status: &str) -> Result<GroupStatus, ApiError> {

@@ -8,7 +8,6 @@ use crate::openapi::insights::{
     FlakinessView, FlipView, QuarantineView, TestDetailView, TestPage, TrendView,
 };
 use crate::routes::bodies::{RawBody, object, typed_body};
-use crate::routes::runs::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::routes::{path_uuid, query, send};
 use crate::state::AppState;
 use axum::Json;
@@ -101,7 +100,7 @@ pub async fn list(
         quarantined: params.quarantined,
     };
     let sort = TestSort::parse(params.sort.as_deref()).map_err(ReadModelError::from)?;
-    let limit = limit(params.limit)?;
+    let limit = crate::routes::page_limit(params.limit)?;
     let page = insights::page(&state.pool, &filters, sort, limit, params.cursor.as_deref()).await?;
     Ok(Json(TestPage {
         items: page.rows,
@@ -141,7 +140,7 @@ pub async fn detail(
     let params = query(params)?;
     state.fresh(params.min_position).await?;
     let window = params.window.unwrap_or(FLAKY_WINDOW);
-    let limit = limit(params.limit)?;
+    let limit = crate::routes::page_limit(params.limit)?;
     let found = insights::detail(
         &state.pool,
         test_id,
@@ -230,17 +229,6 @@ pub async fn trend(
         bucket: params.bucket.unwrap_or_else(|| "day".to_owned()),
         points,
     }))
-}
-
-fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
-    let limit = raw.unwrap_or(DEFAULT_LIMIT);
-    if (1..=MAX_LIMIT).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::bad_request(format!(
-            "limit: {limit} is out of range 1..={MAX_LIMIT}"
-        )))
-    }
 }
 
 /// `POST /api/v1/tests/{test_id}/quarantine` `{reason, until?, test_case_id?}`:

@@ -57,6 +57,19 @@ where
     .transpose()
 }
 
+/// A page's `limit`: [`runs::DEFAULT_LIMIT`] when absent, else 1–[`runs::MAX_LIMIT`] or 400.
+pub fn page_limit(raw: Option<i64>) -> Result<i64, ApiError> {
+    let limit = raw.unwrap_or(runs::DEFAULT_LIMIT);
+    if (1..=runs::MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "limit: {limit} is out of range 1..={}",
+            runs::MAX_LIMIT
+        )))
+    }
+}
+
 /// An accepted command: its id and the position of its last event (for `min_position`).
 pub struct Accepted {
     /// The command id.

@@ -129,12 +129,7 @@ pub async fn list(
         until: parse_opt(get("until"), "until")?,
     };
     let sort = Sort::parse(get("sort")).map_err(ReadModelError::from)?;
-    let limit: i64 = parse_opt(get("limit"), "limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is out of range 1..={MAX_LIMIT}"
-        )));
-    }
+    let limit = crate::routes::page_limit(parse_opt(get("limit"), "limit")?)?;
     let page = history::page(&state.pool, &filters, sort, limit, get("cursor")).await?;
     let page = RunPage {
         items: page.rows.iter().map(run_view).collect(),

@@ -56,13 +56,14 @@ pub(crate) fn group_finished(lab: &mut Lab, e: &GroupFinished) {
 /// A run ended. A whole-suite run that gave every test a verdict tells its test case's suite; a
 /// group member's end is recorded in its group.
 pub(crate) fn run_ended(lab: &mut Lab, e: &RunFinished) {
-    let Some(run) = lab.runs.get(&e.run_id) else {
+    // The run has ended: what it reported is needed only here, so it is taken, not copied.
+    let Some(run) = lab.runs.get_mut(&e.run_id) else {
         return;
     };
     let verdict_on_every_test = matches!(e.status, RunStatus::Passed | RunStatus::Failed);
     let whole_suite = run.tests.is_empty() && verdict_on_every_test && !run.reported.is_empty();
     let test_case_id = run.test_case_id;
-    let reported = run.reported.clone();
+    let reported = std::mem::take(&mut run.reported);
     let Some(membership) = run.group.clone() else {
         if whole_suite {
             lab.suites.insert(test_case_id, distinct(&reported));
