@@ -87,6 +87,7 @@ async fn execute<R: Reporter>(
     reporter: &R,
     cancel: &CancellationToken,
 ) -> Executed {
+    let began = std::time::Instant::now();
     // A pytest shard of a group keeps its tests at collection, through a plugin and its plan.
     let shard = job
         .shard
@@ -150,6 +151,10 @@ async fn execute<R: Reporter>(
     if let Err(infra) = prepare(transport, job, &files).await {
         return (classify(&ended_by(infra)), None, None, false);
     }
+    tracing::debug!(
+        elapsed_ms = began.elapsed().as_millis(),
+        "working directory ready"
+    );
     if cancel.is_cancelled() {
         let end = RunEnd {
             cancelled: true,
@@ -205,10 +210,15 @@ async fn execute<R: Reporter>(
         }
     };
     let infra = infra.or_else(|| pumped.lost.as_ref().map(output::LostOutput::infra_error));
+    tracing::debug!(elapsed_ms = began.elapsed().as_millis(), "command ended");
     let (junit, report) = match &job.junit_xml {
         None => (Junit::NotExpected, None),
         Some(path) => fetch_junit(transport, &workdir, path).await,
     };
+    tracing::debug!(
+        elapsed_ms = began.elapsed().as_millis(),
+        "JUnit report read"
+    );
     let exit_code = match exit {
         Some(Exit::Code(code)) => Some(code),
         _ => None,

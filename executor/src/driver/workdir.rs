@@ -5,8 +5,15 @@ use crate::classify::{ErrorCode, InfraError, Junit};
 use crate::junit::{self, JunitReport};
 use crate::render;
 use crate::ssh::RemoteExit;
+use runledger_types::values::Os;
 
 /// Creates the working directory and uploads the files into it.
+///
+/// A first attempt needs no command for that: the upload creates the directory and its parents
+/// over SFTP, which saves starting a shell on the machine for every run (eight runs of a group
+/// start at once, and each shell start competes with their tests' start). A retry first ends
+/// whatever an earlier attempt on this machine left, in one command that also creates the
+/// directory.
 pub(super) async fn prepare(
     transport: &Transport,
     job: &RunJob,
@@ -16,36 +23,49 @@ pub(super) async fn prepare(
         TransportErrorKind::File => ErrorCode::UploadFailed,
         other => other.error_code(),
     };
-    if files.is_empty() && job.after_seq == 0 {
-        // Nothing to upload and nothing left by an earlier attempt: the run script creates
-        // the directory itself.
-        return Ok(());
-    }
-    let mut script = render::prepare_workdir(job.os, job.run_id);
     if job.after_seq > 0 {
         // A retry: an earlier attempt on this machine may have left processes and files.
-        script = format!("{}\n{script}", render::end_leftovers(job.os, job.run_id));
+        let script = format!(
+            "{}\n{}",
+            render::end_leftovers(job.os, job.run_id),
+            render::prepare_workdir(job.os, job.run_id)
+        );
+        end_leftovers(transport, job.os, &script, code_of).await?;
     }
-    let mkdir = render::ssh_exec_line(job.os, &script);
-    match transport.exec_quiet(&mkdir).await {
-        Ok(RemoteExit::Code(0)) => {}
-        Ok(exit) => {
-            return Err(InfraError {
-                code: ErrorCode::UploadFailed,
-                detail: format!("creating the working directory failed: {exit:?}"),
-            });
-        }
-        Err(error) => {
-            return Err(InfraError {
-                code: code_of(error.kind()),
-                detail: format!("creating the working directory failed: {error}"),
-            });
-        }
+    if files.is_empty() {
+        // Nothing to upload: the run script creates the directory itself.
+        return Ok(());
     }
     transport.upload(files).await.map_err(|error| InfraError {
         code: code_of(error.kind()),
         detail: format!("uploading the test case's files failed: {error}"),
     })
+}
+
+/// Runs a retry's `script`: the clean-up of an earlier attempt, and the directory's creation.
+async fn end_leftovers(
+    transport: &Transport,
+    os: Os,
+    script: &str,
+    code_of: impl Fn(TransportErrorKind) -> ErrorCode,
+) -> Result<(), InfraError> {
+    let failed = |detail: String| InfraError {
+        code: ErrorCode::UploadFailed,
+        detail,
+    };
+    match transport
+        .exec_quiet(&render::ssh_exec_line(os, script))
+        .await
+    {
+        Ok(RemoteExit::Code(0)) => Ok(()),
+        Ok(exit) => Err(failed(format!(
+            "creating the working directory failed: {exit:?}"
+        ))),
+        Err(error) => Err(InfraError {
+            code: code_of(error.kind()),
+            detail: format!("creating the working directory failed: {error}"),
+        }),
+    }
 }
 
 pub(super) async fn fetch_junit(
