@@ -7,7 +7,7 @@ use runledger_domain::{Lab, decide, evolve_compact};
 use runledger_store::{AppendBatch, CommandRecord};
 use runledger_types::envelope::CommandMeta;
 use runledger_types::event::CommandRejected;
-use runledger_types::{Event, EventId, NewEvent, Rejection};
+use runledger_types::{Event, EventId, NewEvent, Rejection, RejectionCode};
 
 /// The time events are recorded with, at the log's precision (microseconds), so an event handed
 /// on in memory is identical to the same event read back from Postgres.
@@ -17,7 +17,16 @@ pub(crate) fn now() -> DateTime<Utc> {
 
 /// Decides `items` against `lab` (which is evolved as it goes) into one batch. `now` is both the
 /// time every decision of the round is taken at and the time its events are recorded with.
-pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>) -> AppendBatch {
+///
+/// A decision with an event of more than `max_event_bytes` (as JSON) is refused with
+/// `event_too_large` instead: the relay could never publish it, and every event after it would
+/// wait behind it.
+pub(crate) fn decide_round(
+    lab: &mut Lab,
+    items: &[&Inbound],
+    now: DateTime<Utc>,
+    max_event_bytes: usize,
+) -> AppendBatch {
     let mut batch = AppendBatch {
         expected_head: Some(lab.position()),
         ..AppendBatch::default()
@@ -28,7 +37,9 @@ pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>
         let span = tracing::debug_span!("command", command_id = %meta.command_id, command_type = %meta.command_type, actor = %meta.actor, %correlation_id);
         let _entered = span.enter();
         match &item.command {
-            Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command, now) {
+            Ok(prepared) => match decide(lab, &prepared.meta.actor, &prepared.command, now)
+                .and_then(|events| fitting(events, max_event_bytes))
+            {
                 Ok(events) => record(lab, &mut batch, &prepared.meta, events, None, now),
                 Err(rejection) => reject(lab, &mut batch, &prepared.meta, rejection, now),
             },
@@ -42,6 +53,42 @@ pub(crate) fn decide_round(lab: &mut Lab, items: &[&Inbound], now: DateTime<Utc>
         }
     }
     batch
+}
+
+/// Room left in a NATS message for what the relay adds to an event's JSON: the envelope of the
+/// log record (ids, stream, positions, time, actor) and the message's headers.
+pub(crate) const ENVELOPE_BYTES: usize = 4 * 1024;
+
+/// The largest event (as JSON) that one message of the event stream carries, for a server
+/// whose `max_payload` is `max_payload` (0, unknown: NATS's default of 1 MiB).
+pub(crate) fn max_event_bytes(max_payload: usize) -> usize {
+    let max_payload = if max_payload == 0 {
+        1024 * 1024
+    } else {
+        max_payload
+    };
+    max_payload.saturating_sub(ENVELOPE_BYTES)
+}
+
+/// `events` if each fits in one message of the event stream; else `event_too_large`, naming
+/// the first that does not.
+fn fitting(events: Vec<Event>, max_event_bytes: usize) -> Result<Vec<Event>, Rejection> {
+    let Some((event, bytes)) = events
+        .iter()
+        .map(|event| (event, event.json_len()))
+        .find(|(_, bytes)| *bytes > max_event_bytes)
+    else {
+        return Ok(events);
+    };
+    Err(Rejection::new(
+        RejectionCode::EventTooLarge,
+        format!(
+            "the command would record a `{}` event of {bytes} bytes, and one message of the \
+             event stream carries at most {max_event_bytes} (the NATS server's max_payload less \
+             the envelope): nothing was recorded",
+            event.event_type()
+        ),
+    ))
 }
 
 /// Records a refusal: a `command_rejected` event in the command's own stream.
@@ -101,4 +148,40 @@ fn record(
         events: start..batch.events.len(),
         rejection,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runledger_types::CommandId;
+    use runledger_types::event::CommandRejected;
+
+    fn rejected_event(message_bytes: usize) -> Event {
+        Event::CommandRejected(CommandRejected {
+            command_id: CommandId::new(),
+            command_type: "start_run".into(),
+            error: Rejection::new(RejectionCode::UnknownTestCase, "x".repeat(message_bytes)),
+        })
+    }
+
+    #[test]
+    fn the_limit_leaves_room_for_the_envelope() {
+        assert_eq!(max_event_bytes(1024 * 1024), 1024 * 1024 - ENVELOPE_BYTES);
+        assert_eq!(max_event_bytes(0), 1024 * 1024 - ENVELOPE_BYTES);
+        assert_eq!(max_event_bytes(100), 0);
+    }
+
+    #[test]
+    fn a_decision_with_an_event_past_the_limit_is_refused_whole() {
+        let small = rejected_event(10);
+        let limit = small.json_len() + 100;
+        assert_eq!(fitting(vec![small.clone()], limit), Ok(vec![small.clone()]));
+        let refused = fitting(vec![small, rejected_event(200)], limit).unwrap_err();
+        assert_eq!(refused.code, RejectionCode::EventTooLarge);
+        assert!(
+            refused.message.contains("`command_rejected` event of"),
+            "{}",
+            refused.message
+        );
+    }
 }

@@ -167,7 +167,8 @@ impl Intake {
     }
 
     async fn commit_group(&mut self, items: &[&Inbound]) -> Result<Vec<Outcome>, GroupError> {
-        self.append_with(|lab| decide_round(lab, items, now()))
+        let max_event_bytes = self.handler.max_event_bytes();
+        self.append_with(|lab| decide_round(lab, items, now(), max_event_bytes))
             .await
     }
 

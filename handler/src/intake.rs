@@ -74,6 +74,14 @@ pub struct Handler {
     pub stats: Arc<HandlerStats>,
 }
 
+impl Handler {
+    /// The largest event (as JSON) the NATS server this handler is connected to carries in one
+    /// message; a decision with a larger one is refused (`event_too_large`).
+    pub(crate) fn max_event_bytes(&self) -> usize {
+        crate::decide::max_event_bytes(self.nats.server_info().max_payload)
+    }
+}
+
 /// Why the handler stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {

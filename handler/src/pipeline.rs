@@ -64,7 +64,13 @@ impl Intake {
             return None;
         }
         let lab_before = self.lab.clone();
-        let batch = decide_round(&mut self.lab, &fresh(&inbound, &HashMap::new()), now());
+        let max_event_bytes = self.handler.max_event_bytes();
+        let batch = decide_round(
+            &mut self.lab,
+            &fresh(&inbound, &HashMap::new()),
+            now(),
+            max_event_bytes,
+        );
         self.lab
             .set_position(lab_before.position() + batch.events.len() as i64);
         let store = self.handler.store.clone();

@@ -137,6 +137,17 @@ impl Event {
         }
     }
 
+    /// How many bytes the event takes as JSON (`{"type": …, "data": …}`, a little more than its
+    /// `data` alone): what decides whether it fits in one message of the event stream. An event
+    /// that does not serialise counts as `usize::MAX`.
+    pub fn json_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        match serde_json::to_writer(&mut counter, self) {
+            Ok(()) => counter.0,
+            Err(_) => usize::MAX,
+        }
+    }
+
     /// The event's `data` as JSON text, as stored in the log and published.
     pub fn data_json(&self) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
         match self {
@@ -679,6 +690,20 @@ pub struct CommandRejected {
     pub error: Rejection,
 }
 
+/// Counts the bytes written to it, and keeps none.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,6 +732,9 @@ mod tests {
             event
         );
         assert!(Event::from_raw_parts("no_such_event", "{}").is_err());
+        let whole = serde_json::to_vec(&event).expect("serialises").len();
+        assert_eq!(event.json_len(), whole);
+        assert!(event.json_len() > raw.get().len());
         assert!(event.stream_id().as_str().starts_with("command-"));
     }
 }

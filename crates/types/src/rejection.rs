@@ -73,6 +73,7 @@ codes! {
     GroupMemberExists => "group_member_exists": "A member run's id, derived from the group's, is taken.",
     NoTestHistory => "no_test_history": "A sharded group needs the tests of its test case: no run of it reported any yet.",
     NotAGroupTestCase => "not_a_group_test_case": "Jenkins test cases run whole; they cannot be split or run as a matrix.",
+    EventTooLarge => "event_too_large": "An event the command decided would not fit in one message of the event stream (NATS `max_payload`).",
     StorageError => "storage_error": "The command's events could not be stored.",
 }
 
