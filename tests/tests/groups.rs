@@ -82,6 +82,20 @@ def test_slow_b():
     time.sleep(120)
 ";
 
+/// Tests in [`large_suite`].
+const LARGE_TESTS: usize = 3_000;
+
+/// A suite of [`LARGE_TESTS`] instant tests with long names: about 240 KB of node ids.
+fn large_suite() -> String {
+    let mut text = String::new();
+    for i in 0..LARGE_TESTS {
+        text.push_str(&format!(
+            "def test_a_rather_long_and_descriptive_name_of_a_test_number_{i:05}():\n    pass\n\n"
+        ));
+    }
+    text
+}
+
 fn cli(lab: &TestLab, args: &[&str]) -> Command {
     let mut command = lab.runledger(runledger_binary());
     command
@@ -381,6 +395,50 @@ async fn groups_split_a_suite_run_a_matrix_and_cancel_over_ssh() {
     let report = std::fs::read_to_string(&one_path).unwrap();
     assert_eq!(testcases(&report), ["test_only"], "{report}");
     assert_eq!(report.matches("<testsuite ").count(), 3, "{report}");
+
+    // A large suite: each shard's tests take more than a run's selection may carry (100 KiB of
+    // names); the shards read them from the split, recorded in parts, and run each test once.
+    let large = define(&lab, "large", &large_suite(), json!({})).await;
+    let whole = cli(&lab, &["run", "start", &large.to_string(), "--wait"])
+        .output()
+        .await
+        .unwrap();
+    assert!(whole.status.success(), "{whole:?}");
+    let large_path = dir.join("large.xml");
+    let split = cli(
+        &lab,
+        &[
+            "group",
+            "start",
+            &large.to_string(),
+            "--shards",
+            "2",
+            "--junit-out",
+        ],
+    )
+    .arg(&large_path)
+    .output()
+    .await
+    .unwrap();
+    assert!(split.status.success(), "{split:?}");
+    let group_id = String::from_utf8(split.stdout).unwrap().trim().to_owned();
+    let shown = show_group(&lab, &group_id).await;
+    for planned in shown["group"]["plan"].as_array().unwrap() {
+        let names: usize = planned["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().len() + "tests/test_suite.py::".len() + 1)
+            .sum();
+        assert!(
+            names > 100 * 1024,
+            "{names} bytes of node ids in a shard: {shown}"
+        );
+    }
+    let report = std::fs::read_to_string(&large_path).unwrap();
+    let names: BTreeSet<String> = testcases(&report).into_iter().collect();
+    assert_eq!(names.len(), LARGE_TESTS, "every test once");
+    assert_eq!(testcases(&report).len(), LARGE_TESTS, "no test twice");
 
     // Cancelling a group of long tests ends every member and frees every venv.
     let slow_case = define(&lab, "slow", SLOW_SUITE, json!({})).await;

@@ -128,26 +128,21 @@ async fn a_deleted_events_stream_is_created_again_and_refilled_from_the_log() {
     lab.cleanup().await;
 }
 
-/// A decision with an event too large for one NATS message (a sharded group of a suite of
-/// 14,000 tests: its plan names every test) is refused with `event_too_large`, and the relay,
-/// which could never publish such an event, goes on publishing what follows.
-#[tokio::test]
-async fn a_decision_too_large_for_one_message_is_refused_and_the_relay_goes_on() {
-    const ADMIN: &str = "admin";
-    const EXECUTOR: &str = "executor:history";
-    let lab = TestLab::create().await;
-    let handler = lab.start_handler().await;
-    let client = lab.client();
+const ADMIN: &str = "admin";
+const HISTORY: &str = "executor:history";
+
+/// A test case running `command`, whose suite of 14,000 tests (1.5 MB of names) is known from a
+/// whole run reported as an executor reports a large one: in parts. Returns the test case and
+/// the machine of that run.
+async fn large_suite(client: &CommandClient, command: &str) -> (uuid::Uuid, uuid::Uuid) {
     let accepted = |outcome: runledger_types::Outcome| assert!(outcome.accepted, "{outcome:?}");
-    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
-    accepted(client.send("register_user", "bootstrap", user).await);
     let test_case_id = uuid::Uuid::now_v7();
-    let test_case = json!({"test_case_id": test_case_id, "name": "large suite",
-                           "command": "pytest -q --junitxml=junit.xml", "junit_xml": "junit.xml"});
+    let test_case = json!({"test_case_id": test_case_id, "name": format!("large {command}"),
+                           "command": command, "junit_xml": "junit.xml"});
     accepted(client.send("define_test_case", ADMIN, test_case).await);
     let machine_id = uuid::Uuid::now_v7();
-    let machine = json!({"machine_id": machine_id, "name": "history", "host": "local",
-                         "username": "runner"});
+    let machine = json!({"machine_id": machine_id, "name": format!("history {machine_id}"),
+                         "host": "local", "username": "runner"});
     accepted(client.send("register_machine", ADMIN, machine).await);
     let venv_id = uuid::Uuid::now_v7();
     let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "history"});
@@ -155,15 +150,14 @@ async fn a_decision_too_large_for_one_message_is_refused_and_the_relay_goes_on()
     let provisioned = json!({"venv_id": venv_id});
     accepted(
         client
-            .send("report_venv_provisioned", EXECUTOR, provisioned)
+            .send("report_venv_provisioned", HISTORY, provisioned)
             .await,
     );
     let run_id = uuid::Uuid::now_v7();
     let start = json!({"run_id": run_id, "test_case_id": test_case_id, "venv_id": venv_id});
     accepted(client.send("start_run", ADMIN, start).await);
     let started = json!({"run_id": run_id});
-    accepted(client.send("report_run_started", EXECUTOR, started).await);
-    // The whole suite's results, in parts of 2,000 as an executor sends a large report.
+    accepted(client.send("report_run_started", HISTORY, started).await);
     let tests: Vec<_> = (0..14_000)
         .map(|i| {
             json!({"classname": "tests.test_suite_module_with_a_long_name",
@@ -173,27 +167,62 @@ async fn a_decision_too_large_for_one_message_is_refused_and_the_relay_goes_on()
         .collect();
     for (part, chunk) in tests.chunks(2_000).enumerate() {
         let report = json!({"run_id": run_id, "part": part + 1, "tests": chunk});
-        accepted(client.send("report_run_tests", EXECUTOR, report).await);
+        accepted(client.send("report_run_tests", HISTORY, report).await);
     }
     let summary = json!({"passed": tests.len(), "failed": 0, "skipped": 0, "errors": 0});
     let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0,
                           "summary": summary});
-    accepted(client.send("report_run_finished", EXECUTOR, finished).await);
+    accepted(client.send("report_run_finished", HISTORY, finished).await);
+    (test_case_id, machine_id)
+}
 
-    let group = json!({"group_id": uuid::Uuid::now_v7(), "test_case_id": test_case_id,
-                       "shards": 4});
+/// A large suite's split is recorded in parts that each fit one NATS message; a decision that
+/// would still record an event too large for one (the single shard of a command other than
+/// pytest names all 14,000 tests in its `run_requested`) is refused with `event_too_large`; and
+/// the relay, which could never publish such an event, goes on publishing what follows.
+#[tokio::test]
+async fn large_splits_go_in_parts_and_an_event_too_large_for_one_message_is_refused() {
+    let lab = TestLab::create().await;
+    let handler = lab.start_handler().await;
+    let client = lab.client();
+    let user = json!({"username": ADMIN, "role": "admin", "password": "admin-password"});
+    assert!(
+        client
+            .send("register_user", "bootstrap", user)
+            .await
+            .accepted
+    );
+
+    let (pytest, machine_id) = large_suite(&client, "pytest -q --junitxml=junit.xml").await;
+    // On the history's machine: its members wait there, not for the next suite's venv.
+    let group = json!({"group_id": uuid::Uuid::now_v7(), "test_case_id": pytest, "shards": 4,
+                       "machine_id": machine_id});
+    let outcome = client.send("start_group", ADMIN, group).await;
+    assert!(outcome.accepted, "{outcome:?}");
+    let parts = outcome
+        .events
+        .iter()
+        .filter(|e| e.event_type == "group_tests_planned")
+        .count();
+    assert!(
+        parts >= 6,
+        "1.5 MB of names in parts of at most 256 KiB: {parts}"
+    );
+
+    let (other, _) = large_suite(&client, "make test").await;
+    let group = json!({"group_id": uuid::Uuid::now_v7(), "test_case_id": other, "shards": 1});
     let refused = client.send("start_group", ADMIN, group).await;
     let error = refused.error.expect("refused");
     assert_eq!(error.code.as_str(), "event_too_large", "{error:?}");
     assert!(
-        error.message.contains("`group_started`"),
+        error.message.contains("`run_requested`"),
         "{}",
         error.message
     );
 
-    // What follows is recorded and published: the refusal did not wedge the relay.
+    // What follows is recorded and published: nothing wedged the relay.
     let user = json!({"username": "after", "role": "member", "password": "member-password"});
-    accepted(client.send("register_user", ADMIN, user).await);
+    assert!(client.send("register_user", ADMIN, user).await.accepted);
     let head = lab.store.head().await.unwrap();
     eventually(
         Duration::from_secs(20),

@@ -61,6 +61,7 @@ pub fn evolve(lab: &mut Lab, event: &Event) {
             lab.quarantines.remove(&e.test_id);
         }
         Event::GroupStarted(e) => groups::fold::group_started(lab, e),
+        Event::GroupTestsPlanned(e) => groups::fold::group_tests_planned(lab, e),
         Event::GroupCancelRequested(e) => groups::fold::group_cancel_requested(lab, e),
         Event::GroupFinished(e) => groups::fold::group_finished(lab, e),
         other => {

@@ -55,6 +55,7 @@ pub enum Event {
     TestQuarantined(TestQuarantined),
     TestReleased(TestReleased),
     GroupStarted(GroupStarted),
+    GroupTestsPlanned(GroupTestsPlanned),
     GroupCancelRequested(GroupCancelRequested),
     GroupFinished(GroupFinished),
 }
@@ -94,6 +95,7 @@ impl Event {
             Self::TestQuarantined(e) => StreamId::new(S::Test, e.test_id),
             Self::TestReleased(e) => StreamId::new(S::Test, e.test_id),
             Self::GroupStarted(e) => StreamId::new(S::Group, e.group_id),
+            Self::GroupTestsPlanned(e) => StreamId::new(S::Group, e.group_id),
             Self::GroupCancelRequested(e) => StreamId::new(S::Group, e.group_id),
             Self::GroupFinished(e) => StreamId::new(S::Group, e.group_id),
         }
@@ -132,6 +134,7 @@ impl Event {
             Self::TestQuarantined(_) => "test_quarantined",
             Self::TestReleased(_) => "test_released",
             Self::GroupStarted(_) => "group_started",
+            Self::GroupTestsPlanned(_) => "group_tests_planned",
             Self::GroupCancelRequested(_) => "group_cancel_requested",
             Self::GroupFinished(_) => "group_finished",
         }
@@ -141,11 +144,7 @@ impl Event {
     /// `data` alone): what decides whether it fits in one message of the event stream. An event
     /// that does not serialise counts as `usize::MAX`.
     pub fn json_len(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        match serde_json::to_writer(&mut counter, self) {
-            Ok(()) => counter.0,
-            Err(_) => usize::MAX,
-        }
+        json_len(self)
     }
 
     /// The event's `data` as JSON text, as stored in the log and published.
@@ -181,6 +180,7 @@ impl Event {
             Self::TestQuarantined(data) => serde_json::value::to_raw_value(data),
             Self::TestReleased(data) => serde_json::value::to_raw_value(data),
             Self::GroupStarted(data) => serde_json::value::to_raw_value(data),
+            Self::GroupTestsPlanned(data) => serde_json::value::to_raw_value(data),
             Self::GroupCancelRequested(data) => serde_json::value::to_raw_value(data),
             Self::GroupFinished(data) => serde_json::value::to_raw_value(data),
         }
@@ -228,6 +228,7 @@ impl Event {
             "test_quarantined" => TestQuarantined,
             "test_released" => TestReleased,
             "group_started" => GroupStarted,
+            "group_tests_planned" => GroupTestsPlanned,
             "group_cancel_requested" => GroupCancelRequested,
             "group_finished" => GroupFinished,
         }
@@ -612,7 +613,9 @@ pub struct GroupMemberPlan {
     pub shard: u32,
     /// The member run.
     pub run_id: RunId,
-    /// A shard's tests (empty for a matrix member: the whole suite).
+    /// A shard's tests, in `group_started` events recorded before `group_tests_planned`
+    /// existed; since, always empty here: they follow in `group_tests_planned` parts. (Empty
+    /// for a matrix member: the whole suite.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<SelectedTest>,
     /// The sum of its tests' expected durations (shards only).
@@ -658,6 +661,23 @@ fn is_zero(count: &u32) -> bool {
     *count == 0
 }
 
+/// `group_tests_planned`: a part of one member's tests in a sharded group's split, recorded
+/// right after `group_started` in the same decision. The split of a large suite does not fit
+/// one event, so each member's tests are recorded in parts of at most
+/// [`MAX_PLANNED_TESTS_BYTES`] (as JSON); a member's tests are its parts' tests, in order.
+/// (`group_started` events recorded before this event existed hold the tests themselves.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct GroupTestsPlanned {
+    pub group_id: GroupId,
+    pub shard: u32,
+    pub tests: Vec<SelectedTest>,
+}
+
+/// The most a `group_tests_planned` event's tests take as JSON: a quarter of NATS's default
+/// message size, so the part fits one message of the event stream with room to spare.
+pub const MAX_PLANNED_TESTS_BYTES: usize = 256 * 1024;
+
 /// `group_cancel_requested`: `cancel_group` was decided; the members' cancellations follow in
 /// the same decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -688,6 +708,16 @@ pub struct CommandRejected {
     #[serde(rename = "type")]
     pub command_type: String,
     pub error: Rejection,
+}
+
+/// How many bytes `value` takes as JSON, counted without keeping them; `usize::MAX` for a value
+/// that does not serialise.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let mut counter = ByteCounter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Counts the bytes written to it, and keeps none.

@@ -25,6 +25,7 @@ pub fn groups() -> InventoryFold<GroupRow> {
         RowCache::new(&GROUPS_TABLES[0], CAPACITY),
         |event| match event {
             Event::GroupStarted(e) => Some((e.group_id.0, true)),
+            Event::GroupTestsPlanned(e) => Some((e.group_id.0, false)),
             Event::GroupCancelRequested(e) => Some((e.group_id.0, false)),
             Event::GroupFinished(e) => Some((e.group_id.0, false)),
             _ => None,
@@ -43,6 +44,22 @@ fn fold_group(rows: &mut RowCache<GroupRow>, fact: &Fact) {
     };
     match &fact.event {
         Event::GroupStarted(e) => rows.create(started(fact, e)),
+        // The row's plan holds each member's tests, as `group_started` once held them itself.
+        Event::GroupTestsPlanned(e) => touch(rows, e.group_id.0, &|row| {
+            let member = row
+                .plan
+                .as_array_mut()
+                .and_then(|members| members.get_mut(e.shard as usize))
+                .and_then(|member| member.as_object_mut());
+            if let Some(member) = member {
+                let tests = member
+                    .entry("tests")
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let Some(tests) = tests.as_array_mut() {
+                    tests.extend(e.tests.iter().map(json));
+                }
+            }
+        }),
         Event::GroupCancelRequested(e) => touch(rows, e.group_id.0, &|row| {
             row.cancel_requested = true;
             row.cancel_reason.clone_from(&e.reason);

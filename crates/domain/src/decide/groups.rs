@@ -9,6 +9,7 @@ use super::runs::{MAX_QUEUED_RUNS_PER_ACTOR, cancel_run, check_run_env};
 use super::{live_machine, reject, require_test_case};
 use crate::authz::{Principal, forbidden, principal};
 use crate::evolve;
+use crate::groups::parts::planned_parts;
 use crate::groups::split::{
     TestToSplit, ideal_makespan_ms, split_by_duration, unknown_expectation,
 };
@@ -184,8 +185,13 @@ fn matrix_plan(command: &StartGroup, combinations: Vec<Combination>) -> Plan {
     }
 }
 
-/// The events of the plan: each member is requested and placed on the state the earlier ones
-/// left, so two members never lease the same venv.
+/// The events of the plan: `group_started`, each member's tests in `group_tests_planned` parts
+/// (a large suite's split does not fit one event), then each member requested and placed on the
+/// state the earlier ones left, so two members never lease the same venv.
+///
+/// A pytest shard's `run_requested` names no tests: its pytest reads them from the split, so
+/// the run carries no selection (which would also be limited in size). Other shards carry their
+/// tests, which they are given in `RUNLEDGER_TESTS`.
 fn request_members(
     lab: &Lab,
     actor: &Actor,
@@ -200,14 +206,29 @@ fn request_members(
         machine_id: command.machine_id,
         labels: command.labels.clone(),
         env: command.env.clone(),
-        members: plan.members.clone(),
+        members: plan
+            .members
+            .iter()
+            .map(|member| GroupMemberPlan {
+                tests: Vec::new(),
+                ..member.clone()
+            })
+            .collect(),
         unknown_tests: plan.unknown_tests,
         ideal_ms: plan.ideal_ms,
         unknown_ms: plan.unknown_ms,
     });
+    let pytest_shards = plan.unknown_ms.is_some();
     let mut scratch = lab.clone();
     evolve(&mut scratch, &started);
     let mut events = vec![started];
+    for member in &plan.members {
+        for part in planned_parts(command.group_id, member.shard, &member.tests) {
+            let part = Event::GroupTestsPlanned(part);
+            evolve(&mut scratch, &part);
+            events.push(part);
+        }
+    }
     for member in plan.members {
         let combination = member.combination.clone().unwrap_or_default();
         let mut labels = command.labels.clone();
@@ -223,7 +244,11 @@ fn request_members(
             venv_id: None,
             env,
             rerun_of: None,
-            tests: member.tests,
+            tests: if pytest_shards {
+                Vec::new()
+            } else {
+                member.tests
+            },
             python: combination.python.clone(),
             group: Some(GroupMembership {
                 group_id: command.group_id,

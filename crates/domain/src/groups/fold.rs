@@ -2,7 +2,7 @@
 
 use crate::state::{GroupState, Lab, ShardSplit, distinct};
 use runledger_types::event::{
-    GroupCancelRequested, GroupFinished, GroupKind, GroupStarted, RunFinished,
+    GroupCancelRequested, GroupFinished, GroupKind, GroupStarted, GroupTestsPlanned, RunFinished,
 };
 use runledger_types::{GroupStatus, RunId, RunStatus, TestSummary};
 use std::sync::Arc;
@@ -31,6 +31,21 @@ pub(crate) fn group_started(lab: &mut Lab, e: &GroupStarted) {
         reported: Vec::new(),
     };
     lab.groups.insert(e.group_id, group);
+}
+
+/// A part of a member's tests joins the split its shards read (a group of a command other than
+/// pytest keeps no split: its members' runs carry their tests).
+pub(crate) fn group_tests_planned(lab: &mut Lab, e: &GroupTestsPlanned) {
+    let Some(split) = lab
+        .groups
+        .get_mut(&e.group_id)
+        .and_then(|group| group.split.as_mut())
+    else {
+        return;
+    };
+    if let Some(tests) = Arc::make_mut(split).tests.get_mut(e.shard as usize) {
+        tests.extend(e.tests.iter().cloned());
+    }
 }
 
 pub(crate) fn group_cancel_requested(lab: &mut Lab, e: &GroupCancelRequested) {

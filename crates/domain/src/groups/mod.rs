@@ -4,6 +4,7 @@
 //! lab ([`fold`]). The decisions are in `decide::groups`.
 
 pub(crate) mod fold;
+pub mod parts;
 pub mod split;
 pub mod verdict;
 

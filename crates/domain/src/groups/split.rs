@@ -3,12 +3,18 @@
 //! Longest first, each test goes onto the shard with the least predicted time so far (LPT,
 //! Graham 1969: within 4/3 of the best possible split). A test never seen before is expected to
 //! take the median of the known tests' durations (1 s when none is known), so a brand-new suite
-//! still splits evenly by count. Ties break by name, so the same history gives the same split.
+//! still splits evenly by count. Every test is expected to take at least [`MIN_EXPECTED_MS`], so
+//! thousands of tests JUnit timed at 0 ms are spread by count instead of piling onto one shard.
+//! Ties break by name, so the same history gives the same split.
 
 use std::cmp::Reverse;
 
 /// Expected duration of a test when no test of the suite has a known one.
 pub const UNKNOWN_DEFAULT_MS: u64 = 1_000;
+
+/// The least a test is expected to take: JUnit reports sub-millisecond tests as 0 ms, yet each
+/// still costs its runner something (pytest's own work per test is about a millisecond).
+pub const MIN_EXPECTED_MS: u64 = 1;
 
 /// A test to place: its name and what its history says it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,7 @@ pub fn unknown_expectation(tests: &[TestToSplit]) -> u64 {
         .get(known.len() / 2)
         .copied()
         .unwrap_or(UNKNOWN_DEFAULT_MS)
+        .max(MIN_EXPECTED_MS)
 }
 
 /// The naive split a benchmark compares with: equal test counts per shard, in name order.
@@ -96,12 +103,13 @@ pub fn ideal_makespan_ms(durations_ms: &[u64], shards: usize) -> u64 {
     total.div_ceil(shards.max(1) as u64).max(longest)
 }
 
-/// Each test's expected duration: its p50, or the median of the known ones.
+/// Each test's expected duration: its p50 (at least [`MIN_EXPECTED_MS`]), or the median of the
+/// known ones.
 fn expectations(tests: &[TestToSplit]) -> Vec<u64> {
     let unknown = unknown_expectation(tests);
     tests
         .iter()
-        .map(|test| test.p50_ms.unwrap_or(unknown))
+        .map(|test| test.p50_ms.map_or(unknown, |ms| ms.max(MIN_EXPECTED_MS)))
         .collect()
 }
 
@@ -119,6 +127,23 @@ mod tests {
 
     fn names(shard: &Shard) -> Vec<&str> {
         shard.tests.iter().map(|(_, name)| name.as_str()).collect()
+    }
+
+    #[test]
+    fn tests_timed_at_zero_spread_by_count() {
+        let mut tests: Vec<TestToSplit> = (0..100)
+            .map(|i| test(&format!("t{i:03}"), Some(0)))
+            .collect();
+        tests.push(test("slow", Some(23)));
+        let shards = split_by_duration(&tests, 2);
+        assert_eq!(names(&shards[0])[0], "slow");
+        // 23 ms of the slow test against 100 instant ones at 1 ms each: 23 of them even the
+        // shards out, the other 77 alternate.
+        assert_eq!(shards[0].tests.len(), 1 + 39);
+        assert_eq!(shards[1].tests.len(), 23 + 38);
+        assert_eq!(shards[0].predicted_ms, 23 + 39);
+        assert_eq!(shards[1].predicted_ms, 23 + 38);
+        assert_eq!(unknown_expectation(&tests), MIN_EXPECTED_MS);
     }
 
     #[test]

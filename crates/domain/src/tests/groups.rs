@@ -89,6 +89,18 @@ fn group_started(events: &[Event]) -> &GroupStarted {
     }
 }
 
+/// Each member's tests as the decision's `group_tests_planned` parts give them, by shard.
+fn planned(events: &[Event]) -> Vec<Vec<SelectedTest>> {
+    let members = group_started(events).members.len();
+    let mut tests = vec![Vec::new(); members];
+    for event in events {
+        if let Event::GroupTestsPlanned(part) = event {
+            tests[part.shard as usize].extend(part.tests.iter().cloned());
+        }
+    }
+    tests
+}
+
 /// Replays `events` the way a long-running handler keeps them.
 fn fold(lab: &mut Lab, events: &[Event]) {
     for event in events {
@@ -102,16 +114,25 @@ fn a_sharded_group_splits_the_suite_by_past_durations_and_places_each_member() {
     let started = group_started(&events);
     assert_eq!(started.kind, GroupKind::Shards);
     assert_eq!(started.members.len(), 2);
-    assert_eq!(names(&started.members[0].tests), ["a", "d"]);
+    // The tests are recorded in parts after `group_started`, which holds the predictions.
+    assert!(started.members.iter().all(|m| m.tests.is_empty()));
+    let planned = planned(&events);
+    assert_eq!(names(&planned[0]), ["a", "d"]);
     assert_eq!(started.members[0].predicted_ms, Some(11_000));
-    assert_eq!(names(&started.members[1].tests), ["b", "c"]);
+    assert_eq!(names(&planned[1]), ["b", "c"]);
     assert_eq!(started.members[1].predicted_ms, Some(10_000));
+    let split = lab
+        .group(&g(1))
+        .and_then(|g| g.split.clone())
+        .expect("split");
+    assert_eq!(split.tests, planned);
     assert_eq!(started.ideal_ms, Some(10_500));
     for (shard, member) in started.members.iter().enumerate() {
         assert_eq!(member.run_id, member_run_id(g(1), shard as u32));
         let run = lab.run(&member.run_id).expect("member requested");
         assert_eq!(run.phase, RunPhase::Assigned);
-        assert_eq!(run.tests, member.tests);
+        // A pytest shard's pytest reads its tests from the split: its run selects none.
+        assert!(run.tests.is_empty());
         let membership = run.group.as_ref().expect("membership");
         assert_eq!(
             (membership.group_id, membership.shard),
@@ -156,13 +177,18 @@ fn a_suite_never_run_whole_splits_at_collection_only_under_pytest() {
 
 #[test]
 fn a_shard_left_without_tests_is_dropped_unless_pytest_may_give_it_some() {
-    let (events, _) = given(&with_command(suite_known(), "make test"))
+    let (events, lab) = given(&with_command(suite_known(), "make test"))
         .when(MEMBER, shards(g(1), 8))
         .events();
     let started = group_started(&events);
     assert_eq!(started.members.len(), 4, "four tests, four shards");
-    assert!(started.members.iter().all(|m| m.tests.len() == 1));
+    let planned = planned(&events);
+    assert!(planned.iter().all(|tests| tests.len() == 1));
     assert_eq!(started.unknown_ms, None);
+    // Other commands' shards carry their tests, which they are given in `RUNLEDGER_TESTS`.
+    for (member, tests) in started.members.iter().zip(&planned) {
+        assert_eq!(&lab.run(&member.run_id).expect("requested").tests, tests);
+    }
     let (events, _) = given(&suite_known()).when(MEMBER, shards(g(1), 8)).events();
     let started = group_started(&events);
     assert_eq!(started.members.len(), 8);
