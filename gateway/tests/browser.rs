@@ -477,16 +477,24 @@ async fn report_finished(client: &CommandClient, executor: &str, run_id: Uuid, t
         .await;
 }
 
-/// The `tests` a member run was asked to run (its `run_requested`).
+/// The tests a member run was given: its shard's `group_tests_planned` parts, in order.
 async fn member_tests(lab: &TestLab, run_id: Uuid) -> Vec<Value> {
-    let requested: Value = runledger_test_support::sqlx::query_scalar(
-        "SELECT data FROM events WHERE type = 'run_requested' AND data->>'run_id' = $1",
+    let parts: Vec<Value> = runledger_test_support::sqlx::query_scalar(
+        "SELECT part.data->'tests' FROM events member JOIN events part \
+           ON part.type = 'group_tests_planned' \
+          AND part.data->>'group_id' = member.data->'group'->>'group_id' \
+          AND part.data->'shard' = member.data->'group'->'shard' \
+         WHERE member.type = 'run_requested' AND member.data->>'run_id' = $1 \
+         ORDER BY part.position",
     )
     .bind(run_id.to_string())
-    .fetch_one(&lab.db.pool)
+    .fetch_all(&lab.db.pool)
     .await
     .unwrap();
-    requested["tests"].as_array().unwrap().clone()
+    parts
+        .into_iter()
+        .flat_map(|tests| tests.as_array().cloned().unwrap_or_default())
+        .collect()
 }
 
 /// Starts a group through the API and reads its members once the read models have them.
@@ -784,12 +792,13 @@ async fn groups_show_their_timeline_matrix_and_merged_tests_and_cancel_from_the_
     })
     .await;
     assert!(facts.contains("shard 1"), "{facts}");
-    web.find(Locator::Css("#run-group a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // The page redraws on live changes: a link found just before a redraw is gone when
+    // clicked, so the click is retried on the link as it is now.
+    eventually(WAIT, "the group link clicked", || async {
+        let link = web.find(Locator::Css("#run-group a")).await.ok()?;
+        link.click().await.ok()
+    })
+    .await;
     eventually(WAIT, "back on the group's page", || async {
         (statuses(&web, "#group-gantt .gantt-row").await.len() == 3).then_some(())
     })

@@ -2,7 +2,7 @@
 //! position, with no gap or duplicate across a graceful restart and a crash.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use runledger_test_support::{CommandClient, TestLab, eventually};
+use runledger_test_support::{CommandClient, TestLab, eventually, suite_history};
 use runledger_types::{CommandId, EventRecord};
 use serde_json::json;
 use std::time::Duration;
@@ -132,32 +132,12 @@ const ADMIN: &str = "admin";
 const HISTORY: &str = "executor:history";
 
 /// A test case running `command`, whose suite of 14,000 tests (1.5 MB of names) is known from a
-/// whole run reported as an executor reports a large one: in parts. Returns the test case and
-/// the machine of that run.
+/// whole run. Returns the test case and the machine of that run.
 async fn large_suite(client: &CommandClient, command: &str) -> (uuid::Uuid, uuid::Uuid) {
-    let accepted = |outcome: runledger_types::Outcome| assert!(outcome.accepted, "{outcome:?}");
     let test_case_id = uuid::Uuid::now_v7();
     let test_case = json!({"test_case_id": test_case_id, "name": format!("large {command}"),
                            "command": command, "junit_xml": "junit.xml"});
-    accepted(client.send("define_test_case", ADMIN, test_case).await);
-    let machine_id = uuid::Uuid::now_v7();
-    let machine = json!({"machine_id": machine_id, "name": format!("history {machine_id}"),
-                         "host": "local", "username": "runner"});
-    accepted(client.send("register_machine", ADMIN, machine).await);
-    let venv_id = uuid::Uuid::now_v7();
-    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "history"});
-    accepted(client.send("add_venv", ADMIN, venv).await);
-    let provisioned = json!({"venv_id": venv_id});
-    accepted(
-        client
-            .send("report_venv_provisioned", HISTORY, provisioned)
-            .await,
-    );
-    let run_id = uuid::Uuid::now_v7();
-    let start = json!({"run_id": run_id, "test_case_id": test_case_id, "venv_id": venv_id});
-    accepted(client.send("start_run", ADMIN, start).await);
-    let started = json!({"run_id": run_id});
-    accepted(client.send("report_run_started", HISTORY, started).await);
+    client.accept("define_test_case", ADMIN, test_case).await;
     let tests: Vec<_> = (0..14_000)
         .map(|i| {
             json!({"classname": "tests.test_suite_module_with_a_long_name",
@@ -165,14 +145,7 @@ async fn large_suite(client: &CommandClient, command: &str) -> (uuid::Uuid, uuid
                    "status": "passed", "duration_ms": 10 + i % 90})
         })
         .collect();
-    for (part, chunk) in tests.chunks(2_000).enumerate() {
-        let report = json!({"run_id": run_id, "part": part + 1, "tests": chunk});
-        accepted(client.send("report_run_tests", HISTORY, report).await);
-    }
-    let summary = json!({"passed": tests.len(), "failed": 0, "skipped": 0, "errors": 0});
-    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0,
-                          "summary": summary});
-    accepted(client.send("report_run_finished", HISTORY, finished).await);
+    let machine_id = suite_history(client, (ADMIN, HISTORY), test_case_id, &tests).await;
     (test_case_id, machine_id)
 }
 

@@ -37,7 +37,9 @@ pub use spy::{HttpSpy, SpiedRequest};
 /// gateway reads only through runledger-readmodel).
 pub use sqlx;
 pub use sshd::{TEST_USER, TestSshd, auth_lines};
-pub use test_results::{WOBBLY_MESSAGE, lab_for_reported_runs, reported_run, wobbly_suite};
+pub use test_results::{
+    WOBBLY_MESSAGE, lab_for_reported_runs, reported_run, suite_history, wobbly_suite,
+};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

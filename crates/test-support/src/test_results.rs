@@ -61,6 +61,47 @@ pub async fn reported_run(
     run_id
 }
 
+/// A passing whole run of `test_case_id` whose per-test results are `tests` (all `passed`), on
+/// a venv of a `local` machine of its own set up by `admin`, reported by `executor` as an
+/// executor reports a large report (in parts of 2,000 results, then the end): the suite's tests
+/// and durations a run group is split by. Returns that machine, which nothing else uses (a
+/// caller whose later runs must not land there retires it).
+pub async fn suite_history(
+    client: &CommandClient,
+    (admin, executor): (&str, &str),
+    test_case_id: Uuid,
+    tests: &[Value],
+) -> Uuid {
+    let machine_id = Uuid::now_v7();
+    let machine = json!({"machine_id": machine_id, "name": format!("history-{machine_id}"),
+                         "host": "local", "username": "runner"});
+    client.accept("register_machine", admin, machine).await;
+    let venv_id = Uuid::now_v7();
+    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "history"});
+    client.accept("add_venv", admin, venv).await;
+    let provisioned = json!({"venv_id": venv_id});
+    client
+        .accept("report_venv_provisioned", executor, provisioned)
+        .await;
+    let run_id = Uuid::now_v7();
+    let start = json!({"run_id": run_id, "test_case_id": test_case_id, "venv_id": venv_id});
+    client.accept("start_run", admin, start).await;
+    client
+        .accept("report_run_started", executor, json!({"run_id": run_id}))
+        .await;
+    for (part, chunk) in tests.chunks(2_000).enumerate() {
+        let report = json!({"run_id": run_id, "part": part + 1, "tests": chunk});
+        client.accept("report_run_tests", executor, report).await;
+    }
+    let summary = json!({"passed": tests.len(), "failed": 0, "skipped": 0, "errors": 0});
+    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0,
+                          "summary": summary});
+    client
+        .accept("report_run_finished", executor, finished)
+        .await;
+    machine_id
+}
+
 /// The results of a small suite's `n`-th run: `test_steady` passes (taking `n` × 10 ms),
 /// `test_wobbly`'s failure message: quotes, a backslash, a tab and a newline, which every layer
 /// that stores it must keep as they are.

@@ -21,7 +21,7 @@
 
 use clap::Parser;
 use runledger_executor::{ExecutorSettings, run as run_executor};
-use runledger_test_support::{CommandClient, TestLab, TestSshd, eventually};
+use runledger_test_support::{CommandClient, TestLab, TestSshd, eventually, suite_history};
 use runledger_types::TestCaseId;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -85,27 +85,6 @@ fn accepted(outcome: runledger_types::Outcome) -> runledger_types::Outcome {
 /// The previous run of the whole suite, reported as an executor would: on a venv of a machine
 /// of its own (retired afterwards), before the real executor starts.
 async fn history(client: &CommandClient, test_case_id: Uuid, durations: &[u64]) {
-    let machine_id = Uuid::now_v7();
-    let machine = json!({"machine_id": machine_id, "name": "history", "host": "local",
-                         "username": "runner"});
-    accepted(client.send("register_machine", ADMIN, machine).await);
-    let venv_id = Uuid::now_v7();
-    let venv = json!({"venv_id": venv_id, "machine_id": machine_id, "name": "history"});
-    accepted(client.send("add_venv", ADMIN, venv).await);
-    let provisioned = json!({"venv_id": venv_id});
-    accepted(
-        client
-            .send("report_venv_provisioned", HISTORY, provisioned)
-            .await,
-    );
-    let run_id = Uuid::now_v7();
-    let start = json!({"run_id": run_id, "test_case_id": test_case_id, "venv_id": venv_id});
-    accepted(client.send("start_run", ADMIN, start).await);
-    accepted(
-        client
-            .send("report_run_started", HISTORY, json!({"run_id": run_id}))
-            .await,
-    );
     let tests: Vec<Value> = durations
         .iter()
         .enumerate()
@@ -114,10 +93,7 @@ async fn history(client: &CommandClient, test_case_id: Uuid, durations: &[u64]) 
                    "status": "passed", "duration_ms": ms})
         })
         .collect();
-    let summary = json!({"passed": tests.len(), "failed": 0, "skipped": 0, "errors": 0});
-    let finished = json!({"run_id": run_id, "status": "passed", "exit_code": 0,
-                          "summary": summary, "tests": tests});
-    accepted(client.send("report_run_finished", HISTORY, finished).await);
+    let machine_id = suite_history(client, (ADMIN, HISTORY), test_case_id, &tests).await;
     accepted(
         client
             .send("retire_machine", ADMIN, json!({"machine_id": machine_id}))
