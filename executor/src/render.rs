@@ -81,9 +81,9 @@ pub enum RenderError {
     },
 }
 
-/// Most bytes of `RUNLEDGER_TESTS` (and of the node ids appended to a pytest command): Linux
-/// refuses a single argument or environment string over 128 KiB.
-pub const MAX_SELECTION_BYTES: usize = 100 * 1024;
+/// Most bytes of `RUNLEDGER_TESTS`, the same limit the handler refuses larger selections by
+/// (`selection_too_large`): a selection past it is in the log only from before that check.
+pub use runledger_types::command::MAX_SELECTION_BYTES;
 
 /// The variable that holds a run's selected tests, one `classname::name` per line.
 pub const TESTS_VARIABLE: &str = "RUNLEDGER_TESTS";

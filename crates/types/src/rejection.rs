@@ -67,6 +67,7 @@ codes! {
     RerunTestCaseMismatch => "rerun_test_case_mismatch": "A rerun names a run of another test case.",
     NothingToRerun => "nothing_to_rerun": "The rerun run has no failing test in its last attempt.",
     UnknownTest => "unknown_test": "A selected test was never reported by a run of the test case.",
+    SelectionTooLarge => "selection_too_large": "The selected tests' names would take more than the 100 KiB a run's `RUNLEDGER_TESTS` may carry.",
     GroupExists => "group_exists": "A group with this id already exists.",
     UnknownGroup => "unknown_group": "The group does not exist.",
     GroupFinished => "group_finished": "The group has already finished.",

@@ -194,7 +194,7 @@ fn member_views(row: &GroupRow, runs: &[RunRow]) -> Vec<GroupMemberView> {
     responses((status = 202, description = "Accepted", body = GroupAccepted),
               (status = 404, description = "Unknown test case or machine", body = crate::openapi::ErrorBody),
               (status = 409, description = "The group exists (`group_exists`), the test case has no whole-suite run yet (`no_test_history`), or runs as a Jenkins job (`not_a_group_test_case`)", body = crate::openapi::ErrorBody),
-              (status = 422, description = "Neither or both of `shards` and `matrix`, shards out of 1–64, more than 64 combinations, an env the test case does not let runs set, or a plan too large for one message of the event stream (`event_too_large`)", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Neither or both of `shards` and `matrix`, shards out of 1–64, more than 64 combinations, an env the test case does not let runs set, shards of a command other than pytest whose tests would not fit `RUNLEDGER_TESTS` (`selection_too_large`), or a plan too large for one message of the event stream (`event_too_large`)", body = crate::openapi::ErrorBody),
               (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,

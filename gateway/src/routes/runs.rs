@@ -324,7 +324,10 @@ pub async fn events(
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
     request_body(content = StartRunRequest),
     responses((status = 202, description = "Accepted: run_id, command_id, position", body = crate::openapi::AcceptedBody),
-              (status = 404, description = "Unknown test case, machine or venv", body = crate::openapi::ErrorBody), (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
+              (status = 404, description = "Unknown test case, machine or venv", body = crate::openapi::ErrorBody),
+              (status = 409, description = "The run exists, or a rerun names a run that has not finished, of another test case, or with no failing test (`nothing_to_rerun`)", body = crate::openapi::ErrorBody),
+              (status = 422, description = "Refused payload: an env the test case does not let runs set, a test no run reported (`unknown_test`), or a selection whose names would take more than the 100 KiB of `RUNLEDGER_TESTS` (`selection_too_large`)", body = crate::openapi::ErrorBody),
+              (status = 400, description = "Bad parameter", body = crate::openapi::ErrorBody), (status = 401, description = "No valid token", body = crate::openapi::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,

@@ -6,6 +6,7 @@
 //! per-actor queue cap) holds for them.
 
 use super::runs::{MAX_QUEUED_RUNS_PER_ACTOR, cancel_run, check_run_env};
+use super::selection::fits_one_variable;
 use super::{live_machine, reject, require_test_case};
 use crate::authz::{Principal, forbidden, principal};
 use crate::evolve;
@@ -16,7 +17,9 @@ use crate::groups::split::{
 use crate::groups::{member_run_id, verdict::verdict};
 use crate::scheduling::{assignment, free_venv_for, queue_reason};
 use crate::state::{Lab, RunPhase, RunSelector, TestCaseState};
-use runledger_types::command::{CancelGroup, CancelRun, Combination, SelectedTest, StartGroup};
+use runledger_types::command::{
+    CancelGroup, CancelRun, Combination, MAX_SELECTION_BYTES, SelectedTest, StartGroup,
+};
 use runledger_types::event::{
     GroupCancelRequested, GroupFinished, GroupKind, GroupMemberPlan, GroupMembership, GroupStarted,
     RunQueued, RunRequested,
@@ -132,7 +135,7 @@ fn shard_plan(
         .collect();
     let unknown_tests = tests.iter().filter(|t| t.p50_ms.is_none()).count();
     let known: Vec<u64> = tests.iter().filter_map(|t| t.p50_ms).collect();
-    let members = split_by_duration(&tests, shards as usize)
+    let members: Vec<GroupMemberPlan> = split_by_duration(&tests, shards as usize)
         .into_iter()
         .filter(|shard| pytest || !shard.tests.is_empty())
         .enumerate()
@@ -151,6 +154,20 @@ fn shard_plan(
             }
         })
         .collect();
+    if !pytest {
+        // Each shard is given its tests in `RUNLEDGER_TESTS`: every one must fit.
+        for member in &members {
+            fits_one_variable(&member.tests, |count, bytes| {
+                format!(
+                    "payload.shards: test case {}'s command is not one pytest invocation, so each \
+                     shard is given its tests in RUNLEDGER_TESTS, and shard {}'s {count} tests \
+                     take {bytes} bytes, more than the {MAX_SELECTION_BYTES} it may carry: split \
+                     into more shards",
+                    command.test_case_id, member.shard
+                )
+            })?;
+        }
+    }
     Ok(Plan {
         kind: GroupKind::Shards,
         members,

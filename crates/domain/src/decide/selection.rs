@@ -9,7 +9,9 @@
 
 use super::reject;
 use crate::state::{FinishedRun, Lab};
-use runledger_types::command::{MAX_SELECTED_TESTS, RerunOnly, SelectedTest, StartRun};
+use runledger_types::command::{
+    MAX_SELECTED_TESTS, MAX_SELECTION_BYTES, RerunOnly, SelectedTest, StartRun, selection_bytes,
+};
 use runledger_types::{Rejection, RejectionCode, RunId, TestCaseId, TestId};
 
 /// What `run_requested` records of a run's selection.
@@ -34,16 +36,42 @@ pub(super) fn select(lab: &Lab, command: &StartRun) -> Result<Selection, Rejecti
         Some(run_id) => Some((run_id, rerun_source(lab, run_id, command.test_case_id)?)),
         None => None,
     };
-    let tests = match (command.only, &source) {
-        (Some(RerunOnly::Failed), Some((run_id, source))) => failures(lab, *run_id, source)?,
+    let (tests, field) = match (command.only, &source) {
+        (Some(RerunOnly::Failed), Some((run_id, source))) => {
+            (failures(lab, *run_id, source)?, "payload.only")
+        }
         // `only` without `rerun_of` is refused when the payload is parsed.
-        (Some(RerunOnly::Failed), None) => Vec::new(),
-        (None, _) => by_id(lab, command.test_case_id, &command.tests)?,
+        (Some(RerunOnly::Failed), None) => (Vec::new(), "payload.only"),
+        (None, _) => (
+            by_id(lab, command.test_case_id, &command.tests)?,
+            "payload.tests",
+        ),
     };
+    fits_one_variable(&tests, |count, bytes| {
+        format!(
+            "{field}: the {count} selected tests' names take {bytes} bytes, more than the \
+             {MAX_SELECTION_BYTES} a run's RUNLEDGER_TESTS may carry: select fewer tests, or \
+             run the whole suite"
+        )
+    })?;
     Ok(Selection {
         rerun_of: command.rerun_of,
         tests,
     })
+}
+
+/// `selection_too_large`, with the message `why(count, bytes)`, when `tests` would take more
+/// than [`MAX_SELECTION_BYTES`] as `RUNLEDGER_TESTS`: refused here, where the caller hears of
+/// it, not when the executor cannot start the run.
+pub(super) fn fits_one_variable(
+    tests: &[SelectedTest],
+    why: impl FnOnce(usize, usize) -> String,
+) -> Result<(), Rejection> {
+    let bytes = selection_bytes(tests);
+    if bytes <= MAX_SELECTION_BYTES {
+        return Ok(());
+    }
+    reject(RejectionCode::SelectionTooLarge, why(tests.len(), bytes))
 }
 
 /// The run a rerun names: finished, and of the same test case.

@@ -203,6 +203,49 @@ fn a_shard_left_without_tests_is_dropped_unless_pytest_may_give_it_some() {
 }
 
 #[test]
+fn shards_of_another_command_must_fit_runledger_tests() {
+    // 3,000 tests of 77 bytes as `classname::name`: 234 KB in all.
+    let tests: Vec<TestResult> = (0..3_000)
+        .map(|i| {
+            result(
+                &format!("test_a_rather_descriptive_and_long_name_{i:05}_of_the_suite"),
+                5,
+            )
+        })
+        .collect();
+    let history = with_command(
+        all([
+            world(),
+            vec![requested(r(1), MEMBER)],
+            assigned(r(1), v(1), m(1)).to_vec(),
+            vec![started(r(1), "e1")],
+            vec![Event::RunFinished(RunFinished {
+                run_id: r(1),
+                status: RunStatus::Passed,
+                exit_code: Some(0),
+                summary: None,
+                reason: None,
+                error_code: None,
+                tests,
+            })],
+            vec![released(v(1), r(1))],
+        ]),
+        "make test",
+    );
+    // Two shards of 117 KB each would not be given their tests: refused, nothing starts.
+    given(&history)
+        .when(MEMBER, shards(g(1), 2))
+        .then_reject(RejectionCode::SelectionTooLarge);
+    // Three of 78 KB each are.
+    let (events, _) = given(&history).when(MEMBER, shards(g(1), 3)).events();
+    assert_eq!(group_started(&events).members.len(), 3);
+    // pytest shards read their tests from the split: two are fine.
+    let pytest = with_command(history, "pytest -q");
+    let (events, _) = given(&pytest).when(MEMBER, shards(g(1), 2)).events();
+    assert_eq!(group_started(&events).members.len(), 2);
+}
+
+#[test]
 fn a_matrix_runs_the_whole_suite_once_per_combination_with_its_env_and_python() {
     let mut history = all([
         base(),

@@ -253,3 +253,49 @@ fn nothing_failed_nothing_to_rerun_but_a_plain_rerun_links() {
         .when(MEMBER, rerun(None, Vec::new()))
         .then_expect(&expected(Vec::new()));
 }
+
+/// r1 failed `count` tests with long names (about 80 bytes each as `classname::name`).
+fn failed_r1_with_many_failures(count: usize) -> Vec<Event> {
+    let failures: Vec<TestResult> = (0..count)
+        .map(|i| {
+            result(
+                "tests.test_a_module_with_a_long_name",
+                &format!("test_a_rather_descriptive_name_{i:05}"),
+                TestOutcome::Failed,
+            )
+        })
+        .collect();
+    all([
+        world(),
+        vec![requested(r(1), MEMBER)],
+        assigned(r(1), v(1), m(1)).to_vec(),
+        vec![started(r(1), "e1")],
+        vec![ended(RunStatus::Failed, failures)],
+        vec![released(v(1), r(1))],
+    ])
+}
+
+#[test]
+fn a_selection_too_large_for_runledger_tests_is_refused_when_asked_for() {
+    // 1,000 failures take about 73 KB: rerun.
+    let (events, _) = given(&failed_r1_with_many_failures(1_000))
+        .when(MEMBER, rerun(Some(RerunOnly::Failed), Vec::new()))
+        .events();
+    assert!(matches!(&events[0], Event::RunRequested(e) if e.tests.len() == 1_000));
+    // 1,500 take about 110 KB, more than RUNLEDGER_TESTS carries: refused, nothing queued.
+    given(&failed_r1_with_many_failures(1_500))
+        .when(MEMBER, rerun(Some(RerunOnly::Failed), Vec::new()))
+        .then_reject(RejectionCode::SelectionTooLarge);
+    // The same tests named by id.
+    let ids: Vec<TestId> = (0..1_500)
+        .map(|i| {
+            id(
+                "tests.test_a_module_with_a_long_name",
+                &format!("test_a_rather_descriptive_name_{i:05}"),
+            )
+        })
+        .collect();
+    given(&failed_r1_with_many_failures(1_500))
+        .when(MEMBER, rerun(None, ids))
+        .then_reject(RejectionCode::SelectionTooLarge);
+}

@@ -11,6 +11,19 @@ use utoipa::ToSchema;
 /// Most tests one run may select (`tests`, or the failures `only: "failed"` picks).
 pub const MAX_SELECTED_TESTS: usize = 10_000;
 
+/// Most bytes a run's selection may take as `RUNLEDGER_TESTS` (one `classname::name` per line;
+/// [`selection_bytes`]): Linux refuses a single argument or environment string over 128 KiB.
+pub const MAX_SELECTION_BYTES: usize = 100 * 1024;
+
+/// How many bytes `tests` take as `RUNLEDGER_TESTS`: each `classname::name`, newline-separated.
+pub fn selection_bytes(tests: &[SelectedTest]) -> usize {
+    let names: usize = tests
+        .iter()
+        .map(|test| test.classname.len() + "::".len() + test.name.len())
+        .sum();
+    names + tests.len().saturating_sub(1)
+}
+
 /// `start_run`: run a test case in a free venv chosen by `venv_id`, `machine_id` or `labels`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
