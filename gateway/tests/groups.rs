@@ -7,7 +7,9 @@
 mod common;
 
 use reqwest::{Method, StatusCode};
-use runledger_test_support::{CommandClient, TestLab, lab_for_reported_runs, reported_run};
+use runledger_test_support::{
+    CommandClient, TestLab, lab_for_reported_runs, reported_run, suite_history,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -223,6 +225,29 @@ async fn bad_group_requests_get_documented_answers() {
             .await;
         assert_eq!(status, expected, "{body} → {answer}");
     }
+    // Shards of a command other than pytest are given their tests in RUNLEDGER_TESTS: 1,500
+    // tests of 85 bytes do not fit in one shard's 100 KiB, and fit in two.
+    let make = Uuid::now_v7();
+    let test_case = json!({"test_case_id": make, "name": "make", "command": "make test"});
+    lab.client()
+        .accept("define_test_case", ADMIN, test_case)
+        .await;
+    let tests: Vec<Value> = (0..1_500)
+        .map(|i| {
+            json!({"classname": "tests.test_a_module_with_a_long_name", "status": "passed",
+                   "name": format!("test_a_rather_descriptive_and_long_name_{i:05}"),
+                   "duration_ms": 5})
+        })
+        .collect();
+    suite_history(&lab.client(), (ADMIN, EXEC), make, &tests).await;
+    let body = json!({"test_case_id": make, "shards": 1});
+    let (status, answer) = api.send(Method::POST, "/api/v1/groups", Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["code"], "selection_too_large", "{answer}");
+    let body = json!({"test_case_id": make, "shards": 2});
+    let (status, answer) = api.send(Method::POST, "/api/v1/groups", Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
     let (status, _) = api.get("/api/v1/groups/not-a-uuid").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = api.get(&format!("/api/v1/groups/{}", Uuid::now_v7())).await;
