@@ -150,9 +150,9 @@ async fn large_suite(client: &CommandClient, command: &str) -> (uuid::Uuid, uuid
 }
 
 /// A large suite's split is recorded in parts that each fit one NATS message; a decision that
-/// would still record an event too large for one (the single shard of a command other than
-/// pytest names all 14,000 tests in its `run_requested`) is refused with `event_too_large`; and
-/// the relay, which could never publish such an event, goes on publishing what follows.
+/// would still record an event too large for one (a test case whose file fills the command's
+/// message) is refused with `event_too_large`; and the relay, which could never publish such
+/// an event, goes on publishing what follows.
 #[tokio::test]
 async fn large_splits_go_in_parts_and_an_event_too_large_for_one_message_is_refused() {
     let lab = TestLab::create().await;
@@ -182,13 +182,17 @@ async fn large_splits_go_in_parts_and_an_event_too_large_for_one_message_is_refu
         "1.5 MB of names in parts of at most 256 KiB: {parts}"
     );
 
-    let (other, _) = large_suite(&client, "make test").await;
-    let group = json!({"group_id": uuid::Uuid::now_v7(), "test_case_id": other, "shards": 1});
-    let refused = client.send("start_group", ADMIN, group).await;
+    // A test case whose file all but fills the command's message (1 MiB): its
+    // `test_case_defined`, the same file with the log record's fields and headers around it,
+    // would be about 400 bytes past what NATS carries, and the relay would retry it forever.
+    let test_case = json!({"test_case_id": uuid::Uuid::now_v7(), "name": "full",
+                           "command": "pytest",
+                           "files": [{"path": "big.txt", "content": "x".repeat(1_048_200)}]});
+    let refused = client.send("define_test_case", ADMIN, test_case).await;
     let error = refused.error.expect("refused");
     assert_eq!(error.code.as_str(), "event_too_large", "{error:?}");
     assert!(
-        error.message.contains("`run_requested`"),
+        error.message.contains("`test_case_defined`"),
         "{}",
         error.message
     );
