@@ -158,14 +158,7 @@ fn span_ms(from: &Value, to: &Value) -> i64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    // RUST_LOG=runledger_executor=debug shows each run's stages with their times.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    runledger_tests::init_tracing();
     let durations = durations(args.tests, args.total_seconds * 1000.0);
     let total: u64 = durations.iter().sum();
     let longest = durations.iter().copied().max().unwrap_or(0);

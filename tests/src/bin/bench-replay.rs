@@ -256,13 +256,7 @@ async fn bench(db: &TestDb, args: &Args) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    runledger_tests::init_tracing();
     let db = TestDb::create().await;
     eprintln!("database {}", db.name);
     let result = bench(&db, &args).await;

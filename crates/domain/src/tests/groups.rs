@@ -47,9 +47,12 @@ fn suite_known_with_venvs(venvs: u128) -> Vec<Event> {
         result("d", 1_000),
     ];
     let more: Vec<Event> = (2..=venvs).flat_map(|n| free_venv(v(n), m(1))).collect();
+    all([world(), more, whole_run(tests)])
+}
+
+/// r1 ran the whole suite on v1 and passed with `tests`; v1 is free again.
+fn whole_run(tests: Vec<TestResult>) -> Vec<Event> {
     all([
-        world(),
-        more,
         vec![requested(r(1), MEMBER)],
         assigned(r(1), v(1), m(1)).to_vec(),
         vec![started(r(1), "e1")],
@@ -213,25 +216,7 @@ fn shards_of_another_command_must_fit_runledger_tests() {
             )
         })
         .collect();
-    let history = with_command(
-        all([
-            world(),
-            vec![requested(r(1), MEMBER)],
-            assigned(r(1), v(1), m(1)).to_vec(),
-            vec![started(r(1), "e1")],
-            vec![Event::RunFinished(RunFinished {
-                run_id: r(1),
-                status: RunStatus::Passed,
-                exit_code: Some(0),
-                summary: None,
-                reason: None,
-                error_code: None,
-                tests,
-            })],
-            vec![released(v(1), r(1))],
-        ]),
-        "make test",
-    );
+    let history = with_command(all([world(), whole_run(tests)]), "make test");
     // Two shards of 117 KB each would not be given their tests: refused, nothing starts.
     given(&history)
         .when(MEMBER, shards(g(1), 2))
