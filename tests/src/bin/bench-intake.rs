@@ -61,6 +61,9 @@ struct Projection {
     rss_kib: u64,
 }
 
+/// How many actors the `start_run` commands come from.
+const ACTORS: usize = 100;
+
 /// Publish acks a publisher leaves unawaited at most.
 const ACK_WINDOW: usize = 4096;
 
@@ -126,7 +129,7 @@ async fn register_lab(client: &CommandClient, args: &Args) -> Lab {
     let test_cases: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
     let defined = test_cases.iter().enumerate().map(|(i, id)| ("define_test_case", "admin", json!({"test_case_id": id,
         "name": format!("suite-{i}"), "command": "pytest -q --junitxml=report.xml tests/", "junit_xml": "report.xml",
-        "env": {"PYTHONHASHSEED": "0"}, "timeout_s": 900}))).collect();
+        "env": {"PYTHONHASHSEED": "0"}, "env_overridable": ["BUILD_NUMBER"], "timeout_s": 900}))).collect();
     send_all(client, defined).await;
     Lab {
         machines,
@@ -144,8 +147,11 @@ fn start_run_body(lab: &Lab, index: usize) -> Vec<u8> {
                "labels": [format!("rack{}", index % 10)], "env": {"BUILD_NUMBER": index.to_string()}})
     };
     let id = Uuid::now_v7();
+    // One actor may have at most 1,000 runs queued (too_many_queued_runs): the runs come from
+    // 100 CI jobs, 1,000 each.
+    let actor = format!("jenkins-{}", index % ACTORS);
     serde_json::to_vec(
-        &json!({"command_id": id, "type": "start_run", "actor": "jenkins", "payload": payload}),
+        &json!({"command_id": id, "type": "start_run", "actor": actor, "payload": payload}),
     )
     .unwrap()
 }
