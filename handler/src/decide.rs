@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use runledger_domain::{Lab, decide, evolve_compact};
 use runledger_store::{AppendBatch, CommandRecord};
 use runledger_types::envelope::CommandMeta;
-use runledger_types::event::CommandRejected;
+use runledger_types::event::{CommandRejected, json_len};
 use runledger_types::{Event, EventId, NewEvent, Rejection, RejectionCode};
 
 /// The time events are recorded with, at the log's precision (microseconds), so an event handed
@@ -75,7 +75,7 @@ pub(crate) fn max_event_bytes(max_payload: usize) -> usize {
 fn fitting(events: Vec<Event>, max_event_bytes: usize) -> Result<Vec<Event>, Rejection> {
     let Some((event, bytes)) = events
         .iter()
-        .map(|event| (event, event.json_len()))
+        .map(|event| (event, json_len(event)))
         .find(|(_, bytes)| *bytes > max_event_bytes)
     else {
         return Ok(events);
@@ -154,7 +154,6 @@ fn record(
 mod tests {
     use super::*;
     use runledger_types::CommandId;
-    use runledger_types::event::CommandRejected;
 
     fn rejected_event(message_bytes: usize) -> Event {
         Event::CommandRejected(CommandRejected {
@@ -174,7 +173,7 @@ mod tests {
     #[test]
     fn a_decision_with_an_event_past_the_limit_is_refused_whole() {
         let small = rejected_event(10);
-        let limit = small.json_len() + 100;
+        let limit = json_len(&small) + 100;
         assert_eq!(fitting(vec![small.clone()], limit), Ok(vec![small.clone()]));
         let refused = fitting(vec![small, rejected_event(200)], limit).unwrap_err();
         assert_eq!(refused.code, RejectionCode::EventTooLarge);

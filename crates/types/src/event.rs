@@ -140,13 +140,6 @@ impl Event {
         }
     }
 
-    /// How many bytes the event takes as JSON (`{"type": …, "data": …}`, a little more than its
-    /// `data` alone): what decides whether it fits in one message of the event stream. An event
-    /// that does not serialise counts as `usize::MAX`.
-    pub fn json_len(&self) -> usize {
-        json_len(self)
-    }
-
     /// The event's `data` as JSON text, as stored in the log and published.
     pub fn data_json(&self) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
         match self {
@@ -711,7 +704,8 @@ pub struct CommandRejected {
 }
 
 /// How many bytes `value` takes as JSON, counted without keeping them; `usize::MAX` for a value
-/// that does not serialise.
+/// that does not serialise. For an event (`{"type": …, "data": …}`, a little more than its
+/// `data` alone) it decides whether the event fits in one message of the event stream.
 pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
     let mut counter = ByteCounter(0);
     match serde_json::to_writer(&mut counter, value) {
@@ -763,8 +757,8 @@ mod tests {
         );
         assert!(Event::from_raw_parts("no_such_event", "{}").is_err());
         let whole = serde_json::to_vec(&event).expect("serialises").len();
-        assert_eq!(event.json_len(), whole);
-        assert!(event.json_len() > raw.get().len());
+        assert_eq!(json_len(&event), whole);
+        assert!(json_len(&event) > raw.get().len());
         assert!(event.stream_id().as_str().starts_with("command-"));
     }
 }

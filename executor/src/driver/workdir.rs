@@ -49,18 +49,15 @@ async fn end_leftovers(
     script: &str,
     code_of: impl Fn(TransportErrorKind) -> ErrorCode,
 ) -> Result<(), InfraError> {
-    let failed = |detail: String| InfraError {
-        code: ErrorCode::UploadFailed,
-        detail,
-    };
     match transport
         .exec_quiet(&render::ssh_exec_line(os, script))
         .await
     {
         Ok(RemoteExit::Code(0)) => Ok(()),
-        Ok(exit) => Err(failed(format!(
-            "creating the working directory failed: {exit:?}"
-        ))),
+        Ok(exit) => Err(InfraError {
+            code: ErrorCode::UploadFailed,
+            detail: format!("creating the working directory failed: {exit:?}"),
+        }),
         Err(error) => Err(InfraError {
             code: code_of(error.kind()),
             detail: format!("creating the working directory failed: {error}"),

@@ -227,8 +227,12 @@ fn request_members(
             .members
             .iter()
             .map(|member| GroupMemberPlan {
+                shard: member.shard,
+                run_id: member.run_id,
+                // They follow in `group_tests_planned` parts.
                 tests: Vec::new(),
-                ..member.clone()
+                predicted_ms: member.predicted_ms,
+                combination: member.combination.clone(),
             })
             .collect(),
         unknown_tests: plan.unknown_tests,

@@ -62,7 +62,7 @@ mod tests {
             assert_eq!(part.shard, 3);
             assert!(json_len(&part.tests) <= MAX_PLANNED_TESTS_BYTES);
             // With the event's own fields it still fits well inside one NATS message.
-            assert!(Event::GroupTestsPlanned(part.clone()).json_len() < 300 * 1024);
+            assert!(json_len(&Event::GroupTestsPlanned(part.clone())) < 300 * 1024);
         }
         let joined: Vec<SelectedTest> = parts.into_iter().flat_map(|p| p.tests).collect();
         assert_eq!(joined, tests);
